@@ -1,0 +1,78 @@
+# Corral's one-word targets. `make run` and `make test` do all set-up on a fresh Debian 12.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+JOBS ?= $(shell nproc)
+export CORRAL_ENGINE_DIR := $(shell scripts/engine.sh --print)
+CORRAL := build/release/bin/corral
+
+.PHONY: run test setup engine build build-asan build-tsan build-fuzz models fuzz format format-check tidy bench clean help
+
+help:
+	@echo "make run    - set up, build, make the default models, start Corral and stream an answer"
+	@echo "make test   - set up, build (release + asan-ubsan + fuzz), run every test through ctest"
+	@echo "make format | format-check | tidy | bench | clean"
+
+setup:
+	@scripts/setup.sh
+
+engine: setup
+	@scripts/engine.sh >/dev/null
+
+# Configure once per preset (again when the engine directory changes), then build.
+define configure
+	@if ! grep -qs "CORRAL_ENGINE_DIR:PATH=$(CORRAL_ENGINE_DIR)$$" build/$(1)/CMakeCache.txt; then \
+	  cmake --preset $(1) >build/$(1).configure.log 2>&1 || { cat build/$(1).configure.log; exit 1; }; fi
+endef
+
+build: engine
+	@mkdir -p build
+	$(call configure,release)
+	@cmake --build --preset release -j $(JOBS)
+
+build-asan: engine
+	@mkdir -p build
+	$(call configure,asan-ubsan)
+	@cmake --build --preset asan-ubsan -j $(JOBS) --target corral corral_unit_tests
+
+build-tsan: engine
+	@mkdir -p build
+	$(call configure,tsan)
+	@cmake --build --preset tsan -j $(JOBS) --target corral corral_tsan_tests
+
+build-fuzz: engine
+	@mkdir -p build
+	$(call configure,fuzz)
+	@cmake --build --preset fuzz -j $(JOBS) --target corral_fuzzers
+
+models: build
+	@scripts/default-models.sh $(CORRAL)
+
+run: models
+	@scripts/demo.sh $(CORRAL)
+
+# Sanitizer and fuzz runs first; the release ctest run (unit + integration) last, so its
+# summary ends the output.
+test: build build-asan build-tsan build-fuzz
+	@scripts/fuzz-smoke.sh build/fuzz
+	@ctest --preset asan-ubsan -j $(JOBS) -L 'unit|asan' --no-tests=error
+	@if ctest --preset tsan -N -L tsan | grep -q 'Total Tests: [1-9]'; then ctest --preset tsan -j $(JOBS) -L tsan; fi
+	@ctest --preset release -j $(JOBS) --no-tests=error
+
+fuzz: build-fuzz
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/fuzz-smoke.sh build/fuzz
+
+bench: models
+	@$(CORRAL) bench --out bench/results
+
+format:
+	@git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+format-check:
+	@git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
+
+tidy: build
+	@git ls-files 'src/*.cc' | xargs clang-tidy -p build/release --quiet
+
+clean:
+	rm -rf build

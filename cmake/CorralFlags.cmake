@@ -1,0 +1,33 @@
+# Warnings and sanitizers for Corral's own targets (never for the engine).
+add_library(corral_flags INTERFACE)
+target_compile_options(corral_flags INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align
+  -Woverloaded-virtual -Wimplicit-fallthrough -Wno-missing-field-initializers)
+if(CORRAL_WERROR)
+  target_compile_options(corral_flags INTERFACE -Werror)
+endif()
+
+if(CORRAL_SANITIZE STREQUAL "asan-ubsan")
+  set(_san -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  target_compile_options(corral_flags INTERFACE ${_san})
+  target_link_options(corral_flags INTERFACE ${_san})
+elseif(CORRAL_SANITIZE STREQUAL "tsan")
+  set(_san -fsanitize=thread -fno-omit-frame-pointer)
+  target_compile_options(corral_flags INTERFACE ${_san})
+  target_link_options(corral_flags INTERFACE ${_san})
+elseif(CORRAL_SANITIZE)
+  message(FATAL_ERROR "CORRAL_SANITIZE must be '', 'asan-ubsan' or 'tsan'")
+endif()
+if(CORRAL_FUZZ)
+  target_compile_options(corral_flags INTERFACE -fsanitize=fuzzer-no-link,address,undefined)
+  target_link_options(corral_flags INTERFACE -fsanitize=address,undefined)
+endif()
+
+# corral_module(NAME SOURCES ... DEPS ...): one folder, one target; DEPS is the module's
+# allowed dependency list (DESIGN.md: common <- catalog/supervisor/proxy <- control <- daemon/cli).
+function(corral_module name)
+  cmake_parse_arguments(M "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(corral_${name} STATIC ${M_SOURCES})
+  target_include_directories(corral_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(corral_${name} PUBLIC corral_flags ${M_DEPS})
+endfunction()

@@ -1,0 +1,39 @@
+// corral: the CLI entry point. Parses the command line with CLI11 and runs one subcommand.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/exit_codes.h"
+
+int main(int argc, char** argv) {
+  using corral::cli::ExitCode;
+  CLI::App app{"corral: a zero-overhead manager for local LLMs served by llama.cpp", "corral"};
+  app.require_subcommand(0, 1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+
+  corral::cli::GlobalOptions global;
+  corral::config::AddFlags(app, global.flags);
+  bool show_version = false;
+  app.add_flag("-V,--version", show_version, "Print Corral's version and the llama.cpp commit it found");
+
+  corral::cli::RunFn run;
+  for (auto fn : corral::cli::CommandRegistry()) fn(app, global, run);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return corral::cli::ToInt(ExitCode::kUsage);
+  }
+  if (show_version && !run) return corral::cli::PrintVersion(global);
+  if (!run) {
+    std::cout << app.help();
+    return corral::cli::ToInt(ExitCode::kUsage);
+  }
+  return run();
+}

@@ -1,0 +1,224 @@
+#include "config/options.h"
+
+#include <CLI/CLI.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <sstream>
+
+#include "common/fs.h"
+#include "common/paths.h"
+
+namespace corral::config {
+namespace {
+
+constexpr uint64_t kMaxConfigBytes = 4 << 20;
+
+// The registry. Add new options here and a field to Config; Apply() maps them.
+const std::vector<OptionDef>& Registry() {
+  static const std::vector<OptionDef> kOptions = {
+      {"model_paths", "--model-path", "CORRAL_MODEL_PATHS", "",
+       "Directories or GGUF files to scan for models, besides the default model directory "
+       "(" "$XDG_DATA_HOME/corral/models" ") and the caches of other tools. Env: ':'-separated.",
+       OptionType::kPathList},
+      {"llama_server", "--llama-server", "CORRAL_LLAMA_SERVER", "",
+       "The llama-server binary to launch. Empty: llama-server on PATH, else the pinned build.",
+       OptionType::kPath},
+      {"listen", "--listen", "CORRAL_LISTEN", "127.0.0.1:11450",
+       "Proxy listen address HOST:PORT. Loopback unless told otherwise.", OptionType::kString},
+      {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info",
+       "Log level: trace, debug, info, warn, error.", OptionType::kString},
+  };
+  return kOptions;
+}
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ':') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& values) {
+  std::string key = def.key;
+  std::string one = values.empty() ? std::string() : values.back();
+  if (def.type == OptionType::kPath) one = ExpandHome(one);
+  if (key == "model_paths") {
+    c.model_paths.clear();
+    for (const auto& v : values) c.model_paths.push_back(ExpandHome(v));
+  } else if (key == "llama_server") {
+    c.llama_server = one;
+  } else if (key == "listen") {
+    if (!one.empty() && one.find(':') == std::string::npos) {
+      return InvalidArgument("listen must be HOST:PORT, got '" + one + "'");
+    }
+    c.listen = one;
+  } else if (key == "log_level") {
+    static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
+    bool known = false;
+    for (const char* l : kLevels) known = known || one == l;
+    if (!known) return InvalidArgument("log_level must be trace|debug|info|warn|error, got '" + one + "'");
+    c.log_level = one;
+  } else {
+    return Internal(std::string("option without a Config field: ") + def.key);
+  }
+  return Status::Ok();
+}
+
+// The current value of an option as text (the inverse of Assign).
+std::vector<std::string> Get(const Config& c, const OptionDef& def) {
+  std::string key = def.key;
+  if (key == "model_paths") return c.model_paths;
+  if (key == "llama_server") return {c.llama_server};
+  if (key == "listen") return {c.listen};
+  if (key == "log_level") return {c.log_level};
+  return {};
+}
+
+Result<std::vector<std::string>> YamlValues(const YAML::Node& node, const OptionDef& def) {
+  std::vector<std::string> out;
+  if (def.type == OptionType::kPathList) {
+    if (node.IsScalar()) {
+      out.push_back(node.as<std::string>());
+    } else if (node.IsSequence()) {
+      for (const auto& item : node) {
+        if (!item.IsScalar()) return InvalidArgument(std::string(def.key) + " must be a list of strings");
+        out.push_back(item.as<std::string>());
+      }
+    } else if (!node.IsNull()) {
+      return InvalidArgument(std::string(def.key) + " must be a list of strings");
+    }
+    return out;
+  }
+  if (!node.IsScalar()) return InvalidArgument(std::string(def.key) + " must be a single value");
+  out.push_back(node.as<std::string>());
+  return out;
+}
+
+}  // namespace
+
+const std::vector<OptionDef>& Options() { return Registry(); }
+
+Status ApplyConfigText(Config& c, const std::string& text, const std::string& file_name) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(file_name + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  if (!root.IsNull() && !root.IsMap()) return InvalidArgument(file_name + ": the top level must be a mapping");
+  if (root.IsNull()) return Status::Ok();
+  for (const auto& def : Registry()) {
+    YAML::Node node;
+    try {
+      node = root[def.key];
+    } catch (const YAML::Exception& e) {
+      return InvalidArgument(file_name + ": " + e.msg);
+    }
+    if (!node) continue;
+    auto values = YamlValues(node, def);
+    if (!values.ok()) return values.status().WithContext(file_name);
+    Status st = Assign(c, def, *values);
+    if (!st.ok()) return st.WithContext(file_name);
+    c.source[def.key] = "file";
+  }
+  return Status::Ok();
+}
+
+void AddFlags(CLI::App& app, FlagValues& out) {
+  app.add_option("--config", out.config_file,
+                 "Config file (default $XDG_CONFIG_HOME/corral/config.yaml; env CORRAL_CONFIG)")
+      ->type_name("FILE");
+  for (const auto& def : Registry()) {
+    if (def.flag == nullptr) continue;
+    auto* opt = app.add_option(def.flag, out.by_key[def.key], def.help);
+    if (def.type != OptionType::kPathList) opt->expected(1);
+    if (def.env != nullptr) opt->description(std::string(def.help) + " (env " + def.env + ")");
+    opt->type_name(def.type == OptionType::kPathList ? "PATH..." : "VALUE");
+  }
+}
+
+Result<Config> Load(const FlagValues& flags) {
+  Config c;
+  c.config_file = flags.config_file;
+  if (c.config_file.empty()) {
+    const char* env = std::getenv("CORRAL_CONFIG");
+    c.config_file = (env != nullptr && *env != '\0') ? std::string(env) : DefaultConfigFile();
+  }
+  c.config_file = ExpandHome(c.config_file);
+
+  for (const auto& def : Registry()) {
+    CORRAL_RETURN_IF_ERROR(Assign(c, def,
+                                  def.type == OptionType::kPathList ? SplitList(def.default_value)
+                                                                    : std::vector<std::string>{def.default_value}));
+    c.source[def.key] = "default";
+  }
+
+  // The file. Only a file that exists is read; a bad one is an error, never ignored.
+  auto text = ReadFileBounded(c.config_file, kMaxConfigBytes);
+  if (text.ok()) {
+    CORRAL_RETURN_IF_ERROR(ApplyConfigText(c, *text, c.config_file));
+  } else if (text.status().code() != StatusCode::kIoError || ::access(c.config_file.c_str(), F_OK) == 0) {
+    return text.status().WithContext("reading the config file");
+  }
+
+  for (const auto& def : Registry()) {
+    if (def.env == nullptr) continue;
+    const char* v = std::getenv(def.env);
+    if (v == nullptr) continue;
+    std::vector<std::string> values =
+        def.type == OptionType::kPathList ? SplitList(v) : std::vector<std::string>{v};
+    Status st = Assign(c, def, values);
+    if (!st.ok()) return st.WithContext(std::string("environment variable ") + def.env);
+    c.source[def.key] = "env";
+  }
+
+  for (const auto& def : Registry()) {
+    auto it = flags.by_key.find(def.key);
+    if (it == flags.by_key.end() || it->second.empty()) continue;
+    Status st = Assign(c, def, it->second);
+    if (!st.ok()) return st.WithContext(std::string("flag ") + def.flag);
+    c.source[def.key] = "flag";
+  }
+  return c;
+}
+
+std::string Describe(const Config& c) {
+  std::ostringstream out;
+  out << "# config file: " << c.config_file << "\n";
+  for (const auto& def : Registry()) {
+    auto it = c.source.find(def.key);
+    std::string src = it == c.source.end() ? "default" : it->second;
+    std::vector<std::string> values = Get(c, def);
+    if (def.type == OptionType::kPathList) {
+      out << def.key << ":" << (values.empty() ? " []" : "") << "  # " << src << "\n";
+      for (const auto& v : values) out << "  - \"" << v << "\"\n";
+    } else {
+      out << def.key << ": \"" << (values.empty() ? "" : values[0]) << "\"  # " << src << "\n";
+    }
+  }
+  return out.str();
+}
+
+std::string OptionsMarkdown() {
+  std::ostringstream out;
+  out << "| config key | flag | environment | default | meaning |\n|---|---|---|---|---|\n";
+  for (const auto& d : Registry()) {
+    out << "| `" << d.key << "` | " << (d.flag ? std::string("`") + d.flag + "`" : "") << " | "
+        << (d.env ? std::string("`") + d.env + "`" : "") << " | `" << d.default_value << "` | " << d.help
+        << " |\n";
+  }
+  return out.str();
+}
+
+}  // namespace corral::config
