@@ -241,7 +241,9 @@ std::string BaseName(const ModelInfo& info, const std::string& fallback_path) {
   std::string out = family;
   const std::string finetune = Slug(info.finetune);
   if (!finetune.empty() && !HasToken(out, finetune)) out += "-" + finetune;
-  const std::string size = !info.size_label.empty() ? Slug(info.size_label) : SizeSlug(info.n_params);
+  const std::string size = !info.size_label.empty() ? Slug(info.size_label)
+                           : info.n_params != 0     ? SizeSlug(info.n_params)
+                                                    : std::string();
   if (!size.empty() && !HasToken(out, size) && !HasSizeToken(out)) out += "-" + size;
   if (!quant.empty()) out += "-" + quant;
   return out;

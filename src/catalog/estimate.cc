@@ -16,7 +16,8 @@
 namespace corral::catalog {
 namespace {
 
-constexpr uint32_t kCellPad = 256;  // llama.cpp pads the KV cache to this many cells
+constexpr uint32_t kCellPad = 256;        // llama.cpp pads the KV cache to this many cells
+constexpr uint32_t kMaxLayers = 1 << 16;  // more than any real model; a bigger block_count is a lie
 
 uint64_t Pad(uint64_t n, uint64_t to) {
   return (n + to - 1) / to * to;
@@ -58,6 +59,9 @@ Result<MemoryEstimate> EstimateMemory(const Model& m, uint32_t n_ctx, std::strin
   if (n_ctx == 0) n_ctx = in.n_ctx_train;
   if (n_ctx == 0) return InvalidArgument(m.name + ": no context given and the file has no native context");
   if (opt.n_ubatch == 0 || opt.n_seq == 0) return InvalidArgument("n_ubatch and n_seq must be positive");
+  if (in.n_layer > kMaxLayers) {
+    return InvalidArgument(m.name + ": block_count " + std::to_string(in.n_layer) + " is implausible; no estimate");
+  }
   CORRAL_ASSIGN_OR_RETURN(const GgmlTypeTraits* tk, CacheType(cache_type_k));
   CORRAL_ASSIGN_OR_RETURN(const GgmlTypeTraits* tv, CacheType(cache_type_v));
 

@@ -574,7 +574,8 @@ uint64_t GgufFile::ParamCount() const {
 }
 
 Result<GgufFile> ReadGgufFile(const std::string& path, const GgufReadOptions& options) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO named *.gguf must not hang the listing (it is refused below).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return ErrnoError("opening " + path, errno);
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
