@@ -1,7 +1,7 @@
 #include "config/options.h"
 
-#include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
+#include <CLI/CLI.hpp>
 
 #include <unistd.h>
 
@@ -21,15 +21,16 @@ const std::vector<OptionDef>& Registry() {
   static const std::vector<OptionDef> kOptions = {
       {"model_paths", "--model-path", "CORRAL_MODEL_PATHS", "",
        "Directories or GGUF files to scan for models, besides the default model directory "
-       "(" "$XDG_DATA_HOME/corral/models" ") and the caches of other tools. Env: ':'-separated.",
+       "("
+       "$XDG_DATA_HOME/corral/models"
+       ") and the caches of other tools. Env: ':'-separated.",
        OptionType::kPathList},
       {"llama_server", "--llama-server", "CORRAL_LLAMA_SERVER", "",
-       "The llama-server binary to launch. Empty: llama-server on PATH, else the pinned build.",
-       OptionType::kPath},
+       "The llama-server binary to launch. Empty: llama-server on PATH, else the pinned build.", OptionType::kPath},
       {"listen", "--listen", "CORRAL_LISTEN", "127.0.0.1:11450",
        "Proxy listen address HOST:PORT. Loopback unless told otherwise.", OptionType::kString},
-      {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info",
-       "Log level: trace, debug, info, warn, error.", OptionType::kString},
+      {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info", "Log level: trace, debug, info, warn, error.",
+       OptionType::kString},
       // Catalog sources (issue 4): each cache of another tool can be switched off.
       {"scan_huggingface", nullptr, "CORRAL_SCAN_HUGGINGFACE", "true",
        "List models in the Hugging Face hub cache (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub).",
@@ -87,11 +88,13 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     c.log_level = one;
   } else if (def.type == OptionType::kBool) {
     CORRAL_ASSIGN_OR_RETURN(bool b, ParseBool(key, one));
-    if (key == "scan_huggingface") c.scan_huggingface = b;
-    else if (key == "scan_ollama") c.scan_ollama = b;
-    else if (key == "scan_lmstudio") c.scan_lmstudio = b;
-    else if (key == "scan_llamacpp") c.scan_llamacpp = b;
-    else return Internal(std::string("bool option without a Config field: ") + def.key);
+    bool* field = key == "scan_huggingface" ? &c.scan_huggingface
+                  : key == "scan_ollama"    ? &c.scan_ollama
+                  : key == "scan_lmstudio"  ? &c.scan_lmstudio
+                  : key == "scan_llamacpp"  ? &c.scan_llamacpp
+                                            : nullptr;
+    if (field == nullptr) return Internal(std::string("bool option without a Config field: ") + def.key);
+    *field = b;
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -134,7 +137,9 @@ Result<std::vector<std::string>> YamlValues(const YAML::Node& node, const Option
 
 }  // namespace
 
-const std::vector<OptionDef>& Options() { return Registry(); }
+const std::vector<OptionDef>& Options() {
+  return Registry();
+}
 
 Status ApplyConfigText(Config& c, const std::string& text, const std::string& file_name) {
   YAML::Node root;
@@ -203,8 +208,7 @@ Result<Config> Load(const FlagValues& flags) {
     if (def.env == nullptr) continue;
     const char* v = std::getenv(def.env);
     if (v == nullptr) continue;
-    std::vector<std::string> values =
-        def.type == OptionType::kPathList ? SplitList(v) : std::vector<std::string>{v};
+    std::vector<std::string> values = def.type == OptionType::kPathList ? SplitList(v) : std::vector<std::string>{v};
     Status st = Assign(c, def, values);
     if (!st.ok()) return st.WithContext(std::string("environment variable ") + def.env);
     c.source[def.key] = "env";
@@ -242,8 +246,7 @@ std::string OptionsMarkdown() {
   out << "| config key | flag | environment | default | meaning |\n|---|---|---|---|---|\n";
   for (const auto& d : Registry()) {
     out << "| `" << d.key << "` | " << (d.flag ? std::string("`") + d.flag + "`" : "") << " | "
-        << (d.env ? std::string("`") + d.env + "`" : "") << " | `" << d.default_value << "` | " << d.help
-        << " |\n";
+        << (d.env ? std::string("`") + d.env + "`" : "") << " | `" << d.default_value << "` | " << d.help << " |\n";
   }
   return out.str();
 }

@@ -226,6 +226,19 @@ TEST(Discovery, ConfigOptionsSwitchSourcesOff) {
   EXPECT_TRUE(s->ollama.empty());
   EXPECT_TRUE(s->llamacpp.empty());
   EXPECT_EQ(s->lmstudio.size(), 2u);
+  // The options parse as booleans, and a wrong value names the key.
+  config::Config parsed;
+  ASSERT_TRUE(config::ApplyConfigText(parsed, "scan_huggingface: false\nscan_llamacpp: off\n", "c.yaml").ok());
+  EXPECT_FALSE(parsed.scan_huggingface);
+  EXPECT_FALSE(parsed.scan_llamacpp);
+  EXPECT_TRUE(parsed.scan_ollama);
+  Status bad = config::ApplyConfigText(parsed, "scan_ollama: maybe\n", "c.yaml");
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("scan_ollama must be true or false"), std::string::npos) << bad.message();
+  // Aliases in config.yaml must be a mapping.
+  corral::testing::WriteText(home.File("bad.yaml"), "aliases: [a, b]\n");
+  c.config_file = home.File("bad.yaml");
+  EXPECT_EQ(SourcesFromConfig(c).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(Discovery, HubCacheOnlyWithoutLinksElsewhere) {
