@@ -158,6 +158,45 @@ bool IsHexDigest(std::string_view hex) {
   return std::all_of(hex.begin(), hex.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
+// One hub repo: the revision refs/main names first; a file of an older revision is skipped
+// when the main revision has a file at the same relative path (an updated download), so
+// only revisions with files main lacks add entries. Identical blobs collapse by inode anyway.
+void ScanHubRepo(Walker& w, const std::string& repo_dir, const std::string& origin) {
+  const std::string snapshots = repo_dir + "/snapshots";
+  std::string main_rev;
+  if (auto ref = ReadFileBounded(repo_dir + "/refs/main", 256); ref.ok()) {
+    main_rev = *ref;
+    while (!main_rev.empty() && (main_rev.back() == '\n' || main_rev.back() == ' ')) main_rev.pop_back();
+    if (main_rev.find('/') != std::string::npos || main_rev.find("..") != std::string::npos) main_rev.clear();
+  }
+  std::vector<std::string> revisions;
+  if (DIR* d = ::opendir(snapshots.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') revisions.emplace_back(e->d_name);
+    }
+    ::closedir(d);
+  }
+  std::sort(revisions.begin(), revisions.end());
+  auto main_it = std::find(revisions.begin(), revisions.end(), main_rev);
+  if (main_it != revisions.end()) std::rotate(revisions.begin(), main_it, main_it + 1);
+  std::set<std::string> in_main;
+  for (const auto& rev : revisions) {
+    const std::string rev_dir = snapshots + "/" + rev;
+    std::set<std::pair<dev_t, ino_t>> dirs_seen;
+    std::vector<std::string> found;
+    w.CollectGguf(rev_dir, 0, dirs_seen, found);
+    for (const auto& path : found) {
+      const std::string rel = path.substr(rev_dir.size());
+      if (rev == main_rev) {
+        in_main.insert(rel);
+      } else if (in_main.count(rel) != 0) {
+        continue;  // superseded by the main revision
+      }
+      w.AddFile(path, "huggingface", origin);
+    }
+  }
+}
+
 void ScanOllama(Walker& w, const std::string& root) {
   const std::string manifests = root + "/manifests";
   struct stat st {};
@@ -253,11 +292,7 @@ DiscoveryResult Discover(const DiscoveryInput& in) {
       }
       ::closedir(d);
       std::sort(repos.begin(), repos.end());
-      for (const auto& repo : repos) {
-        const std::string origin = HubRepoName(repo);
-        w.WalkTree(in.huggingface + "/" + repo + "/snapshots", "huggingface",
-                   [&origin](const std::string&) { return origin; });
-      }
+      for (const auto& repo : repos) ScanHubRepo(w, in.huggingface + "/" + repo, HubRepoName(repo));
     }
   }
   ScanOllama(w, in.ollama);

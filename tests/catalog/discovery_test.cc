@@ -246,11 +246,28 @@ TEST(Discovery, HubCacheOnlyWithoutLinksElsewhere) {
   std::filesystem::remove(l.sources.user[0] + "/link-to-hf.gguf");
   auto cat = Catalog::Load(l.sources);
   ASSERT_TRUE(cat.ok());
-  const Model* hf = Find(*cat, "snapshots/rev1/alpha-f16.gguf");  // rev2 is the same blob
+  const Model* hf = Find(*cat, "snapshots/rev2/alpha-f16.gguf");  // refs/main; rev1 is the same blob
   ASSERT_NE(hf, nullptr);
   EXPECT_EQ(hf->source, "huggingface");
   EXPECT_EQ(hf->origin, "acme/Alpha-GGUF");
-  EXPECT_EQ(Find(*cat, "rev2"), nullptr);
+  EXPECT_EQ(Find(*cat, "rev1"), nullptr);
+}
+
+TEST(Discovery, HubMainRevisionSupersedesOlderDownloads) {
+  Layout l;
+  std::filesystem::remove(l.sources.user[0] + "/link-to-hf.gguf");
+  const std::string repo = l.sources.huggingface + "/models--acme--Alpha-GGUF";
+  // rev1 holds an older blob for the same file name, and a file main does not have.
+  std::filesystem::remove(repo + "/snapshots/rev1/alpha-f16.gguf");
+  Copy(SyntheticModels::Get().beta, repo + "/blobs/old");
+  Symlink("../../blobs/old", repo + "/snapshots/rev1/alpha-f16.gguf");
+  Copy(SyntheticModels::Get().beta, repo + "/blobs/extra");
+  Symlink("../../blobs/extra", repo + "/snapshots/rev1/extra-q8.gguf");
+  auto cat = Catalog::Load(l.sources);
+  ASSERT_TRUE(cat.ok());
+  EXPECT_NE(Find(*cat, "snapshots/rev2/alpha-f16.gguf"), nullptr);
+  EXPECT_EQ(Find(*cat, "snapshots/rev1/alpha-f16.gguf"), nullptr);
+  EXPECT_NE(Find(*cat, "snapshots/rev1/extra-q8.gguf"), nullptr);
 }
 
 TEST(IndexCache, WarmListingReadsNoHeader) {
