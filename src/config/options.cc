@@ -31,6 +31,16 @@ const std::vector<OptionDef>& Registry() {
        "Proxy listen address HOST:PORT. Loopback unless told otherwise.", OptionType::kString},
       {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info", "Log level: trace, debug, info, warn, error.",
        OptionType::kString},
+      // Catalog sources (issue 4): each cache of another tool can be switched off.
+      {"scan_huggingface", nullptr, "CORRAL_SCAN_HUGGINGFACE", "true",
+       "List models in the Hugging Face hub cache (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub).",
+       OptionType::kBool},
+      {"scan_ollama", nullptr, "CORRAL_SCAN_OLLAMA", "true",
+       "List Ollama's models (OLLAMA_MODELS or ~/.ollama/models).", OptionType::kBool},
+      {"scan_lmstudio", nullptr, "CORRAL_SCAN_LMSTUDIO", "true",
+       "List LM Studio's models (~/.lmstudio/models, ~/.cache/lm-studio/models).", OptionType::kBool},
+      {"scan_llamacpp", nullptr, "CORRAL_SCAN_LLAMACPP", "true",
+       "List llama.cpp's download cache (LLAMA_CACHE or ~/.cache/llama.cpp).", OptionType::kBool},
   };
   return kOptions;
 }
@@ -48,6 +58,12 @@ std::vector<std::string> SplitList(const std::string& s) {
   }
   if (!cur.empty()) out.push_back(cur);
   return out;
+}
+
+Result<bool> ParseBool(const std::string& key, const std::string& v) {
+  if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
+  if (v == "false" || v == "0" || v == "no" || v == "off") return false;
+  return InvalidArgument(key + " must be true or false, got '" + v + "'");
 }
 
 Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& values) {
@@ -70,6 +86,15 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     for (const char* l : kLevels) known = known || one == l;
     if (!known) return InvalidArgument("log_level must be trace|debug|info|warn|error, got '" + one + "'");
     c.log_level = one;
+  } else if (def.type == OptionType::kBool) {
+    CORRAL_ASSIGN_OR_RETURN(bool b, ParseBool(key, one));
+    bool* field = key == "scan_huggingface" ? &c.scan_huggingface
+                  : key == "scan_ollama"    ? &c.scan_ollama
+                  : key == "scan_lmstudio"  ? &c.scan_lmstudio
+                  : key == "scan_llamacpp"  ? &c.scan_llamacpp
+                                            : nullptr;
+    if (field == nullptr) return Internal(std::string("bool option without a Config field: ") + def.key);
+    *field = b;
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -83,6 +108,10 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "llama_server") return {c.llama_server};
   if (key == "listen") return {c.listen};
   if (key == "log_level") return {c.log_level};
+  if (key == "scan_huggingface") return {c.scan_huggingface ? "true" : "false"};
+  if (key == "scan_ollama") return {c.scan_ollama ? "true" : "false"};
+  if (key == "scan_lmstudio") return {c.scan_lmstudio ? "true" : "false"};
+  if (key == "scan_llamacpp") return {c.scan_llamacpp ? "true" : "false"};
   return {};
 }
 

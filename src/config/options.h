@@ -24,6 +24,11 @@ struct Config {
   std::string llama_server;              // user's own llama-server binary; empty = search
   std::string listen;                    // proxy listen address HOST:PORT
   std::string log_level;                 // trace|debug|info|warn|error
+  // Catalog: which caches of other tools to scan (issue 4).
+  bool scan_huggingface = true;
+  bool scan_ollama = true;
+  bool scan_lmstudio = true;
+  bool scan_llamacpp = true;
 
   // Where each key's value came from: "default", "file", "env" or "flag".
   std::map<std::string, std::string> source;
