@@ -5,6 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include "bench/system.h"
 
 extern char** environ;
@@ -24,6 +27,10 @@ class Sleeper {
     std::string sleep = "/bin/sleep", secs = seconds;
     char* argv[] = {sleep.data(), secs.data(), nullptr};
     EXPECT_EQ(::posix_spawn(&pid_, argv[0], nullptr, nullptr, argv, env.data()), 0);
+    // posix_spawn returns once the child has switched to its new memory, slightly before the
+    // kernel fills in its argv: wait until /proc shows it (deadline, no fixed sleep).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!ReadCmdline(pid_).ok() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
   }
   Sleeper(const Sleeper&) = delete;
   Sleeper& operator=(const Sleeper&) = delete;
