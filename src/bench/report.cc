@@ -149,6 +149,7 @@ json ReportJson(const RunInfo& run, const HostInfo& host, const Provenance& p, c
   j["schema_version"] = kSchemaVersion;
   j["tool"] = "corral bench";
   j["created_utc"] = run.created_utc;
+  j["finished_utc"] = run.finished_utc;
   j["command"] = run.command;
   j["options"] = {{"runs", run.options.runs},
                   {"warmup", run.options.warmup},
@@ -230,7 +231,8 @@ std::string RenderMarkdown(const json& r) {
   const json& prov = r.value("provenance", json::object());
   const json& opt = r.value("options", json::object());
   const json& build = r.value("build", json::object());
-  md += "- Created: " + Str(r, "created_utc") + " (schema " + Str(r, "schema_version") + ")\n";
+  md += "- Run: " + Str(r, "created_utc") + " to " + Str(r, "finished_utc") + " (schema " + Str(r, "schema_version") +
+        ")\n";
   md += "- Command: `" + EscapeMd(JoinArgv(r.value("command", json::array()))) + "`\n";
   md += "- Host: " + EscapeMd(Str(host, "cpu_model")) + ", " + Str(host, "usable_cores") + "/" +
         Str(host, "logical_cores") + " cores, " + Fmt(Num(host, "ram_bytes") / (1024.0 * 1024 * 1024), 1) +

@@ -2,7 +2,7 @@
 // charts rendered from that document alone (so an old results.json can be re-rendered).
 //
 // Schema (schema_version 1), top-level keys:
-//   schema_version, tool ("corral bench"), created_utc, command (argv of `corral bench`),
+//   schema_version, tool ("corral bench"), created_utc, finished_utc, command (argv of `corral bench`),
 //   options {runs, warmup, seed, smoke, mode, noisy_cv, bootstrap_resamples, request_timeout_ms},
 //   build {optimized, description, allow_debug}, host {cpu_model, logical_cores, usable_cores,
 //   ram_bytes, gpu, kernel, hostname, load_average_1m}, provenance {corral_version,
@@ -35,7 +35,8 @@ struct Provenance {
 };
 
 struct RunInfo {
-  std::string created_utc;           // 2026-11-24T07:15:00Z
+  std::string created_utc;           // start of the run, 2026-11-24T07:15:00Z
+  std::string finished_utc;          // end of the run
   std::vector<std::string> command;  // argv of this corral bench
   RunOptions options;
   bool smoke = false;

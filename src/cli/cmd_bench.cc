@@ -105,6 +105,11 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
   InstallInterruptHandlers();
   if (auto argv = bench::ReadCmdline(::getpid()); argv.ok()) a.command = *argv;  // the exact command line
 
+  // Start time and machine state are taken before any request (the load average is the point).
+  const std::string started_utc = UtcNow("%Y-%m-%dT%H:%M:%SZ");
+  const std::string run_dir_name = UtcNow("%Y%m%dT%H%M%SZ");
+  const bench::HostInfo host = bench::ProbeHost();
+
   bench::RunOptions opt;
   opt.runs = a.runs >= 0 ? a.runs : (a.smoke ? 2 : 20);
   opt.warmup = a.warmup >= 0 ? a.warmup : (a.smoke ? 1 : 2);
@@ -208,14 +213,15 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
   }
 
   bench::RunInfo run;
-  run.created_utc = UtcNow("%Y-%m-%dT%H:%M:%SZ");
+  run.created_utc = started_utc;
+  run.finished_utc = UtcNow("%Y-%m-%dT%H:%M:%SZ");
   run.command = a.command;
   run.options = opt;
   run.smoke = a.smoke;
   run.mode = a.mode;
   run.allow_debug = a.allow_debug;
-  const nlohmann::json report = bench::ReportJson(run, bench::ProbeHost(), prov, workloads, suites);
-  const std::string dir = a.out + "/" + UtcNow("%Y%m%dT%H%M%SZ");
+  const nlohmann::json report = bench::ReportJson(run, host, prov, workloads, suites);
+  const std::string dir = a.out + "/" + run_dir_name;
   Status st = bench::WriteReportFiles(dir, report);
   if (!st.ok()) return Fail(ExitCode::kOther, "bench: writing the report: " + st.message());
 

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "common/fs.h"
 #include "support/test_support.h"
@@ -125,7 +126,7 @@ TEST(BenchSmoke, SuiteCAndSuiteAAgainstRunningServers) {
   const std::string out = dir.File("results");
   auto r = RunCorral({"bench",         "--suite",
                       "all",           "--smoke",
-                      "--workload",    "chat_turn",
+                      "--workload",    "chat_turn,burst",
                       "--no-raw",      "--no-router",
                       "--target",      "other=" + url2,
                       "--direct-url",  url1,
@@ -158,6 +159,11 @@ TEST(BenchSmoke, SuiteCAndSuiteAAgainstRunningServers) {
   ExpectSaneSuite(report, c);
   EXPECT_EQ(c["targets"][0]["name"], "direct");
   EXPECT_EQ(c["targets"][1]["name"], "proxy");
+  std::set<std::string> cells;
+  for (const auto& cell : c["cells"])
+    cells.insert(cell["workload"].get<std::string>() + "/" + cell["target"].get<std::string>());
+  EXPECT_TRUE(cells.count("burst@4/proxy")) << "burst: one cell per concurrency level";
+  EXPECT_TRUE(cells.count("burst@1/direct"));
 }
 
 TEST(BenchCli, BadInputIsAUsageError) {
