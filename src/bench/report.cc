@@ -172,6 +172,7 @@ json ReportJson(const RunInfo& run, const HostInfo& host, const Provenance& p, c
                {"load_average_1m", host.load_average_1m}};
   j["provenance"] = {{"corral_version", p.corral_version},
                      {"corral_commit", p.corral_commit},
+                     {"corral_source_commit", p.corral_source_commit},
                      {"llama_cpp_pinned_commit", p.llama_cpp_pinned_commit},
                      {"llama_server", p.llama_server},
                      {"llama_server_commit", p.llama_server_commit},
@@ -238,9 +239,9 @@ std::string RenderMarkdown(const json& r) {
         Str(host, "logical_cores") + " cores, " + Fmt(Num(host, "ram_bytes") / (1024.0 * 1024 * 1024), 1) +
         " GiB RAM, GPU: " + EscapeMd(Str(host, "gpu")) + ", " + EscapeMd(Str(host, "kernel")) + ", load average " +
         Fmt(Num(host, "load_average_1m", -1), 2) + " at start\n";
-  md += "- Corral " + Str(prov, "corral_version") + " commit " + Str(prov, "corral_commit") +
-        "; llama.cpp pinned commit " + Str(prov, "llama_cpp_pinned_commit") + "; llama-server " +
-        EscapeMd(Str(prov, "llama_server_version")) + "\n";
+  md += "- Corral " + Str(prov, "corral_version") + " built at commit " + Str(prov, "corral_commit") +
+        " (source tree at run time: " + Str(prov, "corral_source_commit") + ")" + "; llama.cpp pinned commit " +
+        Str(prov, "llama_cpp_pinned_commit") + "; llama-server " + EscapeMd(Str(prov, "llama_server_version")) + "\n";
   md += "- Build: " + Str(build, "description") + "\n";
   md += "- Method: " + Str(opt, "runs") + " runs after " + Str(opt, "warmup") + " warm-up runs per cell, " +
         Str(opt, "alternation") + "; " + Str(opt, "sampling") + "; mode " + Str(opt, "mode") +

@@ -27,7 +27,8 @@ inline constexpr int kSchemaVersion = 1;
 
 struct Provenance {
   std::string corral_version;
-  std::string corral_commit;
+  std::string corral_commit;         // commit the binary was configured at (build time)
+  std::string corral_source_commit;  // HEAD of the source tree at run time, "+dirty" if modified
   std::string llama_cpp_pinned_commit;
   std::string llama_server;          // the binary the bench starts
   std::string llama_server_commit;   // as the binary reports it

@@ -9,6 +9,7 @@
 #include "bench/client.h"
 #include "common/fs.h"
 #include "common/interrupt.h"
+#include "common/subprocess.h"
 
 namespace corral::bench {
 
@@ -65,6 +66,17 @@ std::string WorkloadDir(const std::string& flag) {
   const std::string built = std::string(CORRAL_SOURCE_DIR) + "/bench/workloads";
   if (std::filesystem::is_directory(built, ec)) return built;
   return "bench/workloads";
+}
+
+std::string SourceTreeCommit() {
+  constexpr auto kGitTimeout = std::chrono::seconds(10);
+  auto head = RunCapture({"git", "-C", CORRAL_SOURCE_DIR, "rev-parse", "--short=12", "HEAD"}, kGitTimeout, 4096);
+  if (!head.ok() || head->exit_code != 0) return "";
+  std::string commit = head->output.substr(0, head->output.find('\n'));
+  auto status = RunCapture({"git", "-C", CORRAL_SOURCE_DIR, "status", "--porcelain", "--untracked-files=no"},
+                           kGitTimeout, 1 << 16);
+  if (status.ok() && status->exit_code == 0 && !status->output.empty()) commit += "+dirty";
+  return commit;
 }
 
 Result<Workload> LoadWorkload(const std::string& dir, const std::string& name, bool smoke) {

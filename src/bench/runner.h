@@ -32,6 +32,10 @@ Result<Workload> LoadWorkload(const std::string& dir, const std::string& name, b
 // source tree this binary was built from, else ./bench/workloads.
 std::string WorkloadDir(const std::string& flag);
 
+// HEAD of the source tree this binary was built from ("abc123def456", "+dirty" when the
+// tree has changes), or "" when that tree is not a git checkout any more.
+std::string SourceTreeCommit();
+
 struct RunOptions {
   int runs = 20;
   int warmup = 2;

@@ -140,6 +140,7 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
   bench::Provenance prov;
   prov.corral_version = kCorralVersion;
   prov.corral_commit = kCorralGitCommit;
+  prov.corral_source_commit = bench::SourceTreeCommit();
   prov.llama_cpp_pinned_commit = engine::kPinnedCommit;
   auto engine = engine::Locate(*config, /*query_version=*/true);
   if (engine.ok()) {

@@ -118,7 +118,7 @@ TEST(ReportJson, SchemaKeys) {
   for (const char* key : {"cpu_model", "logical_cores", "usable_cores", "ram_bytes", "gpu", "kernel"}) {
     EXPECT_TRUE(j["host"].contains(key)) << key;
   }
-  for (const char* key : {"corral_commit", "llama_cpp_pinned_commit", "llama_server_version"}) {
+  for (const char* key : {"corral_commit", "corral_source_commit", "llama_cpp_pinned_commit", "llama_server_version"}) {
     EXPECT_TRUE(j["provenance"].contains(key)) << key;
   }
   EXPECT_TRUE(j["build"].contains("optimized"));
