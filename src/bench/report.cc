@@ -104,6 +104,13 @@ std::string Plain(const json& metrics, const char* metric, const char* field, in
   return Fmt(Num(metrics[metric], field), decimals);
 }
 
+std::string PairedCell(const json& c) {
+  const json& p = c.value("paired_ratio", json::object());
+  if (!p.value("valid", false)) return "-";
+  return Fmt(Num(p, "estimate"), 4) + " [" + Fmt(Num(p, "lo"), 4) + ", " + Fmt(Num(p, "hi"), 4) + "] (" +
+         Str(c, "pairs") + ")";
+}
+
 std::string EscapeMd(std::string s) {
   std::string out;
   for (char c : s) {
@@ -216,6 +223,8 @@ json ReportJson(const RunInfo& run, const HostInfo& host, const Provenance& p, c
                                    {"metric", c.metric},
                                    {"diff", IntervalJson(c.result.diff)},
                                    {"ratio", IntervalJson(c.result.ratio)},
+                                   {"pairs", c.pairs},
+                                   {"paired_ratio", IntervalJson(c.paired_ratio)},
                                    {"significant", c.result.significant}});
     }
     sj["requests"] = json::array();
@@ -318,8 +327,9 @@ std::string RenderMarkdown(const json& r) {
     const json& comps = s.value("comparisons", json::array());
     if (!comps.empty()) {
       md += "Differences, target − baseline (medians; bootstrap 95 % interval, " + Str(opt, "bootstrap_resamples") +
-            " resamples):\n\n| workload | metric | baseline | target | difference [95 % CI] | ratio [95 % CI] | "
-            "interval excludes 0 |\n|---|---|---|---|---|---|---|\n";
+            " resamples; paired = median of per-pair ratios of requests sent back to back):\n\n"
+            "| workload | metric | baseline | target | difference [95 % CI] | ratio [95 % CI] | "
+            "interval excludes 0 | paired ratio [95 % CI] (pairs) |\n|---|---|---|---|---|---|---|---|\n";
       for (const auto& c : comps) {
         const json& d = c.value("diff", json::object());
         const json& q = c.value("ratio", json::object());
@@ -330,7 +340,7 @@ std::string RenderMarkdown(const json& r) {
               (q.value("valid", false)
                    ? Fmt(Num(q, "estimate"), 4) + " [" + Fmt(Num(q, "lo"), 4) + ", " + Fmt(Num(q, "hi"), 4) + "]"
                    : "-") +
-              " | " + (c.value("significant", false) ? "yes" : "no") + " |\n";
+              " | " + (c.value("significant", false) ? "yes" : "no") + " | " + PairedCell(c) + " |\n";
       }
       md += "\n";
     }

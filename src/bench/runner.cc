@@ -224,6 +224,8 @@ Aggregate Summarise(const std::vector<RequestRecord>& records, const std::vector
   }
   // values[label][target][metric]
   std::map<std::string, std::map<std::string, std::map<std::string, std::vector<double>>>> values;
+  // paired[label][target][metric][(run, stream)] = value
+  std::map<std::string, std::map<std::string, std::map<std::string, std::map<std::pair<int, int>, double>>>> paired;
   for (const auto& label : labels) {
     for (const auto& t : targets) {
       Cell cell;
@@ -244,7 +246,10 @@ Aggregate Summarise(const std::vector<RequestRecord>& records, const std::vector
         }
         for (const auto& m : MetricNames()) {
           const double v = MetricValue(r, m);
-          if (v >= 0) values[label][t.name][m].push_back(v);
+          if (v >= 0) {
+            values[label][t.name][m].push_back(v);
+            paired[label][t.name][m][{r.run, r.stream}] = v;
+          }
         }
         auto& pr = per_run[r.run];
         pr.first += r.completion_tokens;
@@ -283,6 +288,16 @@ Aggregate Summarise(const std::vector<RequestRecord>& records, const std::vector
         c.metric = m;
         const uint64_t seed = Fnv1a(m, Fnv1a(targets[ti].name, Fnv1a(label))) ^ options.seed;
         c.result = BootstrapCompare(a, b, seed, options.bootstrap_resamples);
+        if (m != "aggregate_tps") {
+          std::vector<double> ratios;
+          for (const auto& [key, value] : paired[label][targets[ti].name][m]) {
+            auto base_it = paired[label][base.name][m].find(key);
+            if (base_it == paired[label][base.name][m].end() || base_it->second <= 0) continue;
+            ratios.push_back(value / base_it->second);
+          }
+          c.pairs = static_cast<int>(ratios.size());
+          c.paired_ratio = BootstrapMedian(ratios, seed ^ 0x5EEDULL, options.bootstrap_resamples);
+        }
         agg.comparisons.push_back(std::move(c));
       }
     }

@@ -80,7 +80,12 @@ struct CellComparison {
   std::string baseline;  // the first target
   std::string target;
   std::string metric;
-  Comparison result;  // target relative to baseline
+  Comparison result;  // target relative to baseline (unpaired: medians of the two groups)
+  // Paired: the target's request and the baseline's request of the same run and stream were
+  // sent back to back (ABBA), so their ratio cancels drift that hits both. Median of the
+  // per-pair ratios (target / baseline) with its bootstrap interval over pairs.
+  int pairs = 0;
+  Interval paired_ratio;
 };
 
 struct Aggregate {
@@ -89,6 +94,7 @@ struct Aggregate {
 };
 
 // Summarises the non-warm-up records. Comparisons: every target against the first one,
+// unpaired and paired by (run, stream),
 // for ttft_ms, decode_tps, itl_p50_ms, e2e_ms (and aggregate_tps when concurrent).
 Aggregate Summarise(const std::vector<RequestRecord>& records, const std::vector<Target>& targets,
                     const RunOptions& options);

@@ -74,6 +74,21 @@ double ResampledMedian(const std::vector<double>& v, SplitMix64& rng, std::vecto
 
 }  // namespace
 
+Interval BootstrapMedian(const std::vector<double>& values, uint64_t seed, int resamples) {
+  Interval out;
+  if (values.empty() || resamples < 1) return out;
+  out.estimate = Median(values);
+  SplitMix64 rng(seed);
+  std::vector<double> medians, scratch;
+  medians.reserve(static_cast<size_t>(resamples));
+  for (int r = 0; r < resamples; ++r) medians.push_back(ResampledMedian(values, rng, scratch));
+  std::sort(medians.begin(), medians.end());
+  out.lo = Percentile(medians, 0.025);
+  out.hi = Percentile(medians, 0.975);
+  out.valid = true;
+  return out;
+}
+
 Comparison BootstrapCompare(const std::vector<double>& a, const std::vector<double>& b, uint64_t seed, int resamples) {
   Comparison c;
   if (a.empty() || b.empty() || resamples < 1) return c;

@@ -58,6 +58,9 @@ struct Comparison {
   bool significant = false;
 };
 
+// Bootstrap 95 % interval of the median of `values` (e.g. per-pair differences).
+Interval BootstrapMedian(const std::vector<double>& values, uint64_t seed, int resamples = 2000);
+
 // Bootstrap 95 % intervals of the difference and ratio of medians, b relative to a.
 Comparison BootstrapCompare(const std::vector<double>& a, const std::vector<double>& b, uint64_t seed,
                             int resamples = 2000);

@@ -49,6 +49,28 @@ std::vector<RequestRecord> Records() {
   return v;
 }
 
+TEST(Summarise, PairedRatioCancelsSharedDrift) {
+  // Both targets slow down together run by run (a busy machine); the target is always
+  // exactly 10 % faster than the baseline request sent next to it.
+  std::vector<RequestRecord> v;
+  for (int i = 0; i < 12; ++i) {
+    const double drift = (i % 3 == 0) ? 300 : 1000 + 50 * i;
+    v.push_back(Rec("raw", i, 10, drift));
+    v.push_back(Rec("we<&>ird", i, 10, drift * 1.1));
+  }
+  Aggregate agg = Summarise(v, Targets(), RunOptions{});
+  const CellComparison* decode = nullptr;
+  for (const auto& c : agg.comparisons) {
+    if (c.metric == "decode_tps") decode = &c;
+  }
+  ASSERT_NE(decode, nullptr);
+  EXPECT_EQ(decode->pairs, 12);
+  EXPECT_NEAR(decode->paired_ratio.estimate, 1.1, 1e-12);
+  EXPECT_NEAR(decode->paired_ratio.lo, 1.1, 1e-12);
+  EXPECT_NEAR(decode->paired_ratio.hi, 1.1, 1e-12);
+  EXPECT_LT(decode->result.ratio.lo, 1.0);  // the unpaired interval cannot see it
+}
+
 TEST(Summarise, DropsWarmupsCountsErrorsFlagsNoise) {
   RunOptions opt;
   Aggregate agg = Summarise(Records(), Targets(), opt);
@@ -140,6 +162,8 @@ TEST(RenderMarkdown, Tables) {
   EXPECT_NE(md.find("**ttft_ms"), std::string::npos);  // noisy flagged, not hidden
   EXPECT_NE(md.find("↳ error"), std::string::npos);
   EXPECT_NE(md.find("| chat_turn | decode_tps | raw | we<&>ird | -100.0 ["), std::string::npos);
+  EXPECT_NE(md.find("paired ratio [95 % CI] (pairs)"), std::string::npos);
+  EXPECT_NE(md.find("(10) |"), std::string::npos);  // 10 pairs: the failed request has no partner
   EXPECT_NE(md.find("## Suite C (proxy hop): skipped"), std::string::npos);
   EXPECT_NE(md.find("Reason: needs the proxy"), std::string::npos);
   EXPECT_NE(md.find("`llama-server -m x.gguf`"), std::string::npos);

@@ -96,3 +96,24 @@ TEST(Bootstrap, EmptyOrZeroBaseline) {
 
 }  // namespace
 }  // namespace corral::bench
+
+namespace corral::bench {
+namespace {
+
+TEST(BootstrapMedian, DeterministicAndExactOnConstants) {
+  const std::vector<double> v = {1.1, 1.0, 1.2, 1.05, 1.15, 0.95, 1.1};
+  Interval a = BootstrapMedian(v, 5), b = BootstrapMedian(v, 5);
+  EXPECT_TRUE(a.valid);
+  EXPECT_DOUBLE_EQ(a.estimate, 1.1);
+  EXPECT_DOUBLE_EQ(a.lo, b.lo);
+  EXPECT_DOUBLE_EQ(a.hi, b.hi);
+  EXPECT_LE(a.lo, a.estimate);
+  EXPECT_GE(a.hi, a.estimate);
+  Interval c = BootstrapMedian({2, 2, 2}, 1);
+  EXPECT_DOUBLE_EQ(c.lo, 2);
+  EXPECT_DOUBLE_EQ(c.hi, 2);
+  EXPECT_FALSE(BootstrapMedian({}, 1).valid);
+}
+
+}  // namespace
+}  // namespace corral::bench
