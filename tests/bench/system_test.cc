@@ -100,3 +100,29 @@ TEST(Host, ProbeGivesFacts) {
 
 }  // namespace
 }  // namespace corral::bench
+
+#include "support/test_support.h"
+
+namespace corral::bench {
+namespace {
+
+// The corral binary of this build tree refuses to bench when it was built without
+// optimisation (the asan-ubsan build), unless --allow-debug, and then the report says so.
+TEST(BuildGuard, RefusesUnoptimisedBuildsUnlessAllowed) {
+  testing::TempDir dir;
+  auto plain = testing::RunCorral({"bench", "--suite", "C", "--smoke", "--out", dir.path()});
+  auto allowed = testing::RunCorral({"bench", "--suite", "C", "--smoke", "--allow-debug", "--out", dir.File("a")});
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.err;
+  if (BuiltOptimized()) {
+    EXPECT_EQ(plain.exit_code, 0) << plain.err;
+    EXPECT_EQ(allowed.err.find("WARNING"), std::string::npos);
+  } else {
+    EXPECT_EQ(plain.exit_code, 64);
+    EXPECT_NE(plain.err.find("--allow-debug"), std::string::npos);
+    EXPECT_NE(allowed.err.find("WARNING: corral was built WITHOUT optimisation"), std::string::npos);
+    EXPECT_NE(allowed.out.find("WARNING: this run used a build without optimisation"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace corral::bench
