@@ -1,0 +1,71 @@
+// The bench load client: streams chat completions over HTTP/1.1 + SSE and timestamps every
+// read with the steady clock.
+//
+// Threading model: RunStreams drives all of its streams on the calling thread with one
+// Boost.Asio io_context (C++20 coroutines, non-blocking sockets); nothing else runs on that
+// context, so the timestamps are taken on the thread that reads the socket, right after the
+// read completes. Each stream opens its own TCP connection (connect time is recorded apart
+// from TTFT and excluded from it). Boost exceptions are caught here, at the module edge.
+// Thread-safety: functions are thread-safe; they share no state.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bench/types.h"
+#include "common/status.h"
+
+namespace corral::bench {
+
+// http://HOST[:PORT][/PREFIX] (https is refused: the bench measures loopback and LAN servers
+// without TLS; TLS comes with the proxy's LAN work).
+struct Endpoint {
+  std::string host;
+  std::string port = "80";
+  std::string prefix;  // path prefix without the trailing '/', usually ""
+};
+Result<Endpoint> ParseHttpUrl(std::string_view url);
+
+// The timestamps and facts one stream produced, before they are turned into a record.
+struct StreamTrace {
+  int http_status = 0;
+  std::string error;               // transport, HTTP or server error; "" when none
+  bool saw_done = false;           // "[DONE]" or a finish_reason arrived
+  double connect_ms = -1;          // connect duration
+  double end_ms = -1;              // end of the response, from the send
+  std::vector<double> content_ms;  // arrival of each content event, from the send
+  int64_t prompt_tokens = -1, completion_tokens = -1;
+  bool has_timings = false;
+  double prompt_n = 0, prompt_ms = 0, predicted_n = 0, predicted_ms = 0;
+  int64_t response_bytes = 0;
+  int malformed_events = 0;
+};
+
+// Fills the measured fields of `rec` from a trace; `expected_tokens` > 0 makes a different
+// completion count an error (ignore_eos must make every run decode the same count).
+void FinishRecord(const StreamTrace& trace, int expected_tokens, RequestRecord& rec);
+
+// Feeds one SSE data payload into a trace, stamped `at_ms` after the send.
+void ApplyEventData(std::string_view data, double at_ms, StreamTrace& trace);
+
+struct StreamRequest {
+  std::string path;  // "/v1/chat/completions", joined to the endpoint's prefix
+  std::string body;  // JSON
+};
+
+// Sends every request at once (one connection each) and returns one trace per request, in
+// order. Each stream fails on its own once `timeout` passes from the start.
+std::vector<StreamTrace> RunStreams(const Endpoint& endpoint, const std::vector<StreamRequest>& requests,
+                                    std::chrono::milliseconds timeout);
+
+struct HttpReply {
+  int status = 0;
+  std::string body;  // at most 4 MiB
+};
+// One blocking request (GET when body is empty, else POST JSON), for detection and probes.
+Result<HttpReply> HttpRequest(const Endpoint& endpoint, std::string_view path, std::string_view body,
+                              std::chrono::milliseconds timeout);
+
+}  // namespace corral::bench

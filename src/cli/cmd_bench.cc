@@ -1,0 +1,309 @@
+// `corral bench`: fair, reproducible benchmarks of wrapper (A), cross-tool (B) and proxy-hop
+// (C) overhead. Writes results.json, report.md and SVG charts under --out/<timestamp>/.
+// Method and metrics: docs/bench.md.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "bench/client.h"
+#include "bench/report.h"
+#include "bench/runner.h"
+#include "bench/suites.h"
+#include "bench/system.h"
+#include "cli/commands.h"
+#include "common/interrupt.h"
+#include "common/paths.h"
+#include "common/version.h"
+#include "engine/engine.h"
+
+namespace corral::cli {
+namespace {
+
+struct BenchArgs {
+  std::string suite = "all";
+  std::vector<std::string> targets;
+  std::vector<std::string> workloads;
+  int runs = -1;    // -1: 20, or 2 with --smoke
+  int warmup = -1;  // -1: 2, or 1 with --smoke
+  std::string out = "bench/results";
+  bool smoke = false;
+  bool allow_debug = false;
+  std::string model;
+  bool no_raw = false;
+  bool no_router = false;
+  std::string mode = "normalized";
+  bench::NormalizedKnobs knobs;
+  uint64_t seed = 42;
+  double noisy_cv = 0.10;
+  int timeout_s = 300;
+  std::string workloads_dir;
+  // Suite C until the proxy lands.
+  std::string direct_url, proxy_url;
+  // Suite A until the supervisor lands.
+  std::string wrapped_url, manual_url;
+  int wrapped_pid = -1, manual_pid = -1, daemon_pid = -1;
+  std::vector<std::string> command;
+};
+
+std::string UtcNow(const char* format) {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof(buf), format, &tm);
+  return buf;
+}
+
+void LoudDebugWarning(const std::string& description) {
+  std::fprintf(stderr,
+               "\n"
+               "**********************************************************************\n"
+               "*  WARNING: corral was built WITHOUT optimisation or WITH assertions  *\n"
+               "*  (%s).\n"
+               "*  Benchmark numbers from this build are NOT representative.          *\n"
+               "*  Build with `make build` (release preset) for real measurements.    *\n"
+               "**********************************************************************\n\n",
+               description.c_str());
+}
+
+std::string DefaultBenchModel() {
+  return DefaultModelDir() + "/corral-tiny-spm-q8_0.gguf";
+}
+
+bench::Target UrlTarget(const std::string& name, const std::string& url, int pid) {
+  bench::Target t;
+  t.name = name;
+  t.url = url;
+  t.pid = pid;
+  t.mode = "external";
+  return t;
+}
+
+int RunBench(const GlobalOptions& global, BenchArgs& a) {
+  const bool want_a = a.suite == "A" || a.suite == "all";
+  const bool want_b = a.suite == "B" || a.suite == "all";
+  const bool want_c = a.suite == "C" || a.suite == "all";
+  if (!want_a && !want_b && !want_c) return Fail(ExitCode::kUsage, "bench: --suite must be A, B, C or all");
+  if (a.mode != "normalized" && a.mode != "defaults") {
+    return Fail(ExitCode::kUsage, "bench: --mode must be normalized or defaults");
+  }
+  if (!bench::BuiltOptimized()) {
+    if (!a.allow_debug) {
+      return Fail(ExitCode::kUsage, "bench: this corral was built without optimisation or with assertions on (" +
+                                        bench::BuildDescription() +
+                                        "); its numbers would mislead. Use `make build`, or pass --allow-debug.");
+    }
+    LoudDebugWarning(bench::BuildDescription());
+  }
+  InstallInterruptHandlers();
+  if (auto argv = bench::ReadCmdline(::getpid()); argv.ok()) a.command = *argv;  // the exact command line
+
+  // Start time and machine state are taken before any request (the load average is the point).
+  const std::string started_utc = UtcNow("%Y-%m-%dT%H:%M:%SZ");
+  const std::string run_dir_name = UtcNow("%Y%m%dT%H%M%SZ");
+  const bench::HostInfo host = bench::ProbeHost();
+
+  bench::RunOptions opt;
+  opt.runs = a.runs >= 0 ? a.runs : (a.smoke ? 2 : 20);
+  opt.warmup = a.warmup >= 0 ? a.warmup : (a.smoke ? 1 : 2);
+  opt.seed = a.seed;
+  opt.noisy_cv = a.noisy_cv;
+  opt.request_timeout = std::chrono::seconds(a.timeout_s);
+  if (opt.runs < 1 || opt.runs > 100000 || opt.warmup < 0 || opt.warmup > 1000 || a.timeout_s < 1) {
+    return Fail(ExitCode::kUsage, "bench: --runs must be 1..100000, --warmup 0..1000, --timeout >= 1");
+  }
+
+  // Workloads.
+  std::vector<std::string> names = a.workloads;
+  if (names.empty()) {
+    names = a.smoke ? std::vector<std::string>{"chat_turn", "parallel_4"}
+                    : std::vector<std::string>{"chat_turn", "rag_prefill", "agent_decode", "parallel_4"};
+  }
+  const std::string wdir = bench::WorkloadDir(a.workloads_dir);
+  std::vector<bench::Workload> workloads;
+  for (const auto& n : names) {
+    auto w = bench::LoadWorkload(wdir, n, a.smoke);
+    if (!w.ok()) return Fail(ExitCode::kUsage, "bench: " + w.status().message());
+    workloads.push_back(std::move(w).value());
+  }
+
+  // Provenance and the llama-server the bench starts.
+  auto config = LoadConfigOrReport(global);
+  if (!config.ok()) return ToInt(ExitCode::kUsage);
+  bench::Provenance prov;
+  prov.corral_version = kCorralVersion;
+  prov.corral_commit = kCorralGitCommit;
+  prov.corral_source_commit = bench::SourceTreeCommit();
+  prov.llama_cpp_pinned_commit = engine::kPinnedCommit;
+  auto engine = engine::Locate(*config, /*query_version=*/true);
+  if (engine.ok()) {
+    prov.llama_server = engine->llama_server;
+    prov.llama_server_commit = engine->commit;
+    prov.llama_server_version = engine->version_line;
+  }
+
+  std::vector<bench::Target> targets;
+  for (const auto& spec : a.targets) {
+    auto t = bench::ParseTargetSpec(spec);
+    if (!t.ok()) return Fail(ExitCode::kUsage, "bench: " + t.status().message());
+    targets.push_back(std::move(t).value());
+  }
+  auto progress = [&global](const std::string& line) {
+    if (!global.json) std::fprintf(stderr, "bench: %s\n", line.c_str());
+  };
+
+  std::vector<bench::SuiteResult> suites;
+  if (want_a) {
+    bench::WrapperProvider provider = [&a]() -> Result<bench::WrapperEndpoints> {
+      // TODO(lead): once the supervisor lands, start the model with `corral start` and the
+      // same argv by hand here, and take the daemon's pid from the control plane.
+      if (a.wrapped_url.empty() || a.manual_url.empty()) {
+        return Unavailable(
+            "suite A needs the supervisor (not on this branch yet); give --wrapped-url/--wrapped-pid and "
+            "--manual-url/--manual-pid to run it against two running children");
+      }
+      bench::WrapperEndpoints e;
+      e.wrapped = UrlTarget("corral", a.wrapped_url, a.wrapped_pid);
+      e.manual = UrlTarget("by-hand", a.manual_url, a.manual_pid);
+      e.daemon_pid = a.daemon_pid;
+      return e;
+    };
+    suites.push_back(bench::RunSuiteA(provider, workloads, opt, progress));
+  }
+  if (want_b) {
+    bench::SuiteBOptions b;
+    b.targets = targets;
+    b.mode = a.mode;
+    b.knobs = a.knobs;
+    b.start_raw = !a.no_raw;
+    b.start_router = !a.no_router;
+    if (b.start_raw || b.start_router) {
+      if (!engine.ok()) return Fail(ExitCode::kEngineMissing, "bench: " + engine.status().message());
+      b.llama_server = engine->llama_server;
+      b.model_path = a.model.empty() ? DefaultBenchModel() : a.model;
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(b.model_path, ec)) {
+        return Fail(ExitCode::kUsage, "bench: model " + b.model_path +
+                                          " not found; give --model PATH (e.g. one made by `corral model synth`)");
+      }
+    }
+    suites.push_back(bench::RunSuiteB(b, workloads, opt, progress));
+  }
+  if (want_c) {
+    bench::HopProvider provider = [&a]() -> Result<bench::HopEndpoints> {
+      // TODO(lead): once the proxy lands, start (or find) a child and return its direct URL
+      // and the proxy's listen address with the model's name.
+      if (a.direct_url.empty() || a.proxy_url.empty()) {
+        return Unavailable(
+            "suite C needs the proxy (not on this branch yet); give --direct-url and --proxy-url to run it "
+            "against a running llama-server and a proxy in front of it");
+      }
+      bench::HopEndpoints e;
+      e.direct = UrlTarget("direct", a.direct_url, -1);
+      e.proxied = UrlTarget("proxy", a.proxy_url, -1);
+      return e;
+    };
+    suites.push_back(bench::RunSuiteC(provider, workloads, opt, progress));
+  }
+
+  bench::RunInfo run;
+  run.created_utc = started_utc;
+  run.finished_utc = UtcNow("%Y-%m-%dT%H:%M:%SZ");
+  run.command = a.command;
+  run.options = opt;
+  run.smoke = a.smoke;
+  run.mode = a.mode;
+  run.allow_debug = a.allow_debug;
+  const nlohmann::json report = bench::ReportJson(run, host, prov, workloads, suites);
+  const std::string dir = a.out + "/" + run_dir_name;
+  Status st = bench::WriteReportFiles(dir, report);
+  if (!st.ok()) return Fail(ExitCode::kOther, "bench: writing the report: " + st.message());
+
+  // Exit status: a failed suite, or (in a smoke run) any failed request, is a failure.
+  bool failed = false;
+  std::string why;
+  for (const auto& s : suites) {
+    if (s.status == "failed") {
+      failed = true;
+      why = "suite " + s.suite + " failed: " + s.reason;
+    }
+    int measured = 0, errors = 0;
+    for (const auto& c : s.aggregate.cells) {
+      measured += c.requests;
+      errors += c.errors;
+    }
+    if (s.status == "ran" && (measured == 0 || errors == measured || (a.smoke && errors > 0))) {
+      failed = true;
+      why = "suite " + s.suite + ": " + std::to_string(errors) + " of " + std::to_string(measured) + " requests failed";
+    }
+  }
+  if (global.json) {
+    nlohmann::json out = {{"dir", dir}, {"ok", !failed}, {"suites", nlohmann::json::array()}};
+    for (const auto& s : report["suites"]) {
+      out["suites"].push_back({{"suite", s["suite"]},
+                               {"status", s["status"]},
+                               {"reason", s["reason"]},
+                               {"cells", s["cells"]},
+                               {"comparisons", s["comparisons"]}});
+    }
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << bench::RenderMarkdown(report) << "\nwrote " << dir
+              << "/{results.json,report.md,decode_tps.svg,ttft_ms.svg}\n";
+  }
+  if (Interrupted()) return Fail(ExitCode::kOther, "bench: interrupted; partial results in " + dir);
+  if (failed) return Fail(ExitCode::kOther, "bench: " + why + " (report in " + dir + ")");
+  return 0;
+}
+
+}  // namespace
+
+static void RegisterBench(CLI::App& app, GlobalOptions& global, RunFn& run) {
+  auto args = std::make_shared<BenchArgs>();
+  BenchArgs& a = *args;
+  auto* b = app.add_subcommand("bench", "Benchmark wrapper (A), cross-tool (B) and proxy-hop (C) overhead");
+  b->add_option("--suite", a.suite, "A (wrapper), B (cross-tool), C (proxy hop) or all")->capture_default_str();
+  b->add_option("--target", a.targets, "Suite B target NAME=URL[,model=ID][,pid=PID] (repeatable)");
+  b->add_option("--workload", a.workloads,
+                "chat_turn, rag_prefill, agent_decode, parallel_4, burst (repeatable; default: all but burst)")
+      ->delimiter(',');
+  b->add_option("--runs", a.runs, "Measured runs per target and cell (default 20; 2 with --smoke)");
+  b->add_option("--warmup", a.warmup, "Discarded warm-up runs per target and cell (default 2; 1 with --smoke)");
+  b->add_option("--out", a.out, "Results directory; each run writes OUT/<timestamp>/")->capture_default_str();
+  b->add_flag("--smoke", a.smoke, "A tiny run that checks the harness end to end (not a measurement)");
+  b->add_flag("--json", global.json, "Print a JSON summary instead of the Markdown report");
+  b->add_flag("--allow-debug", a.allow_debug, "Run even on a build without optimisation (with a loud warning)");
+  b->add_option("--model", a.model,
+                "GGUF the bench's own llama-server targets serve (default: the tiny default model)");
+  b->add_flag("--no-raw", a.no_raw, "Suite B: do not start a raw llama-server target");
+  b->add_flag("--no-router", a.no_router, "Suite B: do not start a llama-server router-mode target");
+  b->add_option("--mode", a.mode, "normalized (same ctx/batch/KV/threads/layers for all) or defaults")
+      ->capture_default_str();
+  b->add_option("--ctx", a.knobs.ctx, "Normalized context size")->capture_default_str();
+  b->add_option("--threads", a.knobs.threads, "Normalized thread count (0 = all cores)")->capture_default_str();
+  b->add_option("--parallel", a.knobs.parallel, "Normalized server slots (-np)")->capture_default_str();
+  b->add_option("--seed", a.seed, "Sampling and bootstrap seed")->capture_default_str();
+  b->add_option("--noisy-cv", a.noisy_cv, "Flag a cell metric whose coefficient of variation exceeds this")
+      ->capture_default_str();
+  b->add_option("--timeout", a.timeout_s, "Per-request timeout, seconds")->capture_default_str();
+  b->add_option("--workloads-dir", a.workloads_dir, "Directory of the workload prompt files (bench/workloads)");
+  b->add_option("--direct-url", a.direct_url, "Suite C: the llama-server reached directly");
+  b->add_option("--proxy-url", a.proxy_url, "Suite C: the same llama-server through the proxy");
+  b->add_option("--wrapped-url", a.wrapped_url, "Suite A: the child started by `corral start`");
+  b->add_option("--wrapped-pid", a.wrapped_pid, "Suite A: its pid");
+  b->add_option("--manual-url", a.manual_url, "Suite A: the same argv started by hand");
+  b->add_option("--manual-pid", a.manual_pid, "Suite A: its pid");
+  b->add_option("--daemon-pid", a.daemon_pid, "Suite A: the corral daemon's pid (idle RSS)");
+  b->callback([&global, &run, args] { run = [&global, args] { return RunBench(global, *args); }; });
+}
+
+CORRAL_REGISTER_COMMAND(RegisterBench);
+
+}  // namespace corral::cli

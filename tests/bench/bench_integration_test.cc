@@ -1,0 +1,184 @@
+// `corral bench` end to end against the real pinned llama-server on a small synthetic model:
+// suite B starts raw llama-server and router mode itself; suites C and A run against
+// servers this test starts. Checks the files exist and hold sane numbers (token counts equal
+// to what was requested, positive rates) - never speed.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/fs.h"
+#include "support/test_support.h"
+
+namespace corral {
+namespace {
+
+using nlohmann::json;
+using testing::LlamaServer;
+using testing::RunCorral;
+
+const std::vector<std::string> kSmallModel = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
+                                              "4",        "--n-ff", "128",       "--ctx", "1024"};
+
+// The one timestamped directory a bench run wrote under `out`.
+std::string RunDir(const std::string& out) {
+  std::vector<std::string> dirs;
+  for (const auto& e : std::filesystem::directory_iterator(out)) dirs.push_back(e.path().string());
+  EXPECT_EQ(dirs.size(), 1u);
+  return dirs.empty() ? "" : dirs.front();
+}
+
+json ReadJson(const std::string& path) {
+  auto text = ReadFileBounded(path, 64 << 20);
+  EXPECT_TRUE(text.ok()) << path;
+  return text.ok() ? json::parse(*text) : json();
+}
+
+// Every measured request decoded exactly the requested count, with positive rates.
+void ExpectSaneSuite(const json& report, const json& suite, bool compared = true) {
+  std::map<std::string, int> max_tokens;
+  for (const auto& w : report["workloads"]) max_tokens[w["name"].get<std::string>()] = w["max_tokens"].get<int>();
+  ASSERT_EQ(suite["status"], "ran") << suite["reason"];
+  ASSERT_FALSE(suite["requests"].empty());
+  for (const auto& r : suite["requests"]) {
+    ASSERT_EQ(r["ok"], true) << r.dump();
+    const std::string w = r["workload"];
+    EXPECT_EQ(r["completion_tokens"], max_tokens[w.substr(0, w.find('@'))]) << r.dump();
+    EXPECT_GT(r["prompt_tokens"].get<int>(), 0);
+    EXPECT_GT(r["ttft_ms"].get<double>(), 0);
+    EXPECT_GT(r["decode_tps"].get<double>(), 0);
+    EXPECT_GE(r["e2e_ms"].get<double>(), r["ttft_ms"].get<double>());
+    EXPECT_TRUE(r.contains("server_timings")) << "llama-server's own timings are recorded beside the client's";
+  }
+  for (const auto& c : suite["cells"]) {
+    EXPECT_EQ(c["errors"], 0);
+    EXPECT_GT(c["metrics"]["decode_tps"]["median"].get<double>(), 0);
+    EXPECT_GT(c["metrics"]["ttft_ms"]["median"].get<double>(), 0);
+  }
+  EXPECT_EQ(suite["comparisons"].empty(), !compared);
+}
+
+void ExpectFiles(const std::string& dir) {
+  for (const char* f : {"results.json", "report.md", "decode_tps.svg", "ttft_ms.svg"}) {
+    auto text = ReadFileBounded(dir + "/" + f, 64 << 20);
+    ASSERT_TRUE(text.ok()) << f;
+    EXPECT_GT(text->size(), 100u) << f;
+  }
+  auto svg = ReadFileBounded(dir + "/decode_tps.svg", 1 << 20);
+  EXPECT_EQ(svg->rfind("<svg ", 0), 0u);
+  EXPECT_NE(svg->find("</svg>"), std::string::npos);
+  EXPECT_EQ(svg->find("no data"), std::string::npos);
+}
+
+TEST(BenchSmoke, SuiteBStartsRawAndRouterAndWritesTheReport) {
+  testing::TempDir dir;
+  const std::string model = testing::MakeModel(dir.path(), "m.gguf", kSmallModel);
+  ASSERT_FALSE(model.empty());
+  const std::string out = dir.File("results");
+  auto r = RunCorral({"bench", "--suite", "B", "--smoke", "--model", model, "--ctx", "1024", "--out", out, "--json"},
+                     {}, std::chrono::seconds(300));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const json summary = json::parse(r.out);
+  EXPECT_EQ(summary["ok"], true);
+  const std::string run = RunDir(out);
+  EXPECT_EQ(summary["dir"], run);
+  ExpectFiles(run);
+  const json report = ReadJson(run + "/results.json");
+  EXPECT_EQ(report["schema_version"], 1);
+  EXPECT_EQ(report["options"]["smoke"], true);
+  ASSERT_EQ(report["suites"].size(), 1u);
+  const json& b = report["suites"][0];
+  ExpectSaneSuite(report, b);
+  ASSERT_EQ(b["targets"].size(), 2u);
+  const json& raw = b["targets"][0];
+  const json& router = b["targets"][1];
+  EXPECT_EQ(raw["name"], "llama-server");
+  EXPECT_EQ(raw["kind"], "llama-server");
+  EXPECT_EQ(router["kind"], "llama-server-router");
+  // Exact argv from /proc, for both the router and its child.
+  ASSERT_FALSE(raw["argv"].empty());
+  EXPECT_NE(raw["argv"][0].get<std::string>().find("llama-server"), std::string::npos);
+  EXPECT_EQ(raw["argv"][1], "-m");
+  EXPECT_EQ(raw["argv"][2], model);
+  EXPECT_FALSE(router["child_argv"].empty());
+  // Identical model bytes verified by SHA-256 through what each server reports.
+  auto sha = Sha256File(model);
+  ASSERT_TRUE(sha.ok());
+  EXPECT_EQ(raw["model_sha256"], *sha);
+  EXPECT_EQ(router["model_sha256"], *sha);
+  auto md = ReadFileBounded(run + "/report.md", 1 << 20);
+  EXPECT_NE(md->find("| chat_turn | llama-server | 2/2 |"), std::string::npos) << *md;
+  EXPECT_NE(md->find("| parallel_4 | router | 8/8 |"), std::string::npos) << *md;
+}
+
+TEST(BenchSmoke, SuiteCAndSuiteAAgainstRunningServers) {
+  testing::TempDir dir;
+  const std::string model = testing::MakeModel(dir.path(), "m.gguf", kSmallModel);
+  ASSERT_FALSE(model.empty());
+  // Two children with the same argv (port 0): suite A must find argv and environment identical.
+  auto one = LlamaServer::Start(model, {"-c", "1024", "-np", "4"});
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  auto two = LlamaServer::Start(model, {"-c", "1024", "-np", "4"});
+  ASSERT_TRUE(two.ok()) << two.status().ToString();
+  const std::string url1 = "http://127.0.0.1:" + std::to_string((*one)->port());
+  const std::string url2 = "http://127.0.0.1:" + std::to_string((*two)->port());
+  const std::string out = dir.File("results");
+  auto r = RunCorral({"bench",         "--suite",
+                      "all",           "--smoke",
+                      "--workload",    "chat_turn,burst",
+                      "--no-raw",      "--no-router",
+                      "--target",      "other=" + url2,
+                      "--direct-url",  url1,
+                      "--proxy-url",   url1,
+                      "--wrapped-url", url1,
+                      "--wrapped-pid", std::to_string((*one)->pid()),
+                      "--manual-url",  url2,
+                      "--manual-pid",  std::to_string((*two)->pid()),
+                      "--daemon-pid",  std::to_string(::getpid()),
+                      "--out",         out},
+                     {}, std::chrono::seconds(300));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string run = RunDir(out);
+  ExpectFiles(run);
+  const json report = ReadJson(run + "/results.json");
+  ASSERT_EQ(report["suites"].size(), 3u);
+  const json& a = report["suites"][0];
+  EXPECT_EQ(a["suite"], "A");
+  ExpectSaneSuite(report, a);
+  std::map<std::string, bool> checks;
+  for (const auto& c : a["checks"]) checks[c["name"].get<std::string>()] = c["ok"].get<bool>();
+  EXPECT_TRUE(checks.at("argv identical (byte for byte)"));
+  EXPECT_TRUE(checks.at("environment identical (byte for byte)"));
+  EXPECT_GT(a["daemon_idle_rss_bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(report["suites"][1]["suite"], "B");
+  ExpectSaneSuite(report, report["suites"][1], /*compared=*/false);  // one target: nothing to compare
+  EXPECT_EQ(report["suites"][1]["targets"][0]["name"], "other");
+  const json& c = report["suites"][2];
+  EXPECT_EQ(c["suite"], "C");
+  ExpectSaneSuite(report, c);
+  EXPECT_EQ(c["targets"][0]["name"], "direct");
+  EXPECT_EQ(c["targets"][1]["name"], "proxy");
+  std::set<std::string> cells;
+  for (const auto& cell : c["cells"])
+    cells.insert(cell["workload"].get<std::string>() + "/" + cell["target"].get<std::string>());
+  EXPECT_TRUE(cells.count("burst@4/proxy")) << "burst: one cell per concurrency level";
+  EXPECT_TRUE(cells.count("burst@1/direct"));
+}
+
+TEST(BenchCli, BadInputIsAUsageError) {
+  EXPECT_EQ(RunCorral({"bench", "--suite", "D"}).exit_code, 64);
+  EXPECT_EQ(RunCorral({"bench", "--suite", "B", "--target", "nourl"}).exit_code, 64);
+  EXPECT_EQ(RunCorral({"bench", "--suite", "B", "--workload", "nope"}).exit_code, 64);
+  EXPECT_EQ(RunCorral({"bench", "--suite", "B", "--model", "/nonexistent.gguf"}).exit_code, 64);
+  // Suite C without its endpoints is skipped with the reason, not faked.
+  testing::TempDir dir;
+  auto r = RunCorral({"bench", "--suite", "C", "--smoke", "--out", dir.path(), "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["suites"][0]["status"], "skipped");
+  EXPECT_NE(j["suites"][0]["reason"].get<std::string>().find("--proxy-url"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace corral
