@@ -1,10 +1,11 @@
 #include "config/options.h"
 
-#include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
+#include <CLI/CLI.hpp>
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <sstream>
 
@@ -21,15 +22,25 @@ const std::vector<OptionDef>& Registry() {
   static const std::vector<OptionDef> kOptions = {
       {"model_paths", "--model-path", "CORRAL_MODEL_PATHS", "",
        "Directories or GGUF files to scan for models, besides the default model directory "
-       "(" "$XDG_DATA_HOME/corral/models" ") and the caches of other tools. Env: ':'-separated.",
+       "("
+       "$XDG_DATA_HOME/corral/models"
+       ") and the caches of other tools. Env: ':'-separated.",
        OptionType::kPathList},
       {"llama_server", "--llama-server", "CORRAL_LLAMA_SERVER", "",
-       "The llama-server binary to launch. Empty: llama-server on PATH, else the pinned build.",
-       OptionType::kPath},
+       "The llama-server binary to launch. Empty: llama-server on PATH, else the pinned build.", OptionType::kPath},
       {"listen", "--listen", "CORRAL_LISTEN", "127.0.0.1:11450",
        "Proxy listen address HOST:PORT. Loopback unless told otherwise.", OptionType::kString},
-      {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info",
-       "Log level: trace, debug, info, warn, error.", OptionType::kString},
+      {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info", "Log level: trace, debug, info, warn, error.",
+       OptionType::kString},
+      // Proxy data plane.
+      {"max_body_bytes", "--max-body-bytes", "CORRAL_MAX_BODY_BYTES", "33554432",
+       "Largest request body the proxy accepts (bytes); larger ones get 413.", OptionType::kInt},
+      {"proxy_threads", "--proxy-threads", "CORRAL_PROXY_THREADS", "0",
+       "Proxy event-loop threads; 0 = min(CPU threads, 4).", OptionType::kInt},
+      {"proxy_client_timeout_s", "--proxy-client-timeout", "CORRAL_PROXY_CLIENT_TIMEOUT", "60",
+       "Seconds a client may idle on a keep-alive connection, or stall sending or reading.", OptionType::kInt},
+      {"proxy_upstream_timeout_s", "--proxy-upstream-timeout", "CORRAL_PROXY_UPSTREAM_TIMEOUT", "600",
+       "Seconds without a byte from llama-server before the proxy gives up (504 or cut).", OptionType::kInt},
   };
   return kOptions;
 }
@@ -47,6 +58,16 @@ std::vector<std::string> SplitList(const std::string& s) {
   }
   if (!cur.empty()) out.push_back(cur);
   return out;
+}
+
+Result<int64_t> ParseInt(const OptionDef& def, const std::string& text, int64_t min, int64_t max) {
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || v < min || v > max) {
+    return InvalidArgument(std::string(def.key) + " must be an integer in [" + std::to_string(min) + ", " +
+                           std::to_string(max) + "], got '" + text + "'");
+  }
+  return v;
 }
 
 Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& values) {
@@ -69,6 +90,14 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     for (const char* l : kLevels) known = known || one == l;
     if (!known) return InvalidArgument("log_level must be trace|debug|info|warn|error, got '" + one + "'");
     c.log_level = one;
+  } else if (key == "max_body_bytes") {
+    CORRAL_ASSIGN_OR_RETURN(c.max_body_bytes, ParseInt(def, one, 1, int64_t{1} << 40));
+  } else if (key == "proxy_threads") {
+    CORRAL_ASSIGN_OR_RETURN(c.proxy_threads, ParseInt(def, one, 0, 256));
+  } else if (key == "proxy_client_timeout_s") {
+    CORRAL_ASSIGN_OR_RETURN(c.proxy_client_timeout_s, ParseInt(def, one, 1, 86400));
+  } else if (key == "proxy_upstream_timeout_s") {
+    CORRAL_ASSIGN_OR_RETURN(c.proxy_upstream_timeout_s, ParseInt(def, one, 1, 86400));
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -82,6 +111,10 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "llama_server") return {c.llama_server};
   if (key == "listen") return {c.listen};
   if (key == "log_level") return {c.log_level};
+  if (key == "max_body_bytes") return {std::to_string(c.max_body_bytes)};
+  if (key == "proxy_threads") return {std::to_string(c.proxy_threads)};
+  if (key == "proxy_client_timeout_s") return {std::to_string(c.proxy_client_timeout_s)};
+  if (key == "proxy_upstream_timeout_s") return {std::to_string(c.proxy_upstream_timeout_s)};
   return {};
 }
 
@@ -107,7 +140,9 @@ Result<std::vector<std::string>> YamlValues(const YAML::Node& node, const Option
 
 }  // namespace
 
-const std::vector<OptionDef>& Options() { return Registry(); }
+const std::vector<OptionDef>& Options() {
+  return Registry();
+}
 
 Status ApplyConfigText(Config& c, const std::string& text, const std::string& file_name) {
   YAML::Node root;
@@ -176,8 +211,7 @@ Result<Config> Load(const FlagValues& flags) {
     if (def.env == nullptr) continue;
     const char* v = std::getenv(def.env);
     if (v == nullptr) continue;
-    std::vector<std::string> values =
-        def.type == OptionType::kPathList ? SplitList(v) : std::vector<std::string>{v};
+    std::vector<std::string> values = def.type == OptionType::kPathList ? SplitList(v) : std::vector<std::string>{v};
     Status st = Assign(c, def, values);
     if (!st.ok()) return st.WithContext(std::string("environment variable ") + def.env);
     c.source[def.key] = "env";
@@ -215,8 +249,7 @@ std::string OptionsMarkdown() {
   out << "| config key | flag | environment | default | meaning |\n|---|---|---|---|---|\n";
   for (const auto& d : Registry()) {
     out << "| `" << d.key << "` | " << (d.flag ? std::string("`") + d.flag + "`" : "") << " | "
-        << (d.env ? std::string("`") + d.env + "`" : "") << " | `" << d.default_value << "` | " << d.help
-        << " |\n";
+        << (d.env ? std::string("`") + d.env + "`" : "") << " | `" << d.default_value << "` | " << d.help << " |\n";
   }
   return out.str();
 }

@@ -5,6 +5,7 @@
 // Thread-safety: Options() is an immutable table; Config is a plain value.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -24,6 +25,12 @@ struct Config {
   std::string llama_server;              // user's own llama-server binary; empty = search
   std::string listen;                    // proxy listen address HOST:PORT
   std::string log_level;                 // trace|debug|info|warn|error
+
+  // Proxy data plane (src/proxy).
+  int64_t max_body_bytes = 32LL << 20;     // request body limit (413 beyond)
+  int64_t proxy_threads = 0;               // event-loop threads; 0 = auto
+  int64_t proxy_client_timeout_s = 60;     // idle keep-alive / slow client
+  int64_t proxy_upstream_timeout_s = 600;  // no byte from llama-server this long
 
   // Where each key's value came from: "default", "file", "env" or "flag".
   std::map<std::string, std::string> source;
