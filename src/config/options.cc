@@ -1,7 +1,7 @@
 #include "config/options.h"
 
-#include <yaml-cpp/yaml.h>
 #include <CLI/CLI.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include <unistd.h>
 
@@ -22,16 +22,15 @@ const std::vector<OptionDef>& Registry() {
   static const std::vector<OptionDef> kOptions = {
       {"model_paths", "--model-path", "CORRAL_MODEL_PATHS", "",
        "Directories or GGUF files to scan for models, besides the default model directory "
-       "("
-       "$XDG_DATA_HOME/corral/models"
-       ") and the caches of other tools. Env: ':'-separated.",
+       "(" "$XDG_DATA_HOME/corral/models" ") and the caches of other tools. Env: ':'-separated.",
        OptionType::kPathList},
       {"llama_server", "--llama-server", "CORRAL_LLAMA_SERVER", "",
-       "The llama-server binary to launch. Empty: llama-server on PATH, else the pinned build.", OptionType::kPath},
+       "The llama-server binary to launch. Empty: llama-server on PATH, else the pinned build.",
+       OptionType::kPath},
       {"listen", "--listen", "CORRAL_LISTEN", "127.0.0.1:11450",
        "Proxy listen address HOST:PORT. Loopback unless told otherwise.", OptionType::kString},
-      {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info", "Log level: trace, debug, info, warn, error.",
-       OptionType::kString},
+      {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info",
+       "Log level: trace, debug, info, warn, error.", OptionType::kString},
       // Proxy data plane.
       {"max_body_bytes", "--max-body-bytes", "CORRAL_MAX_BODY_BYTES", "33554432",
        "Largest request body the proxy accepts (bytes); larger ones get 413.", OptionType::kInt},
@@ -140,9 +139,7 @@ Result<std::vector<std::string>> YamlValues(const YAML::Node& node, const Option
 
 }  // namespace
 
-const std::vector<OptionDef>& Options() {
-  return Registry();
-}
+const std::vector<OptionDef>& Options() { return Registry(); }
 
 Status ApplyConfigText(Config& c, const std::string& text, const std::string& file_name) {
   YAML::Node root;
@@ -211,7 +208,8 @@ Result<Config> Load(const FlagValues& flags) {
     if (def.env == nullptr) continue;
     const char* v = std::getenv(def.env);
     if (v == nullptr) continue;
-    std::vector<std::string> values = def.type == OptionType::kPathList ? SplitList(v) : std::vector<std::string>{v};
+    std::vector<std::string> values =
+        def.type == OptionType::kPathList ? SplitList(v) : std::vector<std::string>{v};
     Status st = Assign(c, def, values);
     if (!st.ok()) return st.WithContext(std::string("environment variable ") + def.env);
     c.source[def.key] = "env";
@@ -249,7 +247,8 @@ std::string OptionsMarkdown() {
   out << "| config key | flag | environment | default | meaning |\n|---|---|---|---|---|\n";
   for (const auto& d : Registry()) {
     out << "| `" << d.key << "` | " << (d.flag ? std::string("`") + d.flag + "`" : "") << " | "
-        << (d.env ? std::string("`") + d.env + "`" : "") << " | `" << d.default_value << "` | " << d.help << " |\n";
+        << (d.env ? std::string("`") + d.env + "`" : "") << " | `" << d.default_value << "` | " << d.help
+        << " |\n";
   }
   return out.str();
 }
