@@ -1,5 +1,8 @@
 #include "proxy/request_routing.h"
 
+#include <simdjson.h>
+
+#include <array>
 #include <cstring>
 
 namespace corral::proxy {
@@ -147,6 +150,13 @@ std::string QueryParam(std::string_view target, std::string_view key) {
 
 namespace {
 
+// Bytes that matter while skipping a container: quotes and brackets.
+constexpr auto kStructural = [] {
+  std::array<bool, 256> t{};
+  for (unsigned char c : {'"', '{', '}', '[', ']'}) t[c] = true;
+  return t;
+}();
+
 // The scanner behind ExtractModelField. `p` walks [begin, end); every method checks bounds.
 class Scanner {
  public:
@@ -179,7 +189,9 @@ class Scanner {
       // An escaped quote has an odd run of backslashes before it.
       size_t backslashes = 0;
       for (const char* b = quote; b > start && b[-1] == '\\'; --b) ++backslashes;
-      if (!esc && std::memchr(p_, '\\', static_cast<size_t>(quote - p_)) != nullptr) esc = true;
+      if (escaped != nullptr && !esc && std::memchr(p_, '\\', static_cast<size_t>(quote - p_)) != nullptr) {
+        esc = true;
+      }
       p_ = quote + 1;
       if (backslashes % 2 == 0) {
         if (raw != nullptr) *raw = std::string_view(start, static_cast<size_t>(quote - start));
@@ -199,17 +211,19 @@ class Scanner {
     if (c == '{' || c == '[') {
       size_t depth = 0;
       while (p_ < end_) {
+        // Tight loop over bytes that cannot change the depth (most of a message body).
+        while (p_ < end_ && !kStructural[static_cast<unsigned char>(*p_)]) ++p_;
+        if (p_ >= end_) return false;
         char d = *p_;
         if (d == '"') {
           if (!SkipString(nullptr, nullptr)) return false;
           continue;
         }
-        if (d == '{' || d == '[') ++depth;
-        if (d == '}' || d == ']') {
-          if (--depth == 0) {
-            ++p_;
-            return true;
-          }
+        if (d == '{' || d == '[') {
+          ++depth;
+        } else if (--depth == 0) {
+          ++p_;
+          return true;
         }
         ++p_;
       }
@@ -307,7 +321,7 @@ bool Unescape(std::string_view raw, std::string* out) {
 
 }  // namespace
 
-ModelField ExtractModelField(std::string_view json) {
+ModelField ScanModelField(std::string_view json) {
   ModelField out;
   Scanner s(json);
   if (!s.Consume('{')) {
@@ -351,6 +365,58 @@ ModelField ExtractModelField(std::string_view json) {
     out.status = ModelFieldStatus::kBadJson;
     return out;
   }
+}
+
+namespace {
+
+ModelField SimdjsonModelField(std::string_view json) {
+  // One parser and one padded buffer per thread, sized once: no allocation per request.
+  thread_local simdjson::ondemand::parser parser(kSimdjsonMaxBytes);
+  thread_local std::unique_ptr<char[]> padded(new char[kSimdjsonMaxBytes + simdjson::SIMDJSON_PADDING]);
+  std::memcpy(padded.get(), json.data(), json.size());
+  std::memset(padded.get() + json.size(), 0, simdjson::SIMDJSON_PADDING);
+  ModelField out;
+  simdjson::ondemand::document doc;
+  if (parser.iterate(padded.get(), json.size(), json.size() + simdjson::SIMDJSON_PADDING).get(doc) !=
+      simdjson::SUCCESS) {
+    out.status = ModelFieldStatus::kBadJson;
+    return out;
+  }
+  simdjson::ondemand::object obj;
+  if (doc.get_object().get(obj) != simdjson::SUCCESS) {
+    out.status = ModelFieldStatus::kBadJson;
+    return out;
+  }
+  simdjson::ondemand::value v;
+  auto err = obj.find_field_unordered("model").get(v);
+  if (err == simdjson::NO_SUCH_FIELD) {
+    out.status = ModelFieldStatus::kMissing;
+    return out;
+  }
+  if (err != simdjson::SUCCESS) {
+    out.status = ModelFieldStatus::kBadJson;
+    return out;
+  }
+  std::string_view str;
+  err = v.get_string().get(str);
+  if (err == simdjson::INCORRECT_TYPE) {
+    out.status = ModelFieldStatus::kNotString;
+    return out;
+  }
+  if (err != simdjson::SUCCESS) {
+    out.status = ModelFieldStatus::kBadJson;
+    return out;
+  }
+  out.status = ModelFieldStatus::kFound;
+  out.value.assign(str.data(), str.size());
+  return out;
+}
+
+}  // namespace
+
+ModelField ExtractModelField(std::string_view json) {
+  if (json.size() <= kSimdjsonMaxBytes) return SimdjsonModelField(json);
+  return ScanModelField(json);
 }
 
 }  // namespace corral::proxy

@@ -14,6 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   namespace http = boost::beast::http;
   std::string_view input(reinterpret_cast<const char*>(data), size);
   (void)corral::proxy::ExtractModelField(input);
+  (void)corral::proxy::ScanModelField(input);
 
   http::request_parser<http::string_body> parser;
   parser.header_limit(8192);
@@ -31,7 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto route = corral::proxy::ClassifyRoute(req.method_string(), req.target());
   (void)corral::proxy::QueryParam(req.target(), "model");
   if (parser.is_done()) {
-    auto field = corral::proxy::ExtractModelField(req.body());
+    auto field = corral::proxy::ScanModelField(req.body());
+    (void)corral::proxy::ExtractModelField(req.body());
     if (field.status == corral::proxy::ModelFieldStatus::kFound && field.value.size() > req.body().size()) {
       __builtin_trap();  // a decoded string is never longer than its source
     }
