@@ -4,7 +4,10 @@
 //             [--concurrency 64] [--rounds 3]
 //
 // Sequential part: alternating requests direct / proxied (streaming chat, temperature 0,
-// fixed max_tokens, ignore_eos), each on its own keep-alive connection, after a warm-up;
+// fixed max_tokens, ignore_eos) after a warm-up. llama-server (cpp-httplib) closes the
+// connection after every streamed response although it advertises keep-alive, so the
+// direct side connects afresh for each request (as any client of it must); the proxied
+// side keeps its client connection (--proxy-fresh 1: connect afresh too, counted in TTFT);
 // reports TTFT (send -> first content byte) p50/p99 on both sides, the added TTFT
 // (difference of the percentiles and median of pairwise differences) and the decode ratio
 // (tokens per second after the first token, median proxied / median direct).
@@ -52,10 +55,23 @@ int Connect(int port) {
   return fd;
 }
 
-// One streaming request on `fd` (keep-alive). Counts content events.
-Sample Stream(int fd, const std::string& request) {
+// One streaming request. `fd` < 0: connect first (the connect counts in TTFT); the
+// connection is kept in `fd` unless `fresh`. Counts content events.
+Sample Stream(int port, int& fd, bool fresh, const std::string& request) {
   Sample s;
   auto t0 = Clock::now();
+  if (fd < 0) fd = Connect(port);
+  if (fd < 0) return s;
+  struct Closer {
+    int& fd;
+    bool fresh;
+    ~Closer() {
+      if (fresh && fd >= 0) {
+        ::close(fd);
+        fd = -1;
+      }
+    }
+  } closer{fd, fresh};
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) return s;
   std::string buf;
   buf.reserve(1 << 16);
@@ -65,7 +81,12 @@ Sample Stream(int fd, const std::string& request) {
   const std::string kContent = "\"content\":\"";
   for (;;) {
     ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
-    if (n <= 0) return s;
+    if (n <= 0) {
+      std::fprintf(stderr, "connection closed after %zu bytes: %.200s\n", buf.size(), buf.c_str());
+      ::close(fd);
+      fd = -1;
+      return s;
+    }
     auto now = Clock::now();
     buf.append(tmp, static_cast<size_t>(n));
     size_t at;
@@ -79,7 +100,10 @@ Sample Stream(int fd, const std::string& request) {
     size_t done = buf.find("data: [DONE]");
     if (done != std::string::npos && buf.find("\r\n0\r\n\r\n", done) != std::string::npos) break;
   }
-  if (buf.compare(0, 12, "HTTP/1.1 200") != 0 || s.tokens == 0) return s;
+  if (buf.compare(0, 12, "HTTP/1.1 200") != 0 || s.tokens == 0) {
+    std::fprintf(stderr, "bad response (%d tokens): %.300s\n", s.tokens, buf.c_str());
+    return s;
+  }
   s.ok = true;
   s.ttft_ms = std::chrono::duration<double, std::milli>(first - t0).count();
   double decode_s = std::chrono::duration<double>(last - first).count();
@@ -106,7 +130,7 @@ std::string Request(const std::string& model, int max_tokens, int seq) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int direct = 0, proxy = 0, n = 60, max_tokens = 64, concurrency = 64, rounds = 3;
+  int direct = 0, proxy = 0, n = 60, max_tokens = 64, concurrency = 64, rounds = 3, proxy_fresh = 0;
   std::string model = "tiny";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
@@ -118,6 +142,7 @@ int main(int argc, char** argv) {
     else if (k == "--concurrency") concurrency = std::atoi(v);
     else if (k == "--rounds") rounds = std::atoi(v);
     else if (k == "--model") model = v;
+    else if (k == "--proxy-fresh") proxy_fresh = std::atoi(v);
   }
   if (direct == 0 || proxy == 0) {
     std::fprintf(stderr, "usage: proxy_hop --direct PORT --proxy PORT [--model M] [--n N] [--max-tokens T]\n");
@@ -126,22 +151,21 @@ int main(int argc, char** argv) {
 #if !defined(__OPTIMIZE__)
   std::fprintf(stderr, "WARNING: built without optimisation\n");
 #endif
-  int fd_direct = Connect(direct), fd_proxy = Connect(proxy);
-  if (fd_direct < 0 || fd_proxy < 0) {
-    std::fprintf(stderr, "cannot connect\n");
-    return 1;
-  }
+  int fd_direct = -1, fd_proxy = -1;
+  const bool pf = proxy_fresh != 0;
   for (int i = 0; i < 5; ++i) {  // warm-up: pools, caches, the prompt cache
-    Stream(fd_direct, Request(model, max_tokens, i));
-    Stream(fd_proxy, Request(model, max_tokens, i));
+    Stream(direct, fd_direct, true, Request(model, max_tokens, i));
+    Stream(proxy, fd_proxy, pf, Request(model, max_tokens, i));
   }
   std::vector<double> ttft_d, ttft_p, tps_d, tps_p, diff;
   int errors = 0;
   for (int i = 0; i < n; ++i) {
     // Alternate which side goes first so drift and cache effects cancel.
     bool proxy_first = i % 2 == 1;
-    Sample a = Stream(proxy_first ? fd_proxy : fd_direct, Request(model, max_tokens, i));
-    Sample b = Stream(proxy_first ? fd_direct : fd_proxy, Request(model, max_tokens, i));
+    Sample a = proxy_first ? Stream(proxy, fd_proxy, pf, Request(model, max_tokens, i))
+                           : Stream(direct, fd_direct, true, Request(model, max_tokens, i));
+    Sample b = proxy_first ? Stream(direct, fd_direct, true, Request(model, max_tokens, i))
+                           : Stream(proxy, fd_proxy, pf, Request(model, max_tokens, i));
     const Sample& d = proxy_first ? b : a;
     const Sample& p = proxy_first ? a : b;
     if (!d.ok || !p.ok) {
@@ -154,15 +178,15 @@ int main(int argc, char** argv) {
     tps_p.push_back(p.decode_tps);
     diff.push_back(p.ttft_ms - d.ttft_ms);
   }
-  std::printf("sequential: %zu pairs, %d errors, max_tokens %d\n", ttft_d.size(), errors, max_tokens);
+  std::printf("sequential: %zu pairs, %d errors, max_tokens %d, proxy client connection %s\n", ttft_d.size(),
+              errors, max_tokens, pf ? "fresh per request" : "kept alive");
   std::printf("  TTFT direct  p50 %.3f ms  p99 %.3f ms\n", Pct(ttft_d, 0.5), Pct(ttft_d, 0.99));
   std::printf("  TTFT proxied p50 %.3f ms  p99 %.3f ms\n", Pct(ttft_p, 0.5), Pct(ttft_p, 0.99));
   std::printf("  added TTFT: p50 %+.3f ms  p99 %+.3f ms  (median of pairwise differences %+.3f ms)\n",
               Pct(ttft_p, 0.5) - Pct(ttft_d, 0.5), Pct(ttft_p, 0.99) - Pct(ttft_d, 0.99), Pct(diff, 0.5));
   std::printf("  decode tok/s direct p50 %.1f  proxied p50 %.1f  ratio %.4f\n", Pct(tps_d, 0.5), Pct(tps_p, 0.5),
               Pct(tps_p, 0.5) / Pct(tps_d, 0.5));
-  ::close(fd_direct);
-  ::close(fd_proxy);
+  if (fd_proxy >= 0) ::close(fd_proxy);
 
   if (concurrency <= 0) return 0;
   double agg[2] = {0, 0};
@@ -177,13 +201,8 @@ int main(int argc, char** argv) {
     auto t0 = Clock::now();
     for (int c = 0; c < concurrency; ++c) {
       threads.emplace_back([&, c] {
-        int fd = Connect(port);
-        if (fd < 0) {
-          failed++;
-          return;
-        }
-        Sample s = Stream(fd, Request(model, max_tokens, c));
-        ::close(fd);
+        int fd = -1;
+        Sample s = Stream(port, fd, true, Request(model, max_tokens, c));
         if (!s.ok) {
           failed++;
           return;
