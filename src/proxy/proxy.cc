@@ -411,7 +411,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
       case EnsureErrorCode::kTimeout:
       case EnsureErrorCode::kUnavailable: status = 503; break;
     }
-    px_.metrics.requests_unrouted.fetch_add(1, std::memory_order_relaxed);
     retry_after_s_ = e.retry_after_s;
     SendError(status, msg, false);
   }
@@ -443,10 +442,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     error_code ec;
     auto addr = asio::ip::make_address(endpoint_.host, ec);
     if (ec) return UpstreamFailed("bad upstream address " + endpoint_.host);
+    ++up_gen_;
     up_ = std::make_unique<UpstreamConn>(w_.ioc);
     SetUpstreamDeadline(px_.options.connect_timeout);
-    up_->sock.async_connect(tcp::endpoint(addr, endpoint_.port), [self = shared_from_this()](const error_code& cec) {
-      if (self->closed_) return;
+    up_->sock.async_connect(tcp::endpoint(addr, endpoint_.port),
+                            [self = shared_from_this(), gen = up_gen_](const error_code& cec) {
+      if (self->closed_ || gen != self->up_gen_) return;
       if (cec) {
         // The snapshot may be stale (model stopped or moved): ask the provider once.
         if (self->from_snapshot_ && !self->ensured_after_connect_) {
@@ -491,8 +492,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void SendUpstream() {
     SetUpstreamDeadline(px_.options.upstream_timeout);
     std::array<asio::const_buffer, 2> bufs{asio::buffer(up_head_), asio::buffer(up_body_view_)};
-    asio::async_write(up_->sock, bufs, [self = shared_from_this()](const error_code& ec, size_t) {
-      if (self->closed_) return;
+    asio::async_write(up_->sock, bufs, [self = shared_from_this(), gen = up_gen_](const error_code& ec, size_t) {
+      if (self->closed_ || gen != self->up_gen_) return;
       if (ec) return self->OnUpstreamEarlyFailure(ec);
       if (!self->added_latency_recorded_) {
         self->added_latency_recorded_ = true;
@@ -531,8 +532,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     rparser_->body_limit(boost::none);
     if (is_head_) rparser_->skip(true);
     upbuf_.clear();
-    http::async_read_header(up_->sock, upbuf_, *rparser_, [self = shared_from_this()](const error_code& ec, size_t) {
-      if (self->closed_) return;
+    http::async_read_header(up_->sock, upbuf_, *rparser_,
+                            [self = shared_from_this(), gen = up_gen_](const error_code& ec, size_t) {
+      if (self->closed_ || gen != self->up_gen_) return;
       if (ec) {
         if (!self->rparser_->got_some() && ec != asio::error::operation_aborted) {
           return self->OnUpstreamEarlyFailure(ec);
@@ -654,7 +656,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (rparser_->is_done()) return FinishExchange();
     up_->sock.async_read_some(
         asio::buffer(relay_.data(), relay_.size()),
-        [self = shared_from_this()](const error_code& ec, size_t n) { self->OnRelayRead(ec, n); });
+        [self = shared_from_this(), gen = up_gen_](const error_code& ec, size_t n) {
+          if (gen != self->up_gen_) return;
+          self->OnRelayRead(ec, n);
+        });
   }
 
   void OnRelayRead(const error_code& ec, size_t n) {
@@ -776,7 +781,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void SendError(int status, const std::string& message, bool close) {
     if (close) client_keep_alive_ = false;
-    if (model_metrics_ == nullptr) px_.metrics.requests_unrouted.fetch_add(0, std::memory_order_relaxed);
+    if (model_metrics_ == nullptr) px_.metrics.requests_unrouted.fetch_add(1, std::memory_order_relaxed);
     SendLocal(status, "application/json", ErrorBody(route_.api, status, message));
   }
 
@@ -797,7 +802,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
+  // Also invalidates every pending handler of the old upstream connection (up_gen_).
   void DropUpstream() {
+    ++up_gen_;
     if (up_) {
       error_code ec;
       up_->sock.close(ec);
@@ -859,6 +866,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<UpstreamConn> up_;
   bool up_reused_ = false, retried_ = false, from_snapshot_ = false, ensured_after_connect_ = false;
   bool in_flight_ = false;
+  uint64_t up_gen_ = 0;  // bumped whenever up_ is dropped or replaced; stale handlers return
   bool response_started_ = false, client_gone_ = false, parse_error_ = false, up_reusable_ = false;
   bool counted_error_ = false, added_latency_recorded_ = false;
   bool watch_pending_ = false, resume_after_watch_ = false;

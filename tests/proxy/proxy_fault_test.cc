@@ -103,6 +103,11 @@ TEST(ProxyFaultTest, StallBeforeTheHeadIs504InTheApiShape) {
   ASSERT_TRUE(c.ReadResponse(&head, &body, &status));
   EXPECT_EQ(status, 504);
   EXPECT_NE(body.find(R"("type":"error")"), std::string::npos) << body;  // Anthropic shape
+  // The same connection carries on: exactly one answer per request, nothing stray after it.
+  ASSERT_TRUE(c.Send(Post("/v1/chat/completions", R"({"model":"fake","note":"healthy"})")));
+  ASSERT_TRUE(c.ReadResponse(&head, &body, &status));
+  EXPECT_EQ(status, 200) << head << body;
+  EXPECT_EQ(body, "{\"ok\":true}");
   ExpectStillHealthy(h.port());
 }
 
