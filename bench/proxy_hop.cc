@@ -120,8 +120,9 @@ double Pct(std::vector<double> v, double p) {
 
 std::string Request(const std::string& model, int max_tokens, int seq) {
   std::string body = "{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\"Write about " +
-                     std::to_string(seq % 7) + " things\"}],\"stream\":true,\"temperature\":0,\"max_tokens\":" +
-                     std::to_string(max_tokens) + ",\"ignore_eos\":true}";
+                     std::to_string(seq % 7) +
+                     " things\"}],\"stream\":true,\"temperature\":0,\"max_tokens\":" + std::to_string(max_tokens) +
+                     ",\"ignore_eos\":true}";
   return "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
          "Content-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
@@ -135,14 +136,22 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     const char* v = argv[i + 1];
-    if (k == "--direct") direct = std::atoi(v);
-    else if (k == "--proxy") proxy = std::atoi(v);
-    else if (k == "--n") n = std::atoi(v);
-    else if (k == "--max-tokens") max_tokens = std::atoi(v);
-    else if (k == "--concurrency") concurrency = std::atoi(v);
-    else if (k == "--rounds") rounds = std::atoi(v);
-    else if (k == "--model") model = v;
-    else if (k == "--proxy-fresh") proxy_fresh = std::atoi(v);
+    if (k == "--direct")
+      direct = std::atoi(v);
+    else if (k == "--proxy")
+      proxy = std::atoi(v);
+    else if (k == "--n")
+      n = std::atoi(v);
+    else if (k == "--max-tokens")
+      max_tokens = std::atoi(v);
+    else if (k == "--concurrency")
+      concurrency = std::atoi(v);
+    else if (k == "--rounds")
+      rounds = std::atoi(v);
+    else if (k == "--model")
+      model = v;
+    else if (k == "--proxy-fresh")
+      proxy_fresh = std::atoi(v);
   }
   if (direct == 0 || proxy == 0) {
     std::fprintf(stderr, "usage: proxy_hop --direct PORT --proxy PORT [--model M] [--n N] [--max-tokens T]\n");
@@ -178,8 +187,8 @@ int main(int argc, char** argv) {
     tps_p.push_back(p.decode_tps);
     diff.push_back(p.ttft_ms - d.ttft_ms);
   }
-  std::printf("sequential: %zu pairs, %d errors, max_tokens %d, proxy client connection %s\n", ttft_d.size(),
-              errors, max_tokens, pf ? "fresh per request" : "kept alive");
+  std::printf("sequential: %zu pairs, %d errors, max_tokens %d, proxy client connection %s\n", ttft_d.size(), errors,
+              max_tokens, pf ? "fresh per request" : "kept alive");
   std::printf("  TTFT direct  p50 %.3f ms  p99 %.3f ms\n", Pct(ttft_d, 0.5), Pct(ttft_d, 0.99));
   std::printf("  TTFT proxied p50 %.3f ms  p99 %.3f ms\n", Pct(ttft_p, 0.5), Pct(ttft_p, 0.99));
   std::printf("  added TTFT: p50 %+.3f ms  p99 %+.3f ms  (median of pairwise differences %+.3f ms)\n",
@@ -220,9 +229,9 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("concurrent: %d streams x %d rounds per side\n", concurrency, rounds);
-  std::printf("  aggregate tok/s direct %.1f  proxied %.1f  ratio %.4f  errors direct %d proxied %d\n", agg[0],
-              agg[1], agg[1] / agg[0], errs[0], errs[1]);
-  std::printf("  TTFT p50 direct %.2f ms proxied %.2f ms; p99 direct %.2f ms proxied %.2f ms\n",
-              Pct(cttft[0], 0.5), Pct(cttft[1], 0.5), Pct(cttft[0], 0.99), Pct(cttft[1], 0.99));
+  std::printf("  aggregate tok/s direct %.1f  proxied %.1f  ratio %.4f  errors direct %d proxied %d\n", agg[0], agg[1],
+              agg[1] / agg[0], errs[0], errs[1]);
+  std::printf("  TTFT p50 direct %.2f ms proxied %.2f ms; p99 direct %.2f ms proxied %.2f ms\n", Pct(cttft[0], 0.5),
+              Pct(cttft[1], 0.5), Pct(cttft[0], 0.99), Pct(cttft[1], 0.99));
   return 0;
 }

@@ -117,6 +117,7 @@ struct Worker {
   std::unordered_map<std::string, ModelMetrics*> metrics_cache;
   asio::steady_timer sweep{ioc};
   std::vector<std::weak_ptr<class Connection>> connections;  // for Stop()
+  std::optional<RouteReader> routes;                         // this thread's routing view
 };
 
 class Proxy::Impl {
@@ -364,9 +365,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // the Ollama translation (which sets up up_target_/up_body_ first).
   void RouteToModel() {
     track_tail_ = route_.inference;
-    auto snapshot = px_.routes.Load();
-    auto it = snapshot->routes.find(std::string_view(model_));
-    if (it != snapshot->routes.end()) {
+    const RouteMap& snapshot = w_.routes->Get();  // no lock unless the table changed
+    auto it = snapshot.routes.find(std::string_view(model_));
+    if (it != snapshot.routes.end()) {
       from_snapshot_ = true;
       return Forward(it->second);
     }
@@ -445,23 +446,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ++up_gen_;
     up_ = std::make_unique<UpstreamConn>(w_.ioc);
     SetUpstreamDeadline(px_.options.connect_timeout);
-    up_->sock.async_connect(tcp::endpoint(addr, endpoint_.port),
-                            [self = shared_from_this(), gen = up_gen_](const error_code& cec) {
-      if (self->closed_ || gen != self->up_gen_) return;
-      if (cec) {
-        // The snapshot may be stale (model stopped or moved): ask the provider once.
-        if (self->from_snapshot_ && !self->ensured_after_connect_) {
-          self->ensured_after_connect_ = true;
-          self->DropUpstream();
-          return self->EnsureThenForward();
-        }
-        return self->UpstreamFailed("cannot connect to the upstream of model '" + self->model_ + "' at " +
-                                    self->endpoint_.ToString() + ": " + cec.message());
-      }
-      error_code oec;
-      self->up_->sock.set_option(tcp::no_delay(true), oec);
-      self->SendUpstream();
-    });
+    up_->sock.async_connect(
+        tcp::endpoint(addr, endpoint_.port), [self = shared_from_this(), gen = up_gen_](const error_code& cec) {
+          if (self->closed_ || gen != self->up_gen_) return;
+          if (cec) {
+            // The snapshot may be stale (model stopped or moved): ask the provider once.
+            if (self->from_snapshot_ && !self->ensured_after_connect_) {
+              self->ensured_after_connect_ = true;
+              self->DropUpstream();
+              return self->EnsureThenForward();
+            }
+            return self->UpstreamFailed("cannot connect to the upstream of model '" + self->model_ + "' at " +
+                                        self->endpoint_.ToString() + ": " + cec.message());
+          }
+          error_code oec;
+          self->up_->sock.set_option(tcp::no_delay(true), oec);
+          self->SendUpstream();
+        });
   }
 
   // The request head as sent upstream: the original request line and fields, without
@@ -534,15 +535,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     upbuf_.clear();
     http::async_read_header(up_->sock, upbuf_, *rparser_,
                             [self = shared_from_this(), gen = up_gen_](const error_code& ec, size_t) {
-      if (self->closed_ || gen != self->up_gen_) return;
-      if (ec) {
-        if (!self->rparser_->got_some() && ec != asio::error::operation_aborted) {
-          return self->OnUpstreamEarlyFailure(ec);
-        }
-        return self->UpstreamFailed("upstream of model '" + self->model_ + "' sent a bad response: " + ec.message());
-      }
-      self->OnUpstreamHead();
-    });
+                              if (self->closed_ || gen != self->up_gen_) return;
+                              if (ec) {
+                                if (!self->rparser_->got_some() && ec != asio::error::operation_aborted) {
+                                  return self->OnUpstreamEarlyFailure(ec);
+                                }
+                                return self->UpstreamFailed("upstream of model '" + self->model_ +
+                                                            "' sent a bad response: " + ec.message());
+                              }
+                              self->OnUpstreamHead();
+                            });
   }
 
   void OnUpstreamHead() {
@@ -654,12 +656,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return Close();  // malformed framing from upstream: relayed what we had, now cut
     }
     if (rparser_->is_done()) return FinishExchange();
-    up_->sock.async_read_some(
-        asio::buffer(relay_.data(), relay_.size()),
-        [self = shared_from_this(), gen = up_gen_](const error_code& ec, size_t n) {
-          if (gen != self->up_gen_) return;
-          self->OnRelayRead(ec, n);
-        });
+    up_->sock.async_read_some(asio::buffer(relay_.data(), relay_.size()),
+                              [self = shared_from_this(), gen = up_gen_](const error_code& ec, size_t n) {
+                                if (gen != self->up_gen_) return;
+                                self->OnRelayRead(ec, n);
+                              });
   }
 
   void OnRelayRead(const error_code& ec, size_t n) {
@@ -1094,7 +1095,10 @@ Status Proxy::Start() {
 
   int n = px.options.threads;
   if (n <= 0) n = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1U, 4U));
-  for (int i = 0; i < n; ++i) px.workers.push_back(std::make_unique<Worker>());
+  for (int i = 0; i < n; ++i) {
+    px.workers.push_back(std::make_unique<Worker>());
+    px.workers.back()->routes.emplace(px.routes);
+  }
 
   tcp::endpoint ep(addr, static_cast<unsigned short>(port));
   px.acceptor.emplace(px.workers[0]->ioc);

@@ -18,8 +18,8 @@ namespace {
 using json = nlohmann::json;
 using testutil::RawClient;
 
-const std::vector<std::string> kSmallDims = {"--n-embd", "64", "--n-layer", "2", "--n-head", "4", "--n-ff", "128",
-                                             "--ctx", "32768"};
+const std::vector<std::string> kSmallDims = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
+                                             "4",        "--n-ff", "128",       "--ctx", "32768"};
 
 // Model "chat" (completions) and, when asked, model "embed" (llama-server --embeddings).
 class ProxyIntegrationTest : public ::testing::Test {
@@ -32,7 +32,8 @@ class ProxyIntegrationTest : public ::testing::Test {
     chat_ = std::move(*chat);
     std::map<std::string, Endpoint> ups = {{"chat", Endpoint{"127.0.0.1", static_cast<uint16_t>(chat_->port())}}};
     if (with_embed) {
-      auto embed = testing::LlamaServer::Start(model, {"-c", "512", "-np", "1", "-t", "1", "--embeddings", "--pooling", "mean"});
+      auto embed =
+          testing::LlamaServer::Start(model, {"-c", "512", "-np", "1", "-t", "1", "--embeddings", "--pooling", "mean"});
       ASSERT_TRUE(embed.ok()) << embed.status().ToString();
       embed_ = std::move(*embed);
       ups["embed"] = Endpoint{"127.0.0.1", static_cast<uint16_t>(embed_->port())};
@@ -85,7 +86,8 @@ TEST_F(ProxyIntegrationTest, EveryNonStreamingSurfaceAnswersAsDirect) {
   };
   const Case kCases[] = {
       {"POST", "/v1/chat/completions",
-       R"({"model":"chat","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"temperature":0,"seed":1})", false},
+       R"({"model":"chat","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"temperature":0,"seed":1})",
+       false},
       {"POST", "/v1/completions", R"({"model":"chat","prompt":"Hello","max_tokens":4,"temperature":0})", false},
       {"POST", "/v1/responses", R"({"model":"chat","input":"Hello","max_output_tokens":4,"temperature":0})", false},
       {"POST", "/v1/messages",
@@ -145,8 +147,7 @@ TEST_F(ProxyIntegrationTest, StreamingSurfacesRelayEveryEvent) {
        "data: [DONE]"},
       {"/v1/completions", R"({"model":"chat","prompt":"Hi","max_tokens":8,"temperature":0,"stream":true})",
        "data: [DONE]"},
-      {"/v1/messages",
-       R"({"model":"chat","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"hi"}]})",
+      {"/v1/messages", R"({"model":"chat","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"hi"}]})",
        "message_stop"},
       {"/v1/responses", R"({"model":"chat","input":"hi","max_output_tokens":8,"stream":true})", "response.completed"},
       {"/completion", R"({"model":"chat","prompt":"Hi","n_predict":8,"stream":true})", "\"stop\":true"},
@@ -176,8 +177,9 @@ TEST_F(ProxyIntegrationTest, TwoModelsInOneKeepAliveSession) {
   StartServers(true);
   RawClient c(proxy_->port());
   auto post = [&](const std::string& target, const std::string& body) {
-    return "POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\n\r\n" + body;
+    return "POST " + target +
+           " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n\r\n" + body;
   };
   for (int round = 0; round < 3; ++round) {
     ASSERT_TRUE(c.Send(post("/v1/chat/completions",
@@ -221,7 +223,8 @@ TEST_F(ProxyIntegrationTest, ClientDisconnectMidStreamStopsGeneration) {
   StartServers(false);
   const int kMaxTokens = 30000;
   const std::string body = R"({"model":"chat","messages":[{"role":"user","content":"go"}],"stream":true,)"
-                           R"("ignore_eos":true,"max_tokens":)" + std::to_string(kMaxTokens) + "}";
+                           R"("ignore_eos":true,"max_tokens":)" +
+                           std::to_string(kMaxTokens) + "}";
   double before = TokensPredicted(chat_->port());
   {
     RawClient c(proxy_->port());
@@ -322,8 +325,9 @@ TEST_F(ProxyIntegrationTest, OllamaRoutes) {
   EXPECT_TRUE(json::parse(r->body)["details"].is_object());
 
   // Streaming chat: NDJSON, one JSON per line, the last one done with counts and ns durations.
-  r = ViaProxy("POST", "/api/chat",
-               R"({"model":"chat","messages":[{"role":"user","content":"hi"}],"options":{"num_predict":5,"temperature":0}})");
+  r = ViaProxy(
+      "POST", "/api/chat",
+      R"({"model":"chat","messages":[{"role":"user","content":"hi"}],"options":{"num_predict":5,"temperature":0}})");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(r->headers["content-type"], "application/x-ndjson");
@@ -343,8 +347,7 @@ TEST_F(ProxyIntegrationTest, OllamaRoutes) {
   EXPECT_GT(lines.back()["total_duration"].get<int64_t>(), 0);
 
   // Non-streaming generate.
-  r = ViaProxy("POST", "/api/generate",
-               R"({"model":"chat","prompt":"hi","stream":false,"options":{"num_predict":3}})");
+  r = ViaProxy("POST", "/api/generate", R"({"model":"chat","prompt":"hi","stream":false,"options":{"num_predict":3}})");
   ASSERT_TRUE(r.ok());
   json g = json::parse(r->body);
   EXPECT_EQ(g["done"], true);
@@ -364,8 +367,9 @@ TEST_F(ProxyIntegrationTest, OllamaRoutes) {
   r = ViaProxy("POST", "/api/generate", R"({"model":"chat","keep_alive":0})");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(json::parse(r->body)["done_reason"], "unload");
-  r = ViaProxy("POST", "/api/chat",
-               R"({"model":"chat","keep_alive":"5m","stream":false,"messages":[{"role":"user","content":"x"}],"options":{"num_predict":1}})");
+  r = ViaProxy(
+      "POST", "/api/chat",
+      R"({"model":"chat","keep_alive":"5m","stream":false,"messages":[{"role":"user","content":"x"}],"options":{"num_predict":1}})");
   ASSERT_TRUE(r.ok());
   // keep_alive is applied when the request ends, just after its last byte was written.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -10,6 +10,14 @@ namespace corral::proxy::testutil {
 namespace asio = boost::asio;
 using error_code = boost::system::error_code;
 
+namespace {
+// Guards closing a script's socket (Reset) against the destructor shutting it down.
+std::mutex& SocketCloseMutex() {
+  static std::mutex mu;
+  return mu;
+}
+}  // namespace
+
 RawClient::RawClient(int port, std::chrono::milliseconds recv_timeout) : sock_(ioc_) {
   error_code ec;
   sock_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)), ec);
@@ -144,7 +152,12 @@ FakeUpstream::~FakeUpstream() {
   wake.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port_)), ec);
   accept_thread_.join();
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& s : sockets_) ::shutdown(s->native_handle(), SHUT_RDWR);
+  {
+    std::lock_guard<std::mutex> close_lock(SocketCloseMutex());
+    for (auto& s : sockets_) {
+      if (s->is_open()) ::shutdown(s->native_handle(), SHUT_RDWR);
+    }
+  }
   for (auto& t : threads_) t.join();
 }
 
@@ -174,6 +187,7 @@ bool FakeUpstream::Write(tcp::socket& s, const std::string& bytes) {
 }
 
 void FakeUpstream::Reset(tcp::socket& s) {
+  std::lock_guard<std::mutex> lock(SocketCloseMutex());
   error_code ec;
   s.set_option(asio::socket_base::linger(true, 0), ec);
   s.close(ec);

@@ -79,8 +79,8 @@ TEST_P(ModelFieldTest, FindsTopLevelModelOnly) {
 
 TEST_P(ModelFieldTest, AgreesWithAFullParserOnGeneratedBodies) {
   // Bodies with escapes and nesting before the model: the scanner must agree with nlohmann.
-  const char* kPieces[] = {R"("s":"a\"b\\")", R"("n":-1.5e3)", R"("o":{"model":"x","k":[1,{"q":"]"}]})",
-                           R"("t":true)", R"("l":[[],{},""])"};
+  const char* kPieces[] = {R"("s":"a\"b\\")", R"("n":-1.5e3)", R"("o":{"model":"x","k":[1,{"q":"]"}]})", R"("t":true)",
+                           R"("l":[[],{},""])"};
   for (int mask = 0; mask < 32; ++mask) {
     std::string body = "{";
     for (int i = 0; i < 5; ++i) {
@@ -222,10 +222,15 @@ TEST(RoutingTableTest, ConcurrentReadersSeeWholeSnapshots) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> reads{0};
   std::thread reader([&] {
+    RouteReader view(table);
+    uint64_t last = 0;
     while (!stop.load()) {
-      auto snap = table.Load();
-      // Every published map has exactly `version` entries: a torn read would break this.
-      ASSERT_EQ(snap->routes.size(), snap->version == 0 ? 0U : snap->version);
+      const RouteMap& snap = view.Get();
+      // Every published map has exactly `version` entries: a torn read would break this;
+      // versions never go backwards.
+      ASSERT_EQ(snap.routes.size(), snap.version);
+      ASSERT_GE(snap.version, last);
+      last = snap.version;
       reads++;
     }
   });
