@@ -177,7 +177,7 @@ class Proxy::Impl {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Proxy::Impl& px, Worker& w, tcp::socket sock)
-      : px_(px), w_(w), client_(std::move(sock)), timer_(w.ioc), relay_(px.options.relay_buffer_bytes) {}
+      : px_(px), w_(w), client_(std::move(sock)), timer_(w.ioc) {}
 
   void Start() {
     error_code ec;
@@ -261,6 +261,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (closed_) return;
     state_ = State::kReadingRequest;
     ResetExchange();
+    relay_.reset();
+    if (rbuf_.capacity() > kIdleReadBufferBytes) rbuf_.shrink_to_fit();  // after a big body
     parser_.emplace();
     parser_->header_limit(px_.options.max_header_bytes);
     parser_->body_limit(px_.options.max_body_bytes);
@@ -656,7 +658,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return Close();  // malformed framing from upstream: relayed what we had, now cut
     }
     if (rparser_->is_done()) return FinishExchange();
-    up_->sock.async_read_some(asio::buffer(relay_.data(), relay_.size()),
+    if (!relay_) relay_ = std::make_unique_for_overwrite<char[]>(px_.options.relay_buffer_bytes);
+    up_->sock.async_read_some(asio::buffer(relay_.get(), px_.options.relay_buffer_bytes),
                               [self = shared_from_this(), gen = up_gen_](const error_code& ec, size_t n) {
                                 if (gen != self->up_gen_) return;
                                 self->OnRelayRead(ec, n);
@@ -680,10 +683,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return Close();
     }
     up_deadline_ = Clock::now() + px_.options.upstream_timeout;
-    size_t mine = Track(relay_.data(), n);
-    if (track_tail_) AppendTail(relay_.data(), mine);
+    size_t mine = Track(relay_.get(), n);
+    if (track_tail_) AppendTail(relay_.get(), mine);
     if (translated_) return OnTranslatedBytes(mine);
-    WriteClient(asio::buffer(relay_.data(), mine));
+    WriteClient(asio::buffer(relay_.get(), mine));
   }
 
   void FinishExchange() {
@@ -840,6 +843,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   enum class State { kIdle, kReadingRequest, kWaitingModel, kUpstream, kWritingLocal };
   static constexpr size_t kMaxPendingFraming = 64U << 10;
   static constexpr size_t kTailBytes = 4096;
+  static constexpr size_t kIdleReadBufferBytes = 16U << 10;
 
   Proxy::Impl& px_;
   Worker& w_;
@@ -880,7 +884,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string local_body_;
   std::optional<ResponseParser> rparser_;
   beast::flat_buffer upbuf_;  // upstream response head (+ the body bytes that came with it)
-  std::vector<char> relay_;   // the one relay buffer: the upstream read high watermark
+  // The one relay buffer (the upstream read high watermark): allocated when a response body
+  // is relayed, released when the connection goes idle, so idle keep-alive connections
+  // cost a few hundred bytes, not relay_buffer_bytes.
+  std::unique_ptr<char[]> relay_;
   std::string pending_;       // response bytes the framing parser has not consumed yet
   std::string tail_;          // the last bytes of an inference response (for timings)
   bool track_tail_ = false;
