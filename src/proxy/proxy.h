@@ -43,7 +43,10 @@ struct ProxyOptions {
   // Pooled upstream connections idle longer than this are dropped; keep it below
   // llama-server's own keep-alive timeout (cpp-httplib: 5 s) so we rarely meet a stale one.
   std::chrono::milliseconds pool_idle_timeout{4'000};
-  size_t pool_max_idle_per_upstream = 64;  // per worker
+  // Idle pooled connections per upstream, per worker. Kept small on purpose: llama-server
+  // (cpp-httplib) parks one of its HTTP threads (default max(n_parallel + 2, cores - 1)) on
+  // every idle keep-alive connection, so a large pool would starve it of threads.
+  size_t pool_max_idle_per_upstream = 1;
   size_t relay_buffer_bytes = 16U << 10;   // per stream; the upstream read high watermark
   size_t max_pipelined_bytes = 64U << 10;  // client bytes read ahead while a response streams
   bool add_model_header = true;            // x-corral-model on forwarded responses
