@@ -91,6 +91,9 @@ class ModelProvider {
   //   - signals readiness without polling delay (the first token of a cold request should
   //     come <= 30 ms after llama-server itself is ready).
   // `done` may be called from any thread; the proxy posts back to its own worker.
+  // Shutdown: Proxy::Stop() waits until every outstanding `done` has been called, so the
+  // daemon must answer pending waiters (kUnavailable) when it shuts down, before or while
+  // it stops the proxy; `done` must never be called after Stop() returned.
   virtual void EnsureReady(const std::string& model, std::chrono::steady_clock::time_point deadline,
                            std::function<void(EnsureResult)> done) = 0;
 

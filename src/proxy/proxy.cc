@@ -176,8 +176,7 @@ class Proxy::Impl {
 // a time (HTTP/1.1 pipelining: later requests wait in the read buffer, bounded).
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Proxy::Impl& px, Worker& w, tcp::socket sock)
-      : px_(px), w_(w), client_(std::move(sock)), timer_(w.ioc) {}
+  Connection(Proxy::Impl& px, Worker& w, tcp::socket sock) : px_(px), w_(w), client_(std::move(sock)), timer_(w.ioc) {}
 
   void Start() {
     error_code ec;
@@ -888,8 +887,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // is relayed, released when the connection goes idle, so idle keep-alive connections
   // cost a few hundred bytes, not relay_buffer_bytes.
   std::unique_ptr<char[]> relay_;
-  std::string pending_;       // response bytes the framing parser has not consumed yet
-  std::string tail_;          // the last bytes of an inference response (for timings)
+  std::string pending_;  // response bytes the framing parser has not consumed yet
+  std::string tail_;     // the last bytes of an inference response (for timings)
   bool track_tail_ = false;
 
   // Ollama translation state.
@@ -940,8 +939,10 @@ void Connection::OllamaInferenceRoute() {
       return SendLocal(200, "application/json", OllamaLoadAnswer(route_.kind, model_, /*unloaded=*/true));
     }
     state_ = State::kWaitingModel;
+    px_.metrics.queue_depth.fetch_add(1, std::memory_order_relaxed);
     px_.provider.EnsureReady(model_, Clock::now() + px_.options.ready_timeout, [self](EnsureResult result) {
       asio::post(self->w_.ioc, [self, result = std::move(result)]() mutable {
+        self->px_.metrics.queue_depth.fetch_sub(1, std::memory_order_relaxed);
         if (self->closed_) return;
         if (auto* err = std::get_if<EnsureError>(&result)) return self->OnEnsureError(*err);
         if (self->ollama_keep_alive_) self->px_.provider.SetKeepAlive(self->model_, *self->ollama_keep_alive_);
@@ -1149,8 +1150,11 @@ void Proxy::Stop() {
       wp->pool.clear();
       wp->sweep.cancel();
     });
-    w->guard.reset();
   }
+  // EnsureReady callbacks still owed by the provider post into these loops: keep them
+  // running until every one has arrived (the provider answers waiters promptly on shutdown).
+  while (px.metrics.queue_depth.load() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (auto& w : px.workers) w->guard.reset();
   for (auto& w : px.workers) {
     if (w->thread.joinable()) w->thread.join();
   }

@@ -384,3 +384,97 @@ TEST(ProxyFaultTest, ClientGoneClosesTheUpstream) {
 
 }  // namespace
 }  // namespace corral::proxy
+
+namespace corral::proxy {
+namespace {
+
+// A provider whose models are not in the routing table: every request goes through
+// EnsureReady, answered later from another thread (like an on-demand start), or refused.
+class ScriptedProvider final : public ModelProvider {
+ public:
+  explicit ScriptedProvider(int port) : port_(port) {}
+  ~ScriptedProvider() override {
+    for (auto& t : threads_) t.join();
+  }
+  std::vector<ModelInfo> ListModels() const override { return {ModelInfo{"cold"}}; }
+  void EnsureReady(const std::string& model, std::chrono::steady_clock::time_point,
+                   std::function<void(EnsureResult)> done) override {
+    ensure_calls_++;
+    std::lock_guard<std::mutex> lock(mu_);
+    threads_.emplace_back([this, model, done = std::move(done)] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // "loading"
+      if (model == "cold") return done(Endpoint{"127.0.0.1", static_cast<uint16_t>(port_)});
+      EnsureError e;
+      if (model == "busy") {
+        e.code = EnsureErrorCode::kQueueFull;
+        e.message = "too many requests waiting for models to start";
+        e.retry_after_s = 2;
+      } else {
+        e.code = EnsureErrorCode::kStartFailed;
+        e.message = "llama-server exited with code 1: out of memory";
+      }
+      done(e);
+    });
+  }
+  void OnRequestStart(const std::string&) override { in_flight_++; }
+  void OnRequestEnd(const std::string&) override { in_flight_--; }
+  bool SetKeepAlive(const std::string&, std::chrono::seconds) override { return true; }
+
+  std::atomic<int> ensure_calls_{0};
+  std::atomic<int> in_flight_{0};
+
+ private:
+  int port_;
+  std::mutex mu_;
+  std::vector<std::thread> threads_;
+};
+
+TEST(ProxyProviderTest, OnDemandWaitersAndRefusalsThroughTheSeam) {
+  FakeUpstream up([](tcp::socket& s, int) {
+    std::string req;
+    while (FakeUpstream::ReadRequest(s, &req)) FakeUpstream::Write(s, kOk);
+  });
+  ScriptedProvider provider(up.port());
+  RoutingTable routes;  // empty: nothing is "ready"
+  ProxyOptions o;
+  o.listen = "127.0.0.1:0";
+  o.threads = 2;
+  Proxy proxy(o, provider, routes);
+  ASSERT_TRUE(proxy.Start().ok());
+  // Concurrent requests for a cold model all wait and all get through.
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 6; ++i) {
+    clients.emplace_back([&] {
+      RawClient c(proxy.port());
+      std::string head, body;
+      int status = 0;
+      if (c.Send(Post("/v1/chat/completions", R"({"model":"cold"})")) && c.ReadResponse(&head, &body, &status) &&
+          status == 200 && body == "{\"ok\":true}") {
+        ok++;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 6);
+  EXPECT_EQ(provider.ensure_calls_.load(), 6);
+
+  RawClient c(proxy.port());
+  std::string head, body;
+  int status = 0;
+  ASSERT_TRUE(c.Send(Post("/v1/messages", R"({"model":"busy"})")));
+  ASSERT_TRUE(c.ReadResponse(&head, &body, &status));
+  EXPECT_EQ(status, 429);
+  EXPECT_EQ(testutil::HeaderValue(head, "retry-after"), "2");
+  EXPECT_NE(body.find("rate_limit_error"), std::string::npos) << body;
+  ASSERT_TRUE(c.Send(Post("/api/chat", R"({"model":"broken","messages":[{"role":"user","content":"x"}]})")));
+  ASSERT_TRUE(c.ReadResponse(&head, &body, &status));
+  EXPECT_EQ(status, 503);
+  EXPECT_NE(body.find("out of memory"), std::string::npos) << body;
+  EXPECT_TRUE(testutil::HeaderValue(head, "retry-after").empty()) << "Retry-After must not leak to the next answer";
+  proxy.Stop();
+  EXPECT_EQ(provider.in_flight_.load(), 0);
+}
+
+}  // namespace
+}  // namespace corral::proxy
