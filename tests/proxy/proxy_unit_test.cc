@@ -11,6 +11,7 @@
 #include "proxy/request_routing.h"
 #include "proxy/routing_table.h"
 #include "proxy/static_provider.h"
+#include "support/test_support.h"
 
 namespace corral::proxy {
 namespace {
@@ -243,6 +244,23 @@ TEST(RoutingTableTest, ConcurrentReadersSeeWholeSnapshots) {
   stop.store(true);
   reader.join();
   EXPECT_EQ(table.Load()->version, 200U);
+}
+
+}  // namespace
+}  // namespace corral::proxy
+
+namespace corral::proxy {
+namespace {
+
+TEST(ProxyCommandTest, BadUpstreamSpecsAreUsageErrors) {
+  auto r = testing::RunCorral({"proxy", "--upstream", "tiny"});
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  EXPECT_NE(r.err.find("NAME=http://HOST:PORT"), std::string::npos) << r.err;
+  r = testing::RunCorral({"proxy", "--upstream", "tiny=http://example.com:80"});
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  r = testing::RunCorral({"proxy", "--upstream", "a=http://127.0.0.1:1", "--listen", "300.1.1.1:5"});
+  EXPECT_EQ(r.exit_code, 71) << r.err;
+  EXPECT_NE(r.err.find("IP address"), std::string::npos) << r.err;
 }
 
 }  // namespace
