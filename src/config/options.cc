@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <sstream>
 
@@ -41,6 +42,15 @@ const std::vector<OptionDef>& Registry() {
        "List LM Studio's models (~/.lmstudio/models, ~/.cache/lm-studio/models).", OptionType::kBool},
       {"scan_llamacpp", nullptr, "CORRAL_SCAN_LLAMACPP", "true",
        "List llama.cpp's download cache (LLAMA_CACHE or ~/.cache/llama.cpp).", OptionType::kBool},
+      // Proxy data plane.
+      {"max_body_bytes", "--max-body-bytes", "CORRAL_MAX_BODY_BYTES", "33554432",
+       "Largest request body the proxy accepts (bytes); larger ones get 413.", OptionType::kInt},
+      {"proxy_threads", "--proxy-threads", "CORRAL_PROXY_THREADS", "0",
+       "Proxy event-loop threads; 0 = min(CPU threads, 4).", OptionType::kInt},
+      {"proxy_client_timeout_s", "--proxy-client-timeout", "CORRAL_PROXY_CLIENT_TIMEOUT", "60",
+       "Seconds a client may idle on a keep-alive connection, or stall sending or reading.", OptionType::kInt},
+      {"proxy_upstream_timeout_s", "--proxy-upstream-timeout", "CORRAL_PROXY_UPSTREAM_TIMEOUT", "600",
+       "Seconds without a byte from llama-server before the proxy gives up (504 or cut).", OptionType::kInt},
   };
   return kOptions;
 }
@@ -64,6 +74,16 @@ Result<bool> ParseBool(const std::string& key, const std::string& v) {
   if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
   if (v == "false" || v == "0" || v == "no" || v == "off") return false;
   return InvalidArgument(key + " must be true or false, got '" + v + "'");
+}
+
+Result<int64_t> ParseInt(const OptionDef& def, const std::string& text, int64_t min, int64_t max) {
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || v < min || v > max) {
+    return InvalidArgument(std::string(def.key) + " must be an integer in [" + std::to_string(min) + ", " +
+                           std::to_string(max) + "], got '" + text + "'");
+  }
+  return v;
 }
 
 Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& values) {
@@ -95,6 +115,14 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
                                             : nullptr;
     if (field == nullptr) return Internal(std::string("bool option without a Config field: ") + def.key);
     *field = b;
+  } else if (key == "max_body_bytes") {
+    CORRAL_ASSIGN_OR_RETURN(c.max_body_bytes, ParseInt(def, one, 1, int64_t{1} << 40));
+  } else if (key == "proxy_threads") {
+    CORRAL_ASSIGN_OR_RETURN(c.proxy_threads, ParseInt(def, one, 0, 256));
+  } else if (key == "proxy_client_timeout_s") {
+    CORRAL_ASSIGN_OR_RETURN(c.proxy_client_timeout_s, ParseInt(def, one, 1, 86400));
+  } else if (key == "proxy_upstream_timeout_s") {
+    CORRAL_ASSIGN_OR_RETURN(c.proxy_upstream_timeout_s, ParseInt(def, one, 1, 86400));
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -112,6 +140,10 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "scan_ollama") return {c.scan_ollama ? "true" : "false"};
   if (key == "scan_lmstudio") return {c.scan_lmstudio ? "true" : "false"};
   if (key == "scan_llamacpp") return {c.scan_llamacpp ? "true" : "false"};
+  if (key == "max_body_bytes") return {std::to_string(c.max_body_bytes)};
+  if (key == "proxy_threads") return {std::to_string(c.proxy_threads)};
+  if (key == "proxy_client_timeout_s") return {std::to_string(c.proxy_client_timeout_s)};
+  if (key == "proxy_upstream_timeout_s") return {std::to_string(c.proxy_upstream_timeout_s)};
   return {};
 }
 

@@ -5,6 +5,7 @@
 // Thread-safety: Options() is an immutable table; Config is a plain value.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -29,6 +30,12 @@ struct Config {
   bool scan_ollama = true;
   bool scan_lmstudio = true;
   bool scan_llamacpp = true;
+
+  // Proxy data plane (src/proxy).
+  int64_t max_body_bytes = 32LL << 20;     // request body limit (413 beyond)
+  int64_t proxy_threads = 0;               // event-loop threads; 0 = auto
+  int64_t proxy_client_timeout_s = 60;     // idle keep-alive / slow client
+  int64_t proxy_upstream_timeout_s = 600;  // no byte from llama-server this long
 
   // Where each key's value came from: "default", "file", "env" or "flag".
   std::map<std::string, std::string> source;

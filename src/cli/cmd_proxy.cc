@@ -1,0 +1,72 @@
+// `corral proxy --upstream NAME=http://127.0.0.1:PORT ...`: runs the proxy data plane alone
+// in front of fixed upstreams (a StaticProvider). A debugging and measuring tool; the
+// daemon embeds the same Proxy over the supervisor.
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "proxy/proxy.h"
+#include "proxy/static_provider.h"
+
+namespace corral::cli {
+namespace {
+
+struct ProxyArgs {
+  std::vector<std::string> upstreams;
+};
+
+int RunProxy(const GlobalOptions& global, const ProxyArgs& args) {
+  auto config = LoadConfigOrReport(global);
+  if (!config.ok()) return ToInt(ExitCode::kUsage);
+  auto specs = proxy::StaticProvider::ParseSpecs(args.upstreams);
+  if (!specs.ok()) return Fail(ExitCode::kUsage, "proxy: " + specs.status().message());
+  if (specs->empty()) return Fail(ExitCode::kUsage, "proxy: give at least one --upstream NAME=http://HOST:PORT");
+
+  // Block the signals before any thread starts so only sigwait() below sees them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  proxy::StaticProvider provider(*specs);
+  proxy::RoutingTable routes;
+  provider.PublishTo(routes);
+  proxy::ProxyOptions options;
+  options.listen = config->listen;
+  options.threads = static_cast<int>(config->proxy_threads);
+  options.max_body_bytes = static_cast<uint64_t>(config->max_body_bytes);
+  options.client_timeout = std::chrono::seconds(config->proxy_client_timeout_s);
+  options.upstream_timeout = std::chrono::seconds(config->proxy_upstream_timeout_s);
+  proxy::Proxy px(options, provider, routes);
+  Status st = px.Start();
+  if (!st.ok()) return Fail(ExitCode::kOther, "proxy: " + st.message());
+  std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  std::printf("corral proxy listening on http://%s:%u\n", host.c_str(), px.port());
+  for (const auto& [name, ep] : *specs) std::printf("  %s -> http://%s\n", name.c_str(), ep.ToString().c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&set, &sig);
+  px.Stop();
+  return 0;
+}
+
+}  // namespace
+
+static void RegisterProxy(CLI::App& app, GlobalOptions& global, RunFn& run) {
+  static ProxyArgs args;
+  auto* cmd = app.add_subcommand("proxy", "Run the proxy alone in front of fixed llama-server upstreams (debugging)");
+  cmd->add_option("--upstream", args.upstreams, "NAME=http://HOST:PORT (repeatable): route model NAME there")
+      ->required();
+  cmd->fallthrough();  // global flags (--listen, --max-body-bytes, ...) may follow `proxy`
+  cmd->footer("Listens on --listen (default 127.0.0.1:11450). Stop with Ctrl-C.");
+  cmd->callback([&global, &run] { run = [&global] { return RunProxy(global, args); }; });
+}
+
+CORRAL_REGISTER_COMMAND(RegisterProxy);
+
+}  // namespace corral::cli

@@ -1,0 +1,133 @@
+#include "proxy/metrics.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace corral::proxy {
+
+Histogram::Histogram(std::vector<double> upper_bounds)
+    : bounds_(std::move(upper_bounds)), counts_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+  for (size_t i = 0; i <= bounds_.size(); ++i) counts_[i].store(0);
+}
+
+void Histogram::Observe(double value) {
+  size_t i = 0;
+  while (i < bounds_.size() && value > bounds_[i]) ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(value, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+namespace {
+std::string Num(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+std::string Label(std::string_view labels, std::string_view extra) {
+  if (labels.empty() && extra.empty()) return "";
+  if (labels.empty()) return "{" + std::string(extra) + "}";
+  if (extra.empty()) return "{" + std::string(labels) + "}";
+  return "{" + std::string(labels) + "," + std::string(extra) + "}";
+}
+std::string Escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+}  // namespace
+
+void Histogram::Render(std::string& out, std::string_view name, std::string_view labels) const {
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i <= bounds_.size(); ++i) {
+    cumulative += counts_[i].load(std::memory_order_relaxed);
+    std::string le = i < bounds_.size() ? Num(bounds_[i]) : "+Inf";
+    out += std::string(name) + "_bucket" + Label(labels, "le=\"" + le + "\"") + " " + std::to_string(cumulative) + "\n";
+  }
+  out += std::string(name) + "_sum" + Label(labels, "") + " " + Num(sum_.load()) + "\n";
+  out += std::string(name) + "_count" + Label(labels, "") + " " + std::to_string(count_.load()) + "\n";
+}
+
+ModelMetrics::ModelMetrics()
+    : ttft_ms({5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000}),
+      tokens_per_s({1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000}) {}
+
+Metrics::Metrics() : proxy_added_us_({10, 25, 50, 100, 250, 500, 1000, 2500, 10000}) {}
+
+ModelMetrics& Metrics::For(const std::string& model) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = models_[model];
+  if (!slot) slot = std::make_unique<ModelMetrics>();
+  return *slot;
+}
+
+UpstreamTimings ParseTimingsTail(std::string_view tail) {
+  UpstreamTimings t;
+  size_t at = tail.rfind("\"timings\"");
+  if (at == std::string_view::npos) return t;
+  std::string_view obj = tail.substr(at);
+  size_t close = obj.find('}');
+  if (close != std::string_view::npos) obj = obj.substr(0, close);
+  auto read = [&](std::string_view key) -> double {
+    size_t k = obj.find(key);
+    if (k == std::string_view::npos) return -1;
+    size_t colon = obj.find(':', k + key.size());
+    if (colon == std::string_view::npos) return -1;
+    std::string num(obj.substr(colon + 1, 40));
+    char* end = nullptr;
+    double v = std::strtod(num.c_str(), &end);
+    return end == num.c_str() ? -1 : v;
+  };
+  t.prompt_ms = read("\"prompt_ms\"");
+  t.predicted_per_second = read("\"predicted_per_second\"");
+  return t;
+}
+
+std::string Metrics::Render() const {
+  std::string out;
+  out += "# HELP corral_proxy_connections_total Client connections accepted.\n";
+  out += "# TYPE corral_proxy_connections_total counter\n";
+  out += "corral_proxy_connections_total " + std::to_string(connections_total.load()) + "\n";
+  out += "# TYPE corral_proxy_connections_open gauge\n";
+  out += "corral_proxy_connections_open " + std::to_string(connections_open.load()) + "\n";
+  out += "# TYPE corral_proxy_requests_unrouted_total counter\n";
+  out += "corral_proxy_requests_unrouted_total " + std::to_string(requests_unrouted.load()) + "\n";
+  out += "# TYPE corral_proxy_upstream_retries_total counter\n";
+  out += "corral_proxy_upstream_retries_total " + std::to_string(upstream_retries.load()) + "\n";
+  out += "# TYPE corral_proxy_queue_depth gauge\n";
+  out += "corral_proxy_queue_depth " + std::to_string(queue_depth.load()) + "\n";
+  out += "# HELP corral_proxy_added_latency_us Time from a request fully read to it written upstream.\n";
+  out += "# TYPE corral_proxy_added_latency_us histogram\n";
+  proxy_added_us_.Render(out, "corral_proxy_added_latency_us", "");
+  std::lock_guard<std::mutex> lock(mu_);
+  const char* kHeads[][2] = {{"requests_total", "counter"}, {"errors_total", "counter"}, {"in_flight", "gauge"}};
+  for (auto& head : kHeads) {
+    out += std::string("# TYPE corral_model_") + head[0] + " " + head[1] + "\n";
+    for (const auto& [name, m] : models_) {
+      std::string v = head[0][0] == 'r'   ? std::to_string(m->requests.load())
+                      : head[0][0] == 'e' ? std::to_string(m->errors.load())
+                                          : std::to_string(m->in_flight.load());
+      out += std::string("corral_model_") + head[0] + "{model=\"" + Escape(name) + "\"} " + v + "\n";
+    }
+  }
+  out += "# HELP corral_model_ttft_ms Upstream time to first token (timings.prompt_ms).\n";
+  out += "# TYPE corral_model_ttft_ms histogram\n";
+  for (const auto& [name, m] : models_)
+    m->ttft_ms.Render(out, "corral_model_ttft_ms", "model=\"" + Escape(name) + "\"");
+  out += "# HELP corral_model_tokens_per_second Upstream decode speed (timings.predicted_per_second).\n";
+  out += "# TYPE corral_model_tokens_per_second histogram\n";
+  for (const auto& [name, m] : models_) {
+    m->tokens_per_s.Render(out, "corral_model_tokens_per_second", "model=\"" + Escape(name) + "\"");
+  }
+  return out;
+}
+
+}  // namespace corral::proxy

@@ -1,0 +1,73 @@
+// Proxy metrics, rendered as Prometheus text on GET /metrics.
+//
+// Per-model counters and histograms are atomics inside a ModelMetrics that lives as long
+// as the Metrics object; For() takes a mutex only to find or create one, and proxy workers
+// cache the pointer per model, so a request touches no lock here and the per-token relay
+// path touches nothing at all (timings are parsed once, from the end of a response).
+//
+// Thread-safety: all methods safe from any thread. Ownership: owned by the Proxy.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace corral::proxy {
+
+// A fixed-bucket histogram (Prometheus "le" buckets, cumulative at render time).
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> upper_bounds);
+  void Observe(double value);
+  // Appends `name{labels,le="..."}` lines, _sum and _count.
+  void Render(std::string& out, std::string_view name, std::string_view labels) const;
+
+ private:
+  const std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // bounds_.size() + 1 (+Inf)
+  std::atomic<double> sum_{0};
+  std::atomic<uint64_t> count_{0};
+};
+
+struct ModelMetrics {
+  ModelMetrics();
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> errors{0};  // answered >= 400 by the proxy or upstream, or cut
+  std::atomic<int64_t> in_flight{0};
+  Histogram ttft_ms;       // upstream timings.prompt_ms (time to first token)
+  Histogram tokens_per_s;  // upstream timings.predicted_per_second
+};
+
+// The numbers the proxy reads from the upstream's final `timings` object.
+struct UpstreamTimings {
+  double prompt_ms = -1;
+  double predicted_per_second = -1;
+};
+// Finds the last "timings" object in `tail` (the last bytes of a response) and reads its
+// prompt_ms and predicted_per_second. Fields not found stay -1.
+UpstreamTimings ParseTimingsTail(std::string_view tail);
+
+class Metrics {
+ public:
+  Metrics();
+  ModelMetrics& For(const std::string& model);  // locks; cache the result
+  void ObserveProxyAdded(double microseconds) { proxy_added_us_.Observe(microseconds); }
+  std::atomic<uint64_t> connections_total{0};
+  std::atomic<int64_t> connections_open{0};
+  std::atomic<uint64_t> requests_unrouted{0};  // errors before a model was known
+  std::atomic<uint64_t> upstream_retries{0};   // stale pooled connection replays
+  std::atomic<uint64_t> queue_depth{0};        // requests waiting on EnsureReady
+  std::string Render() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<ModelMetrics>> models_;  // guarded by mu_
+  Histogram proxy_added_us_;
+};
+
+}  // namespace corral::proxy

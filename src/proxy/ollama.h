@@ -1,0 +1,84 @@
+// The Ollama API on top of llama-server, and the proxy's own listing answers.
+//
+// /api/chat and /api/generate become llama-server's OpenAI /v1/chat/completions
+// (/v1/completions for generate with raw=true); /api/embed and /api/embeddings become
+// /v1/embeddings. Responses come back in Ollama's shape: NDJSON lines while streaming,
+// Ollama's field names, durations in nanoseconds from llama-server's `timings`.
+// This path parses JSON (it must translate); the pass-through path never does.
+//
+// Thread-safety: free functions are pure; an OllamaResponseTranslator belongs to one
+// connection (one thread).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "proxy/model_provider.h"
+#include "proxy/request_routing.h"
+
+namespace corral::proxy {
+
+// GET /v1/models: {"object":"list","data":[{"id","object":"model","owned_by":"corral",
+// "created", "meta":{"state","n_ctx"}}]}
+std::string OpenAIModelList(const std::vector<ModelInfo>& models);
+std::string OllamaVersion(const std::string& version);
+std::string OllamaTags(const std::vector<ModelInfo>& models);
+std::string OllamaPs(const std::vector<ModelInfo>& models);  // running models only
+std::string OllamaShow(const ModelInfo& model);
+// The "model" (or legacy "name") of an Ollama request body; empty when absent or bad JSON.
+std::string OllamaRequestModel(std::string_view body);
+
+// Parses an Ollama duration: a number of seconds, or text like "5m", "1h30m", "10s",
+// "0", "-1" (negative = forever).
+Result<std::chrono::seconds> ParseOllamaDuration(std::string_view text);
+
+// What an Ollama inference request becomes upstream.
+struct OllamaPlan {
+  std::string model;
+  bool load_only = false;  // no prompt/messages/input: just load (or unload) the model
+  bool stream = true;
+  std::optional<std::chrono::seconds> keep_alive;
+  std::string upstream_target;  // "/v1/chat/completions"
+  std::string upstream_body;    // OpenAI-shaped JSON
+};
+Result<OllamaPlan> PlanOllamaRequest(RouteKind kind, std::string_view body);
+
+// The answer to a load-only request.
+std::string OllamaLoadAnswer(RouteKind kind, const std::string& model, bool unloaded);
+
+// Turns llama-server's OpenAI-shaped response (SSE when streaming, one JSON otherwise)
+// into Ollama's. Feed() takes de-chunked upstream body bytes as they arrive and returns
+// NDJSON to send now (streaming); Finish() returns what is left (the final "done" line,
+// or the whole body when not streaming).
+class OllamaResponseTranslator {
+ public:
+  OllamaResponseTranslator(RouteKind kind, std::string model, bool stream);
+  void SetUpstreamStatus(int status) { upstream_status_ = status; }
+  bool streaming() const { return stream_; }
+  int final_status() const { return upstream_status_; }
+  std::string Feed(std::string_view bytes);
+  std::string Finish();
+
+ private:
+  std::string TranslateEvent(std::string_view json);
+  std::string FinalLine();
+
+  static constexpr size_t kMaxBuffered = 64U << 20;  // a non-streaming body / one SSE line
+
+  RouteKind kind_;
+  std::string model_;
+  bool stream_;
+  int upstream_status_ = 200;
+  std::string buffer_;  // partial SSE line, or the whole non-streaming body
+  bool done_sent_ = false;
+  bool overflow_ = false;
+  std::string done_reason_ = "stop";
+  double prompt_n_ = 0, prompt_ms_ = 0, predicted_n_ = 0, predicted_ms_ = 0;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace corral::proxy

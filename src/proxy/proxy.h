@@ -1,0 +1,78 @@
+// The proxy data plane: one HTTP/1.1 listener, N event-loop threads, every model behind it.
+//
+// Threading: `threads` workers, each an io_context run by one thread. The acceptor hands
+// each new client connection to the next worker round-robin; the connection, its upstream
+// connection and its upstream pool live on that worker for their whole life, so no
+// connection state is ever shared between threads and nothing on the path blocks.
+// Routing reads the RoutingTable snapshot lock-free; on a miss it asks the ModelProvider
+// (EnsureReady) and resumes on its own worker when the answer comes.
+//
+// Bytes: request heads are parsed (Beast), hop-by-hop headers dropped (RFC 9110 7.6.1),
+// the body is read whole (bounded by max_body_bytes: the model may be its last member) and
+// forwarded unchanged. Response heads are re-written the same way; response bodies are
+// relayed byte for byte as they arrive (chunked framing and SSE untouched), one bounded
+// buffer per stream: upstream reads pause while a client write is pending (backpressure).
+// See docs/proxy.md for the traced request path and the watermarks.
+//
+// Thread-safety: Start/Stop/port from one controlling thread; MetricsText from any thread.
+// Ownership: the Proxy references a ModelProvider and a RoutingTable it does not own;
+// both must outlive it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "proxy/model_provider.h"
+#include "proxy/routing_table.h"
+
+namespace corral::proxy {
+
+// Every tunable of the data plane in one place.
+struct ProxyOptions {
+  std::string listen = "127.0.0.1:11450";               // HOST:PORT; port 0 = any (see Proxy::port())
+  int threads = 0;                                      // event-loop threads; 0 = min(hardware threads, 4)
+  uint64_t max_body_bytes = 32ULL << 20;                // request body limit -> 413
+  uint32_t max_header_bytes = 64U << 10;                // request head limit -> 431
+  std::chrono::milliseconds client_timeout{60'000};     // idle keep-alive, slow request, stalled reader
+  std::chrono::milliseconds upstream_timeout{600'000};  // no upstream byte this long -> 504 / cut
+  std::chrono::milliseconds connect_timeout{5'000};     // upstream TCP connect
+  std::chrono::milliseconds ready_timeout{120'000};     // EnsureReady deadline (on-demand start)
+  // Pooled upstream connections idle longer than this are dropped; keep it below
+  // llama-server's own keep-alive timeout (cpp-httplib: 5 s) so we rarely meet a stale one.
+  std::chrono::milliseconds pool_idle_timeout{4'000};
+  // Idle pooled connections per upstream, per worker. Kept small on purpose: llama-server
+  // (cpp-httplib) parks one of its HTTP threads (default max(n_parallel + 2, cores - 1)) on
+  // every idle keep-alive connection, so a large pool would starve it of threads.
+  size_t pool_max_idle_per_upstream = 1;
+  size_t relay_buffer_bytes = 16U << 10;   // per stream; the upstream read high watermark
+  size_t max_pipelined_bytes = 64U << 10;  // client bytes read ahead while a response streams
+  bool add_model_header = true;            // x-corral-model on forwarded responses
+  std::string version = "0.1.0";           // for /api/version
+};
+
+class Proxy {
+ public:
+  Proxy(ProxyOptions options, ModelProvider& provider, RoutingTable& routes);
+  ~Proxy();  // Stop()
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // Binds the listener and starts the workers. Errors: bad listen address, bind failure.
+  Status Start();
+  // The bound port (after Start).
+  uint16_t port() const;
+  // Closes the listener and every connection, joins the workers. Idempotent.
+  void Stop();
+  // GET /metrics body.
+  std::string MetricsText() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace corral::proxy

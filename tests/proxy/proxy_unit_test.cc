@@ -1,0 +1,267 @@
+// Pure parts of the proxy: routing, the model-field scanner, close matches, error shapes,
+// timings, Ollama request planning and the routing snapshot.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <thread>
+
+#include "proxy/api_errors.h"
+#include "proxy/metrics.h"
+#include "proxy/ollama.h"
+#include "proxy/request_routing.h"
+#include "proxy/routing_table.h"
+#include "proxy/static_provider.h"
+#include "support/test_support.h"
+
+namespace corral::proxy {
+namespace {
+
+using json = nlohmann::json;
+
+TEST(RouteTest, ClassifiesEverySurface) {
+  EXPECT_EQ(ClassifyRoute("POST", "/v1/chat/completions").kind, RouteKind::kForward);
+  EXPECT_EQ(ClassifyRoute("POST", "/v1/messages").api, Api::kAnthropic);
+  EXPECT_EQ(ClassifyRoute("POST", "/v1/messages/count_tokens").api, Api::kAnthropic);
+  EXPECT_EQ(ClassifyRoute("GET", "/props?model=a").model_source, ModelSource::kQuery);
+  EXPECT_EQ(ClassifyRoute("POST", "/tokenize").model_source, ModelSource::kBodyOrQuery);
+  EXPECT_FALSE(ClassifyRoute("POST", "/slots?model=a&action=save").replay_safe);
+  EXPECT_EQ(ClassifyRoute("GET", "/api/tags").kind, RouteKind::kOllamaTags);
+  EXPECT_EQ(ClassifyRoute("HEAD", "/").kind, RouteKind::kOllamaRoot);
+  EXPECT_EQ(ClassifyRoute("POST", "/api/chat").api, Api::kOllama);
+  EXPECT_EQ(ClassifyRoute("GET", "/v1/chat/completions").kind, RouteKind::kBadMethod);
+  EXPECT_EQ(ClassifyRoute("GET", "/nope").kind, RouteKind::kNotFound);
+  EXPECT_EQ(ClassifyRoute("GET", "/api/nope").api, Api::kOllama);
+}
+
+TEST(RouteTest, QueryParamDecodes) {
+  EXPECT_EQ(QueryParam("/props?model=a%20b+c&x=1", "model"), "a b c");
+  EXPECT_EQ(QueryParam("/props?x=1&model=q", "model"), "q");
+  EXPECT_EQ(QueryParam("/props?models=q", "model"), "");
+  EXPECT_EQ(QueryParam("/props?model=%zz%4", "model"), "%zz%4");
+  EXPECT_EQ(QueryParam("/props", "model"), "");
+}
+
+class ModelFieldTest : public ::testing::TestWithParam<bool> {
+ protected:
+  // Both implementations behind ExtractModelField: simdjson (small bodies) and the scanner.
+  ModelField Extract(std::string_view body) { return GetParam() ? ScanModelField(body) : ExtractModelField(body); }
+};
+INSTANTIATE_TEST_SUITE_P(Impl, ModelFieldTest, ::testing::Values(false, true),
+                         [](const auto& p) { return p.param ? "Scanner" : "Simdjson"; });
+
+TEST_P(ModelFieldTest, FindsTopLevelModelOnly) {
+  auto f = Extract(R"({"messages":[{"model":"inner","content":"x \" \\"}],"model":"outer"})");
+  EXPECT_EQ(f.status, ModelFieldStatus::kFound);
+  EXPECT_EQ(f.value, "outer");
+  f = Extract(R"(  {"model" : "a\u00e9\n"} )");
+  EXPECT_EQ(f.value, "a\xc3\xa9\n");
+  if (GetParam()) {  // the scanner decodes escaped keys; simdjson compares keys raw
+    f = Extract(R"({"m\u006fdel":"esc"})");
+    EXPECT_EQ(f.value, "esc");
+  }
+  f = Extract(R"({"model":"\ud83d\ude00"})");
+  EXPECT_EQ(f.value, "\xf0\x9f\x98\x80");
+  EXPECT_EQ(Extract(R"({"x":{"model":"no"}})").status, ModelFieldStatus::kMissing);
+  EXPECT_EQ(Extract("{}").status, ModelFieldStatus::kMissing);
+  EXPECT_EQ(Extract(R"({"model":3})").status, ModelFieldStatus::kNotString);
+  EXPECT_EQ(Extract(R"({"model":null})").status, ModelFieldStatus::kNotString);
+  EXPECT_EQ(Extract("not json").status, ModelFieldStatus::kBadJson);
+  EXPECT_EQ(Extract(R"({"a":"unterminated)").status, ModelFieldStatus::kBadJson);
+  EXPECT_EQ(Extract(R"({"a":[1,2)").status, ModelFieldStatus::kBadJson);
+  EXPECT_EQ(Extract(R"({"model":"\ud83d"})").status, ModelFieldStatus::kBadJson);
+  EXPECT_EQ(Extract(R"({"a" 1})").status, ModelFieldStatus::kBadJson);
+  // Deep nesting costs no stack (the scanner; simdjson bounds depth itself).
+  std::string deep = "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + ",\"model\":\"d\"}";
+  EXPECT_EQ(ScanModelField(deep).value, "d");
+  // Above kSimdjsonMaxBytes the scanner answers.
+  std::string big = R"({"messages":")" + std::string(kSimdjsonMaxBytes, 'x') + R"(","model":"big"})";
+  EXPECT_EQ(ExtractModelField(big).value, "big");
+}
+
+TEST_P(ModelFieldTest, AgreesWithAFullParserOnGeneratedBodies) {
+  // Bodies with escapes and nesting before the model: the scanner must agree with nlohmann.
+  const char* kPieces[] = {R"("s":"a\"b\\")", R"("n":-1.5e3)", R"("o":{"model":"x","k":[1,{"q":"]"}]})", R"("t":true)",
+                           R"("l":[[],{},""])"};
+  for (int mask = 0; mask < 32; ++mask) {
+    std::string body = "{";
+    for (int i = 0; i < 5; ++i) {
+      if (mask & (1 << i)) body += std::string(kPieces[i]) + ",";
+    }
+    body += R"("model":"m)" + std::to_string(mask) + "\"}";
+    auto f = Extract(body);
+    ASSERT_EQ(f.status, ModelFieldStatus::kFound) << body;
+    EXPECT_EQ(f.value, json::parse(body)["model"].get<std::string>()) << body;
+  }
+}
+
+TEST(CloseMatchTest, SuggestsNearNames) {
+  std::vector<std::string> names = {"llama-3-8b", "qwen2.5-7b", "tiny", "mistral"};
+  auto m = CloseMatches("tinny", names);
+  ASSERT_FALSE(m.empty());
+  EXPECT_EQ(m[0], "tiny");
+  m = CloseMatches("qwen", names);
+  ASSERT_FALSE(m.empty());
+  EXPECT_EQ(m[0], "qwen2.5-7b");
+  EXPECT_TRUE(CloseMatches("zzzzzzzzzzzz", names).empty());
+}
+
+TEST(StaticProviderTest, ParsesSpecs) {
+  auto specs = StaticProvider::ParseSpecs({"a=http://127.0.0.1:8080", "b=http://localhost:9/", "c=http://[::1]:7"});
+  ASSERT_TRUE(specs.ok()) << specs.status().ToString();
+  EXPECT_EQ(specs->at("a").port, 8080);
+  EXPECT_EQ(specs->at("b").host, "127.0.0.1");
+  EXPECT_EQ(specs->at("c").ToString(), "[::1]:7");
+  EXPECT_FALSE(StaticProvider::ParseSpecs({"a"}).ok());
+  EXPECT_FALSE(StaticProvider::ParseSpecs({"a=127.0.0.1:80"}).ok());
+  EXPECT_FALSE(StaticProvider::ParseSpecs({"a=http://example.com:80"}).ok());
+  EXPECT_FALSE(StaticProvider::ParseSpecs({"a=http://127.0.0.1:0"}).ok());
+  EXPECT_FALSE(StaticProvider::ParseSpecs({"a=http://127.0.0.1:1", "a=http://127.0.0.1:2"}).ok());
+}
+
+TEST(ErrorShapeTest, EachApiHasItsOwn) {
+  json o = json::parse(ErrorBody(Api::kOpenAI, 404, "no such model"));
+  EXPECT_EQ(o["error"]["message"], "no such model");
+  EXPECT_EQ(o["error"]["code"], 404);
+  EXPECT_EQ(o["error"]["type"], "not_found_error");
+  json a = json::parse(ErrorBody(Api::kAnthropic, 413, "big"));
+  EXPECT_EQ(a["type"], "error");
+  EXPECT_EQ(a["error"]["type"], "request_too_large");
+  json l = json::parse(ErrorBody(Api::kOllama, 400, "bad"));
+  EXPECT_EQ(l["error"], "bad");
+  // Invalid UTF-8 in a client-supplied name still yields valid JSON.
+  EXPECT_NO_THROW(json::parse(ErrorBody(Api::kOpenAI, 404, "model '\xff\xfe' not found")));
+}
+
+TEST(MetricsTest, TimingsFromTheFinalEvent) {
+  std::string tail = R"(data: {"choices":[],"timings":{"prompt_n":3,"prompt_ms":12.5,"predicted_per_second":640.25}})"
+                     "\n\ndata: [DONE]\n\n";
+  auto t = ParseTimingsTail(tail);
+  EXPECT_DOUBLE_EQ(t.prompt_ms, 12.5);
+  EXPECT_DOUBLE_EQ(t.predicted_per_second, 640.25);
+  EXPECT_LT(ParseTimingsTail("no timings here").prompt_ms, 0);
+  Metrics m;
+  m.For("a").ttft_ms.Observe(7);
+  m.For("a").requests++;
+  std::string text = m.Render();
+  EXPECT_NE(text.find("corral_model_requests_total{model=\"a\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("corral_model_ttft_ms_bucket{model=\"a\",le=\"10\"} 1"), std::string::npos) << text;
+}
+
+TEST(OllamaTest, Durations) {
+  EXPECT_EQ(ParseOllamaDuration("5m")->count(), 300);
+  EXPECT_EQ(ParseOllamaDuration("1h30m")->count(), 5400);
+  EXPECT_EQ(ParseOllamaDuration("0")->count(), 0);
+  EXPECT_EQ(ParseOllamaDuration("-1")->count(), -1);
+  EXPECT_EQ(ParseOllamaDuration("45")->count(), 45);
+  EXPECT_FALSE(ParseOllamaDuration("5 parsecs").ok());
+  EXPECT_FALSE(ParseOllamaDuration("").ok());
+}
+
+TEST(OllamaTest, PlansChatGenerateEmbed) {
+  auto p = PlanOllamaRequest(RouteKind::kOllamaChat,
+                             R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false,
+                                 "options":{"num_predict":5,"temperature":0},"keep_alive":"10m","format":"json"})");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->upstream_target, "/v1/chat/completions");
+  EXPECT_FALSE(p->stream);
+  EXPECT_EQ(p->keep_alive->count(), 600);
+  json up = json::parse(p->upstream_body);
+  EXPECT_EQ(up["max_tokens"], 5);
+  EXPECT_EQ(up["response_format"]["type"], "json_object");
+  EXPECT_EQ(up["messages"][0]["content"], "hi");
+
+  auto g = PlanOllamaRequest(RouteKind::kOllamaGenerate, R"({"model":"m","prompt":"p","raw":true})");
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->upstream_target, "/v1/completions");
+  EXPECT_TRUE(g->stream);
+
+  auto load = PlanOllamaRequest(RouteKind::kOllamaGenerate, R"({"model":"m","keep_alive":0})");
+  ASSERT_TRUE(load.ok());
+  EXPECT_TRUE(load->load_only);
+  EXPECT_EQ(load->keep_alive->count(), 0);
+
+  auto e = PlanOllamaRequest(RouteKind::kOllamaEmbed, R"({"model":"m","input":["a","b"]})");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->upstream_target, "/v1/embeddings");
+
+  EXPECT_FALSE(PlanOllamaRequest(RouteKind::kOllamaChat, "[1]").ok());
+  EXPECT_FALSE(PlanOllamaRequest(RouteKind::kOllamaChat, R"({"messages":[]})").ok());
+  EXPECT_FALSE(PlanOllamaRequest(RouteKind::kOllamaChat, R"({"model":"m","keep_alive":"soon"})").ok());
+}
+
+TEST(OllamaTest, TranslatesAStreamSplitAnywhere) {
+  std::string sse =
+      "data: {\"choices\":[{\"delta\":{\"content\":\"He\"}}]}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":\"llo\"}}]}\n\n"
+      "data: {\"choices\":[{\"finish_reason\":\"length\",\"delta\":{}}],"
+      "\"timings\":{\"prompt_n\":4,\"prompt_ms\":2.5,\"predicted_n\":2,\"predicted_ms\":1.25}}\n\n"
+      "data: [DONE]\n\n";
+  for (size_t split = 1; split < sse.size(); split += 7) {
+    OllamaResponseTranslator t(RouteKind::kOllamaChat, "m", true);
+    std::string out = t.Feed(sse.substr(0, split));
+    out += t.Feed(sse.substr(split));
+    out += t.Finish();
+    std::vector<json> lines;
+    size_t start = 0, nl;
+    while ((nl = out.find('\n', start)) != std::string::npos) {
+      lines.push_back(json::parse(out.substr(start, nl - start)));
+      start = nl + 1;
+    }
+    ASSERT_EQ(lines.size(), 3U) << out;
+    EXPECT_EQ(lines[0]["message"]["content"], "He");
+    EXPECT_EQ(lines[1]["message"]["content"], "llo");
+    EXPECT_EQ(lines[2]["done"], true);
+    EXPECT_EQ(lines[2]["done_reason"], "length");
+    EXPECT_EQ(lines[2]["eval_count"], 2);
+    EXPECT_EQ(lines[2]["eval_duration"], 1250000);
+    EXPECT_EQ(lines[2]["prompt_eval_duration"], 2500000);
+  }
+}
+
+TEST(RoutingTableTest, ConcurrentReadersSeeWholeSnapshots) {
+  RoutingTable table;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> reads{0};
+  std::thread reader([&] {
+    RouteReader view(table);
+    uint64_t last = 0;
+    while (!stop.load()) {
+      const RouteMap& snap = view.Get();
+      // Every published map has exactly `version` entries: a torn read would break this;
+      // versions never go backwards.
+      ASSERT_EQ(snap.routes.size(), snap.version);
+      ASSERT_GE(snap.version, last);
+      last = snap.version;
+      reads++;
+    }
+  });
+  for (uint64_t v = 1; v <= 200; ++v) {
+    RouteMap m;
+    for (uint64_t i = 0; i < v; ++i) m.routes.emplace("m" + std::to_string(i), Endpoint{"127.0.0.1", 1});
+    table.Publish(std::move(m));
+  }
+  while (reads.load() < 100) std::this_thread::yield();
+  stop.store(true);
+  reader.join();
+  EXPECT_EQ(table.Load()->version, 200U);
+}
+
+}  // namespace
+}  // namespace corral::proxy
+
+namespace corral::proxy {
+namespace {
+
+TEST(ProxyCommandTest, BadUpstreamSpecsAreUsageErrors) {
+  auto r = testing::RunCorral({"proxy", "--upstream", "tiny"});
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  EXPECT_NE(r.err.find("NAME=http://HOST:PORT"), std::string::npos) << r.err;
+  r = testing::RunCorral({"proxy", "--upstream", "tiny=http://example.com:80"});
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  r = testing::RunCorral({"proxy", "--upstream", "a=http://127.0.0.1:1", "--listen", "300.1.1.1:5"});
+  EXPECT_EQ(r.exit_code, 71) << r.err;
+  EXPECT_NE(r.err.find("IP address"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace corral::proxy
