@@ -30,6 +30,18 @@ const std::vector<OptionDef>& Registry() {
        "Proxy listen address HOST:PORT. Loopback unless told otherwise.", OptionType::kString},
       {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info",
        "Log level: trace, debug, info, warn, error.", OptionType::kString},
+      // Supervisor (issue 5).
+      {"memory_budget", "--memory-budget", "CORRAL_MEMORY_BUDGET", "auto",
+       "Memory the running models may use together, e.g. 12GiB; 'auto' = total RAM minus "
+       "max(1 GiB, 10%). A start that does not fit is refused unless --force.",
+       OptionType::kString},
+      {"health_timeout", nullptr, "CORRAL_HEALTH_TIMEOUT", "60",
+       "Seconds a model may take to become ready, plus health_timeout_per_gib per GiB of model.",
+       OptionType::kInt},
+      {"health_timeout_per_gib", nullptr, "CORRAL_HEALTH_TIMEOUT_PER_GIB", "30",
+       "Extra readiness seconds per GiB of model file.", OptionType::kInt},
+      {"stop_timeout", nullptr, "CORRAL_STOP_TIMEOUT", "10",
+       "Seconds between SIGTERM and SIGKILL when stopping a model.", OptionType::kInt},
   };
   return kOptions;
 }
@@ -69,6 +81,20 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     for (const char* l : kLevels) known = known || one == l;
     if (!known) return InvalidArgument("log_level must be trace|debug|info|warn|error, got '" + one + "'");
     c.log_level = one;
+  } else if (key == "memory_budget") {
+    c.memory_budget = one.empty() ? "auto" : one;
+  } else if (key == "health_timeout" || key == "health_timeout_per_gib" || key == "stop_timeout") {
+    int v = -1;
+    try {
+      size_t used = 0;
+      v = std::stoi(one, &used);
+      if (used != one.size()) v = -1;
+    } catch (...) {
+      v = -1;
+    }
+    if (v < 0 || v > 86400) return InvalidArgument(key + " must be a whole number of seconds 0..86400, got '" + one + "'");
+    (key == "health_timeout" ? c.health_timeout_s
+                             : key == "stop_timeout" ? c.stop_timeout_s : c.health_timeout_per_gib_s) = v;
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -82,6 +108,10 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "llama_server") return {c.llama_server};
   if (key == "listen") return {c.listen};
   if (key == "log_level") return {c.log_level};
+  if (key == "memory_budget") return {c.memory_budget};
+  if (key == "health_timeout") return {std::to_string(c.health_timeout_s)};
+  if (key == "health_timeout_per_gib") return {std::to_string(c.health_timeout_per_gib_s)};
+  if (key == "stop_timeout") return {std::to_string(c.stop_timeout_s)};
   return {};
 }
 

@@ -24,6 +24,11 @@ struct Config {
   std::string llama_server;              // user's own llama-server binary; empty = search
   std::string listen;                    // proxy listen address HOST:PORT
   std::string log_level;                 // trace|debug|info|warn|error
+  // Supervisor (issue 5).
+  std::string memory_budget;  // "auto" (total RAM minus a margin) or a size: "12GiB"
+  int health_timeout_s = 60;  // base readiness timeout; + health_timeout_per_gib_s per GiB of model
+  int health_timeout_per_gib_s = 30;
+  int stop_timeout_s = 10;    // SIGTERM → SIGKILL grace
 
   // Where each key's value came from: "default", "file", "env" or "flag".
   std::map<std::string, std::string> source;
