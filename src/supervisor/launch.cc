@@ -78,18 +78,26 @@ int ParseListeningPort(std::string_view text) {
   size_t pos = 0;
   while ((pos = text.find(kMarker, pos)) != std::string_view::npos) {
     pos += kMarker.size();
-    size_t colon = text.find(':', pos);
-    size_t eol = text.find('\n', pos);
-    if (colon == std::string_view::npos || (eol != std::string_view::npos && colon > eol)) continue;
-    size_t p = colon + 1;
-    long port = 0;
-    size_t digits = 0;
-    while (p < text.size() && std::isdigit(static_cast<unsigned char>(text[p])) != 0 && digits < 6) {
-      port = port * 10 + (text[p] - '0');
-      ++p;
-      ++digits;
+    // The authority runs to the next whitespace ("127.0.0.1:8080", "[::1]:8080"); the port
+    // follows its last ':'. An authority cut off by the end of `text` is not trusted yet.
+    size_t end = pos;
+    while (end < text.size() && text[end] != ' ' && text[end] != '\n' && text[end] != '\r' && text[end] != '\t' &&
+           text[end] != '/') {
+      ++end;
     }
-    if (digits > 0 && port > 0 && port <= 65535) return static_cast<int>(port);
+    if (end == text.size()) return 0;
+    std::string_view authority = text.substr(pos, end - pos);
+    size_t colon = authority.rfind(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view digits = authority.substr(colon + 1);
+    if (digits.empty() || digits.size() > 5) continue;
+    long port = 0;
+    bool ok = true;
+    for (char c : digits) {
+      if (std::isdigit(static_cast<unsigned char>(c)) == 0) ok = false;
+      port = port * 10 + (c - '0');
+    }
+    if (ok && port > 0 && port <= 65535) return static_cast<int>(port);
   }
   return 0;
 }
@@ -104,7 +112,9 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
   if (i == 0 || i > 24) return InvalidArgument("size must start with a number: '" + std::string(text) + "'");
   double number = 0;
   try {
-    number = std::stod(s.substr(0, i));
+    size_t used = 0;
+    number = std::stod(s.substr(0, i), &used);
+    if (used != i) return InvalidArgument("bad size number: '" + std::string(text) + "'");
   } catch (...) {
     return InvalidArgument("bad size number: '" + std::string(text) + "'");
   }
