@@ -15,7 +15,7 @@ for target in "$build"/fuzz/fuzz_*; do
   mkdir -p "$work"
   if "$target" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
        -artifact_prefix="$build/fuzz-crashes/$name-" "$work" "$seeds" >"$build/$name.log" 2>&1; then
-    echo "fuzz: $name ok ($(grep -o 'stat::number_of_executed_runs: *[0-9]*' "$build/$name.log" | grep -o '[0-9]*$' || echo "?") runs in ${seconds}s)"
+    echo "fuzz: $name ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$build/$name.log" | grep -o '[0-9]*$' || echo "?") runs in ${seconds}s)"
   else
     echo "fuzz: $name FAILED; log: $build/$name.log" >&2
     tail -n 40 "$build/$name.log" >&2

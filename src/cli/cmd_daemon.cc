@@ -2,8 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -37,8 +37,8 @@ int RunDaemonStart(const GlobalOptions& global) {
   if (global.json) {
     std::cout << nlohmann::json{{"already_running", was_running}, {"daemon", d}}.dump(2) << "\n";
   } else {
-    std::printf("daemon %s (pid %d), socket %s\n", was_running ? "already running" : "started",
-                d.value("pid", 0), d.value("socket", std::string()).c_str());
+    std::printf("daemon %s (pid %d), socket %s\n", was_running ? "already running" : "started", d.value("pid", 0),
+                d.value("socket", std::string()).c_str());
   }
   return 0;
 }

@@ -1,19 +1,19 @@
 // Lifecycle commands, all through the daemon's control plane:
 // `corral start | stop | ps | logs | status | run`.
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/stat.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -41,7 +41,9 @@ int ReportFailure(const Result<control::Reply>& reply, const std::string& what) 
   return Fail(static_cast<ExitCode>(control::ExitCodeFor(e.code)), what + ": " + e.message);
 }
 
-bool Failed(const Result<control::Reply>& reply) { return !reply.ok() || reply->error.has_value(); }
+bool Failed(const Result<control::Reply>& reply) {
+  return !reply.ok() || reply->error.has_value();
+}
 
 std::string FormatDuration(long long secs) {
   char buf[32];
@@ -139,7 +141,8 @@ StartOutcome StartAndWait(const GlobalOptions& global, control::ControlClient& c
     const json& f = out.model.contains("failure") ? out.model["failure"] : json::object();
     std::string msg = name + " failed: " + f.value("message", std::string("stopped before it was ready"));
     std::string tail = out.model.value("last_log_lines", std::string());
-    if (!global.json && !tail.empty()) msg += "\n--- last lines of " + out.model.value("log_path", std::string()) + " ---\n" + tail;
+    if (!global.json && !tail.empty())
+      msg += "\n--- last lines of " + out.model.value("log_path", std::string()) + " ---\n" + tail;
     out.exit_code = Fail(ExitCode::kLaunchFailed, msg);
   }
   return out;
@@ -174,7 +177,8 @@ int RunStart(const GlobalOptions& global, const StartArgs& a) {
     return 0;
   }
   if (global.json) {
-    std::cout << json{{"model", o.model}, {"already_running", o.already_running}, {"proxy_url", ProxyUrl(global)}}.dump(2)
+    std::cout << json{{"model", o.model}, {"already_running", o.already_running}, {"proxy_url", ProxyUrl(global)}}.dump(
+                     2)
               << "\n";
     return 0;
   }
@@ -238,7 +242,8 @@ int RunPs(const GlobalOptions& global, bool no_spawn) {
   }
   for (const auto& r : rows) {
     for (size_t i = 0; i < r.size(); ++i) {
-      std::printf("%-*s%s", i + 1 == r.size() ? 0 : static_cast<int>(width[i]), r[i].c_str(), i + 1 == r.size() ? "" : "  ");
+      std::printf("%-*s%s", i + 1 == r.size() ? 0 : static_cast<int>(width[i]), r[i].c_str(),
+                  i + 1 == r.size() ? "" : "  ");
     }
     std::printf("\n");
   }
@@ -257,8 +262,8 @@ int RunStop(const GlobalOptions& global, const std::vector<std::string>& names, 
       std::printf(global.json ? "{\"stopped\": []}\n" : "nothing to stop (no daemon running)\n");
       return 0;
     }
-    return Fail(ExitCode::kModelReference, "stop " + names[0] + ": no model named '" + names[0] +
-                                               "' is running (no daemon running)");
+    return Fail(ExitCode::kModelReference,
+                "stop " + names[0] + ": no model named '" + names[0] + "' is running (no daemon running)");
   }
   json stopped = json::array();
   if (all) {
@@ -267,7 +272,8 @@ int RunStop(const GlobalOptions& global, const std::vector<std::string>& names, 
     stopped = reply->body["stopped"];
   }
   for (const auto& n : names) {
-    auto reply = (*client)->Call("POST", "/v1/models/" + control::UrlEncode(n) + "/stop", nullptr, std::chrono::minutes(2));
+    auto reply =
+        (*client)->Call("POST", "/v1/models/" + control::UrlEncode(n) + "/stop", nullptr, std::chrono::minutes(2));
     if (Failed(reply)) return ReportFailure(reply, "stop " + n);
     stopped.push_back(n);
   }
@@ -357,11 +363,12 @@ int RunStatus(const GlobalOptions& global, bool no_spawn) {
   }
   const json& d = b["daemon"];
   const json& mem = b["memory"];
-  std::printf("daemon:  pid %d, up %s, version %s\n", d.value("pid", 0), FormatDuration(d.value("uptime_s", 0LL)).c_str(),
-              d.value("version", std::string()).c_str());
+  std::printf("daemon:  pid %d, up %s, version %s\n", d.value("pid", 0),
+              FormatDuration(d.value("uptime_s", 0LL)).c_str(), d.value("version", std::string()).c_str());
   std::printf("socket:  %s\n", d.value("socket", std::string()).c_str());
   std::string engine = d.value("llama_server", std::string());
-  std::printf("engine:  %s\n", engine.empty() ? ("MISSING: " + d.value("engine_error", std::string())).c_str() : engine.c_str());
+  std::printf("engine:  %s\n",
+              engine.empty() ? ("MISSING: " + d.value("engine_error", std::string())).c_str() : engine.c_str());
   std::printf("proxy:   %s (not running in this build)\n", b["proxy"].value("url", std::string()).c_str());
   std::printf("memory:  %s reserved of a %s budget (%s, RAM %s)\n",
               supervisor::FormatBytes(mem.value("reserved_bytes", 0ULL)).c_str(),
@@ -495,7 +502,8 @@ int RunRun(const GlobalOptions& global, RunArgs& a) {
     if (all.empty()) return Fail(ExitCode::kUsage, "run: no prompt (give one as an argument or on stdin)");
     return ask(all);
   }
-  std::fprintf(stderr, "chatting with %s (Ctrl+C stops an answer, Ctrl+D quits)\n", o.model.value("name", std::string()).c_str());
+  std::fprintf(stderr, "chatting with %s (Ctrl+C stops an answer, Ctrl+D quits)\n",
+               o.model.value("name", std::string()).c_str());
   for (;;) {
     std::fprintf(stderr, "> ");
     std::string line;
@@ -510,7 +518,8 @@ int RunRun(const GlobalOptions& global, RunArgs& a) {
 
 void AddStartFlags(CLI::App* s, StartArgs& a, bool with_raw) {
   s->add_option("--ctx,-c", a.ctx, "Context size (llama-server -c); default: llama-server's");
-  s->add_option("--name", a.name, "Name of this instance (default: the model's name); start a model twice with two names");
+  s->add_option("--name", a.name,
+                "Name of this instance (default: the model's name); start a model twice with two names");
   s->add_option("--port", a.port, "Port the child binds (default 0: any free port, learned from its log)");
   s->add_flag("--force", a.force, "Start even when the memory budget says it does not fit");
   s->add_flag("--no-spawn", a.no_spawn, "Do not start a daemon when none is running (exit 65 instead)");
@@ -552,9 +561,7 @@ static void RegisterLifecycle(CLI::App& app, GlobalOptions& global, RunFn& run) 
     s->add_flag("--all", a->all, "Stop every model");
     s->add_flag("--json", global.json, "Print JSON");
     s->add_flag("--no-spawn", a->no_spawn, "Do not start a daemon when none is running");
-    s->callback([&global, &run, a] {
-      run = [&global, a] { return RunStop(global, a->names, a->all, a->no_spawn); };
-    });
+    s->callback([&global, &run, a] { run = [&global, a] { return RunStop(global, a->names, a->all, a->no_spawn); }; });
   }
   {
     struct LogsArgs {

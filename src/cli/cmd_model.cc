@@ -1,7 +1,7 @@
 // `corral model ...`: model tools. `corral model synth` writes synthetic GGUF models.
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
@@ -23,8 +23,7 @@ int RunSynth(const GlobalOptions& global, SynthArgs& args) {
   if (args.list_presets) {
     for (const auto& p : synth::Presets()) {
       std::printf("%-7s n_embd=%-5u n_layer=%-3u n_head=%-3u n_head_kv=%-3u n_ff=%-5u ctx=%-5u %s\n", p.name,
-                  p.dims.n_embd, p.dims.n_layer, p.dims.n_head, p.dims.n_head_kv, p.dims.n_ff, p.dims.n_ctx,
-                  p.summary);
+                  p.dims.n_embd, p.dims.n_layer, p.dims.n_head, p.dims.n_head_kv, p.dims.n_ff, p.dims.n_ctx, p.summary);
     }
     return 0;
   }
@@ -42,10 +41,10 @@ int RunSynth(const GlobalOptions& global, SynthArgs& args) {
   auto report = synth::Synthesize(o, progress);
   if (!report.ok()) {
     if (tty) std::fprintf(stderr, "\n");
-    ExitCode code = report.status().code() == StatusCode::kInvalidArgument ||
-                            report.status().code() == StatusCode::kAlreadyExists
-                        ? ExitCode::kUsage
-                        : ExitCode::kOther;
+    ExitCode code =
+        report.status().code() == StatusCode::kInvalidArgument || report.status().code() == StatusCode::kAlreadyExists
+            ? ExitCode::kUsage
+            : ExitCode::kOther;
     if (report.status().code() == StatusCode::kUnavailable) code = ExitCode::kEngineMissing;
     return Fail(code, "model synth: " + report.status().message());
   }
@@ -67,8 +66,8 @@ int RunSynth(const GlobalOptions& global, SynthArgs& args) {
     std::cout << j.dump(2) << "\n";
   } else {
     std::printf("wrote %s: %s, %.1fM parameters, %.1f MiB, vocab %u%s\n", r.path.c_str(), r.name.c_str(),
-                static_cast<double>(r.n_params) / 1e6, static_cast<double>(r.file_bytes) / (1024.0 * 1024.0),
-                r.n_vocab, r.chat_template ? ", chat template" : "");
+                static_cast<double>(r.n_params) / 1e6, static_cast<double>(r.file_bytes) / (1024.0 * 1024.0), r.n_vocab,
+                r.chat_template ? ", chat template" : "");
   }
   return 0;
 }
@@ -84,7 +83,8 @@ static void RegisterModel(CLI::App& app, GlobalOptions& global, RunFn& run) {
   s->add_option("--out,-o", o.out_path, "Output file (default: the model directory)")->type_name("PATH");
   s->add_option("--preset", o.preset, "Size preset: tiny, small, medium, large")->capture_default_str();
   s->add_option("--type", o.type, "Weight type: f16, q8_0, q4_0")->capture_default_str();
-  s->add_option("--vocab", o.vocab, "Tokenizer: a vocab name of the llama.cpp tree (llama-spm, llama-bpe, qwen2, ...) or a path")
+  s->add_option("--vocab", o.vocab,
+                "Tokenizer: a vocab name of the llama.cpp tree (llama-spm, llama-bpe, qwen2, ...) or a path")
       ->capture_default_str();
   s->add_option("--arch", o.arch, "Architecture")->capture_default_str();
   s->add_option("--seed", o.seed, "Random seed for the weights")->capture_default_str();

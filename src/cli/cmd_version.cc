@@ -15,11 +15,14 @@ int PrintVersion(const GlobalOptions& global) {
   if (!config.ok()) return ToInt(ExitCode::kUsage);
   auto engine = engine::Locate(*config, /*query_version=*/true);
   if (global.json) {
-    nlohmann::json j = {{"corral", kCorralVersion}, {"corral_commit", kCorralGitCommit},
+    nlohmann::json j = {{"corral", kCorralVersion},
+                        {"corral_commit", kCorralGitCommit},
                         {"pinned_llama_cpp_commit", engine::kPinnedCommit}};
     if (engine.ok()) {
-      j["llama_server"] = {{"path", engine->llama_server}, {"source", engine->source},
-                           {"commit", engine->commit}, {"version", engine->version_line}};
+      j["llama_server"] = {{"path", engine->llama_server},
+                           {"source", engine->source},
+                           {"commit", engine->commit},
+                           {"version", engine->version_line}};
     } else {
       j["llama_server"] = {{"error", engine.status().message()}};
     }

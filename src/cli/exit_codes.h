@@ -16,7 +16,9 @@ enum class ExitCode : int {
   kOther = 71,              // anything else
 };
 
-inline int ToInt(ExitCode c) { return static_cast<int>(c); }
+inline int ToInt(ExitCode c) {
+  return static_cast<int>(c);
+}
 
 // The exit code a failed Status maps to when nothing more specific applies.
 ExitCode ExitCodeFor(const Status& status);

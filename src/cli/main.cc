@@ -6,7 +6,9 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int Main(int argc, char** argv) {
   using corral::cli::ExitCode;
   CLI::App app{"corral: a zero-overhead manager for local LLMs served by llama.cpp", "corral"};
   app.require_subcommand(0, 1);
@@ -36,4 +38,20 @@ int main(int argc, char** argv) {
     return corral::cli::ToInt(ExitCode::kUsage);
   }
   return run();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Our code returns errors as values; this catches what a library might still throw
+  // (std::bad_alloc, a CLI11 or JSON exception we failed to anticipate) so the user sees
+  // a message and exit code 71 instead of std::terminate.
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "corral: internal error: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "corral: internal error: unknown exception\n";
+  }
+  return corral::cli::ToInt(corral::cli::ExitCode::kOther);
 }

@@ -34,15 +34,16 @@ std::string DirName(const std::string& path) {
 
 }  // namespace
 
-AtomicFile::~AtomicFile() { Abandon(); }
+AtomicFile::~AtomicFile() {
+  Abandon();
+}
 
 Status AtomicFile::Open(const std::string& path, mode_t mode) {
   if (fd_ >= 0) return Internal("AtomicFile opened twice");
   path_ = path;
   std::filesystem::path p(path);
-  std::string tmpl =
-      (p.parent_path().empty() ? std::filesystem::path(".") : p.parent_path()) /
-      ("." + p.filename().string() + ".tmp.XXXXXX");
+  std::string tmpl = (p.parent_path().empty() ? std::filesystem::path(".") : p.parent_path()) /
+                     ("." + p.filename().string() + ".tmp.XXXXXX");
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   int fd = ::mkostemp(buf.data(), O_CLOEXEC);
@@ -130,8 +131,7 @@ Result<std::string> ReadFileBounded(const std::string& path, uint64_t max_bytes)
   if (static_cast<uint64_t>(st.st_size) > max_bytes) {
     ::close(fd);
     return Status(StatusCode::kResourceExhausted,
-                  path + " is " + std::to_string(st.st_size) + " bytes; the limit is " +
-                      std::to_string(max_bytes));
+                  path + " is " + std::to_string(st.st_size) + " bytes; the limit is " + std::to_string(max_bytes));
   }
   std::string out;
   char buf[65536];

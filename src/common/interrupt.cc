@@ -23,7 +23,11 @@ void InstallInterruptHandlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-bool Interrupted() { return g_interrupted.load(std::memory_order_relaxed); }
-void ResetInterruptedForTest() { g_interrupted.store(false); }
+bool Interrupted() {
+  return g_interrupted.load(std::memory_order_relaxed);
+}
+void ResetInterruptedForTest() {
+  g_interrupted.store(false);
+}
 
 }  // namespace corral

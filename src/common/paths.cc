@@ -25,9 +25,15 @@ std::string XdgDir(const char* var, const char* fallback_under_home) {
 
 }  // namespace
 
-std::string ConfigDir() { return XdgDir("XDG_CONFIG_HOME", ".config"); }
-std::string StateDir() { return XdgDir("XDG_STATE_HOME", ".local/state"); }
-std::string DataDir() { return XdgDir("XDG_DATA_HOME", ".local/share"); }
+std::string ConfigDir() {
+  return XdgDir("XDG_CONFIG_HOME", ".config");
+}
+std::string StateDir() {
+  return XdgDir("XDG_STATE_HOME", ".local/state");
+}
+std::string DataDir() {
+  return XdgDir("XDG_DATA_HOME", ".local/share");
+}
 
 std::string CacheDir() {
   std::string explicit_dir = Env("CORRAL_CACHE_DIR");
@@ -41,7 +47,11 @@ std::string RuntimeDir() {
   return "/tmp/corral-" + std::to_string(::getuid());
 }
 
-std::string DefaultModelDir() { return DataDir() + "/models"; }
-std::string DefaultConfigFile() { return ConfigDir() + "/config.yaml"; }
+std::string DefaultModelDir() {
+  return DataDir() + "/models";
+}
+std::string DefaultConfigFile() {
+  return ConfigDir() + "/config.yaml";
+}
 
 }  // namespace corral

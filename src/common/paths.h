@@ -12,7 +12,7 @@ std::string DataDir();     // $XDG_DATA_HOME/corral     (models/ is the user's m
 std::string CacheDir();    // $CORRAL_CACHE_DIR or $XDG_CACHE_HOME/corral (engine builds, catalog cache)
 std::string RuntimeDir();  // $XDG_RUNTIME_DIR/corral or /tmp/corral-$UID (control socket)
 
-std::string DefaultModelDir();  // DataDir()/models
+std::string DefaultModelDir();    // DataDir()/models
 std::string DefaultConfigFile();  // ConfigDir()/config.yaml
 
 }  // namespace corral

@@ -14,9 +14,9 @@ namespace corral {
 
 enum class StatusCode {
   kOk,
-  kInvalidArgument,     // the caller's input is wrong (usage, bad option, malformed request)
-  kNotFound,            // a named thing does not exist
-  kAmbiguous,           // a reference matched several things
+  kInvalidArgument,  // the caller's input is wrong (usage, bad option, malformed request)
+  kNotFound,         // a named thing does not exist
+  kAmbiguous,        // a reference matched several things
   kAlreadyExists,
   kIoError,             // the OS refused (open, read, write, rename)
   kCorrupt,             // a file or stream is malformed
@@ -51,13 +51,27 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
-inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
-inline Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
-inline Status Corrupt(std::string m) { return {StatusCode::kCorrupt, std::move(m)}; }
-inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
-inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
-inline Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
+inline Status NotFound(std::string m) {
+  return {StatusCode::kNotFound, std::move(m)};
+}
+inline Status IoError(std::string m) {
+  return {StatusCode::kIoError, std::move(m)};
+}
+inline Status Corrupt(std::string m) {
+  return {StatusCode::kCorrupt, std::move(m)};
+}
+inline Status Unavailable(std::string m) {
+  return {StatusCode::kUnavailable, std::move(m)};
+}
+inline Status Internal(std::string m) {
+  return {StatusCode::kInternal, std::move(m)};
+}
+inline Status Cancelled(std::string m) {
+  return {StatusCode::kCancelled, std::move(m)};
+}
 
 // IoError carrying strerror(errno_value).
 Status ErrnoError(std::string_view what, int errno_value);
@@ -66,7 +80,7 @@ Status ErrnoError(std::string_view what, int errno_value);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Result built from an ok Status");
   }
@@ -93,12 +107,13 @@ class [[nodiscard]] Result {
 #define CORRAL_CONCAT_INNER(a, b) a##b
 #define CORRAL_CONCAT(a, b) CORRAL_CONCAT_INNER(a, b)
 
-#define CORRAL_RETURN_IF_ERROR(expr)            \
-  do {                                          \
-    ::corral::Status _corral_st = (expr);       \
-    if (!_corral_st.ok()) return _corral_st;    \
+#define CORRAL_RETURN_IF_ERROR(expr)         \
+  do {                                       \
+    ::corral::Status _corral_st = (expr);    \
+    if (!_corral_st.ok()) return _corral_st; \
   } while (0)
 
+// NOLINTBEGIN(bugprone-macro-parentheses): `lhs` is a declaration, `tmp` a name.
 #define CORRAL_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                                 \
   if (!tmp.ok()) return tmp.status();                \
@@ -106,3 +121,4 @@ class [[nodiscard]] Result {
 
 #define CORRAL_ASSIGN_OR_RETURN(lhs, expr) \
   CORRAL_ASSIGN_OR_RETURN_IMPL(CORRAL_CONCAT(_corral_res_, __LINE__), lhs, expr)
+// NOLINTEND(bugprone-macro-parentheses)

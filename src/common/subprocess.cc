@@ -86,7 +86,8 @@ Result<CaptureResult> RunCapture(const std::vector<std::string>& argv, std::chro
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (timed_out) return Status(StatusCode::kTimeout, exe + " did not finish in " + std::to_string(timeout.count()) + " ms");
+  if (timed_out)
+    return Status(StatusCode::kTimeout, exe + " did not finish in " + std::to_string(timeout.count()) + " ms");
   if (WIFEXITED(status)) res.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) res.signal = WTERMSIG(status);
   return res;

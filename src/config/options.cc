@@ -1,7 +1,7 @@
 #include "config/options.h"
 
-#include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
+#include <CLI/CLI.hpp>
 
 #include <unistd.h>
 
@@ -21,23 +21,23 @@ const std::vector<OptionDef>& Registry() {
   static const std::vector<OptionDef> kOptions = {
       {"model_paths", "--model-path", "CORRAL_MODEL_PATHS", "",
        "Directories or GGUF files to scan for models, besides the default model directory "
-       "(" "$XDG_DATA_HOME/corral/models" ") and the caches of other tools. Env: ':'-separated.",
+       "("
+       "$XDG_DATA_HOME/corral/models"
+       ") and the caches of other tools. Env: ':'-separated.",
        OptionType::kPathList},
       {"llama_server", "--llama-server", "CORRAL_LLAMA_SERVER", "",
-       "The llama-server binary to launch. Empty: llama-server on PATH, else the pinned build.",
-       OptionType::kPath},
+       "The llama-server binary to launch. Empty: llama-server on PATH, else the pinned build.", OptionType::kPath},
       {"listen", "--listen", "CORRAL_LISTEN", "127.0.0.1:11450",
        "Proxy listen address HOST:PORT. Loopback unless told otherwise.", OptionType::kString},
-      {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info",
-       "Log level: trace, debug, info, warn, error.", OptionType::kString},
+      {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info", "Log level: trace, debug, info, warn, error.",
+       OptionType::kString},
       // Supervisor (issue 5).
       {"memory_budget", "--memory-budget", "CORRAL_MEMORY_BUDGET", "auto",
        "Memory the running models may use together, e.g. 12GiB; 'auto' = total RAM minus "
        "max(1 GiB, 10%). A start that does not fit is refused unless --force.",
        OptionType::kString},
       {"health_timeout", nullptr, "CORRAL_HEALTH_TIMEOUT", "60",
-       "Seconds a model may take to become ready, plus health_timeout_per_gib per GiB of model.",
-       OptionType::kInt},
+       "Seconds a model may take to become ready, plus health_timeout_per_gib per GiB of model.", OptionType::kInt},
       {"health_timeout_per_gib", nullptr, "CORRAL_HEALTH_TIMEOUT_PER_GIB", "30",
        "Extra readiness seconds per GiB of model file.", OptionType::kInt},
       {"stop_timeout", nullptr, "CORRAL_STOP_TIMEOUT", "10",
@@ -92,9 +92,11 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     } catch (...) {
       v = -1;
     }
-    if (v < 0 || v > 86400) return InvalidArgument(key + " must be a whole number of seconds 0..86400, got '" + one + "'");
+    if (v < 0 || v > 86400)
+      return InvalidArgument(key + " must be a whole number of seconds 0..86400, got '" + one + "'");
     (key == "health_timeout" ? c.health_timeout_s
-                             : key == "stop_timeout" ? c.stop_timeout_s : c.health_timeout_per_gib_s) = v;
+     : key == "stop_timeout" ? c.stop_timeout_s
+                             : c.health_timeout_per_gib_s) = v;
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -137,7 +139,9 @@ Result<std::vector<std::string>> YamlValues(const YAML::Node& node, const Option
 
 }  // namespace
 
-const std::vector<OptionDef>& Options() { return Registry(); }
+const std::vector<OptionDef>& Options() {
+  return Registry();
+}
 
 Status ApplyConfigText(Config& c, const std::string& text, const std::string& file_name) {
   YAML::Node root;
@@ -206,8 +210,7 @@ Result<Config> Load(const FlagValues& flags) {
     if (def.env == nullptr) continue;
     const char* v = std::getenv(def.env);
     if (v == nullptr) continue;
-    std::vector<std::string> values =
-        def.type == OptionType::kPathList ? SplitList(v) : std::vector<std::string>{v};
+    std::vector<std::string> values = def.type == OptionType::kPathList ? SplitList(v) : std::vector<std::string>{v};
     Status st = Assign(c, def, values);
     if (!st.ok()) return st.WithContext(std::string("environment variable ") + def.env);
     c.source[def.key] = "env";
@@ -245,8 +248,7 @@ std::string OptionsMarkdown() {
   out << "| config key | flag | environment | default | meaning |\n|---|---|---|---|---|\n";
   for (const auto& d : Registry()) {
     out << "| `" << d.key << "` | " << (d.flag ? std::string("`") + d.flag + "`" : "") << " | "
-        << (d.env ? std::string("`") + d.env + "`" : "") << " | `" << d.default_value << "` | " << d.help
-        << " |\n";
+        << (d.env ? std::string("`") + d.env + "`" : "") << " | `" << d.default_value << "` | " << d.help << " |\n";
   }
   return out.str();
 }

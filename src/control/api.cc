@@ -20,10 +20,14 @@ struct CodeName {
   int exit_code;
 };
 constexpr CodeName kCodes[] = {
-    {ErrorCode::kBadRequest, "bad_request", 400, 64},       {ErrorCode::kNotRunning, "not_running", 404, 66},
-    {ErrorCode::kModelReference, "model_reference", 404, 66}, {ErrorCode::kLaunchFailed, "launch_failed", 502, 67},
-    {ErrorCode::kAdmission, "admission_refused", 507, 67},    {ErrorCode::kStopFailed, "stop_failed", 500, 68},
-    {ErrorCode::kEngineMissing, "engine_missing", 503, 70},   {ErrorCode::kShuttingDown, "shutting_down", 503, 65},
+    {ErrorCode::kBadRequest, "bad_request", 400, 64},
+    {ErrorCode::kNotRunning, "not_running", 404, 66},
+    {ErrorCode::kModelReference, "model_reference", 404, 66},
+    {ErrorCode::kLaunchFailed, "launch_failed", 502, 67},
+    {ErrorCode::kAdmission, "admission_refused", 507, 67},
+    {ErrorCode::kStopFailed, "stop_failed", 500, 68},
+    {ErrorCode::kEngineMissing, "engine_missing", 503, 70},
+    {ErrorCode::kShuttingDown, "shutting_down", 503, 65},
     {ErrorCode::kInternal, "internal", 500, 71},
 };
 
@@ -34,7 +38,9 @@ const CodeName& Lookup(ErrorCode c) {
   return kCodes[sizeof(kCodes) / sizeof(kCodes[0]) - 1];
 }
 
-Status Bad(const std::string& m) { return InvalidArgument("start request: " + m); }
+Status Bad(const std::string& m) {
+  return InvalidArgument("start request: " + m);
+}
 
 Result<std::vector<std::string>> StringList(const nlohmann::json& j, const char* key, size_t max_items) {
   std::vector<std::string> out;
@@ -81,7 +87,9 @@ Result<std::string> Decode(std::string_view s) {
 
 }  // namespace
 
-std::string_view to_string(ErrorCode c) { return Lookup(c).name; }
+std::string_view to_string(ErrorCode c) {
+  return Lookup(c).name;
+}
 
 std::optional<ErrorCode> ErrorCodeFromString(std::string_view s) {
   for (const auto& e : kCodes) {
@@ -90,8 +98,12 @@ std::optional<ErrorCode> ErrorCodeFromString(std::string_view s) {
   return std::nullopt;
 }
 
-int HttpStatusFor(ErrorCode c) { return Lookup(c).http; }
-int ExitCodeFor(ErrorCode c) { return Lookup(c).exit_code; }
+int HttpStatusFor(ErrorCode c) {
+  return Lookup(c).http;
+}
+int ExitCodeFor(ErrorCode c) {
+  return Lookup(c).exit_code;
+}
 
 nlohmann::json ErrorBody(ErrorCode code, std::string_view message) {
   return {{"error", {{"code", std::string(to_string(code))}, {"message", std::string(message)}}}};
@@ -105,7 +117,8 @@ std::optional<ApiError> ParseError(std::string_view body) {
   ApiError out;
   auto c = e->find("code");
   auto m = e->find("message");
-  if (c != e->end() && c->is_string()) out.code = ErrorCodeFromString(c->get<std::string>()).value_or(ErrorCode::kInternal);
+  if (c != e->end() && c->is_string())
+    out.code = ErrorCodeFromString(c->get<std::string>()).value_or(ErrorCode::kInternal);
   if (m != e->end() && m->is_string()) out.message = m->get<std::string>();
   return out;
 }
@@ -200,19 +213,20 @@ std::string UrlEncode(std::string_view s) {
 
 nlohmann::json ToJson(const supervisor::ChildInfo& i) {
   using supervisor::FailureKind;
-  nlohmann::json j = {{"name", i.name},
-                      {"model", i.model},
-                      {"model_path", i.model_path},
-                      {"state", std::string(supervisor::to_string(i.state))},
-                      {"pid", i.pid},
-                      {"port", i.port},
-                      {"url", i.port != 0 ? "http://127.0.0.1:" + std::to_string(i.port) : std::string()},
-                      {"argv", i.argv},
-                      {"log_path", i.log_path},
-                      {"started_at", std::chrono::duration_cast<std::chrono::seconds>(i.started_at.time_since_epoch()).count()},
-                      {"reserved_bytes", i.reserved_bytes},
-                      {"rss_bytes", i.rss_bytes},
-                      {"generation", i.generation}};
+  nlohmann::json j = {
+      {"name", i.name},
+      {"model", i.model},
+      {"model_path", i.model_path},
+      {"state", std::string(supervisor::to_string(i.state))},
+      {"pid", i.pid},
+      {"port", i.port},
+      {"url", i.port != 0 ? "http://127.0.0.1:" + std::to_string(i.port) : std::string()},
+      {"argv", i.argv},
+      {"log_path", i.log_path},
+      {"started_at", std::chrono::duration_cast<std::chrono::seconds>(i.started_at.time_since_epoch()).count()},
+      {"reserved_bytes", i.reserved_bytes},
+      {"rss_bytes", i.rss_bytes},
+      {"generation", i.generation}};
   if (i.ready_ms >= 0) j["ready_ms"] = i.ready_ms;
   if (i.failure.kind != FailureKind::kNone) {
     j["failure"] = {{"kind", std::string(supervisor::to_string(i.failure.kind))},

@@ -31,15 +31,15 @@
 namespace corral::control {
 
 enum class ErrorCode {
-  kBadRequest,       // malformed request, owned flag in raw args, bad name   → exit 64
-  kNotRunning,       // no child by that name                                 → exit 66
-  kModelReference,   // the model reference matched none or several          → exit 66
-  kLaunchFailed,     // spawn failed, load failed, name already live          → exit 67
-  kAdmission,        // memory budget                                         → exit 67
-  kStopFailed,       // the child would not die                               → exit 68
-  kEngineMissing,    // no llama-server                                       → exit 70
-  kShuttingDown,     // the daemon is draining                                → exit 65
-  kInternal,         //                                                       → exit 71
+  kBadRequest,      // malformed request, owned flag in raw args, bad name   → exit 64
+  kNotRunning,      // no child by that name                                 → exit 66
+  kModelReference,  // the model reference matched none or several          → exit 66
+  kLaunchFailed,    // spawn failed, load failed, name already live          → exit 67
+  kAdmission,       // memory budget                                         → exit 67
+  kStopFailed,      // the child would not die                               → exit 68
+  kEngineMissing,   // no llama-server                                       → exit 70
+  kShuttingDown,    // the daemon is draining                                → exit 65
+  kInternal,        //                                                       → exit 71
 };
 std::string_view to_string(ErrorCode c);
 std::optional<ErrorCode> ErrorCodeFromString(std::string_view s);
@@ -58,14 +58,14 @@ struct ApiError {
 std::optional<ApiError> ParseError(std::string_view body);
 
 struct StartRequest {
-  std::string model;               // reference: name, alias, substring or .gguf path
-  std::string name;                // "" = derived from the model
-  uint32_t ctx = 0;                // 0 = llama-server's default
-  int port = 0;                    // 0 = any free port
+  std::string model;  // reference: name, alias, substring or .gguf path
+  std::string name;   // "" = derived from the model
+  uint32_t ctx = 0;   // 0 = llama-server's default
+  int port = 0;       // 0 = any free port
   std::vector<std::string> raw_args;
-  std::vector<std::string> env;    // "K=V"; empty = the daemon's environment
-  bool force = false;              // skip admission
-  bool dry_run = false;            // plan only: argv, env, memory; nothing launched
+  std::vector<std::string> env;  // "K=V"; empty = the daemon's environment
+  bool force = false;            // skip admission
+  bool dry_run = false;          // plan only: argv, env, memory; nothing launched
 };
 // Bounded, strict parse of a start request body (fuzzed: fuzz_control).
 Result<StartRequest> ParseStartRequest(std::string_view body);

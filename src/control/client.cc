@@ -18,7 +18,8 @@ struct ControlClient::Impl {
   beast::flat_buffer buffer;
 };
 
-ControlClient::ControlClient(std::string socket_path) : impl_(std::make_unique<Impl>()), socket_path_(std::move(socket_path)) {}
+ControlClient::ControlClient(std::string socket_path)
+    : impl_(std::make_unique<Impl>()), socket_path_(std::move(socket_path)) {}
 ControlClient::~ControlClient() = default;
 
 bool ControlClient::Ping() {

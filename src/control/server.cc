@@ -146,9 +146,13 @@ struct ControlServer::Impl {
   }
 };
 
-ControlServer::ControlServer(Handler handler) : impl_(std::make_unique<Impl>()) { impl_->handler = std::move(handler); }
+ControlServer::ControlServer(Handler handler) : impl_(std::make_unique<Impl>()) {
+  impl_->handler = std::move(handler);
+}
 
-ControlServer::~ControlServer() { Stop(); }
+ControlServer::~ControlServer() {
+  Stop();
+}
 
 Status ControlServer::Listen(const std::string& socket_path) {
   try {

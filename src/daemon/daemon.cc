@@ -195,7 +195,8 @@ class Daemon {
   json ModelJson(const supervisor::ChildInfo& i) const {
     json j = control::ToJson(i);
     if (i.started_at.time_since_epoch().count() != 0) {
-      j["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - i.started_at).count();
+      j["uptime_s"] =
+          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - i.started_at).count();
     }
     return j;
   }
@@ -208,24 +209,24 @@ class Daemon {
       std::lock_guard<std::mutex> lock(mu_);
       for (const auto& n : notices_) notices.push_back(n);
     }
-    json j = {
-        {"daemon",
-         {{"pid", ::getpid()},
-          {"version", kCorralVersion},
-          {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - started_).count()},
-          {"socket", SocketPath()},
-          {"state_file", StateFilePath()},
-          {"log_dir", ModelLogDir()},
-          {"llama_server", llama_server_},
-          {"engine_error", engine_error_}}},
-        {"proxy", {{"listen", config_.listen}, {"url", "http://" + config_.listen + "/v1"}, {"running", false}}},
-        {"memory",
-         {{"total_bytes", total_memory_},
-          {"budget_bytes", budget_},
-          {"reserved_bytes", supervisor_->reserved_bytes()},
-          {"budget_source", config_.memory_budget}}},
-        {"models", models},
-        {"notices", notices}};
+    json j = {{"daemon",
+               {{"pid", ::getpid()},
+                {"version", kCorralVersion},
+                {"uptime_s",
+                 std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - started_).count()},
+                {"socket", SocketPath()},
+                {"state_file", StateFilePath()},
+                {"log_dir", ModelLogDir()},
+                {"llama_server", llama_server_},
+                {"engine_error", engine_error_}}},
+              {"proxy", {{"listen", config_.listen}, {"url", "http://" + config_.listen + "/v1"}, {"running", false}}},
+              {"memory",
+               {{"total_bytes", total_memory_},
+                {"budget_bytes", budget_},
+                {"reserved_bytes", supervisor_->reserved_bytes()},
+                {"budget_source", config_.memory_budget}}},
+              {"models", models},
+              {"notices", notices}};
     return {200, j};
   }
 
@@ -246,7 +247,8 @@ class Daemon {
     int64_t timeout_ms = 1000;
     try {
       if (auto it = req.target.query.find("generation"); it != req.target.query.end()) gen = std::stoull(it->second);
-      if (auto it = req.target.query.find("timeout_ms"); it != req.target.query.end()) timeout_ms = std::stoll(it->second);
+      if (auto it = req.target.query.find("timeout_ms"); it != req.target.query.end())
+        timeout_ms = std::stoll(it->second);
     } catch (...) {
       return Error(ErrorCode::kBadRequest, "generation and timeout_ms must be numbers");
     }
@@ -437,19 +439,29 @@ class Daemon {
   uint64_t budget_ = 0;
   std::atomic<bool> shutting_down_{false};
   std::mutex mu_;
-  std::vector<std::string> notices_;                           // GUARDED_BY(mu_) after Init
-  std::map<std::string, supervisor::ChildState> last_state_;   // GUARDED_BY(mu_)
-  std::map<std::string, uint64_t> last_gen_;                   // GUARDED_BY(mu_)
-  std::mutex state_mu_;                                        // serialises state-file writes
+  std::vector<std::string> notices_;                          // GUARDED_BY(mu_) after Init
+  std::map<std::string, supervisor::ChildState> last_state_;  // GUARDED_BY(mu_)
+  std::map<std::string, uint64_t> last_gen_;                  // GUARDED_BY(mu_)
+  std::mutex state_mu_;                                       // serialises state-file writes
 };
 
 }  // namespace
 
-std::string SocketPath() { return RuntimeDir() + "/corral.sock"; }
-std::string LockPath() { return RuntimeDir() + "/corral.lock"; }
-std::string StateFilePath() { return StateDir() + "/state.json"; }
-std::string DaemonLogPath() { return StateDir() + "/daemon.log"; }
-std::string ModelLogDir() { return StateDir() + "/logs"; }
+std::string SocketPath() {
+  return RuntimeDir() + "/corral.sock";
+}
+std::string LockPath() {
+  return RuntimeDir() + "/corral.lock";
+}
+std::string StateFilePath() {
+  return StateDir() + "/state.json";
+}
+std::string DaemonLogPath() {
+  return StateDir() + "/daemon.log";
+}
+std::string ModelLogDir() {
+  return StateDir() + "/logs";
+}
 
 Status Run(const config::Config& config) {
   CORRAL_RETURN_IF_ERROR(control::PrepareSocketDir(RuntimeDir()));
@@ -496,7 +508,8 @@ Status Run(const config::Config& config) {
   return Status::Ok();
 }
 
-Status SpawnBackground(const std::string& exe, const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+Status SpawnBackground(const std::string& exe, const std::vector<std::string>& args,
+                       std::chrono::milliseconds timeout) {
   CORRAL_RETURN_IF_ERROR(MakeDirs(StateDir(), 0700));
   std::vector<std::string> argv_s = {exe, "serve"};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
@@ -546,7 +559,8 @@ Status SpawnBackground(const std::string& exe, const std::vector<std::string>& a
 Result<std::unique_ptr<control::ControlClient>> Connect(bool spawn, const std::vector<std::string>& serve_args) {
   auto client = std::make_unique<control::ControlClient>(SocketPath());
   if (client->Ping()) return client;
-  if (!spawn) return Unavailable("no Corral daemon is running (socket " + SocketPath() + "); start one with `corral serve`");
+  if (!spawn)
+    return Unavailable("no Corral daemon is running (socket " + SocketPath() + "); start one with `corral serve`");
   char exe[4096];
   ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
   if (n <= 0) return ErrnoError("readlink /proc/self/exe", errno);

@@ -32,8 +32,7 @@ Status Run(const config::Config& config);
 
 // Starts `exe serve ARGS...` fully detached (double fork, setsid, stdin /dev/null,
 // stdout/stderr appended to DaemonLogPath()) and waits until its socket answers.
-Status SpawnBackground(const std::string& exe, const std::vector<std::string>& args,
-                       std::chrono::milliseconds timeout);
+Status SpawnBackground(const std::string& exe, const std::vector<std::string>& args, std::chrono::milliseconds timeout);
 
 // A client connected to the running daemon. When none answers and `spawn` is true, starts
 // one in the background first (daemon-on-demand) with `serve_args` (global flags to pass

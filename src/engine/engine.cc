@@ -67,8 +67,8 @@ Result<EngineInfo> Locate(const config::Config& config, bool query_version) {
     info.source = src == "file" ? "config" : src;
     info.llama_server = FindOnPath(config.llama_server);
     if (info.llama_server.empty()) {
-      return Status(StatusCode::kUnavailable, "llama-server '" + config.llama_server + "' (from " + info.source +
-                                                  ") is not an executable file");
+      return Status(StatusCode::kUnavailable,
+                    "llama-server '" + config.llama_server + "' (from " + info.source + ") is not an executable file");
     }
   } else if (std::string on_path = FindOnPath("llama-server"); !on_path.empty()) {
     info.source = "PATH";

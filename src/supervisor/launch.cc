@@ -11,8 +11,8 @@
 namespace corral::supervisor {
 
 const std::vector<std::string_view>& OwnedFlags() {
-  static const std::vector<std::string_view> kOwned = {"--host",         "--port",          "--api-key",
-                                                        "--api-key-file", "--ssl-key-file",  "--ssl-cert-file"};
+  static const std::vector<std::string_view> kOwned = {"--host",         "--port",         "--api-key",
+                                                       "--api-key-file", "--ssl-key-file", "--ssl-cert-file"};
   return kOwned;
 }
 
@@ -26,8 +26,8 @@ Status CheckRawArgs(const std::vector<std::string>& args) {
                             ? "the child always listens on 127.0.0.1 at the port Corral gives it; use "
                               "`corral start --port P` for a fixed port, and the proxy (`listen`) for other addresses"
                             : "authentication and TLS belong to Corral's proxy, not to the child";
-      return InvalidArgument("llama-server flag " + std::string(owned) + " is owned by Corral and refused in raw args: " +
-                             why);
+      return InvalidArgument("llama-server flag " + std::string(owned) +
+                             " is owned by Corral and refused in raw args: " + why);
     }
     if (flag == "-m" || flag == "--model") {
       return InvalidArgument("llama-server flag " + std::string(flag) +
@@ -38,7 +38,7 @@ Status CheckRawArgs(const std::vector<std::string>& args) {
 }
 
 std::vector<std::string> BuildArgv(const std::string& llama_server, const LaunchSpec& spec) {
-  std::vector<std::string> argv = {llama_server, "-m",     spec.model_path, "--host",
+  std::vector<std::string> argv = {llama_server, "-m",     spec.model_path,          "--host",
                                    "127.0.0.1",  "--port", std::to_string(spec.port)};
   if (spec.ctx != 0) {
     argv.emplace_back("-c");
@@ -54,7 +54,8 @@ std::string ShellQuote(const std::vector<std::string>& argv) {
   for (const auto& a : argv) {
     if (!out.empty()) out += ' ';
     bool plain = !a.empty() && std::all_of(a.begin(), a.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) != 0 || std::string_view("-_./:=,+@%").find(c) != std::string_view::npos;
+      return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+             std::string_view("-_./:=,+@%").find(c) != std::string_view::npos;
     });
     if (plain) {
       out += a;
@@ -132,7 +133,8 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
   } else if (unit == "T" || unit == "TB" || unit == "TIB") {
     mult = 1024.0 * 1024 * 1024 * 1024;
   } else {
-    return InvalidArgument("unknown size unit '" + unit + "' in '" + std::string(text) + "' (use B, KiB, MiB, GiB, TiB)");
+    return InvalidArgument("unknown size unit '" + unit + "' in '" + std::string(text) +
+                           "' (use B, KiB, MiB, GiB, TiB)");
   }
   double bytes = number * mult;
   if (!std::isfinite(bytes) || bytes < 1 || bytes > 9.0e18) {

@@ -16,13 +16,13 @@ namespace corral::supervisor {
 
 // What to launch. Plain value; the supervisor copies it.
 struct LaunchSpec {
-  std::string name;                     // unique among live children ("tiny", "tiny-2")
-  std::string model;                    // the model's canonical name (for ps)
-  std::string model_path;               // passed as -m
-  uint64_t model_bytes = 0;             // file size, scales the health timeout
-  uint64_t reserved_bytes = 0;          // memory the admission check reserves for this child
-  uint32_t ctx = 0;                     // -c N; 0 = llama-server's default (omitted)
-  int port = 0;                         // --port; 0 = the kernel picks, Corral learns it from the log
+  std::string name;                      // unique among live children ("tiny", "tiny-2")
+  std::string model;                     // the model's canonical name (for ps)
+  std::string model_path;                // passed as -m
+  uint64_t model_bytes = 0;              // file size, scales the health timeout
+  uint64_t reserved_bytes = 0;           // memory the admission check reserves for this child
+  uint32_t ctx = 0;                      // -c N; 0 = llama-server's default (omitted)
+  int port = 0;                          // --port; 0 = the kernel picks, Corral learns it from the log
   std::vector<std::string> preset_args;  // from the config's presets
   std::vector<std::string> raw_args;     // after `--` on the command line
   std::vector<std::string> env;          // "K=V" for the child; empty = the daemon's own environment

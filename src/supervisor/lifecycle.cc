@@ -20,7 +20,9 @@ std::string_view to_string(ChildState s) {
   return "unknown";
 }
 
-bool IsTerminal(ChildState s) { return s == ChildState::kStopped || s == ChildState::kFailed; }
+bool IsTerminal(ChildState s) {
+  return s == ChildState::kStopped || s == ChildState::kFailed;
+}
 
 std::string_view to_string(FailureKind k) {
   switch (k) {
@@ -38,7 +40,9 @@ Lifecycle::Lifecycle(TimePoint started, std::chrono::milliseconds health_timeout
     : health_deadline_(started + health_timeout) {}
 
 namespace {
-bool Launching(ChildState s) { return s == ChildState::kStarting || s == ChildState::kLoading; }
+bool Launching(ChildState s) {
+  return s == ChildState::kStarting || s == ChildState::kLoading;
+}
 }  // namespace
 
 void Lifecycle::OnLogOutput(TimePoint now) {

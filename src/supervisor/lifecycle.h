@@ -41,9 +41,9 @@ std::string_view to_string(FailureKind k);
 
 struct Failure {
   FailureKind kind = FailureKind::kNone;
-  int exit_code = 0;     // kExited
-  int signal = 0;        // kSignaled, kOomKilled
-  std::string message;   // one human sentence: "exited with code 1 while loading"
+  int exit_code = 0;    // kExited
+  int signal = 0;       // kSignaled, kOomKilled
+  std::string message;  // one human sentence: "exited with code 1 while loading"
 };
 
 // What the caller must do after an event or a tick.

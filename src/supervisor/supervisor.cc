@@ -16,8 +16,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <cstdio>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 
 #include "common/fs.h"
@@ -41,7 +41,9 @@ constexpr std::chrono::milliseconds kProbeConnectTimeout{200};
 constexpr std::chrono::milliseconds kProbeReadTimeout{1000};
 constexpr std::chrono::seconds kStopExtraWait{5};
 
-int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int PidfdOpen(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
 
 // GET /health on 127.0.0.1:port; returns the HTTP status, or 0 when nothing answered.
 // Hand-written (a dozen lines of socket code) so the supervisor needs no HTTP library and
@@ -220,9 +222,9 @@ Result<ChildInfo> Supervisor::Start(const LaunchSpec& spec) {
   std::unique_lock<std::mutex> lock(mu_);
   auto it = children_.find(spec.name);
   if (it != children_.end() && !IsTerminal(it->second->lifecycle.state())) {
-    return Status(StatusCode::kAlreadyExists,
-                  "a model named '" + spec.name + "' is already " + std::string(to_string(it->second->lifecycle.state())) +
-                      "; stop it first or start another copy with --name");
+    return Status(StatusCode::kAlreadyExists, "a model named '" + spec.name + "' is already " +
+                                                  std::string(to_string(it->second->lifecycle.state())) +
+                                                  "; stop it first or start another copy with --name");
   }
   if (options_.memory_budget_bytes != 0 && !spec.force) {
     uint64_t reserved = ReservedLocked();
@@ -278,11 +280,12 @@ Result<ChildInfo> Supervisor::Stop(const std::string& name) {
       return f == children_.end() || f->second->serial != serial || IsTerminal(f->second->lifecycle.state());
     });
     it = children_.find(name);
-    if (it == children_.end() || it->second->serial != serial) return NotFound("'" + name + "' went away while stopping");
+    if (it == children_.end() || it->second->serial != serial)
+      return NotFound("'" + name + "' went away while stopping");
     c = it->second.get();
     if (!gone) {
-      return Status(StatusCode::kTimeout, "'" + name + "' (pid " + std::to_string(c->pid) +
-                                              ") did not exit after SIGTERM and SIGKILL");
+      return Status(StatusCode::kTimeout,
+                    "'" + name + "' (pid " + std::to_string(c->pid) + ") did not exit after SIGTERM and SIGKILL");
     }
   }
   ChildInfo info = InfoLocked(*c);
@@ -364,7 +367,8 @@ ChildInfo Supervisor::InfoLocked(const Child& c) const {
   i.argv = c.argv;
   i.log_path = c.log_path;
   i.started_at = c.started_wall;
-  if (auto r = c.lifecycle.ready_at()) i.ready_ms = std::chrono::duration<double, std::milli>(*r - c.spawned_at).count();
+  if (auto r = c.lifecycle.ready_at())
+    i.ready_ms = std::chrono::duration<double, std::milli>(*r - c.spawned_at).count();
   i.reserved_bytes = c.spec.reserved_bytes;
   if (c.pid > 0 && !IsTerminal(i.state)) i.rss_bytes = ProcessRssBytes(c.pid);
   i.last_log_lines = c.last_log_lines;

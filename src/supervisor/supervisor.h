@@ -39,9 +39,9 @@
 namespace corral::supervisor {
 
 struct SupervisorOptions {
-  std::string llama_server;  // absolute path of the binary to launch
-  std::string log_dir;       // <name>.log and rotated <name>.log.1 .. .N live here
-  int log_keep = 3;          // rotated logs kept per name
+  std::string llama_server;          // absolute path of the binary to launch
+  std::string log_dir;               // <name>.log and rotated <name>.log.1 .. .N live here
+  int log_keep = 3;                  // rotated logs kept per name
   uint64_t memory_budget_bytes = 0;  // admission budget; 0 = no check
   // Health timeout = base + per_gib × model size (GiB, rounded up).
   std::chrono::milliseconds health_timeout_base{std::chrono::seconds(60)};

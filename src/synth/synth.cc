@@ -102,7 +102,8 @@ Status Validate(const Options& o, const Dims& d, const TypeInfo& type) {
   CORRAL_RETURN_IF_ERROR(positive(d.n_ff, "--n-ff"));
   CORRAL_RETURN_IF_ERROR(positive(d.n_ctx, "--ctx"));
   if (d.n_embd > 16384 || d.n_layer > 256 || d.n_ff > 65536 || d.n_head > 256 || d.n_ctx > (1U << 20)) {
-    return InvalidArgument("dimensions too large (limits: n_embd 16384, n_layer 256, n_ff 65536, n_head 256, ctx 1048576)");
+    return InvalidArgument(
+        "dimensions too large (limits: n_embd 16384, n_layer 256, n_ff 65536, n_head 256, ctx 1048576)");
   }
   if (d.n_embd % d.n_head != 0) return InvalidArgument("--n-embd must be a multiple of --n-head");
   if (d.n_head % d.n_head_kv != 0) return InvalidArgument("--n-head must be a multiple of --n-head-kv");
@@ -193,8 +194,10 @@ Result<Report> Synthesize(const Options& o, const Progress& progress) {
   if (ov.n_embd) d.n_embd = ov.n_embd;
   if (ov.n_layer) d.n_layer = ov.n_layer;
   if (ov.n_head) d.n_head = ov.n_head;
-  if (ov.n_head_kv) d.n_head_kv = ov.n_head_kv;
-  else if (ov.n_head) d.n_head_kv = ov.n_head;
+  if (ov.n_head_kv)
+    d.n_head_kv = ov.n_head_kv;
+  else if (ov.n_head)
+    d.n_head_kv = ov.n_head;
   if (ov.n_ff) d.n_ff = ov.n_ff;
   if (ov.n_ctx) d.n_ctx = ov.n_ctx;
   CORRAL_RETURN_IF_ERROR(Validate(o, d, *type));
@@ -249,7 +252,8 @@ Result<Report> Synthesize(const Options& o, const Progress& progress) {
   if (!meta) return Internal("ggml_init failed");
   for (const auto& s : specs) {
     ggml_type tt = s.is_norm ? GGML_TYPE_F32 : type->type;
-    ggml_tensor* t = s.ne1 == 1 ? ggml_new_tensor_1d(meta.get(), tt, s.ne0) : ggml_new_tensor_2d(meta.get(), tt, s.ne0, s.ne1);
+    ggml_tensor* t =
+        s.ne1 == 1 ? ggml_new_tensor_1d(meta.get(), tt, s.ne0) : ggml_new_tensor_2d(meta.get(), tt, s.ne0, s.ne1);
     ggml_set_name(t, s.name.c_str());
     gguf_add_tensor(g, t);
     report.n_params += static_cast<uint64_t>(s.ne0 * s.ne1);
@@ -265,8 +269,8 @@ Result<Report> Synthesize(const Options& o, const Progress& progress) {
   const size_t alignment = gguf_get_alignment(g);
   for (size_t i = 0; i < specs.size(); ++i) {
     const auto& s = specs[i];
-    CORRAL_RETURN_IF_ERROR(WriteTensor(file, s, s.is_norm ? GGML_TYPE_F32 : type->type, o.seed)
-                               .WithContext("writing " + s.name));
+    CORRAL_RETURN_IF_ERROR(
+        WriteTensor(file, s, s.is_norm ? GGML_TYPE_F32 : type->type, o.seed).WithContext("writing " + s.name));
     CORRAL_RETURN_IF_ERROR(file.PadTo(alignment));
     if (progress) progress(i + 1, specs.size());
   }

@@ -48,8 +48,8 @@ struct Options {
   std::string preset = "tiny";
   std::string type = "f16";  // f16 | q8_0 | q4_0
   uint64_t seed = 42;
-  Dims overrides;    // non-zero fields replace the preset's
-  std::string name;  // general.name; default "corral-synth-<preset>-<type>"
+  Dims overrides;      // non-zero fields replace the preset's
+  std::string name;    // general.name; default "corral-synth-<preset>-<type>"
   bool force = false;  // overwrite an existing file
 };
 

@@ -24,7 +24,9 @@ struct Variant {
   const char* vocab;
 };
 
-void PrintTo(const Variant& v, std::ostream* os) { *os << v.type << "/" << v.vocab; }
+void PrintTo(const Variant& v, std::ostream* os) {
+  *os << v.type << "/" << v.vocab;
+}
 
 class SynthLoadsTest : public ::testing::TestWithParam<Variant> {};
 

@@ -34,7 +34,7 @@ TEST(ControlApiTest, StartRequestRejectsBadInput) {
       "",
       "nonsense",
       "[]",
-      "{}",                                        // no model
+      "{}",  // no model
       R"({"model": 5})",
       R"({"model": "m", "ctx": -1})",
       R"({"model": "m", "ctx": 1.5})",

@@ -24,7 +24,8 @@ TEST(ControlTransportTest, RoundTripPermissionsAndErrors) {
   ControlServer server([&](const Request& r) -> Response {
     calls.fetch_add(1);
     if (r.target.path == "/v1/echo") {
-      return {200, {{"method", r.method}, {"body", r.body}, {"q", r.target.query.count("x") ? r.target.query.at("x") : ""}}};
+      return {200,
+              {{"method", r.method}, {"body", r.body}, {"q", r.target.query.count("x") ? r.target.query.at("x") : ""}}};
     }
     return {404, ErrorBody(ErrorCode::kNotRunning, "nothing at " + r.target.path)};
   });

@@ -14,8 +14,8 @@ TEST(LaunchTest, ArgvIsExactlyWhatTheUserWouldType) {
   spec.preset_args = {"--threads", "4"};
   spec.raw_args = {"--temp", "0.5", "--no-warmup"};
   EXPECT_EQ(BuildArgv("/bin/llama-server", spec),
-            (std::vector<std::string>{"/bin/llama-server", "-m", "/m/a model.gguf", "--host", "127.0.0.1", "--port", "0",
-                                      "-c", "2048", "--threads", "4", "--temp", "0.5", "--no-warmup"}));
+            (std::vector<std::string>{"/bin/llama-server", "-m", "/m/a model.gguf", "--host", "127.0.0.1", "--port",
+                                      "0", "-c", "2048", "--threads", "4", "--temp", "0.5", "--no-warmup"}));
   spec.ctx = 0;
   spec.port = 8081;
   spec.preset_args.clear();
@@ -45,15 +45,16 @@ TEST(LaunchTest, OrdinaryFlagsPass) {
 }
 
 TEST(LaunchTest, ShellQuote) {
-  EXPECT_EQ(ShellQuote({"llama-server", "-m", "/a b/c.gguf", "it's", ""}), "llama-server -m '/a b/c.gguf' 'it'\\''s' ''");
+  EXPECT_EQ(ShellQuote({"llama-server", "-m", "/a b/c.gguf", "it's", ""}),
+            "llama-server -m '/a b/c.gguf' 'it'\\''s' ''");
 }
 
 TEST(LaunchTest, ParseListeningPort) {
   EXPECT_EQ(ParseListeningPort("0.00.1 I srv  llama_server: listening on http://127.0.0.1:45895\n"), 45895);
   EXPECT_EQ(ParseListeningPort("a\nb listening on http://127.0.0.1:1\n"), 1);
   EXPECT_EQ(ParseListeningPort("listening on http://[::1]:8080\n"), 8080);
-  EXPECT_EQ(ParseListeningPort("listening on http://127.0.0.1:"), 0);     // split across reads
-  EXPECT_EQ(ParseListeningPort("listening on http://127.0.0.1:80"), 0);   // maybe 8080 once the rest arrives
+  EXPECT_EQ(ParseListeningPort("listening on http://127.0.0.1:"), 0);    // split across reads
+  EXPECT_EQ(ParseListeningPort("listening on http://127.0.0.1:80"), 0);  // maybe 8080 once the rest arrives
   EXPECT_EQ(ParseListeningPort("listening on http://127.0.0.1:8a\nlistening on http://h:7 x"), 7);
   EXPECT_EQ(ParseListeningPort("listening on http://127.0.0.1:99999\n"), 0);  // not a port
   EXPECT_EQ(ParseListeningPort("listening on http://127.0.0.1:0\n"), 0);

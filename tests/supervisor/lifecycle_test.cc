@@ -12,8 +12,12 @@ namespace {
 using std::chrono::milliseconds;
 
 // waitpid statuses, built the way the kernel encodes them.
-int Exited(int code) { return (code & 0xff) << 8; }
-int Signaled(int sig) { return sig & 0x7f; }
+int Exited(int code) {
+  return (code & 0xff) << 8;
+}
+int Signaled(int sig) {
+  return sig & 0x7f;
+}
 
 TEST(LifecycleTest, HappyPathStartingLoadingReady) {
   TimePoint t0{};

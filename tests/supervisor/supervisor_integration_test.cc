@@ -2,11 +2,11 @@
 // pinned llama-server on tiny synthetic models. Every test has its own XDG dirs (so its own
 // daemon, socket, state and logs) and stops its daemon at the end.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <fstream>
@@ -24,8 +24,8 @@ using nlohmann::json;
 using testing::RunResult;
 using testing::TempDir;
 
-const std::vector<std::string> kTinyDims = {"--n-embd", "64", "--n-layer", "2", "--n-head", "4", "--n-ff", "128",
-                                            "--ctx",    "512"};
+const std::vector<std::string> kTinyDims = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
+                                            "4",        "--n-ff", "128",       "--ctx", "512"};
 
 // True when the process is gone or a zombie waiting for init (it no longer runs).
 bool Gone(int pid) {
@@ -131,10 +131,12 @@ TEST_F(LifecycleCliTest, DryRunPrintsTheExactArgvAndLaunchesNothing) {
   RunResult r = Corral({"start", model_, "--dry-run", "--ctx", "256", "--", "--threads", "1", "--temp", "0.5"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string first = r.out.substr(0, r.out.find('\n'));
-  EXPECT_EQ(first, testing::PinnedLlamaServer() + " -m " + model_ + " --host 127.0.0.1 --port 0 -c 256 --threads 1 --temp 0.5");
+  EXPECT_EQ(first, testing::PinnedLlamaServer() + " -m " + model_ +
+                       " --host 127.0.0.1 --port 0 -c 256 --threads 1 --temp 0.5");
   EXPECT_NE(r.out.find("# environment: this shell's"), std::string::npos);
   json plan = Json({"start", model_, "--dry-run", "--json"})["plan"];
-  EXPECT_EQ(plan["argv"], json::array({testing::PinnedLlamaServer(), "-m", model_, "--host", "127.0.0.1", "--port", "0"}));
+  EXPECT_EQ(plan["argv"],
+            json::array({testing::PinnedLlamaServer(), "-m", model_, "--host", "127.0.0.1", "--port", "0"}));
   EXPECT_TRUE(Ps().empty());
 }
 

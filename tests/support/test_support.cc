@@ -38,9 +38,15 @@ TempDir::~TempDir() {
   fs::remove_all(path_, ec);
 }
 
-std::string PinnedLlamaServer() { return std::string(CORRAL_TEST_ENGINE_DIR) + "/bin/llama-server"; }
-std::string CorralBinary() { return CORRAL_TEST_CORRAL_BINARY; }
-std::string SourceDir() { return CORRAL_TEST_SOURCE_DIR; }
+std::string PinnedLlamaServer() {
+  return std::string(CORRAL_TEST_ENGINE_DIR) + "/bin/llama-server";
+}
+std::string CorralBinary() {
+  return CORRAL_TEST_CORRAL_BINARY;
+}
+std::string SourceDir() {
+  return CORRAL_TEST_SOURCE_DIR;
+}
 
 namespace {
 

@@ -51,8 +51,8 @@ struct HttpResponse {
   std::string body;
 };
 // One blocking HTTP/1.1 request to 127.0.0.1:port. The whole response is read.
-Result<HttpResponse> Http(const std::string& method, int port, const std::string& target,
-                          const std::string& body = "", const std::map<std::string, std::string>& headers = {});
+Result<HttpResponse> Http(const std::string& method, int port, const std::string& target, const std::string& body = "",
+                          const std::map<std::string, std::string>& headers = {});
 
 // A llama-server child for tests: port 0, the address learned from its log, ready when
 // /health answers 200. Killed (whole process group) on destruction.
