@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -44,18 +45,20 @@ constexpr std::chrono::milliseconds kSpawnTimeout{15000};
 
 void Log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void Log(const char* fmt, ...) {
-  char ts[32];
+  // One write per line: threads (monitor, connections, main) log concurrently.
+  char line[4096];
   std::time_t now = std::time(nullptr);
   std::tm tm{};
   ::localtime_r(&now, &tm);
-  std::strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
-  std::fprintf(stderr, "%s corral: ", ts);
+  size_t n = std::strftime(line, sizeof(line), "%H:%M:%S corral: ", &tm);
   va_list ap;
   va_start(ap, fmt);
-  std::vfprintf(stderr, fmt, ap);
+  int m = std::vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
   va_end(ap);
-  std::fputc('\n', stderr);
-  std::fflush(stderr);
+  n = std::min(sizeof(line) - 2, n + static_cast<size_t>(std::max(m, 0)));
+  line[n++] = '\n';
+  ssize_t w = ::write(2, line, n);
+  (void)w;
 }
 
 Response Error(ErrorCode code, const std::string& message) {
@@ -144,6 +147,7 @@ class Daemon {
     opts.stop_grace = std::chrono::seconds(config_.stop_timeout_s);
     opts.on_change = [this] { OnChange(); };
     supervisor_ = std::make_unique<supervisor::Supervisor>(opts);
+    sup_ = supervisor_.get();
     SaveState();
     return Status::Ok();
   }
@@ -187,7 +191,11 @@ class Daemon {
   }
 
   void Finish() {
-    supervisor_.reset();  // joins the monitor thread; children are gone
+    finishing_.store(true);
+    // The destructor joins the monitor thread; an on_change callback still running on it
+    // sees finishing_ and returns. The object stays whole until that join.
+    supervisor_.reset();
+    sup_ = nullptr;
     SaveState();
   }
 
@@ -364,8 +372,9 @@ class Daemon {
   }
 
   void OnChange() {
+    if (finishing_.load()) return;
     // Log transitions once, then persist.
-    for (const auto& i : supervisor_->List()) {
+    for (const auto& i : sup_->List()) {
       std::lock_guard<std::mutex> lock(mu_);
       auto& last = last_state_[i.name];
       if (last == i.state && last_gen_[i.name] != 0) continue;
@@ -382,8 +391,8 @@ class Daemon {
 
   void SaveState() {
     json models = json::array();
-    if (supervisor_) {
-      for (const auto& i : supervisor_->List()) {
+    if (sup_ != nullptr) {
+      for (const auto& i : sup_->List()) {
         if (supervisor::IsTerminal(i.state)) continue;
         models.push_back({{"name", i.name},
                           {"model", i.model},
@@ -433,6 +442,10 @@ class Daemon {
   const config::Config config_;
   const std::chrono::system_clock::time_point started_;
   std::unique_ptr<supervisor::Supervisor> supervisor_;
+  // The same object for the monitor thread's on_change callback, which may run while
+  // Finish() is destroying supervisor_ (unique_ptr::reset nulls the pointer first).
+  supervisor::Supervisor* sup_ = nullptr;
+  std::atomic<bool> finishing_{false};
   std::string llama_server_;
   std::string engine_error_;
   uint64_t total_memory_ = 0;
