@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -295,6 +296,30 @@ TEST_F(LifecycleCliTest, HealthTimeoutFailsTheStart) {
   RunResult r = Corral({"start", model_}, zero);
   EXPECT_EQ(r.exit_code, 67) << r.err;
   EXPECT_NE(r.err.find("health timeout"), std::string::npos) << r.err;
+}
+
+TEST_F(LifecycleCliTest, CorruptStateFileIsMovedAsideAndReported) {
+  ASSERT_TRUE(MakeDirs(dir_.File("state/corral"), 0700).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_.File("state/corral/state.json"), "{\"models\": [tru").ok());
+  json st = Json({"status", "--json"});
+  ASSERT_FALSE(st["notices"].empty());
+  std::string notice = st["notices"][0];
+  EXPECT_NE(notice.find("corrupt"), std::string::npos) << notice;
+  std::string aside = notice.substr(notice.find(dir_.File("state/corral/state.json.corrupt-")));
+  auto kept = ReadFileBounded(aside, 1 << 20);
+  ASSERT_TRUE(kept.ok()) << aside;
+  EXPECT_EQ(*kept, "{\"models\": [tru");
+  // The daemon wrote a fresh, valid state file (0600) and works normally.
+  auto fresh = ReadFileBounded(dir_.File("state/corral/state.json"), 1 << 20);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_FALSE(json::parse(*fresh, nullptr, false).is_discarded());
+  struct stat sb {};
+  ASSERT_EQ(::stat(dir_.File("state/corral/state.json").c_str(), &sb), 0);
+  EXPECT_EQ(sb.st_mode & 0777, 0600u);
+  EXPECT_EQ(Json({"start", model_, "--json"})["model"]["state"], "ready");
+  json saved = json::parse(*ReadFileBounded(dir_.File("state/corral/state.json"), 1 << 20));
+  ASSERT_EQ(saved["models"].size(), 1u);
+  EXPECT_EQ(saved["models"][0]["name"], "tiny");
 }
 
 TEST_F(LifecycleCliTest, RunStreamsAnAnswer) {
