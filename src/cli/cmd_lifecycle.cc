@@ -79,6 +79,7 @@ struct StartArgs {
 
 // Starts (or finds) a model and, with `wait`, follows it to ready or failed with a spinner
 // on a TTY. Returns the final model JSON, or an exit code.
+// NOLINTNEXTLINE(bugprone-exception-escape): nlohmann::json's special members may throw.
 struct StartOutcome {
   int exit_code = 0;
   json model;

@@ -9,7 +9,7 @@ namespace {
 
 constexpr size_t kMaxStartBody = 1 << 20;
 constexpr size_t kMaxArgs = 512;
-constexpr size_t kMaxArgBytes = 64 * 1024;
+constexpr size_t kMaxArgBytes = size_t{64} * 1024;
 constexpr size_t kMaxEnv = 4096;
 constexpr size_t kMaxTarget = 8192;
 
@@ -136,7 +136,7 @@ Result<StartRequest> ParseStartRequest(std::string_view body) {
       if (s.size() > 4096 || s.find('\0') != std::string::npos) return Bad(key + " is not a usable string");
       (key == "model" ? r.model : r.name) = s;
     } else if (key == "ctx") {
-      if (!value.is_number_unsigned() || value.get<uint64_t>() > 16u * 1024 * 1024) {
+      if (!value.is_number_unsigned() || value.get<uint64_t>() > uint64_t{16} * 1024 * 1024) {
         return Bad("ctx must be a whole number 0.." + std::to_string(16u * 1024 * 1024));
       }
       r.ctx = value.get<uint32_t>();

@@ -32,6 +32,7 @@ struct Request {
   Target target;
   std::string body;
 };
+// NOLINTNEXTLINE(bugprone-exception-escape): nlohmann::json's special members may throw.
 struct Response {
   int status = 200;
   nlohmann::json body;
@@ -63,6 +64,7 @@ class ControlServer {
 };
 
 // A reply from the daemon: either the JSON body or an API error.
+// NOLINTNEXTLINE(bugprone-exception-escape): nlohmann::json's special members may throw.
 struct Reply {
   int http_status = 0;
   nlohmann::json body;

@@ -53,6 +53,7 @@ void Log(const char* fmt, ...) {
   size_t n = std::strftime(line, sizeof(line), "%H:%M:%S corral: ", &tm);
   va_list ap;
   va_start(ap, fmt);
+  // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, va_start is above.
   int m = std::vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
   va_end(ap);
   n = std::min(sizeof(line) - 2, n + static_cast<size_t>(std::max(m, 0)));

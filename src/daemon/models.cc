@@ -64,7 +64,7 @@ uint64_t EstimateModelMemory(const config::Config& /*config*/, const ResolvedMod
   // width grows like sqrt(size)), plus a fixed compute-buffer allowance.
   constexpr uint64_t kComputeBytes = 64ULL << 20;
   const uint64_t n_ctx = ctx != 0 ? ctx : 4096;
-  const uint64_t per_token = std::max<uint64_t>(16 * 1024, model.size_bytes / (64 * 1024));
+  const uint64_t per_token = std::max<uint64_t>(uint64_t{16} * 1024, model.size_bytes / (uint64_t{64} * 1024));
   return model.size_bytes + n_ctx * per_token + kComputeBytes;
 }
 

@@ -34,8 +34,8 @@ namespace {
 constexpr uint64_t kTagWake = 1ULL << 32;
 constexpr uint64_t kTagInotify = 2ULL << 32;
 constexpr uint64_t kTagPidfd = 3ULL << 32;
-constexpr size_t kMaxLogReadPerEvent = 256 * 1024;  // bytes scanned per log-growth event
-constexpr size_t kPortScanTail = 256;               // bytes kept across reads for the port line
+constexpr size_t kMaxLogReadPerEvent = size_t{256} * 1024;  // bytes scanned per log-growth event
+constexpr size_t kPortScanTail = 256;                       // bytes kept across reads for the port line
 constexpr size_t kFailureLogLines = 20;
 constexpr std::chrono::milliseconds kProbeConnectTimeout{200};
 constexpr std::chrono::milliseconds kProbeReadTimeout{1000};
@@ -92,7 +92,7 @@ std::string TailLines(const std::string& path, size_t lines) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "";
   off_t size = ::lseek(fd, 0, SEEK_END);
-  constexpr off_t kWindow = 16 * 1024;
+  constexpr off_t kWindow = off_t{16} * 1024;
   off_t from = size > kWindow ? size - kWindow : 0;
   std::string buf(static_cast<size_t>(size - from), '\0');
   ssize_t r = ::pread(fd, buf.data(), buf.size(), from);
