@@ -31,6 +31,16 @@ const std::vector<OptionDef>& Registry() {
        "Proxy listen address HOST:PORT. Loopback unless told otherwise.", OptionType::kString},
       {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info", "Log level: trace, debug, info, warn, error.",
        OptionType::kString},
+      // Catalog sources (issue 4): each cache of another tool can be switched off.
+      {"scan_huggingface", nullptr, "CORRAL_SCAN_HUGGINGFACE", "true",
+       "List models in the Hugging Face hub cache (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub).",
+       OptionType::kBool},
+      {"scan_ollama", nullptr, "CORRAL_SCAN_OLLAMA", "true",
+       "List Ollama's models (OLLAMA_MODELS or ~/.ollama/models).", OptionType::kBool},
+      {"scan_lmstudio", nullptr, "CORRAL_SCAN_LMSTUDIO", "true",
+       "List LM Studio's models (~/.lmstudio/models, ~/.cache/lm-studio/models).", OptionType::kBool},
+      {"scan_llamacpp", nullptr, "CORRAL_SCAN_LLAMACPP", "true",
+       "List llama.cpp's download cache (LLAMA_CACHE or ~/.cache/llama.cpp).", OptionType::kBool},
       // Supervisor (issue 5).
       {"memory_budget", "--memory-budget", "CORRAL_MEMORY_BUDGET", "auto",
        "Memory the running models may use together, e.g. 12GiB; 'auto' = total RAM minus "
@@ -59,6 +69,12 @@ std::vector<std::string> SplitList(const std::string& s) {
   }
   if (!cur.empty()) out.push_back(cur);
   return out;
+}
+
+Result<bool> ParseBool(const std::string& key, const std::string& v) {
+  if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
+  if (v == "false" || v == "0" || v == "no" || v == "off") return false;
+  return InvalidArgument(key + " must be true or false, got '" + v + "'");
 }
 
 Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& values) {
@@ -97,6 +113,15 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     (key == "health_timeout" ? c.health_timeout_s
      : key == "stop_timeout" ? c.stop_timeout_s
                              : c.health_timeout_per_gib_s) = v;
+  } else if (def.type == OptionType::kBool) {
+    CORRAL_ASSIGN_OR_RETURN(bool b, ParseBool(key, one));
+    bool* field = key == "scan_huggingface" ? &c.scan_huggingface
+                  : key == "scan_ollama"    ? &c.scan_ollama
+                  : key == "scan_lmstudio"  ? &c.scan_lmstudio
+                  : key == "scan_llamacpp"  ? &c.scan_llamacpp
+                                            : nullptr;
+    if (field == nullptr) return Internal(std::string("bool option without a Config field: ") + def.key);
+    *field = b;
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -114,6 +139,10 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "health_timeout") return {std::to_string(c.health_timeout_s)};
   if (key == "health_timeout_per_gib") return {std::to_string(c.health_timeout_per_gib_s)};
   if (key == "stop_timeout") return {std::to_string(c.stop_timeout_s)};
+  if (key == "scan_huggingface") return {c.scan_huggingface ? "true" : "false"};
+  if (key == "scan_ollama") return {c.scan_ollama ? "true" : "false"};
+  if (key == "scan_lmstudio") return {c.scan_lmstudio ? "true" : "false"};
+  if (key == "scan_llamacpp") return {c.scan_llamacpp ? "true" : "false"};
   return {};
 }
 

@@ -29,6 +29,11 @@ struct Config {
   int health_timeout_s = 60;  // base readiness timeout; + health_timeout_per_gib_s per GiB of model
   int health_timeout_per_gib_s = 30;
   int stop_timeout_s = 10;    // SIGTERM → SIGKILL grace
+  // Catalog: which caches of other tools to scan (issue 4).
+  bool scan_huggingface = true;
+  bool scan_ollama = true;
+  bool scan_lmstudio = true;
+  bool scan_llamacpp = true;
 
   // Where each key's value came from: "default", "file", "env" or "flag".
   std::map<std::string, std::string> source;

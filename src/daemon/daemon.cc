@@ -324,6 +324,15 @@ class Daemon {
     auto model = ResolveModel(config_, r.model);
     if (!model.ok()) return Error(ErrorCode::kModelReference, model.status().message());
     std::string name = r.name.empty() ? ChildNameFor(model->name) : r.name;
+    if (r.name.empty()) {
+      // The default name is taken by another file with the same canonical name (two copies,
+      // two quantisations named alike): count up rather than refuse.
+      for (int n = 2; n < 100; ++n) {
+        auto taken = supervisor_->Get(name);
+        if (!taken.ok() || supervisor::IsTerminal(taken->state) || taken->model_path == model->path) break;
+        name = ChildNameFor(model->name) + "-" + std::to_string(n);
+      }
+    }
     if (Status s = supervisor::CheckChildName(name); !s.ok()) return Error(ErrorCode::kBadRequest, s.message());
 
     supervisor::LaunchSpec spec;

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 
@@ -22,46 +23,42 @@ bool IsRegularFile(const std::string& p, uint64_t* size) {
 
 Result<ResolvedModel> ResolveModel(const config::Config& config, std::string_view ref) {
   if (ref.empty()) return NotFound("empty model reference");
-  std::string r = ExpandHome(ref);
+  const std::string r = ExpandHome(ref);
   ResolvedModel m;
-  // 1. A path to a GGUF file.
   if (IsRegularFile(r, &m.size_bytes)) {
+    // A file: read its header on the spot; no need to scan every cache.
     std::error_code ec;
     fs::path abs = fs::absolute(r, ec);
     m.path = ec ? r : abs.lexically_normal().string();
-    m.name = fs::path(m.path).stem().string();
+    auto model = catalog::ModelFromFile(m.path);
+    if (model.ok()) {
+      m.name = model->name;
+      m.size_bytes = model->size_bytes;
+      m.path = model->path;
+      m.catalog = std::move(*model);
+    } else if (model.status().code() == StatusCode::kInvalidArgument) {
+      return model.status();  // e.g. a multimodal projector: not a model
+    } else {
+      m.name = fs::path(m.path).stem().string();  // unreadable header: llama-server decides
+    }
     return m;
   }
-  // 2. A file name (with or without .gguf) in the model directory or a configured path.
-  std::vector<std::string> dirs = {DefaultModelDir()};
-  for (const auto& p : config.model_paths) dirs.push_back(p);
-  std::vector<ResolvedModel> found;
-  for (const auto& d : dirs) {
-    for (const std::string& candidate : {d + "/" + r, d + "/" + r + ".gguf"}) {
-      ResolvedModel c;
-      if (IsRegularFile(candidate, &c.size_bytes)) {
-        c.path = candidate;
-        c.name = fs::path(candidate).stem().string();
-        bool dup = false;
-        for (const auto& f : found) dup = dup || f.path == c.path;
-        if (!dup) found.push_back(c);
-      }
-    }
-  }
-  if (found.size() == 1) return found[0];
-  if (found.size() > 1) {
-    std::string names;
-    for (const auto& f : found) names += "\n  " + f.path;
-    return Status(StatusCode::kAmbiguous, "model reference '" + std::string(ref) + "' matches several files:" + names);
-  }
-  return NotFound("no model matches '" + std::string(ref) + "' (give a path to a .gguf file, or a file name in " +
-                  DefaultModelDir() + ")");
+  CORRAL_ASSIGN_OR_RETURN(catalog::Catalog cat, catalog::Catalog::Load(config));
+  CORRAL_ASSIGN_OR_RETURN(catalog::Model model, cat.Resolve(ref));
+  m.name = model.name;
+  m.path = model.path;
+  m.size_bytes = model.size_bytes;
+  m.catalog = std::move(model);
+  return m;
 }
 
 uint64_t EstimateModelMemory(const config::Config& /*config*/, const ResolvedModel& model, uint32_t ctx) {
-  // Until the catalog reads GGUF headers: the weights are the file (mmap'd), the KV cache
-  // is bounded by a per-token guess that scales with the model (f16 K+V of a model whose
-  // width grows like sqrt(size)), plus a fixed compute-buffer allowance.
+  if (model.catalog) {
+    auto e = catalog::EstimateMemory(*model.catalog, ctx);
+    if (e.ok()) return e->total_bytes;
+  }
+  // No header facts: the weights are the file (mmap'd), the KV cache a per-token guess that
+  // scales with the model, plus a fixed compute-buffer allowance.
   constexpr uint64_t kComputeBytes = 64ULL << 20;
   const uint64_t n_ctx = ctx != 0 ? ctx : 4096;
   const uint64_t per_token = std::max<uint64_t>(uint64_t{16} * 1024, model.size_bytes / (uint64_t{64} * 1024));

@@ -78,6 +78,11 @@ class Lifecycle {
   // SIGKILL itself (grace expired or health timeout).
   void OnExit(int status, bool we_killed);
 
+  // Adds the child's own words to a failure ("...: error loading model: ...").
+  void AppendFailureDetail(const std::string& detail) {
+    if (state_ == ChildState::kFailed && !detail.empty()) failure_.message += ": " + detail;
+  }
+
   // Which timer fired, if any, at `now`.
   Action OnTick(TimePoint now);
   // The earliest time OnTick may have work; nullopt when nothing is pending.

@@ -118,6 +118,21 @@ std::string TailLines(const std::string& path, size_t lines) {
   return buf.substr(pos) + "\n";
 }
 
+// The first error line llama-server logged ("0.00.013 E llama_model_load: error loading
+// model: ..."), without its timestamp and level; "" when there is none.
+std::string FirstError(const std::string& log_tail) {
+  size_t pos = 0;
+  while (pos < log_tail.size()) {
+    size_t eol = log_tail.find('\n', pos);
+    std::string_view line(log_tail.data() + pos, (eol == std::string::npos ? log_tail.size() : eol) - pos);
+    pos = eol == std::string::npos ? log_tail.size() : eol + 1;
+    size_t mark = line.find(" E ");
+    if (mark != std::string_view::npos && mark < 20) return std::string(line.substr(mark + 3));
+    if (line.starts_with("error: ")) return std::string(line.substr(7));
+  }
+  return "";
+}
+
 }  // namespace
 
 struct Supervisor::Child {
@@ -539,7 +554,11 @@ void Supervisor::ReapLocked(Child& c) {
     ::inotify_rm_watch(inotify_fd_, c.watch);
     c.watch = -1;
   }
-  if (c.lifecycle.state() == ChildState::kFailed) c.last_log_lines = TailLines(c.log_path, kFailureLogLines);
+  if (c.lifecycle.state() == ChildState::kFailed) {
+    c.last_log_lines = TailLines(c.log_path, kFailureLogLines);
+    if (c.lifecycle.failure().kind == FailureKind::kExited)
+      c.lifecycle.AppendFailureDetail(FirstError(c.last_log_lines));
+  }
   BumpLocked(c);
 }
 

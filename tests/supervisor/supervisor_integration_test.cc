@@ -57,7 +57,10 @@ class LifecycleCliTest : public ::testing::Test {
             {"XDG_STATE_HOME", dir_.File("state")},
             {"XDG_CONFIG_HOME", dir_.File("config")},
             {"XDG_DATA_HOME", dir_.File("data")},
-            {"CORRAL_LLAMA_SERVER", testing::PinnedLlamaServer()}};
+            {"CORRAL_LLAMA_SERVER", testing::PinnedLlamaServer()},
+            // The catalog scans the caches of other tools under $HOME: keep them empty.
+            {"HOME", dir_.File("home")},
+            {"CORRAL_CACHE_DIR", dir_.File("cache")}};
     model_ = testing::MakeModel(dir_.path(), "tiny.gguf", kTinyDims);
     ASSERT_FALSE(model_.empty());
   }
@@ -92,7 +95,8 @@ TEST_F(LifecycleCliTest, StartPsLogsStop) {
   json started = Json({"start", model_, "--json", "--ctx", "256"});
   const json& m = started["model"];
   EXPECT_EQ(m["state"], "ready");
-  EXPECT_EQ(m["name"], "tiny");
+  const std::string name = m["name"];
+  EXPECT_EQ(name, "corral-synth-tiny-4m-f16");  // the catalog's canonical name
   int pid = m["pid"];
   int port = m["port"];
   ASSERT_GT(pid, 0);
@@ -102,7 +106,7 @@ TEST_F(LifecycleCliTest, StartPsLogsStop) {
   ASSERT_TRUE(health.ok());
   EXPECT_EQ(health->status, 200);
 
-  json listed = PsModel("tiny");
+  json listed = PsModel(name);
   EXPECT_EQ(listed["pid"], pid);
   EXPECT_EQ(listed["url"], "http://127.0.0.1:" + std::to_string(port));
   EXPECT_GT(listed["rss_bytes"].get<uint64_t>(), 0u);
@@ -111,21 +115,21 @@ TEST_F(LifecycleCliTest, StartPsLogsStop) {
   EXPECT_EQ(plain.exit_code, 0);
   EXPECT_EQ(plain.out.rfind("NAME\tSTATE\tPID\tURL", 0), 0u) << plain.out;  // TSV when piped
 
-  RunResult logs = Corral({"logs", "tiny", "-n", "3"});
+  RunResult logs = Corral({"logs", name, "-n", "3"});
   EXPECT_EQ(logs.exit_code, 0) << logs.err;
   EXPECT_NE(logs.out.find("listening on http://127.0.0.1:" + std::to_string(port)), std::string::npos) << logs.out;
   EXPECT_LE(std::count(logs.out.begin(), logs.out.end(), '\n'), 3);
 
   RunResult status = Corral({"status"});
   EXPECT_EQ(status.exit_code, 0);
-  EXPECT_NE(status.out.find("tiny"), std::string::npos);
+  EXPECT_NE(status.out.find(name), std::string::npos);
 
-  RunResult stop = Corral({"stop", "tiny"});
+  RunResult stop = Corral({"stop", name});
   EXPECT_EQ(stop.exit_code, 0) << stop.err;
   EXPECT_TRUE(WaitGone(pid));
   EXPECT_TRUE(Ps().empty());
   // Its log stays readable after the stop.
-  EXPECT_EQ(Corral({"logs", "tiny", "-n", "1"}).exit_code, 0);
+  EXPECT_EQ(Corral({"logs", name, "-n", "1"}).exit_code, 0);
 }
 
 TEST_F(LifecycleCliTest, DryRunPrintsTheExactArgvAndLaunchesNothing) {
@@ -163,7 +167,8 @@ TEST_F(LifecycleCliTest, TwoModelsAtOnceAndTheSameModelTwice) {
   json a = Json({"start", model_, "--json"})["model"];
   json b = Json({"start", model_, "--name", "tiny-b", "--json"})["model"];
   json c = Json({"start", second, "--json"})["model"];
-  EXPECT_EQ(c["name"], "other");
+  // Same content, another file: the canonical name is taken, so the default name counts up.
+  EXPECT_EQ(c["name"], a["name"].get<std::string>() + "-2");
   std::set<int> ports = {a["port"].get<int>(), b["port"].get<int>(), c["port"].get<int>()};
   EXPECT_EQ(ports.size(), 3u);
   for (int port : ports) {
@@ -228,7 +233,7 @@ TEST_F(LifecycleCliTest, ChildKilledFromOutsideIsReportedAndCanStartAgain) {
   json failed;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
-    failed = PsModel("tiny");
+    failed = PsModel(m["name"]);
     if (failed["state"] == "failed") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -244,32 +249,59 @@ TEST_F(LifecycleCliTest, ChildKilledFromOutsideIsReportedAndCanStartAgain) {
 }
 
 TEST_F(LifecycleCliTest, CorruptGgufFailsToLoadWithAClearReason) {
-  std::string bad = dir_.File("broken.gguf");
-  {
-    std::ofstream f(bad, std::ios::binary);
-    f << "GGUF";
-    for (int i = 0; i < 4096; ++i) f.put(static_cast<char>(i * 37));
-  }
+  // A truncated copy: the header is intact, the tensor data is not.
+  std::string bad = dir_.File("trunc.gguf");
+  auto whole = ReadFileBounded(model_, 64 << 20);
+  ASSERT_TRUE(whole.ok());
+  ASSERT_TRUE(WriteFileAtomic(bad, whole->substr(0, whole->size() / 3)).ok());
   RunResult r = Corral({"start", bad});
   EXPECT_EQ(r.exit_code, 67) << r.err;
-  EXPECT_NE(r.err.find("broken failed: exited with code"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("failed: exited with code 1 while loading: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not within the file bounds"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--- last lines of"), std::string::npos) << r.err;
-  json m = PsModel("broken");
-  EXPECT_EQ(m["state"], "failed");
-  EXPECT_EQ(m["failure"]["kind"], "exited");
+  json failed;
+  for (const auto& m : Ps()) {
+    if (m["model_path"] == bad) failed = m;
+  }
+  EXPECT_EQ(failed["state"], "failed");
+  EXPECT_EQ(failed["failure"]["kind"], "exited");
+  // Garbage that is not GGUF at all is still launched (llama-server is the judge) and fails.
+  std::string garbage = dir_.File("garbage.gguf");
+  ASSERT_TRUE(WriteFileAtomic(garbage, "GGUF\x03\x00\x00\x00 not really").ok());
+  RunResult g = Corral({"start", garbage, "--json"});
+  EXPECT_EQ(g.exit_code, 67) << g.err;
+  json gj = json::parse(g.out, nullptr, false);
+  ASSERT_FALSE(gj.is_discarded()) << g.out;
+  EXPECT_EQ(gj["model"]["name"], "garbage");
+  EXPECT_EQ(gj["model"]["state"], "failed");
+}
+
+TEST_F(LifecycleCliTest, ModelReferencesGoThroughTheCatalog) {
+  std::string dir = dir_.File("data/corral/models");
+  ASSERT_TRUE(MakeDirs(dir, 0755).ok());
+  ASSERT_FALSE(testing::MakeModel(dir, "a.gguf", kTinyDims).empty());
+  json m = Json({"start", "synth-tiny", "--json"})["model"];  // a unique substring of the name
+  EXPECT_EQ(m["model_path"], dir + "/a.gguf");
+  EXPECT_EQ(m["state"], "ready");
+  ASSERT_FALSE(
+      testing::MakeModel(dir, "b.gguf", std::vector<std::string>(kTinyDims.begin(), kTinyDims.end() - 2)).empty());
+  RunResult two = Corral({"start", "synth", "--dry-run"});
+  EXPECT_EQ(two.exit_code, 66) << two.out << two.err;
+  RunResult none = Corral({"start", "no-such-model"});
+  EXPECT_EQ(none.exit_code, 66);
 }
 
 TEST_F(LifecycleCliTest, AdmissionRefusesWhatDoesNotFitUnlessForced) {
-  std::map<std::string, std::string> small = {{"CORRAL_MEMORY_BUDGET", "64MiB"}};
+  std::map<std::string, std::string> small = {{"CORRAL_MEMORY_BUDGET", "4MiB"}};
   RunResult r = Corral({"start", model_}, small);
   EXPECT_EQ(r.exit_code, 67) << r.err;
   EXPECT_NE(r.err.find("not enough memory"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("budget is 64.0 MiB"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("budget is 4.0 MiB"), std::string::npos) << r.err;
   EXPECT_TRUE(Ps().empty());
   RunResult forced = Corral({"start", model_, "--force"}, small);
   EXPECT_EQ(forced.exit_code, 0) << forced.err;
   json st = Json({"status", "--json"});
-  EXPECT_EQ(st["memory"]["budget_bytes"], 64ULL << 20);
+  EXPECT_EQ(st["memory"]["budget_bytes"], 4ULL << 20);
 }
 
 TEST_F(LifecycleCliTest, RawArgRefusalAndExitCodes) {
@@ -316,10 +348,11 @@ TEST_F(LifecycleCliTest, CorruptStateFileIsMovedAsideAndReported) {
   struct stat sb {};
   ASSERT_EQ(::stat(dir_.File("state/corral/state.json").c_str(), &sb), 0);
   EXPECT_EQ(sb.st_mode & 0777, 0600u);
-  EXPECT_EQ(Json({"start", model_, "--json"})["model"]["state"], "ready");
+  json started = Json({"start", model_, "--json"})["model"];
+  EXPECT_EQ(started["state"], "ready");
   json saved = json::parse(*ReadFileBounded(dir_.File("state/corral/state.json"), 1 << 20));
   ASSERT_EQ(saved["models"].size(), 1u);
-  EXPECT_EQ(saved["models"][0]["name"], "tiny");
+  EXPECT_EQ(saved["models"][0]["name"], started["name"]);
 }
 
 TEST_F(LifecycleCliTest, RunStreamsAnAnswer) {

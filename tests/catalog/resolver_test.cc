@@ -1,0 +1,140 @@
+// Names and the resolver: canonical names from metadata, exact names, case, aliases, unique
+// and ambiguous substrings, paths inside and outside the scanned trees, no match.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "catalog/catalog.h"
+#include "catalog/catalog_fixture.h"
+
+namespace corral::catalog {
+namespace {
+
+using corral::testing::Copy;
+using corral::testing::Symlink;
+using corral::testing::SyntheticModels;
+using corral::testing::TempDir;
+using corral::testing::WriteText;
+
+TEST(Names, FamilySizeQuantFromMetadata) {
+  ModelInfo m;
+  m.basename = "Llama-3.2";
+  m.finetune = "Instruct";
+  m.size_label = "3B";
+  m.quant = "Q4_K_M";
+  EXPECT_EQ(BaseName(m, "/x/whatever.gguf"), "llama-3.2-instruct-3b-q4_k_m");
+  ModelInfo n;
+  n.name = "Qwen2.5 7B Instruct Q8_0";
+  n.quant = "Q8_0";
+  n.n_params = 7615616512ULL;
+  EXPECT_EQ(BaseName(n, "/x/y.gguf"), "qwen2.5-7b-instruct-q8_0");
+  ModelInfo bare;  // no metadata at all: the file name
+  bare.quant = "F16";
+  bare.n_params = 25000000;
+  EXPECT_EQ(BaseName(bare, "/m/My_Model-F16-00001-of-00002.gguf"), "my_model-25m-f16");
+  ModelInfo mix;
+  mix.name = "corral-synth-tiny-f16";
+  mix.quant = "F16";
+  mix.n_params = 4178240;
+  EXPECT_EQ(BaseName(mix, ""), "corral-synth-tiny-4m-f16");
+}
+
+struct ResolverTree {
+  TempDir root;
+  Sources sources;
+  ResolverTree() {
+    const auto& m = SyntheticModels::Get();
+    Copy(m.alpha, root.File("user/alpha.gguf"));
+    Copy(m.beta, root.File("user/beta.gguf"));
+    Copy(m.beta, root.File("user/sub/beta-copy.gguf"));  // same metadata: a second, disambiguated name
+    Copy(m.alpha, root.File("outside/alpha-elsewhere.gguf"));
+    Symlink(root.File("user/alpha.gguf"), root.File("outside/link.gguf"));
+    WriteText(root.File("outside/junk.gguf"), "not a model");
+    sources.user = {root.File("user")};
+    sources.index_file = root.File("index.json");
+  }
+};
+
+TEST(Resolver, NamesAliasesSubstringsAndPaths) {
+  ResolverTree t;
+  t.sources.aliases = {{"chat", "alpha"}, {"amb", "beta"}, {"alpha-4m-f16", "beta.gguf"}, {"nothing", "zzz"}};
+  auto cat = Catalog::Load(t.sources);
+  ASSERT_TRUE(cat.ok()) << cat.status().ToString();
+  ASSERT_EQ(cat->models().size(), 3u);
+  std::string names;
+  for (const auto& m : cat->models()) names += m.name + " ";
+  SCOPED_TRACE(names);
+
+  auto exact = cat->Resolve("alpha-4m-f16");
+  ASSERT_TRUE(exact.ok()) << exact.status().ToString();
+  EXPECT_EQ(exact->path, t.root.File("user/alpha.gguf"));
+  EXPECT_TRUE(cat->Resolve("ALPHA-4M-F16").ok());  // names are case-insensitive
+
+  // Disambiguation inside one source uses the file name.
+  EXPECT_TRUE(cat->Resolve("beta-4m-q8_0").ok());
+  auto copy = cat->Resolve("beta-4m-q8_0-beta-copy");
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  EXPECT_EQ(copy->path, t.root.File("user/sub/beta-copy.gguf"));
+
+  // Alias from config; an alias to an ambiguous reference or to nothing is a warning; an
+  // alias that is also a model name is refused.
+  auto alias = cat->Resolve("chat");
+  ASSERT_TRUE(alias.ok()) << alias.status().ToString();
+  EXPECT_EQ(alias->name, "alpha-4m-f16");
+  EXPECT_EQ(alias->aliases, std::vector<std::string>{"chat"});
+  bool warned_amb = false, warned_nothing = false, warned_shadow = false;
+  for (const auto& w : cat->warnings()) {
+    warned_amb = warned_amb || w.find("alias 'amb'") != std::string::npos;
+    warned_nothing = warned_nothing || w.find("alias 'nothing'") != std::string::npos;
+    warned_shadow = warned_shadow || w.find("alias 'alpha-4m-f16' is also a model name") != std::string::npos;
+  }
+  EXPECT_TRUE(warned_amb && warned_nothing && warned_shadow);
+
+  // Unique substring; ambiguous substring lists the candidates.
+  EXPECT_EQ(cat->Resolve("lph")->name, "alpha-4m-f16");
+  auto amb = cat->Resolve("beta");
+  ASSERT_FALSE(amb.ok());
+  EXPECT_EQ(amb.status().code(), StatusCode::kAmbiguous);
+  EXPECT_NE(amb.status().message().find("beta-4m-q8_0,"), std::string::npos) << amb.status().message();
+  EXPECT_NE(amb.status().message().find("beta-4m-q8_0-beta-copy"), std::string::npos);
+  auto everything = cat->Resolve("4m");
+  EXPECT_EQ(everything.status().code(), StatusCode::kAmbiguous);
+
+  // No match names what exists.
+  auto none = cat->Resolve("gpt-17");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(none.status().message().find("alpha-4m-f16"), std::string::npos) << none.status().message();
+  EXPECT_EQ(cat->Resolve("").status().code(), StatusCode::kInvalidArgument);
+
+  // Paths: a scanned file, a symlink to one, a file outside every tree, a bad file.
+  auto by_path = cat->Resolve(t.root.File("user/beta.gguf"));
+  ASSERT_TRUE(by_path.ok());
+  EXPECT_EQ(by_path->name, "beta-4m-q8_0");
+  auto by_link = cat->Resolve(t.root.File("outside/link.gguf"));
+  ASSERT_TRUE(by_link.ok());
+  EXPECT_EQ(by_link->name, "alpha-4m-f16");
+  EXPECT_EQ(by_link->source, "user");
+  auto outside = cat->Resolve(t.root.File("outside/alpha-elsewhere.gguf"));
+  ASSERT_TRUE(outside.ok()) << outside.status().ToString();
+  EXPECT_EQ(outside->source, "path");
+  EXPECT_EQ(outside->architecture, "llama");
+  auto junk = cat->Resolve(t.root.File("outside/junk.gguf"));
+  ASSERT_FALSE(junk.ok());
+  EXPECT_EQ(junk.status().code(), StatusCode::kCorrupt);
+  EXPECT_EQ(cat->Resolve(t.root.File("outside/missing.gguf")).status().code(), StatusCode::kNotFound);
+}
+
+TEST(Resolver, EmptyCatalogSaysSo) {
+  TempDir root;
+  Sources s;
+  s.user = {root.File("none")};
+  auto cat = Catalog::Load(s);
+  ASSERT_TRUE(cat.ok());
+  auto r = cat->Resolve("x");
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find("no models found"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace corral::catalog
