@@ -51,6 +51,21 @@ const std::vector<OptionDef>& Registry() {
        "Seconds a client may idle on a keep-alive connection, or stall sending or reading.", OptionType::kInt},
       {"proxy_upstream_timeout_s", "--proxy-upstream-timeout", "CORRAL_PROXY_UPSTREAM_TIMEOUT", "600",
        "Seconds without a byte from llama-server before the proxy gives up (504 or cut).", OptionType::kInt},
+      {"model_ttl_s", "--model-ttl", "CORRAL_MODEL_TTL", "0",
+       "Seconds a model started on demand by a request may stay idle before it is unloaded; 0 = never. "
+       "Models started with `corral start` stay until stopped. Ollama clients' keep_alive overrides it.",
+       OptionType::kInt},
+      // Supervisor (issue 5).
+      {"memory_budget", "--memory-budget", "CORRAL_MEMORY_BUDGET", "auto",
+       "Memory the running models may use together, e.g. 12GiB; 'auto' = total RAM minus "
+       "max(1 GiB, 10%). A start that does not fit is refused unless --force.",
+       OptionType::kString},
+      {"health_timeout", nullptr, "CORRAL_HEALTH_TIMEOUT", "60",
+       "Seconds a model may take to become ready, plus health_timeout_per_gib per GiB of model.", OptionType::kInt},
+      {"health_timeout_per_gib", nullptr, "CORRAL_HEALTH_TIMEOUT_PER_GIB", "30",
+       "Extra readiness seconds per GiB of model file.", OptionType::kInt},
+      {"stop_timeout", nullptr, "CORRAL_STOP_TIMEOUT", "10",
+       "Seconds between SIGTERM and SIGKILL when stopping a model.", OptionType::kInt},
   };
   return kOptions;
 }
@@ -106,6 +121,22 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     for (const char* l : kLevels) known = known || one == l;
     if (!known) return InvalidArgument("log_level must be trace|debug|info|warn|error, got '" + one + "'");
     c.log_level = one;
+  } else if (key == "memory_budget") {
+    c.memory_budget = one.empty() ? "auto" : one;
+  } else if (key == "health_timeout" || key == "health_timeout_per_gib" || key == "stop_timeout") {
+    int v = -1;
+    try {
+      size_t used = 0;
+      v = std::stoi(one, &used);
+      if (used != one.size()) v = -1;
+    } catch (...) {
+      v = -1;
+    }
+    if (v < 0 || v > 86400)
+      return InvalidArgument(key + " must be a whole number of seconds 0..86400, got '" + one + "'");
+    (key == "health_timeout" ? c.health_timeout_s
+     : key == "stop_timeout" ? c.stop_timeout_s
+                             : c.health_timeout_per_gib_s) = v;
   } else if (def.type == OptionType::kBool) {
     CORRAL_ASSIGN_OR_RETURN(bool b, ParseBool(key, one));
     bool* field = key == "scan_huggingface" ? &c.scan_huggingface
@@ -123,6 +154,8 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     CORRAL_ASSIGN_OR_RETURN(c.proxy_client_timeout_s, ParseInt(def, one, 1, 86400));
   } else if (key == "proxy_upstream_timeout_s") {
     CORRAL_ASSIGN_OR_RETURN(c.proxy_upstream_timeout_s, ParseInt(def, one, 1, 86400));
+  } else if (key == "model_ttl_s") {
+    CORRAL_ASSIGN_OR_RETURN(c.model_ttl_s, ParseInt(def, one, 0, int64_t{365} * 86400));
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -136,6 +169,10 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "llama_server") return {c.llama_server};
   if (key == "listen") return {c.listen};
   if (key == "log_level") return {c.log_level};
+  if (key == "memory_budget") return {c.memory_budget};
+  if (key == "health_timeout") return {std::to_string(c.health_timeout_s)};
+  if (key == "health_timeout_per_gib") return {std::to_string(c.health_timeout_per_gib_s)};
+  if (key == "stop_timeout") return {std::to_string(c.stop_timeout_s)};
   if (key == "scan_huggingface") return {c.scan_huggingface ? "true" : "false"};
   if (key == "scan_ollama") return {c.scan_ollama ? "true" : "false"};
   if (key == "scan_lmstudio") return {c.scan_lmstudio ? "true" : "false"};
@@ -144,6 +181,7 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "proxy_threads") return {std::to_string(c.proxy_threads)};
   if (key == "proxy_client_timeout_s") return {std::to_string(c.proxy_client_timeout_s)};
   if (key == "proxy_upstream_timeout_s") return {std::to_string(c.proxy_upstream_timeout_s)};
+  if (key == "model_ttl_s") return {std::to_string(c.model_ttl_s)};
   return {};
 }
 

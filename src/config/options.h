@@ -25,6 +25,11 @@ struct Config {
   std::string llama_server;              // user's own llama-server binary; empty = search
   std::string listen;                    // proxy listen address HOST:PORT
   std::string log_level;                 // trace|debug|info|warn|error
+  // Supervisor (issue 5).
+  std::string memory_budget;  // "auto" (total RAM minus a margin) or a size: "12GiB"
+  int health_timeout_s = 60;  // base readiness timeout; + health_timeout_per_gib_s per GiB of model
+  int health_timeout_per_gib_s = 30;
+  int stop_timeout_s = 10;    // SIGTERM → SIGKILL grace
   // Catalog: which caches of other tools to scan (issue 4).
   bool scan_huggingface = true;
   bool scan_ollama = true;
@@ -36,6 +41,7 @@ struct Config {
   int64_t proxy_threads = 0;               // event-loop threads; 0 = auto
   int64_t proxy_client_timeout_s = 60;     // idle keep-alive / slow client
   int64_t proxy_upstream_timeout_s = 600;  // no byte from llama-server this long
+  int64_t model_ttl_s = 0;                 // unload models started on demand after this idle time; 0 = never
 
   // Where each key's value came from: "default", "file", "env" or "flag".
   std::map<std::string, std::string> source;

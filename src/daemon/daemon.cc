@@ -1,0 +1,637 @@
+#include "daemon/daemon.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <thread>
+
+#include "common/fs.h"
+#include "common/paths.h"
+#include "common/version.h"
+#include "control/api.h"
+#include "control/transport.h"
+#include "daemon/models.h"
+#include "daemon/router.h"
+#include "proxy/proxy.h"
+#include "engine/engine.h"
+#include "supervisor/supervisor.h"
+
+extern char** environ;
+
+namespace corral::daemon {
+namespace {
+
+using control::ErrorBody;
+using control::ErrorCode;
+using control::Request;
+using control::Response;
+using nlohmann::json;
+
+constexpr uint64_t kMaxStateBytes = 4 << 20;
+constexpr int kMaxLogLines = 10000;
+constexpr uint64_t kMaxLogWindow = 8ULL << 20;
+constexpr std::chrono::milliseconds kMaxLongPoll{5000};
+constexpr std::chrono::milliseconds kSpawnTimeout{15000};
+
+void Log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void Log(const char* fmt, ...) {
+  // One write per line: threads (monitor, connections, main) log concurrently.
+  char line[4096];
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::localtime_r(&now, &tm);
+  size_t n = std::strftime(line, sizeof(line), "%H:%M:%S corral: ", &tm);
+  va_list ap;
+  va_start(ap, fmt);
+  // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, va_start is above.
+  int m = std::vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+  va_end(ap);
+  n = std::min(sizeof(line) - 2, n + static_cast<size_t>(std::max(m, 0)));
+  line[n++] = '\n';
+  ssize_t w = ::write(2, line, n);
+  (void)w;
+}
+
+Response Error(ErrorCode code, const std::string& message) {
+  return {control::HttpStatusFor(code), ErrorBody(code, message)};
+}
+
+ErrorCode CodeForStart(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kResourceExhausted: return ErrorCode::kAdmission;
+    case StatusCode::kInvalidArgument: return ErrorCode::kBadRequest;
+    default: return ErrorCode::kLaunchFailed;
+  }
+}
+
+// The last `lines` lines of a file, reading at most kMaxLogWindow bytes from its end.
+std::string TailFile(const std::string& path, int lines, Status* status) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *status = ErrnoError("open " + path, errno);
+    return "";
+  }
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  off_t window = static_cast<off_t>(std::min<uint64_t>(kMaxLogWindow, static_cast<uint64_t>(std::max<off_t>(size, 0))));
+  std::string buf(static_cast<size_t>(window), '\0');
+  ssize_t r = window > 0 ? ::pread(fd, buf.data(), buf.size(), size - window) : 0;
+  ::close(fd);
+  buf.resize(r > 0 ? static_cast<size_t>(r) : 0);
+  size_t end = buf.size();
+  if (end > 0 && buf[end - 1] == '\n') --end;
+  size_t pos = end;
+  int count = 0;
+  while (pos > 0 && count < lines) {
+    size_t nl = buf.rfind('\n', pos - 1);
+    ++count;
+    if (nl == std::string::npos) {
+      pos = 0;
+      break;
+    }
+    if (count == lines) {
+      pos = nl + 1;
+      break;
+    }
+    pos = nl;
+  }
+  return lines <= 0 ? std::string() : buf.substr(pos);
+}
+
+// True when `pid` exists and is not a zombie (a killed child waits for init to reap it).
+bool ProcessLives(int pid) {
+  auto stat = ReadFileBounded("/proc/" + std::to_string(pid) + "/stat", 1 << 16);
+  if (!stat.ok()) return false;
+  size_t paren = stat->rfind(')');
+  return paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] != 'Z';
+}
+
+class Daemon {
+ public:
+  explicit Daemon(const config::Config& config) : config_(config), started_(std::chrono::system_clock::now()) {}
+
+  Status Init() {
+    auto total = supervisor::TotalMemoryBytes();
+    total_memory_ = total.ok() ? *total : 0;
+    if (config_.memory_budget == "auto" || config_.memory_budget.empty()) {
+      budget_ = total_memory_ != 0 ? supervisor::DefaultMemoryBudget(total_memory_) : 0;
+    } else {
+      auto b = supervisor::ParseByteSize(config_.memory_budget);
+      if (!b.ok()) return b.status().WithContext("memory_budget");
+      budget_ = *b;
+    }
+    auto engine = engine::Locate(config_, /*query_version=*/false);
+    if (engine.ok()) {
+      llama_server_ = engine->llama_server;
+      Log("llama-server: %s (%s)", llama_server_.c_str(), engine->source.c_str());
+    } else {
+      engine_error_ = engine.status().message();
+      Log("warning: %s; starts will fail until one is installed", engine_error_.c_str());
+    }
+    LoadPreviousState();
+
+    supervisor::SupervisorOptions opts;
+    opts.llama_server = llama_server_;
+    opts.log_dir = ModelLogDir();
+    opts.memory_budget_bytes = budget_;
+    opts.health_timeout_base = std::chrono::seconds(config_.health_timeout_s);
+    opts.health_timeout_per_gib = std::chrono::seconds(config_.health_timeout_per_gib_s);
+    opts.stop_grace = std::chrono::seconds(config_.stop_timeout_s);
+    opts.on_change = [this] { OnChange(); };
+    supervisor_ = std::make_unique<supervisor::Supervisor>(opts);
+    sup_ = supervisor_.get();
+
+    // The data plane: the proxy reads routes_ lock-free and asks the router (over the
+    // supervisor) for models that are not ready.
+    RouterOptions ropts;
+    ropts.idle_ttl = std::chrono::seconds(config_.model_ttl_s);
+    router_ = std::make_unique<ModelRouter>(config_, *supervisor_, routes_, ropts);
+    router_ptr_.store(router_.get());
+    proxy::ProxyOptions popts;
+    popts.listen = config_.listen;
+    popts.threads = static_cast<int>(config_.proxy_threads);
+    popts.max_body_bytes = static_cast<uint64_t>(config_.max_body_bytes);
+    popts.client_timeout = std::chrono::seconds(config_.proxy_client_timeout_s);
+    popts.upstream_timeout = std::chrono::seconds(config_.proxy_upstream_timeout_s);
+    popts.version = kCorralVersion;
+    proxy_ = std::make_unique<proxy::Proxy>(popts, *router_, routes_);
+    if (Status s = proxy_->Start(); !s.ok()) {
+      return s.WithContext("starting the proxy on " + config_.listen + " (set --listen or CORRAL_LISTEN)");
+    }
+    proxy_url_ = "http://" + config_.listen.substr(0, config_.listen.rfind(':')) + ":" + std::to_string(proxy_->port());
+    Log("proxy listening on %s (OpenAI: %s/v1)", proxy_url_.c_str(), proxy_url_.c_str());
+    SaveState();
+    return Status::Ok();
+  }
+
+  Response Handle(const Request& req) {
+    const std::string& p = req.target.path;
+    const bool get = req.method == "GET";
+    const bool post = req.method == "POST";
+    if (get && p == "/v1/status") return Status_();
+    if (get && p == "/v1/ps") return Ps();
+    if (post && p == "/v1/models/start") return Start(req);
+    if (post && p == "/v1/models/stop-all") return StopAll();
+    if (get && p == "/v1/logs") return Logs(req);
+    if (post && p == "/v1/shutdown") {
+      RequestShutdown();
+      return {200, {{"ok", true}}};
+    }
+    static constexpr std::string_view kModels = "/v1/models/";
+    if (p.starts_with(kModels)) {
+      std::string rest = p.substr(kModels.size());
+      size_t slash = rest.find('/');
+      std::string name = rest.substr(0, slash);
+      std::string verb = slash == std::string::npos ? "" : rest.substr(slash + 1);
+      if (get && verb.empty()) return Get(name);
+      if (get && verb == "wait") return Wait(name, req);
+      if (post && verb == "stop") return Stop(name);
+    }
+    return Error(ErrorCode::kBadRequest, "no route " + req.method + " " + p);
+  }
+
+  void RequestShutdown() {
+    shutting_down_.store(true);
+    ::kill(::getpid(), SIGTERM);
+  }
+
+  void Drain() {
+    shutting_down_.store(true);
+    // Stop taking requests first, then answer parked ones, then stop the children.
+    if (proxy_) proxy_->Stop();
+    if (router_) router_->Shutdown();
+    auto live = supervisor_->List();
+    Log("draining: stopping %zu model(s)", live.size());
+    supervisor_->StopAll();
+  }
+
+  void Finish() {
+    finishing_.store(true);
+    router_ptr_.store(nullptr);
+    // The destructor joins the monitor thread; an on_change callback still running on it
+    // sees finishing_ and returns. The object stays whole until that join.
+    proxy_.reset();
+    router_.reset();
+    supervisor_.reset();
+    sup_ = nullptr;
+    SaveState();
+  }
+
+ private:
+  json ModelJson(const supervisor::ChildInfo& i) const {
+    json j = control::ToJson(i);
+    if (i.started_at.time_since_epoch().count() != 0) {
+      j["uptime_s"] =
+          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - i.started_at).count();
+    }
+    return j;
+  }
+
+  Response Status_() {
+    json models = json::array();
+    for (const auto& i : supervisor_->List()) models.push_back(ModelJson(i));
+    json notices = json::array();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& n : notices_) notices.push_back(n);
+    }
+    json j = {{"daemon",
+               {{"pid", ::getpid()},
+                {"version", kCorralVersion},
+                {"uptime_s",
+                 std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - started_).count()},
+                {"socket", SocketPath()},
+                {"state_file", StateFilePath()},
+                {"log_dir", ModelLogDir()},
+                {"llama_server", llama_server_},
+                {"engine_error", engine_error_}}},
+              {"proxy", {{"listen", config_.listen}, {"url", proxy_url_ + "/v1"}, {"base_url", proxy_url_}, {"running", proxy_ != nullptr}}},
+              {"memory",
+               {{"total_bytes", total_memory_},
+                {"budget_bytes", budget_},
+                {"reserved_bytes", supervisor_->reserved_bytes()},
+                {"budget_source", config_.memory_budget}}},
+              {"models", models},
+              {"notices", notices}};
+    return {200, j};
+  }
+
+  Response Ps() {
+    json models = json::array();
+    for (const auto& i : supervisor_->List()) models.push_back(ModelJson(i));
+    return {200, {{"models", models}}};
+  }
+
+  Response Get(const std::string& name) {
+    auto i = supervisor_->Get(name);
+    if (!i.ok()) return Error(ErrorCode::kNotRunning, i.status().message());
+    return {200, {{"model", ModelJson(*i)}}};
+  }
+
+  Response Wait(const std::string& name, const Request& req) {
+    uint64_t gen = 0;
+    int64_t timeout_ms = 1000;
+    try {
+      if (auto it = req.target.query.find("generation"); it != req.target.query.end()) gen = std::stoull(it->second);
+      if (auto it = req.target.query.find("timeout_ms"); it != req.target.query.end())
+        timeout_ms = std::stoll(it->second);
+    } catch (...) {
+      return Error(ErrorCode::kBadRequest, "generation and timeout_ms must be numbers");
+    }
+    timeout_ms = std::clamp<int64_t>(timeout_ms, 0, kMaxLongPoll.count());
+    auto i = supervisor_->WaitForChange(name, gen, std::chrono::milliseconds(timeout_ms));
+    if (!i.ok()) return Error(ErrorCode::kNotRunning, i.status().message());
+    return {200, {{"model", ModelJson(*i)}}};
+  }
+
+  Response Stop(const std::string& name) {
+    auto i = supervisor_->Stop(name);
+    if (!i.ok()) {
+      if (i.status().code() == StatusCode::kNotFound) return Error(ErrorCode::kNotRunning, i.status().message());
+      return Error(ErrorCode::kStopFailed, i.status().message());
+    }
+    Log("stopped %s", name.c_str());
+    return {200, {{"model", ModelJson(*i)}}};
+  }
+
+  Response StopAll() {
+    json stopped = json::array();
+    std::string failures;
+    for (const auto& i : supervisor_->List()) {
+      auto r = supervisor_->Stop(i.name);
+      if (r.ok()) {
+        stopped.push_back(i.name);
+      } else if (r.status().code() != StatusCode::kNotFound) {
+        failures += (failures.empty() ? "" : "; ") + r.status().message();
+      }
+    }
+    if (!failures.empty()) return Error(ErrorCode::kStopFailed, failures);
+    return {200, {{"stopped", stopped}}};
+  }
+
+  Response Logs(const Request& req) {
+    auto it = req.target.query.find("name");
+    if (it == req.target.query.end()) return Error(ErrorCode::kBadRequest, "logs: name is required");
+    const std::string& name = it->second;
+    if (Status s = supervisor::CheckChildName(name); !s.ok()) return Error(ErrorCode::kBadRequest, s.message());
+    int lines = 50;
+    if (auto l = req.target.query.find("lines"); l != req.target.query.end()) {
+      try {
+        lines = std::stoi(l->second);
+      } catch (...) {
+        return Error(ErrorCode::kBadRequest, "lines must be a number");
+      }
+    }
+    lines = std::clamp(lines, 0, kMaxLogLines);
+    std::string path = ModelLogDir() + "/" + name + ".log";
+    auto info = supervisor_->Get(name);
+    if (info.ok()) path = info->log_path;
+    Status st;
+    std::string text = TailFile(path, lines, &st);
+    if (!st.ok()) return Error(ErrorCode::kNotRunning, "no log for '" + name + "': " + st.message());
+    return {200, {{"name", name}, {"path", path}, {"text", text}, {"running", info.ok()}}};
+  }
+
+  Response Start(const Request& req) {
+    if (shutting_down_.load()) return Error(ErrorCode::kShuttingDown, "the daemon is shutting down");
+    auto parsed = control::ParseStartRequest(req.body);
+    if (!parsed.ok()) return Error(ErrorCode::kBadRequest, parsed.status().message());
+    const control::StartRequest& r = *parsed;
+    if (Status s = supervisor::CheckRawArgs(r.raw_args); !s.ok()) return Error(ErrorCode::kBadRequest, s.message());
+    auto model = ResolveModel(config_, r.model);
+    if (!model.ok()) return Error(ErrorCode::kModelReference, model.status().message());
+    std::string name = r.name.empty() ? ChildNameFor(model->name) : r.name;
+    if (r.name.empty()) {
+      // The default name is taken by another file with the same canonical name (two copies,
+      // two quantisations named alike): count up rather than refuse.
+      for (int n = 2; n < 100; ++n) {
+        auto taken = supervisor_->Get(name);
+        if (!taken.ok() || supervisor::IsTerminal(taken->state) || taken->model_path == model->path) break;
+        name = ChildNameFor(model->name) + "-" + std::to_string(n);
+      }
+    }
+    if (Status s = supervisor::CheckChildName(name); !s.ok()) return Error(ErrorCode::kBadRequest, s.message());
+
+    supervisor::LaunchSpec spec;
+    spec.name = name;
+    spec.model = model->name;
+    spec.model_path = model->path;
+    spec.model_bytes = model->size_bytes;
+    spec.reserved_bytes = EstimateModelMemory(config_, *model, r.ctx);
+    spec.ctx = r.ctx;
+    spec.port = r.port;
+    spec.raw_args = r.raw_args;
+    spec.env = r.env;
+    spec.force = r.force;
+
+    if (r.dry_run) {
+      std::string exe = llama_server_.empty() ? std::string("llama-server") : llama_server_;
+      json plan = {{"name", name},
+                   {"model", model->name},
+                   {"model_path", model->path},
+                   {"argv", supervisor::BuildArgv(exe, spec)},
+                   {"env", r.env.empty() ? json("inherited from the daemon") : json(r.env)},
+                   {"reserved_bytes", spec.reserved_bytes},
+                   {"budget_bytes", budget_},
+                   {"already_reserved_bytes", supervisor_->reserved_bytes()},
+                   {"health_timeout_ms", supervisor_->HealthTimeoutFor(model->size_bytes).count()},
+                   {"log_path", ModelLogDir() + "/" + name + ".log"},
+                   {"engine_error", engine_error_}};
+      return {200, {{"plan", plan}}};
+    }
+    if (llama_server_.empty()) return Error(ErrorCode::kEngineMissing, engine_error_);
+
+    // Idempotent start: the same model under its default name is already live.
+    if (r.name.empty()) {
+      auto existing = supervisor_->Get(name);
+      if (existing.ok() && !supervisor::IsTerminal(existing->state) && existing->model_path == model->path) {
+        json j = {{"model", ModelJson(*existing)}, {"already_running", true}};
+        return {200, j};
+      }
+    }
+    auto started = supervisor_->Start(spec);
+    if (!started.ok()) {
+      Log("start %s refused: %s", name.c_str(), started.status().message().c_str());
+      return Error(CodeForStart(started.status()), started.status().message());
+    }
+    Log("started %s (pid %d): %s", name.c_str(), started->pid, supervisor::ShellQuote(started->argv).c_str());
+    {
+      // Started by hand: pinned (never evicted or unloaded by TTL), reachable through the
+      // proxy by its name, its model's canonical name and the model's aliases.
+      std::vector<std::string> names = {name, model->name};
+      if (model->catalog) names.insert(names.end(), model->catalog->aliases.begin(), model->catalog->aliases.end());
+      router_->RegisterStarted(name, names, /*pinned=*/true);
+    }
+    return {200, {{"model", ModelJson(*started)}, {"already_running", false}}};
+  }
+
+  void OnChange() {
+    if (finishing_.load()) return;
+    if (ModelRouter* r = router_ptr_.load()) r->OnSupervisorChange();
+    // Log transitions once, then persist.
+    for (const auto& i : sup_->List()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto& last = last_state_[i.name];
+      if (last == i.state && last_gen_[i.name] != 0) continue;
+      last_gen_[i.name] = i.generation;
+      last = i.state;
+      if (i.state == supervisor::ChildState::kReady) {
+        Log("%s ready on http://127.0.0.1:%d after %.0f ms", i.name.c_str(), i.port, i.ready_ms);
+      } else if (i.state == supervisor::ChildState::kFailed) {
+        Log("%s failed: %s", i.name.c_str(), i.failure.message.c_str());
+      }
+    }
+    SaveState();
+  }
+
+  void SaveState() {
+    json models = json::array();
+    if (sup_ != nullptr) {
+      for (const auto& i : sup_->List()) {
+        if (supervisor::IsTerminal(i.state)) continue;
+        models.push_back({{"name", i.name},
+                          {"model", i.model},
+                          {"model_path", i.model_path},
+                          {"pid", i.pid},
+                          {"port", i.port},
+                          {"state", std::string(supervisor::to_string(i.state))},
+                          {"argv", i.argv}});
+      }
+    }
+    json j = {{"version", 1}, {"daemon_pid", ::getpid()}, {"models", models}};
+    std::lock_guard<std::mutex> lock(state_mu_);
+    Status s = MakeDirs(StateDir(), 0700);
+    if (s.ok()) s = WriteFileAtomic(StateFilePath(), j.dump(2) + "\n", 0600);
+    if (!s.ok()) Log("warning: cannot write the state file: %s", s.message().c_str());
+  }
+
+  void LoadPreviousState() {
+    auto text = ReadFileBounded(StateFilePath(), kMaxStateBytes);
+    if (!text.ok()) return;  // none yet
+    json j = json::parse(*text, nullptr, false);
+    bool valid = j.is_object() && j.contains("models") && j["models"].is_array();
+    if (!valid) {
+      std::string aside = StateFilePath() + ".corrupt-" + std::to_string(std::time(nullptr));
+      ::rename(StateFilePath().c_str(), aside.c_str());
+      std::string n = "the state file was corrupt; moved it aside to " + aside;
+      Log("warning: %s", n.c_str());
+      notices_.push_back(n);
+      return;
+    }
+    std::string names;
+    for (const auto& m : j["models"]) {
+      if (!m.is_object()) continue;
+      std::string name = m.value("name", std::string("?"));
+      int pid = m.value("pid", 0);
+      bool alive = pid > 0 && ProcessLives(pid);
+      names += (names.empty() ? "" : ", ") + name + (alive ? " (pid " + std::to_string(pid) + " still alive!)" : "");
+    }
+    if (!names.empty()) {
+      std::string n = "the previous daemon (pid " + std::to_string(j.value("daemon_pid", 0)) +
+                      ") ended without draining; its models went with it: " + names;
+      Log("%s", n.c_str());
+      notices_.push_back(n);
+    }
+  }
+
+  const config::Config config_;
+  const std::chrono::system_clock::time_point started_;
+  std::unique_ptr<supervisor::Supervisor> supervisor_;
+  proxy::RoutingTable routes_;
+  std::unique_ptr<ModelRouter> router_;
+  std::atomic<ModelRouter*> router_ptr_{nullptr};  // for on_change on the monitor thread
+  std::unique_ptr<proxy::Proxy> proxy_;
+  std::string proxy_url_;
+  // The same object for the monitor thread's on_change callback, which may run while
+  // Finish() is destroying supervisor_ (unique_ptr::reset nulls the pointer first).
+  supervisor::Supervisor* sup_ = nullptr;
+  std::atomic<bool> finishing_{false};
+  std::string llama_server_;
+  std::string engine_error_;
+  uint64_t total_memory_ = 0;
+  uint64_t budget_ = 0;
+  std::atomic<bool> shutting_down_{false};
+  std::mutex mu_;
+  std::vector<std::string> notices_;                          // GUARDED_BY(mu_) after Init
+  std::map<std::string, supervisor::ChildState> last_state_;  // GUARDED_BY(mu_)
+  std::map<std::string, uint64_t> last_gen_;                  // GUARDED_BY(mu_)
+  std::mutex state_mu_;                                       // serialises state-file writes
+};
+
+}  // namespace
+
+std::string SocketPath() {
+  return RuntimeDir() + "/corral.sock";
+}
+std::string LockPath() {
+  return RuntimeDir() + "/corral.lock";
+}
+std::string StateFilePath() {
+  return StateDir() + "/state.json";
+}
+std::string DaemonLogPath() {
+  return StateDir() + "/daemon.log";
+}
+std::string ModelLogDir() {
+  return StateDir() + "/logs";
+}
+
+Status Run(const config::Config& config) {
+  CORRAL_RETURN_IF_ERROR(control::PrepareSocketDir(RuntimeDir()));
+  int lock_fd = ::open(LockPath().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0) return ErrnoError("open " + LockPath(), errno);
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd);
+    return Status(StatusCode::kAlreadyExists, "a Corral daemon is already running (lock " + LockPath() + ")");
+  }
+
+  // Signals: blocked in every thread (threads inherit the mask), taken here with sigwait.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  Daemon d(config);
+  Status init = d.Init();
+  if (!init.ok()) {
+    ::close(lock_fd);
+    return init;
+  }
+  control::ControlServer server([&d](const Request& r) { return d.Handle(r); });
+  Status listen = server.Listen(SocketPath());
+  if (!listen.ok()) {
+    ::close(lock_fd);
+    return listen;
+  }
+  server.Start();
+  Log("daemon pid %d listening on %s", ::getpid(), SocketPath().c_str());
+
+  int sig = 0;
+  while (::sigwait(&set, &sig) != 0) {
+  }
+  Log("%s: draining", sig == SIGINT ? "interrupt" : (sig == SIGHUP ? "hang-up" : "terminate"));
+  d.Drain();
+  server.Stop();
+  d.Finish();
+  ::close(lock_fd);
+  Log("stopped cleanly");
+  return Status::Ok();
+}
+
+Status SpawnBackground(const std::string& exe, const std::vector<std::string>& args,
+                       std::chrono::milliseconds timeout) {
+  CORRAL_RETURN_IF_ERROR(MakeDirs(StateDir(), 0700));
+  std::vector<std::string> argv_s = {exe, "serve"};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string log = DaemonLogPath();
+  int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log_fd < 0) return ErrnoError("open " + log, errno);
+  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);  // the grandchild is adopted by init: no zombie, no tty
+    ::dup2(devnull, 0);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    if (::chdir("/") != 0) ::_exit(127);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(argv[0], argv.data(), environ);
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  if (devnull >= 0) ::close(devnull);
+  if (pid < 0) return ErrnoError("fork", errno);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+
+  // Wait for the socket to answer: a short doubling backoff, bounded by `timeout`.
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto delay = std::chrono::milliseconds(2);
+  control::ControlClient client(SocketPath());
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (client.Ping()) return Status::Ok();
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(100));
+  }
+  auto tail = ReadFileBounded(log, 1 << 20);
+  std::string last;
+  if (tail.ok()) last = tail->size() > 2000 ? tail->substr(tail->size() - 2000) : *tail;
+  return Unavailable("the background daemon did not come up within " + std::to_string(timeout.count()) +
+                     " ms; its log " + log + " ends with:\n" + last);
+}
+
+Result<std::unique_ptr<control::ControlClient>> Connect(bool spawn, const std::vector<std::string>& serve_args) {
+  auto client = std::make_unique<control::ControlClient>(SocketPath());
+  if (client->Ping()) return client;
+  if (!spawn)
+    return Unavailable("no Corral daemon is running (socket " + SocketPath() + "); start one with `corral serve`");
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) return ErrnoError("readlink /proc/self/exe", errno);
+  exe[n] = '\0';
+  CORRAL_RETURN_IF_ERROR(SpawnBackground(exe, serve_args, kSpawnTimeout));
+  client = std::make_unique<control::ControlClient>(SocketPath());
+  return client;
+}
+
+}  // namespace corral::daemon

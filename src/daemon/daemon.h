@@ -1,0 +1,42 @@
+// The Corral daemon: wires the supervisor to the control plane, owns the state file,
+// handles signals and drains cleanly.
+//
+// Threads: the caller's thread waits for SIGINT/SIGTERM/SIGHUP (blocked in every thread,
+// taken with sigwait) or a /v1/shutdown request; the control server has its own threads;
+// the supervisor its monitor thread. Drain order: refuse new starts, stop every child
+// (SIGTERM, grace, SIGKILL), stop the control server, write the (empty) state, remove the
+// socket, release the lock.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <memory>
+
+#include "common/status.h"
+#include "config/options.h"
+#include "control/transport.h"
+
+namespace corral::daemon {
+
+std::string SocketPath();     // RuntimeDir()/corral.sock
+std::string LockPath();       // RuntimeDir()/corral.lock (flock: one daemon per user)
+std::string StateFilePath();  // StateDir()/state.json
+std::string DaemonLogPath();  // StateDir()/daemon.log (stdout/stderr of a background daemon)
+std::string ModelLogDir();    // StateDir()/logs
+
+// Runs the daemon in the foreground until a signal or /v1/shutdown. kAlreadyExists when
+// another daemon holds the lock.
+Status Run(const config::Config& config);
+
+// Starts `exe serve ARGS...` fully detached (double fork, setsid, stdin /dev/null,
+// stdout/stderr appended to DaemonLogPath()) and waits until its socket answers.
+Status SpawnBackground(const std::string& exe, const std::vector<std::string>& args, std::chrono::milliseconds timeout);
+
+// A client connected to the running daemon. When none answers and `spawn` is true, starts
+// one in the background first (daemon-on-demand) with `serve_args` (global flags to pass
+// on). kUnavailable (CLI exit 65) when none answers and none could be started.
+Result<std::unique_ptr<control::ControlClient>> Connect(bool spawn, const std::vector<std::string>& serve_args);
+
+}  // namespace corral::daemon

@@ -1,0 +1,80 @@
+#include "daemon/models.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+
+#include "common/fs.h"
+#include "common/paths.h"
+
+namespace corral::daemon {
+namespace fs = std::filesystem;
+
+namespace {
+bool IsRegularFile(const std::string& p, uint64_t* size) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  *size = static_cast<uint64_t>(st.st_size);
+  return true;
+}
+}  // namespace
+
+Result<ResolvedModel> ResolveModel(const config::Config& config, std::string_view ref) {
+  if (ref.empty()) return NotFound("empty model reference");
+  const std::string r = ExpandHome(ref);
+  ResolvedModel m;
+  if (IsRegularFile(r, &m.size_bytes)) {
+    // A file: read its header on the spot; no need to scan every cache.
+    std::error_code ec;
+    fs::path abs = fs::absolute(r, ec);
+    m.path = ec ? r : abs.lexically_normal().string();
+    auto model = catalog::ModelFromFile(m.path);
+    if (model.ok()) {
+      m.name = model->name;
+      m.size_bytes = model->size_bytes;
+      m.path = model->path;
+      m.catalog = std::move(*model);
+    } else if (model.status().code() == StatusCode::kInvalidArgument) {
+      return model.status();  // e.g. a multimodal projector: not a model
+    } else {
+      m.name = fs::path(m.path).stem().string();  // unreadable header: llama-server decides
+    }
+    return m;
+  }
+  CORRAL_ASSIGN_OR_RETURN(catalog::Catalog cat, catalog::Catalog::Load(config));
+  CORRAL_ASSIGN_OR_RETURN(catalog::Model model, cat.Resolve(ref));
+  m.name = model.name;
+  m.path = model.path;
+  m.size_bytes = model.size_bytes;
+  m.catalog = std::move(model);
+  return m;
+}
+
+uint64_t EstimateModelMemory(const config::Config& /*config*/, const ResolvedModel& model, uint32_t ctx) {
+  if (model.catalog) {
+    auto e = catalog::EstimateMemory(*model.catalog, ctx);
+    if (e.ok()) return e->total_bytes;
+  }
+  // No header facts: the weights are the file (mmap'd), the KV cache a per-token guess that
+  // scales with the model, plus a fixed compute-buffer allowance.
+  constexpr uint64_t kComputeBytes = 64ULL << 20;
+  const uint64_t n_ctx = ctx != 0 ? ctx : 4096;
+  const uint64_t per_token = std::max<uint64_t>(uint64_t{16} * 1024, model.size_bytes / (uint64_t{64} * 1024));
+  return model.size_bytes + n_ctx * per_token + kComputeBytes;
+}
+
+std::string ChildNameFor(std::string_view model_name) {
+  std::string out;
+  for (char c : model_name) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '-';
+    out += ok ? c : '-';
+  }
+  while (!out.empty() && (out[0] == '.' || out[0] == '-')) out.erase(0, 1);
+  if (out.size() > 64) out.resize(64);
+  if (out.empty()) out = "model";
+  return out;
+}
+
+}  // namespace corral::daemon

@@ -1,0 +1,38 @@
+// Model references and memory estimates for the daemon: the ONE place that turns what the
+// user typed into a file to launch (catalog::Catalog::Resolve), and the ONE place that
+// estimates a launch's memory (catalog::EstimateMemory).
+// Thread-safety: stateless functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "catalog/catalog.h"
+#include "common/status.h"
+#include "config/options.h"
+
+namespace corral::daemon {
+
+struct ResolvedModel {
+  std::string name;  // canonical name: the default child name
+  std::string path;  // passed to llama-server -m
+  uint64_t size_bytes = 0;
+  // The catalog's view; unset for a file whose header the catalog could not read (it is
+  // still launched: llama-server is the judge of what it can load, and says why not).
+  std::optional<catalog::Model> catalog;
+};
+
+// A path to a file is read on the spot (no scan); anything else goes through
+// Catalog::Load + Resolve. kNotFound / kAmbiguous (CLI exit 66) name the candidates.
+Result<ResolvedModel> ResolveModel(const config::Config& config, std::string_view ref);
+
+// Bytes a llama-server with this model and context is expected to need (weights + KV cache
+// + compute buffers). ctx 0 = llama-server's default.
+uint64_t EstimateModelMemory(const config::Config& config, const ResolvedModel& model, uint32_t ctx);
+
+// A valid child name derived from a model name ("Qwen2.5 7B" → "Qwen2.5-7B").
+std::string ChildNameFor(std::string_view model_name);
+
+}  // namespace corral::daemon

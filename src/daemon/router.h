@@ -1,0 +1,126 @@
+// The proxy's slow path over the supervisor (proxy::ModelProvider for the daemon): starts
+// models on demand, parks requests until their model is ready, evicts idle models
+// least-recently-used first when memory is short, unloads idle models after their TTL,
+// counts requests in flight, and publishes the routing table the proxy reads lock-free.
+//
+// Threads:
+//   - proxy workers call EnsureReady / OnRequestStart / OnRequestEnd / SetKeepAlive /
+//     ListModels: they take `mu_` briefly and never block on a child or the disk;
+//   - one "starter" thread owned by the router does everything slow: resolving a name
+//     through the catalog, Supervisor::Start (admission) and Stop (eviction, TTL),
+//     waiter deadlines;
+//   - the supervisor's monitor thread calls OnSupervisorChange() after any child changed:
+//     it republishes the routes and answers the waiters of models that became ready or failed.
+// Callbacks (`done`) are always called without `mu_` held.
+//
+// Pinned models: children started through the control plane (`corral start`) are pinned:
+// never evicted and never unloaded by TTL. Children started on demand by a request are not.
+//
+// Ownership: the daemon owns the router, the supervisor and the routing table; the router
+// must be shut down (Shutdown) before the supervisor is destroyed.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "config/options.h"
+#include "proxy/model_provider.h"
+#include "proxy/routing_table.h"
+#include "supervisor/supervisor.h"
+
+namespace corral::daemon {
+
+struct RouterOptions {
+  std::chrono::seconds idle_ttl{0};          // unload on-demand models idle this long; 0 = never
+  size_t max_waiters = 256;                  // requests parked for starts, all models together
+  std::chrono::seconds failed_backoff{5};    // an on-demand start that failed is not retried sooner
+  std::chrono::seconds catalog_refresh{30};  // ListModels' catalog snapshot is refreshed this often
+};
+
+class ModelRouter final : public proxy::ModelProvider {
+ public:
+  ModelRouter(const config::Config& config, supervisor::Supervisor& supervisor, proxy::RoutingTable& routes,
+              RouterOptions options);
+  ~ModelRouter() override;  // Shutdown()
+  ModelRouter(const ModelRouter&) = delete;
+  ModelRouter& operator=(const ModelRouter&) = delete;
+
+  // Answers every parked request with kUnavailable, stops the starter thread. Idempotent.
+  void Shutdown();
+
+  // The supervisor's on_change hook (monitor thread).
+  void OnSupervisorChange();
+
+  // A child started through the control plane: route `names` (its child name, the model's
+  // canonical name, aliases) to it, pinned.
+  void RegisterStarted(const std::string& child, const std::vector<std::string>& names, bool pinned);
+
+  // proxy::ModelProvider
+  std::vector<proxy::ModelInfo> ListModels() const override;
+  void EnsureReady(const std::string& model, std::chrono::steady_clock::time_point deadline,
+                   std::function<void(proxy::EnsureResult)> done) override;
+  void OnRequestStart(const std::string& model) override;
+  void OnRequestEnd(const std::string& model) override;
+  bool SetKeepAlive(const std::string& model, std::chrono::seconds keep_alive) override;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Waiter {
+    Clock::time_point deadline;
+    std::function<void(proxy::EnsureResult)> done;
+  };
+  struct Usage {  // per child
+    int in_flight = 0;
+    Clock::time_point last_used{};
+    bool pinned = false;
+    bool evicting = false;  // being stopped: unrouted, not counted as available
+    std::optional<std::chrono::seconds> keep_alive;  // set by Ollama keep_alive
+  };
+  using Answer = std::pair<std::function<void(proxy::EnsureResult)>, proxy::EnsureResult>;
+
+  void StarterLoop();
+  // Starter thread: resolve and start `model`, or answer its waiters with the reason.
+  void StartOnDemand(const std::string& model);
+  // Stops the least-recently-used idle, unpinned child; false when there is none.
+  bool EvictOne(const std::string& except_child);
+  void ExpireIdle();
+  void RefreshCatalog();
+  // Rebuilds the routes from the supervisor's children and collects answers for waiters
+  // whose child is ready or failed. mu_ held.
+  void SettleLocked(const std::vector<supervisor::ChildInfo>& children, std::vector<Answer>& out);
+  std::string ChildForLocked(const std::string& name) const;
+  std::vector<std::string> KnownNamesLocked() const;
+  static void Deliver(std::vector<Answer>& answers);
+
+  const config::Config config_;
+  supervisor::Supervisor& supervisor_;
+  proxy::RoutingTable& routes_;
+  const RouterOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool quit_ = false;                                   // GUARDED_BY(mu_)
+  std::map<std::string, std::string> names_;            // client name -> child name; GUARDED_BY(mu_)
+  std::map<std::string, Usage> usage_;                  // child name -> usage; GUARDED_BY(mu_)
+  std::map<std::string, std::vector<Waiter>> waiters_;  // client name -> parked requests; GUARDED_BY(mu_)
+  size_t n_waiters_ = 0;                                // GUARDED_BY(mu_)
+  std::deque<std::string> to_start_;                    // client names; GUARDED_BY(mu_)
+  std::map<std::string, Clock::time_point> failed_at_;  // client name -> last failed start; GUARDED_BY(mu_)
+  std::map<std::string, std::string> failed_why_;       // GUARDED_BY(mu_)
+  std::vector<catalog::Model> catalog_;                 // GUARDED_BY(mu_)
+  Clock::time_point catalog_loaded_{};                  // GUARDED_BY(mu_)
+  std::vector<supervisor::ChildInfo> children_;         // last seen; GUARDED_BY(mu_)
+  std::thread starter_;
+};
+
+}  // namespace corral::daemon

@@ -1,0 +1,154 @@
+#include "supervisor/lifecycle.h"
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+
+namespace corral::supervisor {
+
+std::string_view to_string(ChildState s) {
+  switch (s) {
+    case ChildState::kStarting: return "starting";
+    case ChildState::kLoading: return "loading";
+    case ChildState::kReady: return "ready";
+    case ChildState::kStopping: return "stopping";
+    case ChildState::kStopped: return "stopped";
+    case ChildState::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+bool IsTerminal(ChildState s) {
+  return s == ChildState::kStopped || s == ChildState::kFailed;
+}
+
+std::string_view to_string(FailureKind k) {
+  switch (k) {
+    case FailureKind::kNone: return "none";
+    case FailureKind::kSpawn: return "spawn";
+    case FailureKind::kExited: return "exited";
+    case FailureKind::kSignaled: return "signaled";
+    case FailureKind::kOomKilled: return "oom_killed";
+    case FailureKind::kHealthTimeout: return "health_timeout";
+  }
+  return "unknown";
+}
+
+Lifecycle::Lifecycle(TimePoint started, std::chrono::milliseconds health_timeout)
+    : health_deadline_(started + health_timeout) {}
+
+namespace {
+bool Launching(ChildState s) {
+  return s == ChildState::kStarting || s == ChildState::kLoading;
+}
+}  // namespace
+
+void Lifecycle::OnLogOutput(TimePoint now) {
+  if (state_ == ChildState::kStarting) state_ = ChildState::kLoading;
+  if (Launching(state_) && port_ != 0 && !timed_out_) {
+    probe_delay_ = kFirstProbeDelay;
+    probe_at_ = now;
+  }
+}
+
+void Lifecycle::OnPortLearned(int port, TimePoint now) {
+  if (port_ != 0 || !Launching(state_)) return;
+  port_ = port;
+  if (state_ == ChildState::kStarting) state_ = ChildState::kLoading;
+  probe_delay_ = kFirstProbeDelay;
+  probe_at_ = now;
+}
+
+void Lifecycle::OnHealth(int http_status, TimePoint now) {
+  if (!Launching(state_) || timed_out_) return;
+  if (http_status == 200) {
+    state_ = ChildState::kReady;
+    ready_at_ = now;
+    probe_at_.reset();
+    return;
+  }
+  probe_at_ = now + probe_delay_;
+  probe_delay_ = std::min(probe_delay_ * 2, kMaxProbeDelay);
+}
+
+void Lifecycle::OnSpawnFailed(std::string message) {
+  state_ = ChildState::kFailed;
+  failure_ = {FailureKind::kSpawn, 0, 0, std::move(message)};
+  probe_at_.reset();
+  kill_at_.reset();
+}
+
+bool Lifecycle::OnStopRequested(TimePoint now, std::chrono::milliseconds grace) {
+  if (IsTerminal(state_) || state_ == ChildState::kStopping) return false;
+  state_before_stop_ = state_;
+  state_ = ChildState::kStopping;
+  probe_at_.reset();
+  kill_at_ = now + grace;
+  return true;
+}
+
+void Lifecycle::OnExit(int status, bool we_killed) {
+  if (IsTerminal(state_)) return;
+  probe_at_.reset();
+  kill_at_.reset();
+  if (timed_out_) {
+    state_ = ChildState::kFailed;  // failure_ was set when the timeout fired
+    return;
+  }
+  if (state_ == ChildState::kStopping) {
+    state_ = ChildState::kStopped;
+    return;
+  }
+  const std::string when =
+      state_ == ChildState::kReady ? "while serving" : (state_ == ChildState::kLoading ? "while loading" : "at start");
+  state_ = ChildState::kFailed;
+  if (WIFEXITED(status)) {
+    failure_ = {FailureKind::kExited, WEXITSTATUS(status), 0,
+                "exited with code " + std::to_string(WEXITSTATUS(status)) + " " + when};
+  } else if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    const char* name = ::sigabbrev_np(sig);
+    std::string sig_name = std::string("SIG") + (name != nullptr ? name : std::to_string(sig).c_str());
+    if (sig == SIGKILL && !we_killed) {
+      failure_ = {FailureKind::kOomKilled, 0, sig,
+                  "killed by SIGKILL " + when + " (not sent by Corral: likely the kernel's OOM killer)"};
+    } else {
+      failure_ = {FailureKind::kSignaled, 0, sig, "killed by " + sig_name + " " + when};
+    }
+  } else {
+    failure_ = {FailureKind::kExited, 0, 0, "ended with wait status " + std::to_string(status) + " " + when};
+  }
+}
+
+Action Lifecycle::OnTick(TimePoint now) {
+  if (Launching(state_) && !timed_out_ && now >= health_deadline_) {
+    timed_out_ = true;
+    probe_at_.reset();
+    failure_ = {FailureKind::kHealthTimeout, 0, 0,
+                std::string("not ready before the health timeout ") +
+                    (port_ == 0 ? "(it never reported a listening address)" : "(/health never answered 200)")};
+    return Action::kKillForTimeout;
+  }
+  if (state_ == ChildState::kStopping && kill_at_ && now >= *kill_at_) {
+    kill_at_.reset();
+    return Action::kKillAfterGrace;
+  }
+  if (Launching(state_) && probe_at_ && now >= *probe_at_) {
+    probe_at_.reset();
+    return Action::kProbe;
+  }
+  return Action::kNone;
+}
+
+std::optional<TimePoint> Lifecycle::NextDeadline() const {
+  std::optional<TimePoint> next;
+  auto take = [&next](TimePoint t) { next = next ? std::min(*next, t) : t; };
+  if (Launching(state_) && !timed_out_) take(health_deadline_);
+  if (kill_at_) take(*kill_at_);
+  if (probe_at_) take(*probe_at_);
+  return next;
+}
+
+}  // namespace corral::supervisor

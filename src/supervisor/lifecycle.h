@@ -1,0 +1,104 @@
+// The life of one supervised llama-server child, as a pure state machine.
+//
+//            spawn ok           first log output          /health == 200
+//  (none) ───────────► starting ────────────────► loading ────────────────► ready
+//                        │  │                        │ │                      │
+//                        │  └──────────┐  ┌──────────┘ │                      │
+//                        │    Stop()   ▼  ▼   Stop()   │ exit / signal /      │ Stop()
+//                        │          stopping ◄─────────┼──────────────────────┘
+//                        │             │               │ health timeout
+//                        │  exit after │ SIGTERM       │ (we SIGKILL the group)
+//                        │  (or grace  │ → SIGKILL)    ▼
+//                        └─────────────┼──────────► failed(reason)
+//                                      ▼
+//                                   stopped
+//
+// failed(reason): kSpawn (exec failed), kExited (exit code), kSignaled (a signal we did not
+// send), kOomKilled (SIGKILL we did not send: the kernel's OOM killer, or a user's kill -9),
+// kHealthTimeout (not ready within the model-size-scaled timeout).
+//
+// Time is passed in by the caller (`now`), so timeouts and probe backoff are tested without
+// sleeping. Thread-safety: none; the supervisor guards each Lifecycle with its mutex.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace corral::supervisor {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+enum class ChildState { kStarting, kLoading, kReady, kStopping, kStopped, kFailed };
+std::string_view to_string(ChildState s);
+// True for stopped and failed: the process is gone and reaped.
+bool IsTerminal(ChildState s);
+
+enum class FailureKind { kNone, kSpawn, kExited, kSignaled, kOomKilled, kHealthTimeout };
+std::string_view to_string(FailureKind k);
+
+struct Failure {
+  FailureKind kind = FailureKind::kNone;
+  int exit_code = 0;    // kExited
+  int signal = 0;       // kSignaled, kOomKilled
+  std::string message;  // one human sentence: "exited with code 1 while loading"
+};
+
+// What the caller must do after an event or a tick.
+enum class Action { kNone, kProbe, kKillForTimeout, kKillAfterGrace };
+
+// Readiness probe backoff: first retry after kFirstProbeDelay, doubling to kMaxProbeDelay;
+// a log write (the child is doing something) resets it to kFirstProbeDelay.
+inline constexpr std::chrono::milliseconds kFirstProbeDelay{2};
+inline constexpr std::chrono::milliseconds kMaxProbeDelay{50};
+
+class Lifecycle {
+ public:
+  Lifecycle(TimePoint started, std::chrono::milliseconds health_timeout);
+
+  ChildState state() const { return state_; }
+  const Failure& failure() const { return failure_; }
+  int port() const { return port_; }
+  std::optional<TimePoint> ready_at() const { return ready_at_; }
+
+  // The child wrote to its log. Starting → loading; with a known port, probe now.
+  void OnLogOutput(TimePoint now);
+  // The child said where it listens. A probe is due now.
+  void OnPortLearned(int port, TimePoint now);
+  // A /health answer: 200 → ready; anything else (503 loading, refused) → retry with backoff.
+  void OnHealth(int http_status, TimePoint now);
+  // The process could not be executed at all.
+  void OnSpawnFailed(std::string message);
+  // Stop requested: → stopping with a SIGKILL deadline `grace` from now. Returns false when
+  // there is nothing to stop (already stopping or terminal).
+  bool OnStopRequested(TimePoint now, std::chrono::milliseconds grace);
+  // The process is gone. `status` is the waitpid status; `we_killed` says whether Corral sent
+  // SIGKILL itself (grace expired or health timeout).
+  void OnExit(int status, bool we_killed);
+
+  // Adds the child's own words to a failure ("...: error loading model: ...").
+  void AppendFailureDetail(const std::string& detail) {
+    if (state_ == ChildState::kFailed && !detail.empty()) failure_.message += ": " + detail;
+  }
+
+  // Which timer fired, if any, at `now`.
+  Action OnTick(TimePoint now);
+  // The earliest time OnTick may have work; nullopt when nothing is pending.
+  std::optional<TimePoint> NextDeadline() const;
+
+ private:
+  ChildState state_ = ChildState::kStarting;
+  Failure failure_;
+  TimePoint health_deadline_;
+  std::optional<TimePoint> probe_at_;
+  std::chrono::milliseconds probe_delay_ = kFirstProbeDelay;
+  std::optional<TimePoint> kill_at_;
+  std::optional<TimePoint> ready_at_;
+  bool timed_out_ = false;
+  ChildState state_before_stop_ = ChildState::kStarting;
+  int port_ = 0;
+};
+
+}  // namespace corral::supervisor

@@ -1,0 +1,666 @@
+#include "supervisor/supervisor.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+
+#include "common/fs.h"
+
+extern char** environ;
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+namespace corral::supervisor {
+namespace {
+
+constexpr uint64_t kTagWake = 1ULL << 32;
+constexpr uint64_t kTagInotify = 2ULL << 32;
+constexpr uint64_t kTagPidfd = 3ULL << 32;
+constexpr size_t kMaxLogReadPerEvent = size_t{256} * 1024;  // bytes scanned per log-growth event
+constexpr size_t kPortScanTail = 256;                       // bytes kept across reads for the port line
+constexpr size_t kFailureLogLines = 20;
+constexpr std::chrono::milliseconds kProbeConnectTimeout{200};
+constexpr std::chrono::milliseconds kProbeReadTimeout{1000};
+constexpr std::chrono::seconds kStopExtraWait{5};
+
+int PidfdOpen(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+// GET /health on 127.0.0.1:port; returns the HTTP status, or 0 when nothing answered.
+// Hand-written (a dozen lines of socket code) so the supervisor needs no HTTP library and
+// the probe costs one connect + one small read on loopback.
+int ProbeHealth(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int status = 0;
+  do {
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      if (errno != EINPROGRESS) break;
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, static_cast<int>(kProbeConnectTimeout.count())) != 1) break;
+      int err = 0;
+      socklen_t len = sizeof(err);
+      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) break;
+    }
+    static constexpr char kRequest[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (::send(fd, kRequest, sizeof(kRequest) - 1, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(kRequest) - 1)) break;
+    char buf[64];
+    size_t got = 0;
+    auto deadline = Clock::now() + kProbeReadTimeout;
+    while (got < 12) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) break;
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left)) != 1) break;
+      ssize_t r = ::recv(fd, buf + got, sizeof(buf) - got, 0);
+      if (r <= 0) break;
+      got += static_cast<size_t>(r);
+    }
+    // "HTTP/1.1 200 OK"
+    if (got >= 12 && std::memcmp(buf, "HTTP/1.", 7) == 0) {
+      status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+    }
+  } while (false);
+  ::close(fd);
+  return status;
+}
+
+std::string TailLines(const std::string& path, size_t lines) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  constexpr off_t kWindow = off_t{16} * 1024;
+  off_t from = size > kWindow ? size - kWindow : 0;
+  std::string buf(static_cast<size_t>(size - from), '\0');
+  ssize_t r = ::pread(fd, buf.data(), buf.size(), from);
+  ::close(fd);
+  if (r <= 0) return "";
+  buf.resize(static_cast<size_t>(r));
+  if (!buf.empty() && buf.back() == '\n') buf.pop_back();
+  size_t pos = buf.size();
+  size_t count = 0;
+  while (pos > 0) {
+    size_t nl = buf.rfind('\n', pos - 1);
+    ++count;
+    if (nl == std::string::npos) {
+      pos = 0;
+      break;
+    }
+    if (count == lines) {
+      pos = nl + 1;
+      break;
+    }
+    pos = nl;
+  }
+  return buf.substr(pos) + "\n";
+}
+
+// The first error line llama-server logged ("0.00.013 E llama_model_load: error loading
+// model: ..."), without its timestamp and level; "" when there is none.
+std::string FirstError(const std::string& log_tail) {
+  size_t pos = 0;
+  while (pos < log_tail.size()) {
+    size_t eol = log_tail.find('\n', pos);
+    std::string_view line(log_tail.data() + pos, (eol == std::string::npos ? log_tail.size() : eol) - pos);
+    pos = eol == std::string::npos ? log_tail.size() : eol + 1;
+    size_t mark = line.find(" E ");
+    if (mark != std::string_view::npos && mark < 20) return std::string(line.substr(mark + 3));
+    if (line.starts_with("error: ")) return std::string(line.substr(7));
+  }
+  return "";
+}
+
+}  // namespace
+
+struct Supervisor::Child {
+  uint32_t serial = 0;
+  LaunchSpec spec;
+  std::vector<std::string> argv;
+  std::string log_path;
+  Lifecycle lifecycle;
+  pid_t pid = -1;
+  int pidfd = -1;
+  int log_fd = -1;  // read side, for the port line and `logs`
+  int watch = -1;   // inotify watch descriptor
+  uint64_t log_offset = 0;
+  std::string log_tail;  // last bytes read, so a port line split across reads is found
+  bool spawn_done = false;
+  bool stop_queued = false;
+  bool we_killed = false;
+  TimePoint spawned_at;
+  std::chrono::system_clock::time_point started_wall;
+  std::string last_log_lines;
+  uint64_t generation = 1;
+
+  Child(LaunchSpec s, TimePoint now, std::chrono::milliseconds timeout) : spec(std::move(s)), lifecycle(now, timeout) {}
+};
+
+Status CheckChildName(const std::string& name) {
+  bool ok = !name.empty() && name.size() <= 64 && name[0] != '.' && name[0] != '-' &&
+            std::all_of(name.begin(), name.end(), [](char c) {
+              return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '-';
+            });
+  if (!ok) {
+    return InvalidArgument("bad name '" + name + "': use 1-64 letters, digits, '.', '_' or '-' (not first)");
+  }
+  return Status::Ok();
+}
+
+Supervisor::Supervisor(SupervisorOptions options) : options_(std::move(options)), self_pid_(::getpid()) {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  inotify_fd_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (epoll_fd_ < 0 || wake_fd_ < 0 || inotify_fd_ < 0) {
+    // Out of file descriptors at start-up: nothing sensible can continue.
+    std::fprintf(stderr, "corral: supervisor: cannot create epoll/eventfd/inotify: %s\n", std::strerror(errno));
+    std::abort();
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kTagWake;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  ev.data.u64 = kTagInotify;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, inotify_fd_, &ev);
+  monitor_ = std::thread([this] { MonitorLoop(); });
+}
+
+Supervisor::~Supervisor() {
+  StopAll();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    quit_ = true;
+  }
+  Wake();
+  monitor_.join();
+  for (auto& [name, c] : children_) {
+    if (c->pidfd >= 0) ::close(c->pidfd);
+    if (c->log_fd >= 0) ::close(c->log_fd);
+  }
+  ::close(inotify_fd_);
+  ::close(wake_fd_);
+  ::close(epoll_fd_);
+}
+
+void Supervisor::Wake() {
+  uint64_t one = 1;
+  ssize_t r = ::write(wake_fd_, &one, sizeof(one));
+  (void)r;  // a full counter still wakes the loop
+}
+
+std::chrono::milliseconds Supervisor::HealthTimeoutFor(uint64_t model_bytes) const {
+  uint64_t gib = (model_bytes + (1ULL << 30) - 1) >> 30;
+  return options_.health_timeout_base + options_.health_timeout_per_gib * static_cast<int64_t>(gib);
+}
+
+uint64_t Supervisor::ReservedLocked() const {
+  uint64_t sum = 0;
+  for (const auto& [name, c] : children_) {
+    if (!IsTerminal(c->lifecycle.state())) sum += c->spec.reserved_bytes;
+  }
+  return sum;
+}
+
+uint64_t Supervisor::reserved_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ReservedLocked();
+}
+
+Result<ChildInfo> Supervisor::Start(const LaunchSpec& spec) {
+  CORRAL_RETURN_IF_ERROR(CheckChildName(spec.name));
+  CORRAL_RETURN_IF_ERROR(CheckRawArgs(spec.raw_args));
+  CORRAL_RETURN_IF_ERROR(CheckRawArgs(spec.preset_args).WithContext("preset"));
+  if (spec.port < 0 || spec.port > 65535) return InvalidArgument("port must be 0-65535");
+
+  std::unique_lock<std::mutex> lock(mu_);
+  auto it = children_.find(spec.name);
+  if (it != children_.end() && !IsTerminal(it->second->lifecycle.state())) {
+    return Status(StatusCode::kAlreadyExists, "a model named '" + spec.name + "' is already " +
+                                                  std::string(to_string(it->second->lifecycle.state())) +
+                                                  "; stop it first or start another copy with --name");
+  }
+  if (options_.memory_budget_bytes != 0 && !spec.force) {
+    uint64_t reserved = ReservedLocked();
+    if (reserved + spec.reserved_bytes > options_.memory_budget_bytes) {
+      std::string holders;
+      for (const auto& [name, c] : children_) {
+        if (IsTerminal(c->lifecycle.state())) continue;
+        holders += (holders.empty() ? "" : ", ") + name + " " + FormatBytes(c->spec.reserved_bytes);
+      }
+      return Status(StatusCode::kResourceExhausted,
+                    "not enough memory for '" + spec.name + "': it needs about " + FormatBytes(spec.reserved_bytes) +
+                        ", the budget is " + FormatBytes(options_.memory_budget_bytes) + " and " +
+                        FormatBytes(reserved) + " is already reserved" + (holders.empty() ? "" : " (" + holders + ")") +
+                        "; stop a model, raise memory_budget, or pass --force");
+    }
+  }
+
+  auto child = std::make_unique<Child>(spec, Clock::now(), HealthTimeoutFor(spec.model_bytes));
+  Child& c = *child;
+  c.serial = next_serial_++;
+  c.argv = BuildArgv(options_.llama_server, spec);
+  c.log_path = options_.log_dir + "/" + spec.name + ".log";
+  if (it != children_.end()) {
+    if (it->second->log_fd >= 0) ::close(it->second->log_fd);
+    children_.erase(it);
+  }
+  children_[spec.name] = std::move(child);
+  commands_.push_back({CommandKind::kSpawn, c.serial});
+  Wake();
+  cv_.wait(lock, [&c] { return c.spawn_done; });
+  ChildInfo info = InfoLocked(c);
+  if (c.lifecycle.state() == ChildState::kFailed && c.lifecycle.failure().kind == FailureKind::kSpawn) {
+    return Status(StatusCode::kUnavailable, c.lifecycle.failure().message);
+  }
+  return info;
+}
+
+Result<ChildInfo> Supervisor::Stop(const std::string& name) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto it = children_.find(name);
+  if (it == children_.end()) return NotFound("no model named '" + name + "' is running");
+  Child* c = it->second.get();
+  if (!IsTerminal(c->lifecycle.state())) {
+    if (!c->stop_queued) {
+      c->stop_queued = true;
+      commands_.push_back({CommandKind::kStop, c->serial});
+      Wake();
+    }
+    auto limit = options_.stop_grace + kStopExtraWait;
+    uint32_t serial = c->serial;
+    bool gone = cv_.wait_for(lock, limit, [&] {
+      auto f = children_.find(name);
+      return f == children_.end() || f->second->serial != serial || IsTerminal(f->second->lifecycle.state());
+    });
+    it = children_.find(name);
+    if (it == children_.end() || it->second->serial != serial)
+      return NotFound("'" + name + "' went away while stopping");
+    c = it->second.get();
+    if (!gone) {
+      return Status(StatusCode::kTimeout,
+                    "'" + name + "' (pid " + std::to_string(c->pid) + ") did not exit after SIGTERM and SIGKILL");
+    }
+  }
+  ChildInfo info = InfoLocked(*c);
+  if (c->log_fd >= 0) ::close(c->log_fd);
+  children_.erase(it);
+  changed_ = true;
+  lock.unlock();
+  if (options_.on_change) options_.on_change();
+  return info;
+}
+
+void Supervisor::StopAll() {
+  std::vector<std::string> names;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [name, c] : children_) {
+      if (IsTerminal(c->lifecycle.state()) || c->stop_queued) continue;
+      c->stop_queued = true;
+      commands_.push_back({CommandKind::kStop, c->serial});
+      names.push_back(name);
+    }
+  }
+  Wake();
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, options_.stop_grace + kStopExtraWait, [&] {
+    return std::all_of(children_.begin(), children_.end(),
+                       [](const auto& kv) { return IsTerminal(kv.second->lifecycle.state()); });
+  });
+}
+
+std::vector<ChildInfo> Supervisor::List() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ChildInfo> out;
+  for (const auto& [name, c] : children_) out.push_back(InfoLocked(*c));
+  return out;
+}
+
+Result<ChildInfo> Supervisor::Get(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = children_.find(name);
+  if (it == children_.end()) return NotFound("no model named '" + name + "' is running");
+  return InfoLocked(*it->second);
+}
+
+Result<ChildInfo> Supervisor::WaitForChange(const std::string& name, uint64_t seen_generation,
+                                            std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, timeout, [&] {
+    auto it = children_.find(name);
+    return it == children_.end() || it->second->generation != seen_generation;
+  });
+  auto it = children_.find(name);
+  if (it == children_.end()) return NotFound("no model named '" + name + "' is running");
+  return InfoLocked(*it->second);
+}
+
+Result<ChildInfo> Supervisor::WaitSettled(const std::string& name, std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, timeout, [&] {
+    auto it = children_.find(name);
+    if (it == children_.end()) return true;
+    ChildState s = it->second->lifecycle.state();
+    return s == ChildState::kReady || IsTerminal(s);
+  });
+  auto it = children_.find(name);
+  if (it == children_.end()) return NotFound("no model named '" + name + "' is running");
+  return InfoLocked(*it->second);
+}
+
+ChildInfo Supervisor::InfoLocked(const Child& c) const {
+  ChildInfo i;
+  i.name = c.spec.name;
+  i.model = c.spec.model;
+  i.model_path = c.spec.model_path;
+  i.state = c.lifecycle.state();
+  i.failure = c.lifecycle.failure();
+  i.pid = c.pid;
+  i.port = c.lifecycle.port();
+  i.argv = c.argv;
+  i.log_path = c.log_path;
+  i.started_at = c.started_wall;
+  if (auto r = c.lifecycle.ready_at())
+    i.ready_ms = std::chrono::duration<double, std::milli>(*r - c.spawned_at).count();
+  i.reserved_bytes = c.spec.reserved_bytes;
+  if (c.pid > 0 && !IsTerminal(i.state)) i.rss_bytes = ProcessRssBytes(c.pid);
+  i.last_log_lines = c.last_log_lines;
+  i.generation = c.generation;
+  return i;
+}
+
+void Supervisor::BumpLocked(Child& c) {
+  ++c.generation;
+  changed_ = true;
+  cv_.notify_all();
+}
+
+Supervisor::Child* Supervisor::FindSerialLocked(uint32_t serial) {
+  for (auto& [name, c] : children_) {
+    if (c->serial == serial) return c.get();
+  }
+  return nullptr;
+}
+
+namespace {
+
+// Moves name.log to name.log.1, .1 to .2, ... keeping `keep` old logs.
+void RotateLogs(const std::string& path, int keep) {
+  for (int i = keep; i >= 1; --i) {
+    std::string from = i == 1 ? path : path + "." + std::to_string(i - 1);
+    std::string to = path + "." + std::to_string(i);
+    ::rename(from.c_str(), to.c_str());  // ENOENT is normal
+  }
+}
+
+}  // namespace
+
+void Supervisor::SpawnLocked(Child& c) {
+  auto fail = [&](const std::string& msg) {
+    c.lifecycle.OnSpawnFailed(msg);
+    c.last_log_lines = msg + "\n";
+    c.spawn_done = true;
+    BumpLocked(c);
+  };
+  c.started_wall = std::chrono::system_clock::now();
+  c.spawned_at = Clock::now();
+
+  Status dirs = MakeDirs(options_.log_dir, 0700);
+  if (!dirs.ok()) return fail("cannot create the log directory: " + dirs.message());
+  RotateLogs(c.log_path, options_.log_keep);
+  int log_w = ::open(c.log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+  if (log_w < 0) return fail("cannot open the log " + c.log_path + ": " + std::strerror(errno));
+  c.log_fd = ::open(c.log_path.c_str(), O_RDONLY | O_CLOEXEC);
+  c.watch = ::inotify_add_watch(inotify_fd_, c.log_path.c_str(), IN_MODIFY);
+  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int err_pipe[2] = {-1, -1};
+  if (c.log_fd < 0 || devnull < 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    ::close(log_w);
+    if (devnull >= 0) ::close(devnull);
+    return fail(std::string("cannot prepare the child's files: ") + std::strerror(errno));
+  }
+
+  // Everything the child touches is prepared before fork: between fork and exec only
+  // async-signal-safe calls are allowed in a multi-threaded process.
+  std::vector<char*> argv;
+  for (auto& a : c.argv) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_copy = c.spec.env;
+  std::vector<char*> envp;
+  for (auto& e : env_copy) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  char* const* child_env = c.spec.env.empty() ? environ : envp.data();
+  const pid_t parent = self_pid_;
+
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // Child.
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // the daemon died before prctl took effect
+    ::dup2(devnull, 0);
+    ::dup2(log_w, 1);
+    ::dup2(log_w, 2);
+    ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT}) ::sigaction(sig, &dfl, nullptr);
+    ::execve(argv[0], argv.data(), child_env);
+    int e = errno;
+    ssize_t w = ::write(err_pipe[1], &e, sizeof(e));
+    (void)w;
+    ::_exit(127);
+  }
+  int fork_errno = errno;
+  ::close(err_pipe[1]);
+  ::close(log_w);
+  ::close(devnull);
+  if (pid < 0) {
+    ::close(err_pipe[0]);
+    return fail(std::string("fork failed: ") + std::strerror(fork_errno));
+  }
+  ::setpgid(pid, pid);  // also from the parent, so kill(-pid) works at once
+  int exec_errno = 0;
+  ssize_t r;
+  do {
+    r = ::read(err_pipe[0], &exec_errno, sizeof(exec_errno));
+  } while (r < 0 && errno == EINTR);
+  ::close(err_pipe[0]);
+  if (r == static_cast<ssize_t>(sizeof(exec_errno))) {
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    return fail("cannot execute " + c.argv[0] + ": " + std::strerror(exec_errno));
+  }
+  c.pid = pid;
+  c.pidfd = PidfdOpen(pid);
+  if (c.pidfd >= 0) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kTagPidfd | c.serial;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c.pidfd, &ev);
+  }
+  c.spawn_done = true;
+  BumpLocked(c);
+}
+
+void Supervisor::ReadLogLocked(Child& c, TimePoint now) {
+  if (c.log_fd < 0) return;
+  char buf[16384];
+  size_t total = 0;
+  bool grew = false;
+  while (total < kMaxLogReadPerEvent) {
+    ssize_t r = ::pread(c.log_fd, buf, sizeof(buf), static_cast<off_t>(c.log_offset));
+    if (r <= 0) break;
+    grew = true;
+    c.log_offset += static_cast<uint64_t>(r);
+    total += static_cast<size_t>(r);
+    if (c.lifecycle.port() == 0) {
+      c.log_tail.append(buf, static_cast<size_t>(r));
+      int port = ParseListeningPort(c.log_tail);
+      if (port != 0) c.lifecycle.OnPortLearned(port, now);
+      if (c.log_tail.size() > kPortScanTail) c.log_tail.erase(0, c.log_tail.size() - kPortScanTail);
+    }
+  }
+  if (total >= kMaxLogReadPerEvent) {
+    // A chatty child: skip to the end; only recent bytes can hold news.
+    off_t end = ::lseek(c.log_fd, 0, SEEK_END);
+    if (end > 0) c.log_offset = static_cast<uint64_t>(end);
+  }
+  if (grew) {
+    ChildState before = c.lifecycle.state();
+    c.lifecycle.OnLogOutput(now);
+    if (c.lifecycle.state() != before) BumpLocked(c);
+  }
+}
+
+void Supervisor::ReapLocked(Child& c) {
+  int status = 0;
+  pid_t w = ::waitpid(c.pid, &status, WNOHANG);
+  if (w != c.pid) return;  // not yet (pidfd readiness and waitpid agree; spurious wake-ups are harmless)
+  ReadLogLocked(c, Clock::now());
+  c.lifecycle.OnExit(status, c.we_killed);
+  ::kill(-c.pid, SIGKILL);  // anything the child left in its group
+  if (c.pidfd >= 0) {
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.pidfd, nullptr);
+    ::close(c.pidfd);
+    c.pidfd = -1;
+  }
+  if (c.watch >= 0) {
+    ::inotify_rm_watch(inotify_fd_, c.watch);
+    c.watch = -1;
+  }
+  if (c.lifecycle.state() == ChildState::kFailed) {
+    c.last_log_lines = TailLines(c.log_path, kFailureLogLines);
+    if (c.lifecycle.failure().kind == FailureKind::kExited)
+      c.lifecycle.AppendFailureDetail(FirstError(c.last_log_lines));
+  }
+  BumpLocked(c);
+}
+
+void Supervisor::MonitorLoop() {
+  epoll_event events[32];
+  for (;;) {
+    int timeout_ms = -1;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (quit_) return;
+      auto now = Clock::now();
+      for (auto& [name, c] : children_) {
+        if (auto d = c->lifecycle.NextDeadline()) {
+          auto ms = std::chrono::ceil<std::chrono::milliseconds>(*d - now).count();
+          ms = std::max<int64_t>(0, ms);
+          if (timeout_ms < 0 || ms < timeout_ms) timeout_ms = static_cast<int>(std::min<int64_t>(ms, 60000));
+        }
+      }
+    }
+    int n = ::epoll_wait(epoll_fd_, events, 32, timeout_ms);
+    if (n < 0 && errno != EINTR) {
+      std::fprintf(stderr, "corral: supervisor: epoll_wait: %s\n", std::strerror(errno));
+      std::abort();
+    }
+    std::vector<std::pair<uint32_t, int>> probes;  // serial, port
+    bool notify = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto now = Clock::now();
+      for (int i = 0; i < n; ++i) {
+        uint64_t tag = events[i].data.u64 & 0xffffffff00000000ULL;
+        uint32_t serial = static_cast<uint32_t>(events[i].data.u64 & 0xffffffffULL);
+        if (tag == kTagWake) {
+          uint64_t v;
+          ssize_t r = ::read(wake_fd_, &v, sizeof(v));
+          (void)r;
+        } else if (tag == kTagInotify) {
+          alignas(inotify_event) char buf[4096];
+          for (;;) {
+            ssize_t r = ::read(inotify_fd_, buf, sizeof(buf));
+            if (r <= 0) break;
+            for (char* p = buf; p < buf + r;) {
+              auto* ev = reinterpret_cast<inotify_event*>(p);
+              for (auto& [name, c] : children_) {
+                if (c->watch == ev->wd) ReadLogLocked(*c, now);
+              }
+              p += sizeof(inotify_event) + ev->len;
+            }
+          }
+        } else if (tag == kTagPidfd) {
+          if (Child* c = FindSerialLocked(serial)) ReapLocked(*c);
+        }
+      }
+      // Commands.
+      std::vector<Command> cmds;
+      cmds.swap(commands_);
+      for (const auto& cmd : cmds) {
+        Child* c = FindSerialLocked(cmd.serial);
+        if (c == nullptr) continue;
+        if (cmd.kind == CommandKind::kSpawn) {
+          SpawnLocked(*c);
+          if (c->pid > 0) ReadLogLocked(*c, Clock::now());
+        } else if (c->lifecycle.OnStopRequested(Clock::now(), options_.stop_grace)) {
+          ::kill(-c->pid, SIGTERM);
+          BumpLocked(*c);
+        }
+      }
+      // Timers.
+      now = Clock::now();
+      for (auto& [name, c] : children_) {
+        for (;;) {
+          Action a = c->lifecycle.OnTick(now);
+          if (a == Action::kNone) break;
+          if (a == Action::kProbe) {
+            probes.emplace_back(c->serial, c->lifecycle.port());
+          } else if (c->pid > 0) {  // kKillForTimeout, kKillAfterGrace
+            c->we_killed = true;
+            ::kill(-c->pid, SIGKILL);
+          }
+        }
+      }
+      notify = changed_ && probes.empty();
+      if (notify) changed_ = false;
+    }
+    // Probes run without the lock: ps and friends are never blocked by a slow child.
+    if (!probes.empty()) {
+      std::vector<std::pair<uint32_t, int>> results;
+      for (auto [serial, port] : probes) results.emplace_back(serial, ProbeHealth(port));
+      std::lock_guard<std::mutex> lock(mu_);
+      auto now = Clock::now();
+      for (auto [serial, code] : results) {
+        Child* c = FindSerialLocked(serial);
+        if (c == nullptr) continue;
+        ChildState before = c->lifecycle.state();
+        c->lifecycle.OnHealth(code, now);
+        if (c->lifecycle.state() != before) BumpLocked(*c);
+      }
+      notify = changed_;
+      changed_ = false;
+    }
+    if (notify && options_.on_change) options_.on_change();
+  }
+}
+
+}  // namespace corral::supervisor

@@ -1,0 +1,144 @@
+// The supervisor: launches unmodified llama-server children and follows each one through
+// its Lifecycle (lifecycle.h) until it is stopped or fails.
+//
+// Threading model. One monitor thread, started by the constructor and joined by the
+// destructor, owns every child process: it forks them (so PR_SET_PDEATHSIG, which fires
+// when the *forking thread* exits, is tied to a thread that lives as long as the
+// supervisor), and it watches them all with one epoll set: a pidfd per child (exit), one
+// inotify fd (log growth: the port line, loading progress), an eventfd (commands) and the
+// epoll timeout (probe backoff, health timeout, stop grace). Public methods may be called
+// from any thread; they take `mu_`, queue a command for the monitor thread when a process
+// must be touched, and wait on `cv_` for its result. Health probes run on the monitor
+// thread without holding `mu_`.
+//
+// Children never outlive the daemon: each child gets PR_SET_PDEATHSIG=SIGKILL (checked
+// against the getppid() race), runs in its own process group, has stdin on /dev/null and
+// stdout/stderr on its log file, which it writes itself (the daemon never copies log bytes).
+//
+// Ownership: the Supervisor owns its children; destroying it stops them all (SIGTERM to each
+// group, SIGKILL after the grace period).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "supervisor/launch.h"
+#include "supervisor/lifecycle.h"
+
+namespace corral::supervisor {
+
+struct SupervisorOptions {
+  std::string llama_server;          // absolute path of the binary to launch
+  std::string log_dir;               // <name>.log and rotated <name>.log.1 .. .N live here
+  int log_keep = 3;                  // rotated logs kept per name
+  uint64_t memory_budget_bytes = 0;  // admission budget; 0 = no check
+  // Health timeout = base + per_gib × model size (GiB, rounded up).
+  std::chrono::milliseconds health_timeout_base{std::chrono::seconds(60)};
+  std::chrono::milliseconds health_timeout_per_gib{std::chrono::seconds(30)};
+  std::chrono::milliseconds stop_grace{std::chrono::seconds(10)};
+  // Called on the monitor thread, without locks held, after any child changed state
+  // (the daemon persists its state file here). May call List().
+  std::function<void()> on_change;
+};
+
+// A snapshot of one child. Plain value.
+struct ChildInfo {
+  std::string name;
+  std::string model;
+  std::string model_path;
+  ChildState state = ChildState::kStarting;
+  Failure failure;
+  pid_t pid = -1;
+  int port = 0;
+  std::vector<std::string> argv;
+  std::string log_path;
+  std::chrono::system_clock::time_point started_at;
+  double ready_ms = -1;  // from spawn to ready; -1 until ready
+  uint64_t reserved_bytes = 0;
+  uint64_t rss_bytes = 0;
+  std::string last_log_lines;  // tail of the log, filled when the child failed
+  uint64_t generation = 0;     // bumped on every change (long polls compare it)
+};
+
+class Supervisor {
+ public:
+  explicit Supervisor(SupervisorOptions options);
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Admits (memory), forks and returns at once in state starting, or an error:
+  // kInvalidArgument (bad name, owned flag), kAlreadyExists (name live),
+  // kResourceExhausted (budget; the message has the numbers), kIoError (log), or a spawn
+  // failure (the child is then listed as failed).
+  Result<ChildInfo> Start(const LaunchSpec& spec);
+  // SIGTERM to the child's group, SIGKILL after the grace period; waits until it is gone and
+  // forgets it. A failed child is just forgotten. kNotFound for an unknown name.
+  Result<ChildInfo> Stop(const std::string& name);
+  // Stops every child (used by the daemon's drain).
+  void StopAll();
+
+  std::vector<ChildInfo> List() const;
+  Result<ChildInfo> Get(const std::string& name) const;
+  // Waits until the child's generation differs from `seen_generation`, or `timeout`.
+  Result<ChildInfo> WaitForChange(const std::string& name, uint64_t seen_generation,
+                                  std::chrono::milliseconds timeout) const;
+  // Waits until the child is ready or terminal, or `timeout`.
+  Result<ChildInfo> WaitSettled(const std::string& name, std::chrono::milliseconds timeout) const;
+
+  uint64_t memory_budget_bytes() const { return options_.memory_budget_bytes; }
+  uint64_t reserved_bytes() const;
+  std::chrono::milliseconds HealthTimeoutFor(uint64_t model_bytes) const;
+  const SupervisorOptions& options() const { return options_; }
+
+ private:
+  struct Child;
+  enum class CommandKind { kSpawn, kStop };
+  struct Command {
+    CommandKind kind;
+    uint32_t serial;
+  };
+
+  void MonitorLoop();
+  void Wake();
+  // Monitor thread, mu_ held.
+  void SpawnLocked(Child& c);
+  void ReadLogLocked(Child& c, TimePoint now);
+  void ReapLocked(Child& c);
+  Child* FindSerialLocked(uint32_t serial);
+  ChildInfo InfoLocked(const Child& c) const;
+  void BumpLocked(Child& c);
+  uint64_t ReservedLocked() const;
+
+  const SupervisorOptions options_;
+  const pid_t self_pid_;
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::map<std::string, std::unique_ptr<Child>> children_;  // GUARDED_BY(mu_)
+  std::vector<Command> commands_;                           // GUARDED_BY(mu_)
+  uint32_t next_serial_ = 1;                                // GUARDED_BY(mu_)
+  bool quit_ = false;                                       // GUARDED_BY(mu_)
+  bool changed_ = false;                                    // GUARDED_BY(mu_)
+
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  int inotify_fd_ = -1;
+  std::thread monitor_;
+};
+
+// Valid child names: 1–64 of [A-Za-z0-9._-], not starting with '.' or '-'.
+Status CheckChildName(const std::string& name);
+
+}  // namespace corral::supervisor

@@ -1,0 +1,92 @@
+// argv building, raw-arg refusal, log parsing, sizes: pure functions.
+#include "supervisor/launch.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+namespace corral::supervisor {
+namespace {
+
+TEST(LaunchTest, ArgvIsExactlyWhatTheUserWouldType) {
+  LaunchSpec spec;
+  spec.model_path = "/m/a model.gguf";
+  spec.ctx = 2048;
+  spec.preset_args = {"--threads", "4"};
+  spec.raw_args = {"--temp", "0.5", "--no-warmup"};
+  EXPECT_EQ(BuildArgv("/bin/llama-server", spec),
+            (std::vector<std::string>{"/bin/llama-server", "-m", "/m/a model.gguf", "--host", "127.0.0.1", "--port",
+                                      "0", "-c", "2048", "--threads", "4", "--temp", "0.5", "--no-warmup"}));
+  spec.ctx = 0;
+  spec.port = 8081;
+  spec.preset_args.clear();
+  spec.raw_args.clear();
+  EXPECT_EQ(BuildArgv("ls", spec),
+            (std::vector<std::string>{"ls", "-m", "/m/a model.gguf", "--host", "127.0.0.1", "--port", "8081"}));
+}
+
+TEST(LaunchTest, OwnedFlagsAreRefusedInEveryForm) {
+  for (const char* flag : {"--host", "--port", "--api-key", "--api-key-file", "--ssl-key-file", "--ssl-cert-file"}) {
+    Status s = CheckRawArgs({"--temp", "1", flag, "x"});
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << flag;
+    EXPECT_NE(s.message().find(flag), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("owned by Corral"), std::string::npos);
+    std::string eq = std::string(flag) + "=x";
+    EXPECT_FALSE(CheckRawArgs({eq}).ok()) << eq;
+  }
+  EXPECT_FALSE(CheckRawArgs({"-m", "other.gguf"}).ok());
+  EXPECT_FALSE(CheckRawArgs({"--model=other.gguf"}).ok());
+}
+
+TEST(LaunchTest, OrdinaryFlagsPass) {
+  EXPECT_TRUE(CheckRawArgs({}).ok());
+  EXPECT_TRUE(CheckRawArgs({"--threads", "2", "-ngl", "99", "--hostile", "--ports", "-c", "512"}).ok());
+  // A value that looks like an owned flag is still a flag position here: refuse rather than guess.
+  EXPECT_FALSE(CheckRawArgs({"--alias", "--port"}).ok());
+}
+
+TEST(LaunchTest, ShellQuote) {
+  EXPECT_EQ(ShellQuote({"llama-server", "-m", "/a b/c.gguf", "it's", ""}),
+            "llama-server -m '/a b/c.gguf' 'it'\\''s' ''");
+}
+
+TEST(LaunchTest, ParseListeningPort) {
+  EXPECT_EQ(ParseListeningPort("0.00.1 I srv  llama_server: listening on http://127.0.0.1:45895\n"), 45895);
+  EXPECT_EQ(ParseListeningPort("a\nb listening on http://127.0.0.1:1\n"), 1);
+  EXPECT_EQ(ParseListeningPort("listening on http://[::1]:8080\n"), 8080);
+  EXPECT_EQ(ParseListeningPort("listening on http://127.0.0.1:"), 0);    // split across reads
+  EXPECT_EQ(ParseListeningPort("listening on http://127.0.0.1:80"), 0);  // maybe 8080 once the rest arrives
+  EXPECT_EQ(ParseListeningPort("listening on http://127.0.0.1:8a\nlistening on http://h:7 x"), 7);
+  EXPECT_EQ(ParseListeningPort("listening on http://127.0.0.1:99999\n"), 0);  // not a port
+  EXPECT_EQ(ParseListeningPort("listening on http://127.0.0.1:0\n"), 0);
+  EXPECT_EQ(ParseListeningPort("nothing here"), 0);
+  EXPECT_EQ(ParseListeningPort(""), 0);
+}
+
+TEST(LaunchTest, ParseByteSize) {
+  EXPECT_EQ(*ParseByteSize("1000"), 1000u);
+  EXPECT_EQ(*ParseByteSize("8GiB"), 8ULL << 30);
+  EXPECT_EQ(*ParseByteSize("512 MiB"), 512ULL << 20);
+  EXPECT_EQ(*ParseByteSize("1.5g"), 3ULL << 29);
+  EXPECT_EQ(*ParseByteSize("2KB"), 2048u);
+  for (const char* bad : {"", "GiB", "-1", "0", "12 parsecs", "1e999", "99999999999TiB", "1..2G"}) {
+    EXPECT_FALSE(ParseByteSize(bad).ok()) << bad;
+  }
+}
+
+TEST(LaunchTest, FormatBytes) {
+  EXPECT_EQ(FormatBytes(512), "512 B");
+  EXPECT_EQ(FormatBytes(1536ULL << 20), "1.5 GiB");
+}
+
+TEST(LaunchTest, MemTotalAndBudget) {
+  EXPECT_EQ(*ParseMemTotal("MemFree: 1 kB\nMemTotal:       16384 kB\n"), 16384ULL * 1024);
+  EXPECT_FALSE(ParseMemTotal("MemFree: 1 kB\n").ok());
+  EXPECT_EQ(DefaultMemoryBudget(64ULL << 30), (64ULL << 30) - (64ULL << 30) / 10);
+  EXPECT_EQ(DefaultMemoryBudget(4ULL << 30), 3ULL << 30);  // the 1 GiB floor
+  EXPECT_GT(*TotalMemoryBytes(), 0u);
+  EXPECT_GT(ProcessRssBytes(::getpid()), 0u);
+  EXPECT_EQ(ProcessRssBytes(-5), 0u);
+}
+
+}  // namespace
+}  // namespace corral::supervisor

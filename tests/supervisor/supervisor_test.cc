@@ -1,0 +1,299 @@
+// The Supervisor with scripted fake children (fault injection only: exec failure, exit
+// codes, hangs, SIGTERM-ignoring children) and a scripted /health endpoint for the readiness
+// path. The real llama-server paths are in supervisor_integration_test.cc.
+#include "supervisor/supervisor.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "common/fs.h"
+#include "support/test_support.h"
+
+namespace corral::supervisor {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::TempDir;
+
+std::string Script(const TempDir& dir, const std::string& name, const std::string& body) {
+  std::string path = dir.File(name);
+  std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
+  ::chmod(path.c_str(), 0755);
+  return path;
+}
+
+SupervisorOptions Options(const TempDir& dir, const std::string& exe) {
+  SupervisorOptions o;
+  o.llama_server = exe;
+  o.log_dir = dir.File("logs");
+  o.health_timeout_base = std::chrono::seconds(30);
+  o.health_timeout_per_gib = milliseconds(0);
+  o.stop_grace = std::chrono::seconds(5);
+  return o;
+}
+
+LaunchSpec Spec(const std::string& name) {
+  LaunchSpec s;
+  s.name = name;
+  s.model = "fake";
+  s.model_path = "/fake/model.gguf";
+  return s;
+}
+
+bool Gone(pid_t pid) {
+  auto stat = ReadFileBounded("/proc/" + std::to_string(pid) + "/stat", 1 << 16);
+  if (!stat.ok()) return true;
+  size_t paren = stat->rfind(')');
+  return paren + 2 < stat->size() && (*stat)[paren + 2] == 'Z';
+}
+
+// A tiny /health server: answers 503 `busy` times, then 200. One thread, blocking.
+class FakeHealth {
+ public:
+  explicit FakeHealth(int busy) : busy_(busy) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    ::listen(fd_, 16);
+    socklen_t len = sizeof(a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] {
+      for (;;) {
+        int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) return;
+        char buf[512];
+        ssize_t r = ::recv(c, buf, sizeof(buf), 0);
+        (void)r;
+        int n = requests_.fetch_add(1);
+        const char* res = n < busy_ ? "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+                                    : "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        ssize_t w = ::send(c, res, std::strlen(res), MSG_NOSIGNAL);
+        (void)w;
+        ::close(c);
+      }
+    });
+  }
+  ~FakeHealth() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  int port() const { return port_; }
+  int requests() const { return requests_.load(); }
+
+ private:
+  int busy_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+TEST(SupervisorTest, ExecFailureIsReportedAndListed) {
+  TempDir dir;
+  Supervisor sup(Options(dir, dir.File("no-such-llama-server")));
+  auto r = sup.Start(Spec("a"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("cannot execute"), std::string::npos) << r.status().message();
+  auto info = sup.Get("a");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, ChildState::kFailed);
+  EXPECT_EQ(info->failure.kind, FailureKind::kSpawn);
+}
+
+TEST(SupervisorTest, ExitWhileLoadingIsFailedWithCodeAndLogTail) {
+  TempDir dir;
+  Supervisor sup(Options(dir, Script(dir, "fake.sh", "echo 'loading model'\necho 'error: bad magic' >&2\nexit 3")));
+  auto r = sup.Start(Spec("a"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto info = sup.WaitSettled("a", std::chrono::seconds(30));
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, ChildState::kFailed);
+  EXPECT_EQ(info->failure.kind, FailureKind::kExited);
+  EXPECT_EQ(info->failure.exit_code, 3);
+  EXPECT_NE(info->last_log_lines.find("error: bad magic"), std::string::npos) << info->last_log_lines;
+  // Stopping a failed child forgets it; the name is free again.
+  EXPECT_TRUE(sup.Stop("a").ok());
+  EXPECT_EQ(sup.Get("a").status().code(), StatusCode::kNotFound);
+}
+
+TEST(SupervisorTest, HealthTimeoutKillsTheChild) {
+  TempDir dir;
+  SupervisorOptions o = Options(dir, Script(dir, "fake.sh", "echo starting\nexec sleep 60"));
+  o.health_timeout_base = milliseconds(150);
+  Supervisor sup(o);
+  auto r = sup.Start(Spec("slow"));
+  ASSERT_TRUE(r.ok());
+  auto info = sup.WaitSettled("slow", std::chrono::seconds(30));
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, ChildState::kFailed);
+  EXPECT_EQ(info->failure.kind, FailureKind::kHealthTimeout) << info->failure.message;
+  EXPECT_TRUE(Gone(r->pid));
+}
+
+TEST(SupervisorTest, StopEscalatesToSigkillForAChildIgnoringSigterm) {
+  TempDir dir;
+  SupervisorOptions o = Options(dir, Script(dir, "fake.sh", "trap '' TERM\necho stubborn\nexec sleep 60"));
+  o.stop_grace = milliseconds(100);
+  Supervisor sup(o);
+  auto r = sup.Start(Spec("stubborn"));
+  ASSERT_TRUE(r.ok());
+  // Wait until the script has run its trap (it printed its line after it).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto log = ReadFileBounded(r->log_path, 1 << 20);
+    if (log.ok() && log->find("stubborn") != std::string::npos) break;
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  auto stopped = sup.Stop("stubborn");
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  EXPECT_EQ(stopped->state, ChildState::kStopped);
+  EXPECT_TRUE(Gone(r->pid));
+}
+
+TEST(SupervisorTest, ArgvEnvironmentAndStdioReachTheChild) {
+  TempDir dir;
+  std::string exe = Script(dir, "fake.sh",
+                           "for a in \"$@\"; do echo \"arg:$a\"; done\n"
+                           "echo \"env:$CORRAL_FAKE_VAR\"\n"
+                           "if read line; then echo stdin-had-data; else echo stdin-empty; fi\n"
+                           "exec sleep 60");
+  Supervisor sup(Options(dir, exe));
+  LaunchSpec spec = Spec("argv");
+  spec.ctx = 512;
+  spec.raw_args = {"--temp", "0.5 with space"};
+  spec.env = {"CORRAL_FAKE_VAR=hello", "PATH=/usr/bin:/bin"};
+  auto r = sup.Start(spec);
+  ASSERT_TRUE(r.ok());
+  // The script prints what it got; the byte-exact /proc/<pid>/cmdline check with the real
+  // llama-server is in supervisor_integration_test.cc.
+  std::string log;
+  for (int i = 0; i < 2000 && log.find("stdin-") == std::string::npos; ++i) {
+    auto t = ReadFileBounded(r->log_path, 1 << 20);
+    if (t.ok()) log = *t;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_NE(log.find("arg:-m\narg:/fake/model.gguf\narg:--host\narg:127.0.0.1\narg:--port\narg:0\narg:-c\narg:512\n"
+                     "arg:--temp\narg:0.5 with space\n"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("env:hello"), std::string::npos) << log;
+  EXPECT_NE(log.find("stdin-empty"), std::string::npos) << log;
+  // Own process group.
+  EXPECT_EQ(::getpgid(r->pid), r->pid);
+}
+
+TEST(SupervisorTest, ReadyFromThePortLineAndHealth) {
+  TempDir dir;
+  FakeHealth health(/*busy=*/3);
+  std::string exe = Script(dir, "fake.sh",
+                           "echo 'loading'\necho \"main: server is listening on http://127.0.0.1:$FAKE_PORT\"\n"
+                           "exec sleep 60");
+  Supervisor sup(Options(dir, exe));
+  LaunchSpec spec = Spec("ready");
+  spec.env = {"FAKE_PORT=" + std::to_string(health.port()), "PATH=/usr/bin:/bin"};
+  auto r = sup.Start(spec);
+  ASSERT_TRUE(r.ok());
+  auto info = sup.WaitSettled("ready", std::chrono::seconds(30));
+  ASSERT_TRUE(info.ok());
+  ASSERT_EQ(info->state, ChildState::kReady) << info->failure.message;
+  EXPECT_EQ(info->port, health.port());
+  EXPECT_EQ(health.requests(), 4);  // three 503s with backoff, then 200
+  EXPECT_GE(info->ready_ms, 0.0);
+  auto stopped = sup.Stop("ready");
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_EQ(stopped->state, ChildState::kStopped);
+}
+
+TEST(SupervisorTest, NamesAreUniqueWhileLive) {
+  TempDir dir;
+  Supervisor sup(Options(dir, Script(dir, "fake.sh", "exec sleep 60")));
+  ASSERT_TRUE(sup.Start(Spec("same")).ok());
+  auto again = sup.Start(Spec("same"));
+  EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(sup.Start(Spec("other")).ok());
+  EXPECT_EQ(sup.List().size(), 2u);
+  EXPECT_EQ(sup.Start(Spec("bad/name")).status().code(), StatusCode::kInvalidArgument);
+  LaunchSpec owned = Spec("owned");
+  owned.raw_args = {"--port", "80"};
+  EXPECT_EQ(sup.Start(owned).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(SupervisorTest, AdmissionReservesMemoryForConcurrentStarts) {
+  TempDir dir;
+  SupervisorOptions o = Options(dir, Script(dir, "fake.sh", "exec sleep 60"));
+  o.memory_budget_bytes = 100ULL << 20;
+  Supervisor sup(o);
+  constexpr int kThreads = 4;
+  std::atomic<int> ok{0};
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      LaunchSpec s = Spec("m" + std::to_string(i));
+      s.reserved_bytes = 60ULL << 20;
+      auto r = sup.Start(s);
+      if (r.ok()) {
+        ok.fetch_add(1);
+      } else if (r.status().code() == StatusCode::kResourceExhausted) {
+        refused.fetch_add(1);
+        EXPECT_NE(r.status().message().find("60.0 MiB"), std::string::npos) << r.status().message();
+        EXPECT_NE(r.status().message().find("100.0 MiB"), std::string::npos) << r.status().message();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(refused.load(), kThreads - 1);
+  EXPECT_EQ(sup.reserved_bytes(), 60ULL << 20);
+  LaunchSpec forced = Spec("forced");
+  forced.reserved_bytes = 60ULL << 20;
+  forced.force = true;
+  EXPECT_TRUE(sup.Start(forced).ok());
+}
+
+TEST(SupervisorTest, DestroyingTheSupervisorStopsEveryChild) {
+  TempDir dir;
+  std::vector<pid_t> pids;
+  {
+    SupervisorOptions o = Options(dir, Script(dir, "fake.sh", "exec sleep 60"));
+    o.stop_grace = milliseconds(200);
+    Supervisor sup(o);
+    for (const char* n : {"a", "b", "c"}) {
+      auto r = sup.Start(Spec(n));
+      ASSERT_TRUE(r.ok());
+      pids.push_back(r->pid);
+    }
+  }
+  for (pid_t p : pids) EXPECT_TRUE(Gone(p)) << p;
+}
+
+TEST(SupervisorTest, LogsRotateOnRestart) {
+  TempDir dir;
+  Supervisor sup(Options(dir, Script(dir, "fake.sh", "echo run-$$\nexit 1")));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(sup.Start(Spec("rot")).ok());
+    ASSERT_TRUE(sup.WaitSettled("rot", std::chrono::seconds(30)).ok());
+  }
+  struct stat st {};
+  EXPECT_EQ(::stat(dir.File("logs/rot.log").c_str(), &st), 0);
+  EXPECT_EQ(::stat(dir.File("logs/rot.log.1").c_str(), &st), 0);
+  EXPECT_EQ(::stat(dir.File("logs/rot.log.2").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+}  // namespace
+}  // namespace corral::supervisor
