@@ -57,7 +57,14 @@ std::string FormatDuration(long long secs) {
   return buf;
 }
 
-std::string ProxyUrl(const GlobalOptions& global) {
+// The proxy's OpenAI base URL as the daemon reports it (its real port, also when the
+// config asked for port 0); the configured address when the daemon does not say.
+std::string ProxyUrl(const GlobalOptions& global, control::ControlClient& client) {
+  auto status = client.Call("GET", "/v1/status");
+  if (status.ok() && !status->error && status->body.contains("proxy") && status->body["proxy"].is_object()) {
+    std::string url = status->body["proxy"].value("url", std::string());
+    if (!url.empty()) return url;
+  }
   auto config = config::Load(global.flags);
   return "http://" + (config.ok() ? config->listen : std::string("127.0.0.1:11450")) + "/v1";
 }
@@ -178,8 +185,10 @@ int RunStart(const GlobalOptions& global, const StartArgs& a) {
     return 0;
   }
   if (global.json) {
-    std::cout << json{{"model", o.model}, {"already_running", o.already_running}, {"proxy_url", ProxyUrl(global)}}.dump(
-                     2)
+    std::cout << json{{"model", o.model},
+                      {"already_running", o.already_running},
+                      {"proxy_url", ProxyUrl(global, **client)}}
+                     .dump(2)
               << "\n";
     return 0;
   }
@@ -193,7 +202,7 @@ int RunStart(const GlobalOptions& global, const StartArgs& a) {
       std::printf("%s ready in %.0f ms (pid %d)\n", name.c_str(), m.value("ready_ms", 0.0), m.value("pid", 0));
     }
     std::printf("  direct: %s\n", m.value("url", std::string()).c_str());
-    std::printf("  proxy:  %s  (model \"%s\")\n", ProxyUrl(global).c_str(), name.c_str());
+    std::printf("  proxy:  %s  (model \"%s\")\n", ProxyUrl(global, **client).c_str(), name.c_str());
     std::printf("  logs:   corral logs %s\n", name.c_str());
   } else {
     std::printf("%s %s (pid %d); `corral ps` shows when it is ready\n", name.c_str(), state.c_str(), m.value("pid", 0));

@@ -24,8 +24,8 @@
 #include "control/transport.h"
 #include "daemon/models.h"
 #include "daemon/router.h"
-#include "proxy/proxy.h"
 #include "engine/engine.h"
+#include "proxy/proxy.h"
 #include "supervisor/supervisor.h"
 
 extern char** environ;
@@ -256,7 +256,11 @@ class Daemon {
                 {"log_dir", ModelLogDir()},
                 {"llama_server", llama_server_},
                 {"engine_error", engine_error_}}},
-              {"proxy", {{"listen", config_.listen}, {"url", proxy_url_ + "/v1"}, {"base_url", proxy_url_}, {"running", proxy_ != nullptr}}},
+              {"proxy",
+               {{"listen", config_.listen},
+                {"url", proxy_url_ + "/v1"},
+                {"base_url", proxy_url_},
+                {"running", proxy_ != nullptr}}},
               {"memory",
                {{"total_bytes", total_memory_},
                 {"budget_bytes", budget_},

@@ -16,7 +16,9 @@ constexpr std::chrono::seconds kIdleCheckInterval{1};
 constexpr int kQueueFullRetryAfterS = 2;
 constexpr int kTimeoutRetryAfterS = 5;
 
-proxy::Endpoint EndpointOf(const ChildInfo& c) { return {"127.0.0.1", static_cast<uint16_t>(c.port)}; }
+proxy::Endpoint EndpointOf(const ChildInfo& c) {
+  return {"127.0.0.1", static_cast<uint16_t>(c.port)};
+}
 
 proxy::EnsureError Err(proxy::EnsureErrorCode code, std::string message, int retry_after_s = 0,
                        std::vector<std::string> close = {}) {
@@ -58,14 +60,16 @@ uint32_t ContextOf(const ChildInfo& c, uint32_t fallback) {
 
 }  // namespace
 
-ModelRouter::ModelRouter(const config::Config& config, supervisor::Supervisor& supervisor,
-                         proxy::RoutingTable& routes, RouterOptions options)
+ModelRouter::ModelRouter(const config::Config& config, supervisor::Supervisor& supervisor, proxy::RoutingTable& routes,
+                         RouterOptions options)
     : config_(config), supervisor_(supervisor), routes_(routes), options_(options) {
   RefreshCatalog();
   starter_ = std::thread([this] { StarterLoop(); });
 }
 
-ModelRouter::~ModelRouter() { Shutdown(); }
+ModelRouter::~ModelRouter() {
+  Shutdown();
+}
 
 void ModelRouter::Shutdown() {
   std::vector<Answer> answers;
@@ -151,7 +155,9 @@ void ModelRouter::SettleLocked(const std::vector<ChildInfo>& children, std::vect
 
   // Routes: every ready child by its name, its model's canonical name, and registered names.
   proxy::RouteMap map;
-  auto routable = [&](const ChildInfo& c) { return c.state == ChildState::kReady && c.port > 0 && !usage_[c.name].evicting; };
+  auto routable = [&](const ChildInfo& c) {
+    return c.state == ChildState::kReady && c.port > 0 && !usage_[c.name].evicting;
+  };
   for (const auto& c : children_) {
     if (!routable(c)) continue;
     map.routes[c.name] = EndpointOf(c);
@@ -201,8 +207,8 @@ void ModelRouter::EnsureReady(const std::string& model, std::chrono::steady_cloc
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (quit_) {
-      answers.emplace_back(std::move(done), Err(proxy::EnsureErrorCode::kUnavailable, "corral is shutting down",
-                                                kTimeoutRetryAfterS));
+      answers.emplace_back(std::move(done),
+                           Err(proxy::EnsureErrorCode::kUnavailable, "corral is shutting down", kTimeoutRetryAfterS));
     } else {
       const std::string child = ChildForLocked(model);
       const ChildInfo* c = nullptr;
@@ -325,10 +331,10 @@ void ModelRouter::StarterLoop() {
       auto& parked = it->second;
       for (auto w = parked.begin(); w != parked.end();) {
         if (w->deadline <= now) {
-          answers.emplace_back(std::move(w->done),
-                               Err(proxy::EnsureErrorCode::kTimeout,
-                                   "model '" + it->first + "' was not ready before the request's deadline",
-                                   kTimeoutRetryAfterS));
+          answers.emplace_back(
+              std::move(w->done),
+              Err(proxy::EnsureErrorCode::kTimeout,
+                  "model '" + it->first + "' was not ready before the request's deadline", kTimeoutRetryAfterS));
           w = parked.erase(w);
           --n_waiters_;
         } else {
@@ -501,7 +507,8 @@ void ModelRouter::ExpireIdle() {
       if (c.state != ChildState::kReady) continue;
       Usage& u = usage_[c.name];
       if (u.in_flight > 0 || u.evicting) continue;
-      std::chrono::seconds ttl = u.keep_alive ? *u.keep_alive : (u.pinned ? std::chrono::seconds(-1) : options_.idle_ttl);
+      std::chrono::seconds ttl =
+          u.keep_alive ? *u.keep_alive : (u.pinned ? std::chrono::seconds(-1) : options_.idle_ttl);
       if (!u.keep_alive && options_.idle_ttl.count() == 0) continue;  // no TTL configured
       if (ttl.count() < 0) continue;                                  // keep loaded
       if (now - u.last_used >= ttl) {

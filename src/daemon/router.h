@@ -83,7 +83,7 @@ class ModelRouter final : public proxy::ModelProvider {
     int in_flight = 0;
     Clock::time_point last_used{};
     bool pinned = false;
-    bool evicting = false;  // being stopped: unrouted, not counted as available
+    bool evicting = false;                           // being stopped: unrouted, not counted as available
     std::optional<std::chrono::seconds> keep_alive;  // set by Ollama keep_alive
   };
   using Answer = std::pair<std::function<void(proxy::EnsureResult)>, proxy::EnsureResult>;

@@ -1,0 +1,207 @@
+// The daemon end to end through its proxy: a request for a model that is not running starts
+// it (one child however many requests wait), unknown models get a 404 naming close matches,
+// idle models are evicted least-recently-used first when the memory budget is short (never
+// a pinned one), idle models are unloaded after their TTL, and Ollama's keep_alive 0
+// unloads. Real llama-server, tiny synthetic models, a daemon per test in its own XDG dirs.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "support/test_support.h"
+
+namespace corral {
+namespace {
+
+using nlohmann::json;
+using testing::RunResult;
+
+const std::vector<std::string> kTinyDims = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
+                                            "4",        "--n-ff", "128",       "--ctx", "512"};
+
+class DaemonProxyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    env_ = {{"XDG_RUNTIME_DIR", dir_.File("run")},
+            {"XDG_STATE_HOME", dir_.File("state")},
+            {"XDG_CONFIG_HOME", dir_.File("config")},
+            {"XDG_DATA_HOME", dir_.File("data")},
+            {"HOME", dir_.File("home")},
+            {"CORRAL_CACHE_DIR", dir_.File("cache")},
+            {"CORRAL_LLAMA_SERVER", testing::PinnedLlamaServer()},
+            {"CORRAL_LISTEN", "127.0.0.1:0"}};
+    const std::string models = dir_.File("data/corral/models");
+    std::vector<std::string> a = kTinyDims, b = kTinyDims;
+    a.insert(a.end(), {"--name", "alpha", "--seed", "1"});
+    b.insert(b.end(), {"--name", "bravo", "--seed", "2"});
+    ASSERT_FALSE(testing::MakeModel(models, "alpha.gguf", a).empty());
+    ASSERT_FALSE(testing::MakeModel(models, "bravo.gguf", b).empty());
+  }
+  void TearDown() override { Corral({"daemon", "stop"}); }
+
+  RunResult Corral(const std::vector<std::string>& args) { return testing::RunCorral(args, env_); }
+  json Json(const std::vector<std::string>& args) {
+    RunResult r = Corral(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    json j = json::parse(r.out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << r.out;
+    return j;
+  }
+  // Starts the daemon (in the background) and returns its proxy's port.
+  int StartDaemon() {
+    RunResult r = Corral({"daemon", "start"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    json status = Json({"status", "--json"});
+    std::string base = status["proxy"].value("base_url", std::string());
+    size_t colon = base.rfind(':');
+    return colon == std::string::npos ? 0 : std::stoi(base.substr(colon + 1));
+  }
+  // Canonical catalog name of the model in FILE_STEM.gguf.
+  std::string NameOf(const std::string& file_stem) {
+    json listing = Json({"list", "--json"});
+    if (std::getenv("CORRAL_TEST_DEBUG")) std::cerr << listing.dump() << "\n";
+    for (const auto& m : listing["models"]) {
+      for (const auto& f : m["files"]) {
+        if (f.get<std::string>().ends_with("/" + file_stem + ".gguf")) return m["name"];
+      }
+    }
+    return "";
+  }
+  std::vector<std::string> Running() {
+    std::vector<std::string> out;
+    json ps = Json({"ps", "--json"});
+    if (std::getenv("CORRAL_TEST_DEBUG")) std::cerr << ps.dump() << "\n";
+    for (const auto& m : ps["models"]) out.push_back(m["name"]);
+    return out;
+  }
+  bool WaitRunning(const std::vector<std::string>& want, std::chrono::seconds limit = std::chrono::seconds(30)) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (Running() == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+  static std::string Chat(const std::string& model, int tokens = 4) {
+    return json{{"model", model},
+                {"messages", {{{"role", "user"}, {"content", "hello"}}}},
+                {"max_tokens", tokens},
+                {"temperature", 0}}
+        .dump();
+  }
+
+  testing::TempDir dir_;
+  std::map<std::string, std::string> env_;
+};
+
+TEST_F(DaemonProxyTest, ConcurrentRequestsShareOneOnDemandStart) {
+  int port = StartDaemon();
+  ASSERT_GT(port, 0);
+  const std::string alpha = NameOf("alpha");
+  ASSERT_FALSE(alpha.empty());
+  EXPECT_TRUE(Running().empty());
+
+  std::vector<std::thread> clients;
+  std::vector<int> statuses(4, 0);
+  std::vector<std::string> bodies(4);
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&, i] {
+      auto r = testing::Http("POST", port, "/v1/chat/completions", Chat(alpha));
+      if (r.ok()) {
+        statuses[i] = r->status;
+        bodies[i] = r->body;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(statuses[i], 200) << bodies[i];
+    EXPECT_NE(bodies[i].find("\"completion_tokens\":4"), std::string::npos) << bodies[i];
+  }
+  EXPECT_EQ(Running(), std::vector<std::string>{alpha});  // one child for all four
+
+  // /v1/models lists both catalog models with their state.
+  auto models = testing::Http("GET", port, "/v1/models");
+  ASSERT_TRUE(models.ok());
+  json list = json::parse(models->body, nullptr, false);
+  ASSERT_TRUE(list.contains("data")) << models->body;
+  EXPECT_EQ(list["data"].size(), 2U) << models->body;
+}
+
+TEST_F(DaemonProxyTest, UnknownModelIs404NamingCloseMatches) {
+  int port = StartDaemon();
+  const std::string alpha = NameOf("alpha");
+  auto r = testing::Http("POST", port, "/v1/chat/completions", Chat(alpha + "x"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 404) << r->body;
+  EXPECT_NE(r->body.find(alpha), std::string::npos) << r->body;
+  EXPECT_TRUE(Running().empty());
+}
+
+// Memory for one model, not two: the idle one is evicted for the new one; a pinned one never is.
+class DaemonBudgetTest : public DaemonProxyTest {
+ protected:
+  void SetUp() override {
+    DaemonProxyTest::SetUp();
+    if (HasFatalFailure()) return;
+    // What one model reserves, from the daemon's own plan (then restart with the budget).
+    json plan = Json({"start", NameOf("alpha"), "--dry-run", "--json"});
+    const uint64_t one = plan["plan"].value("reserved_bytes", 0ULL);
+    Corral({"daemon", "stop"});
+    ASSERT_GT(one, 0U) << plan.dump();
+    env_["CORRAL_MEMORY_BUDGET"] = std::to_string(one + one / 2);
+  }
+};
+
+TEST_F(DaemonBudgetTest, EvictsTheIdleModelForANewOne) {
+  int port = StartDaemon();
+  const std::string alpha = NameOf("alpha"), bravo = NameOf("bravo");
+  auto a = testing::Http("POST", port, "/v1/chat/completions", Chat(alpha));
+  ASSERT_TRUE(a.ok());
+  ASSERT_EQ(a->status, 200) << a->body;
+  auto b = testing::Http("POST", port, "/v1/chat/completions", Chat(bravo));
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->status, 200) << b->body;
+  EXPECT_EQ(Running(), std::vector<std::string>{bravo});
+}
+
+TEST_F(DaemonBudgetTest, NeverEvictsAPinnedModel) {
+  int port = StartDaemon();
+  const std::string alpha = NameOf("alpha"), bravo = NameOf("bravo");
+  ASSERT_EQ(Corral({"start", alpha}).exit_code, 0);
+  auto b = testing::Http("POST", port, "/v1/chat/completions", Chat(bravo));
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->status, 503) << b->body;
+  EXPECT_NE(b->body.find("budget"), std::string::npos) << b->body;
+  EXPECT_NE(b->headers.count("retry-after"), 0U);
+  EXPECT_EQ(Running(), std::vector<std::string>{alpha});
+}
+
+TEST_F(DaemonProxyTest, IdleModelIsUnloadedAfterItsTtl) {
+  env_["CORRAL_MODEL_TTL"] = "1";
+  int port = StartDaemon();
+  const std::string alpha = NameOf("alpha");
+  auto a = testing::Http("POST", port, "/v1/chat/completions", Chat(alpha));
+  ASSERT_TRUE(a.ok());
+  ASSERT_EQ(a->status, 200) << a->body;
+  EXPECT_TRUE(WaitRunning({}));
+}
+
+TEST_F(DaemonProxyTest, OllamaKeepAliveZeroUnloads) {
+  int port = StartDaemon();
+  const std::string alpha = NameOf("alpha");
+  // An empty generate request loads the model (Ollama's convention).
+  auto load = testing::Http("POST", port, "/api/generate", json{{"model", alpha}}.dump());
+  ASSERT_TRUE(load.ok());
+  EXPECT_EQ(load->status, 200) << load->body;
+  EXPECT_EQ(Running(), std::vector<std::string>{alpha});
+  auto unload = testing::Http("POST", port, "/api/generate", json{{"model", alpha}, {"keep_alive", 0}}.dump());
+  ASSERT_TRUE(unload.ok());
+  EXPECT_EQ(unload->status, 200) << unload->body;
+  EXPECT_TRUE(WaitRunning({}));
+}
+
+}  // namespace
+}  // namespace corral
