@@ -413,7 +413,7 @@ extern "C" void OnRunInterrupt(int) {
 }
 
 // Streams one answer; returns the assistant text (empty on failure) and prints as it goes.
-Result<std::string> StreamChat(int port, const json& messages, int max_tokens) {
+Result<std::string> StreamChat(int port, const std::string& model, const json& messages, int max_tokens) {
   namespace beast = boost::beast;
   namespace http = beast::http;
   using tcp = boost::asio::ip::tcp;
@@ -422,7 +422,7 @@ Result<std::string> StreamChat(int port, const json& messages, int max_tokens) {
     tcp::socket sock(ioc);
     sock.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
     g_stream_fd.store(sock.native_handle());
-    json body = {{"messages", messages}, {"stream", true}, {"max_tokens", max_tokens}};
+    json body = {{"model", model}, {"messages", messages}, {"stream", true}, {"max_tokens", max_tokens}};
     http::request<http::string_body> req{http::verb::post, "/v1/chat/completions", 11};
     req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
     req.set(http::field::content_type, "application/json");
@@ -493,7 +493,15 @@ int RunRun(const GlobalOptions& global, RunArgs& a) {
   a.start.wait = true;
   StartOutcome o = StartAndWait(global, **client, a.start, false);
   if (o.exit_code != 0) return o.exit_code;
+  // Through the proxy, like every other client: `corral run` shows the path users get.
+  // The child's own port is the fallback when the daemon reports no proxy.
+  const std::string name = o.model.value("name", std::string());
   int port = o.model.value("port", 0);
+  const std::string proxy = ProxyUrl(global, **client);
+  if (size_t colon = proxy.rfind(':'); colon != std::string::npos) {
+    int proxy_port = std::atoi(proxy.c_str() + colon + 1);
+    if (proxy_port > 0) port = proxy_port;
+  }
   struct sigaction sa {};
   sa.sa_handler = OnRunInterrupt;
   ::sigaction(SIGINT, &sa, nullptr);
@@ -502,7 +510,7 @@ int RunRun(const GlobalOptions& global, RunArgs& a) {
   auto ask = [&](const std::string& text) -> int {
     messages.push_back({{"role", "user"}, {"content", text}});
     g_cancelled.store(false);
-    auto answer = StreamChat(port, messages, a.max_tokens);
+    auto answer = StreamChat(port, name, messages, a.max_tokens);
     if (!answer.ok()) return Fail(ExitCode::kOther, answer.status().message());
     messages.push_back({{"role", "assistant"}, {"content", *answer}});
     return 0;
