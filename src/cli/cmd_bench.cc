@@ -4,6 +4,10 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <chrono>
 #include <cstdio>
@@ -11,6 +15,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "bench/client.h"
 #include "bench/report.h"
@@ -18,10 +23,15 @@
 #include "bench/suites.h"
 #include "bench/system.h"
 #include "cli/commands.h"
+#include "common/fs.h"
 #include "common/interrupt.h"
 #include "common/paths.h"
+#include "common/subprocess.h"
 #include "common/version.h"
 #include "engine/engine.h"
+#include "supervisor/launch.h"
+
+extern char** environ;
 
 namespace corral::cli {
 namespace {
@@ -84,6 +94,106 @@ bench::Target UrlTarget(const std::string& name, const std::string& url, int pid
   t.pid = pid;
   t.mode = "external";
   return t;
+}
+
+// --- Suites A and C against the daemon: the model is started through the control plane
+// exactly as a user would (`corral start`), so the numbers cover the real path.
+
+// Runs this corral binary with `args` and parses the JSON it prints (the first '{' on).
+Result<nlohmann::json> CorralJson(const std::vector<std::string>& args) {
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) return Unavailable("cannot find this corral binary (/proc/self/exe)");
+  exe[n] = '\0';
+  std::vector<std::string> argv = {exe};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = RunCapture(argv, std::chrono::minutes(5));
+  if (!r.ok()) return r.status();
+  size_t brace = r->output.find('{');
+  nlohmann::json j =
+      brace == std::string::npos ? nlohmann::json() : nlohmann::json::parse(r->output.substr(brace), nullptr, false);
+  if (r->exit_code != 0 || j.is_discarded() || !j.is_object()) {
+    std::string cmd = "corral";
+    for (const auto& a : args) cmd += " " + a;
+    return Unavailable(cmd + " failed (exit " + std::to_string(r->exit_code) + "): " + r->output.substr(0, 2000));
+  }
+  return j;
+}
+
+// What the A and C providers started, stopped again when the run ends.
+struct DaemonHarness {
+  std::vector<std::string> started_names;  // children to stop with `corral stop`
+  pid_t manual_pid = -1;                   // the by-hand llama-server of suite A
+  std::string manual_log;
+
+  ~DaemonHarness() {
+    for (const auto& name : started_names) (void)CorralJson({"stop", name, "--json"});
+    if (manual_pid > 0) {
+      ::kill(manual_pid, SIGTERM);
+      int st = 0;
+      ::waitpid(manual_pid, &st, 0);
+    }
+    if (!manual_log.empty()) ::unlink(manual_log.c_str());
+  }
+
+  // `corral start MODEL [--name NAME] --json`: the child, and the proxy's base URL.
+  Result<nlohmann::json> Start(const std::string& model, const std::string& name) {
+    std::vector<std::string> args = {"start", model, "--json"};
+    if (!name.empty()) args.insert(args.end(), {"--name", name});
+    CORRAL_ASSIGN_OR_RETURN(nlohmann::json j, CorralJson(args));
+    if (!j.contains("model") || !j["model"].is_object() || j["model"].value("port", 0) <= 0) {
+      return Unavailable("corral start gave no running model: " + j.dump());
+    }
+    if (!j.value("already_running", false)) started_names.push_back(j["model"].value("name", std::string()));
+    return j;
+  }
+
+  // Launches `argv` by hand (this process's environment, like a user's shell), waits for
+  // its port in the log and /health 200, and returns its base URL.
+  Result<std::string> LaunchByHand(const std::vector<std::string>& argv) {
+    char tmpl[] = "/tmp/corral-bench-manual.XXXXXX";
+    int fd = ::mkstemp(tmpl);
+    if (fd < 0) return ErrnoError("mkstemp", errno);
+    manual_log = tmpl;
+    std::vector<char*> args;
+    for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
+    args.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, fd, 2);
+    int rc = ::posix_spawn(&manual_pid, args[0], &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(fd);
+    if (rc != 0) return ErrnoError("spawning " + argv[0], rc);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+    int port = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int st = 0;
+      if (::waitpid(manual_pid, &st, WNOHANG) == manual_pid) {
+        manual_pid = -1;
+        return Unavailable("the by-hand llama-server exited during start; log " + manual_log);
+      }
+      if (port == 0) {
+        auto text = ReadFileBounded(manual_log, 64U << 20);
+        if (text.ok()) port = supervisor::ParseListeningPort(*text);
+      }
+      if (port != 0) {
+        auto health =
+            RunCapture({"curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:" + std::to_string(port) + "/health"},
+                       std::chrono::seconds(5));
+        if (health.ok() && health->exit_code == 0) return "http://127.0.0.1:" + std::to_string(port);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return Status(StatusCode::kTimeout, "the by-hand llama-server was not ready in 2 minutes; log " + manual_log);
+  }
+};
+
+std::string BaseUrl(std::string url) {
+  if (url.ends_with("/v1")) url.resize(url.size() - 3);
+  return url;
 }
 
 int RunBench(const GlobalOptions& global, BenchArgs& a) {
@@ -160,19 +270,30 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
   };
 
   std::vector<bench::SuiteResult> suites;
+  DaemonHarness harness;  // children suites A and C start; stopped when the run ends
   if (want_a) {
-    bench::WrapperProvider provider = [&a]() -> Result<bench::WrapperEndpoints> {
-      // TODO(lead): once the supervisor lands, start the model with `corral start` and the
-      // same argv by hand here, and take the daemon's pid from the control plane.
-      if (a.wrapped_url.empty() || a.manual_url.empty()) {
-        return Unavailable(
-            "suite A needs the supervisor (not on this branch yet); give --wrapped-url/--wrapped-pid and "
-            "--manual-url/--manual-pid to run it against two running children");
-      }
+    bench::WrapperProvider provider = [&a, &harness]() -> Result<bench::WrapperEndpoints> {
       bench::WrapperEndpoints e;
-      e.wrapped = UrlTarget("corral", a.wrapped_url, a.wrapped_pid);
-      e.manual = UrlTarget("by-hand", a.manual_url, a.manual_pid);
-      e.daemon_pid = a.daemon_pid;
+      if (!a.wrapped_url.empty() || !a.manual_url.empty()) {  // two children the user started
+        if (a.wrapped_url.empty() || a.manual_url.empty()) {
+          return Status(StatusCode::kInvalidArgument, "give both --wrapped-url and --manual-url, or neither");
+        }
+        e.wrapped = UrlTarget("corral", a.wrapped_url, a.wrapped_pid);
+        e.manual = UrlTarget("by-hand", a.manual_url, a.manual_pid);
+        e.daemon_pid = a.daemon_pid;
+        return e;
+      }
+      // `corral start` through the daemon, then the very argv it launched, by hand.
+      const std::string model = a.model.empty() ? DefaultBenchModel() : a.model;
+      CORRAL_ASSIGN_OR_RETURN(nlohmann::json started, harness.Start(model, "bench-wrapper"));
+      const nlohmann::json& m = started["model"];
+      std::vector<std::string> argv = m.value("argv", std::vector<std::string>{});
+      if (argv.empty()) return Unavailable("the daemon reported no argv for its child");
+      CORRAL_ASSIGN_OR_RETURN(std::string manual_url, harness.LaunchByHand(argv));
+      CORRAL_ASSIGN_OR_RETURN(nlohmann::json status, CorralJson({"status", "--json"}));
+      e.wrapped = UrlTarget("corral", "http://127.0.0.1:" + std::to_string(m.value("port", 0)), m.value("pid", -1));
+      e.manual = UrlTarget("by-hand", manual_url, harness.manual_pid);
+      e.daemon_pid = status.contains("daemon") ? status["daemon"].value("pid", -1) : -1;
       return e;
     };
     suites.push_back(bench::RunSuiteA(provider, workloads, opt, progress));
@@ -197,17 +318,25 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
     suites.push_back(bench::RunSuiteB(b, workloads, opt, progress));
   }
   if (want_c) {
-    bench::HopProvider provider = [&a]() -> Result<bench::HopEndpoints> {
-      // TODO(lead): once the proxy lands, start (or find) a child and return its direct URL
-      // and the proxy's listen address with the model's name.
-      if (a.direct_url.empty() || a.proxy_url.empty()) {
-        return Unavailable(
-            "suite C needs the proxy (not on this branch yet); give --direct-url and --proxy-url to run it "
-            "against a running llama-server and a proxy in front of it");
-      }
+    bench::HopProvider provider = [&a, &harness]() -> Result<bench::HopEndpoints> {
       bench::HopEndpoints e;
-      e.direct = UrlTarget("direct", a.direct_url, -1);
-      e.proxied = UrlTarget("proxy", a.proxy_url, -1);
+      if (!a.direct_url.empty() || !a.proxy_url.empty()) {  // a child and a proxy the user runs
+        if (a.direct_url.empty() || a.proxy_url.empty()) {
+          return Status(StatusCode::kInvalidArgument, "give both --direct-url and --proxy-url, or neither");
+        }
+        e.direct = UrlTarget("direct", a.direct_url, -1);
+        e.proxied = UrlTarget("proxy", a.proxy_url, -1);
+        return e;
+      }
+      // One child started through the daemon, reached directly and through its proxy.
+      const std::string model = a.model.empty() ? DefaultBenchModel() : a.model;
+      CORRAL_ASSIGN_OR_RETURN(nlohmann::json started, harness.Start(model, ""));
+      const nlohmann::json& m = started["model"];
+      const std::string name = m.value("name", std::string());
+      e.direct = UrlTarget("direct", "http://127.0.0.1:" + std::to_string(m.value("port", 0)), m.value("pid", -1));
+      e.direct.model = name;
+      e.proxied = UrlTarget("proxy", BaseUrl(started.value("proxy_url", std::string())), -1);
+      e.proxied.model = name;
       return e;
     };
     suites.push_back(bench::RunSuiteC(provider, workloads, opt, progress));
