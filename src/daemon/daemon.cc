@@ -44,6 +44,7 @@ constexpr int kMaxLogLines = 10000;
 constexpr uint64_t kMaxLogWindow = 8ULL << 20;
 constexpr std::chrono::milliseconds kMaxLongPoll{5000};
 constexpr std::chrono::milliseconds kSpawnTimeout{15000};
+constexpr std::chrono::milliseconds kLockWait{10000};
 
 void Log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void Log(const char* fmt, ...) {
@@ -535,9 +536,19 @@ Status Run(const config::Config& config) {
   CORRAL_RETURN_IF_ERROR(control::PrepareSocketDir(RuntimeDir()));
   int lock_fd = ::open(LockPath().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd < 0) return ErrnoError("open " + LockPath(), errno);
-  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(lock_fd);
-    return Status(StatusCode::kAlreadyExists, "a Corral daemon is already running (lock " + LockPath() + ")");
+  // A daemon that was just SIGKILLed can hold the lock a little longer than it takes to
+  // look dead (its threads are torn down after the leader turns zombie): while nobody
+  // answers on the socket, wait for the lock instead of giving up at once.
+  auto deadline = std::chrono::steady_clock::now() + kLockWait;
+  auto delay = std::chrono::milliseconds(5);
+  while (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    control::ControlClient probe(SocketPath());
+    if (std::chrono::steady_clock::now() >= deadline || probe.Ping()) {
+      ::close(lock_fd);
+      return Status(StatusCode::kAlreadyExists, "a Corral daemon is already running (lock " + LockPath() + ")");
+    }
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(100));
   }
 
   // Signals: blocked in every thread (threads inherit the mask), taken here with sigwait.
