@@ -121,6 +121,17 @@ bool ProcessLives(int pid) {
 class Daemon {
  public:
   explicit Daemon(const config::Config& config) : config_(config), started_(std::chrono::system_clock::now()) {}
+  // Also on an early return from Init: the same order as Finish (router last), so an
+  // on_change still running on the monitor thread never meets a destroyed router.
+  ~Daemon() {
+    router_ptr_.store(nullptr);
+    if (router_) router_->Shutdown();
+    proxy_.reset();
+    supervisor_.reset();
+    router_.reset();
+  }
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
 
   Status Init() {
     auto total = supervisor::TotalMemoryBytes();
@@ -209,9 +220,10 @@ class Daemon {
 
   void Drain() {
     shutting_down_.store(true);
-    // Stop taking requests first, then answer parked ones, then stop the children.
-    if (proxy_) proxy_->Stop();
+    // Answer parked requests first (the proxy's Stop waits for them), then stop taking
+    // requests, then stop the children.
     if (router_) router_->Shutdown();
+    if (proxy_) proxy_->Stop();
     auto live = supervisor_->List();
     Log("draining: stopping %zu model(s)", live.size());
     supervisor_->StopAll();
@@ -222,10 +234,12 @@ class Daemon {
     router_ptr_.store(nullptr);
     // The destructor joins the monitor thread; an on_change callback still running on it
     // sees finishing_ and returns. The object stays whole until that join.
+    // Order: the proxy (calls the router), then the supervisor (its destructor joins the
+    // monitor thread, the only caller of on_change left), then the router.
     proxy_.reset();
-    router_.reset();
     supervisor_.reset();
     sup_ = nullptr;
+    router_.reset();
     SaveState();
   }
 

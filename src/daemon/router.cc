@@ -174,6 +174,7 @@ void ModelRouter::SettleLocked(const std::vector<ChildInfo>& children, std::vect
     const std::string child = ChildForLocked(it->first);
     auto found = by_name.find(child);
     if (child.empty() || found == by_name.end()) {
+      QueueStartLocked(it->first);  // its child went away (stopped, evicted): start again
       ++it;
       continue;
     }
@@ -188,8 +189,7 @@ void ModelRouter::SettleLocked(const std::vector<ChildInfo>& children, std::vect
       failed_why_[it->first] = why;
       result = Err(proxy::EnsureErrorCode::kStartFailed, why, static_cast<int>(options_.failed_backoff.count()));
     } else if (c.state == ChildState::kStopped) {
-      to_start_.push_back(it->first);  // stopped under us (evicted, unloaded): start again
-      cv_.notify_one();
+      QueueStartLocked(it->first);  // stopped under us (evicted, unloaded): start again
     }
     if (!result) {
       ++it;
@@ -223,37 +223,50 @@ void ModelRouter::EnsureReady(const std::string& model, std::chrono::steady_cloc
                                  std::to_string(n_waiters_) + " requests are already waiting for models to start",
                                  kQueueFullRetryAfterS));
       } else {
-        const bool first = waiters_[model].empty();
         waiters_[model].push_back({deadline, std::move(done)});
         ++n_waiters_;
-        const bool live = c != nullptr && !supervisor::IsTerminal(c->state);
-        if (first && !live) {
-          to_start_.push_back(model);
-        }
-        cv_.notify_one();
+        // A child on its way up answers through the settle; anything else (none, failed,
+        // stopping, being evicted) needs a start.
+        const bool coming = c != nullptr && (c->state == ChildState::kStarting || c->state == ChildState::kLoading ||
+                                             (c->state == ChildState::kReady && !usage_[c->name].evicting));
+        if (!coming) QueueStartLocked(model);
       }
     }
   }
   Deliver(answers);
 }
 
-void ModelRouter::OnRequestStart(const std::string& model) {
+std::string ModelRouter::ChildAtLocked(const proxy::Endpoint& upstream) const {
+  for (const auto& c : children_) {
+    if (c.port == upstream.port && !supervisor::IsTerminal(c.state)) return c.name;
+  }
+  return "";
+}
+
+void ModelRouter::OnRequestStart(const std::string& /*model*/, const proxy::Endpoint& upstream) {
   std::lock_guard<std::mutex> lock(mu_);
-  const std::string child = ChildForLocked(model);
+  const std::string child = ChildAtLocked(upstream);
   if (child.empty()) return;
   Usage& u = usage_[child];
   ++u.in_flight;
   u.last_used = Clock::now();
 }
 
-void ModelRouter::OnRequestEnd(const std::string& model) {
+void ModelRouter::OnRequestEnd(const std::string& /*model*/, const proxy::Endpoint& upstream) {
   std::lock_guard<std::mutex> lock(mu_);
-  const std::string child = ChildForLocked(model);
-  if (child.empty()) return;
+  const std::string child = ChildAtLocked(upstream);
+  if (child.empty()) return;  // the child is gone; its usage went with it
   Usage& u = usage_[child];
   u.in_flight = std::max(0, u.in_flight - 1);
   u.last_used = Clock::now();
   if (u.in_flight == 0 && u.keep_alive && u.keep_alive->count() == 0) cv_.notify_one();
+}
+
+void ModelRouter::QueueStartLocked(const std::string& model) {
+  if (start_pending_[model]) return;
+  start_pending_[model] = true;
+  to_start_.push_back(model);
+  cv_.notify_one();
 }
 
 bool ModelRouter::SetKeepAlive(const std::string& model, std::chrono::seconds keep_alive) {
@@ -353,14 +366,17 @@ void ModelRouter::StarterLoop() {
     if (!to_start_.empty()) {
       std::string model = std::move(to_start_.front());
       to_start_.pop_front();
+      start_pending_.erase(model);
       lock.unlock();
       StartOnDemand(model);
       lock.lock();
       continue;
     }
     bool unload_now = false;
-    for (const auto& [name, u] : usage_) {
-      unload_now = unload_now || (u.in_flight == 0 && u.keep_alive && u.keep_alive->count() == 0);
+    for (const auto& c : children_) {
+      if (c.state != ChildState::kReady) continue;
+      const Usage& u = usage_[c.name];
+      unload_now = unload_now || (u.in_flight == 0 && !u.evicting && u.keep_alive && u.keep_alive->count() == 0);
     }
     if (now >= next_idle_check || unload_now) {
       next_idle_check = now + kIdleCheckInterval;
@@ -464,7 +480,7 @@ void ModelRouter::StartOnDemand(const std::string& model) {
         fail_all(Err(no_room ? proxy::EnsureErrorCode::kUnavailable : proxy::EnsureErrorCode::kStartFailed,
                      "cannot start '" + model + "': " + started.status().message(),
                      static_cast<int>(options_.failed_backoff.count())),
-                 true);
+                 /*remember=*/!no_room);
         return;
       }
       RegisterStarted(spec.name, {model, resolved->name}, /*pinned=*/false);
@@ -476,6 +492,7 @@ void ModelRouter::StartOnDemand(const std::string& model) {
 
 bool ModelRouter::EvictOne(const std::string& except_child) {
   std::string victim;
+  std::vector<Answer> answers;
   {
     std::lock_guard<std::mutex> lock(mu_);
     Clock::time_point oldest = Clock::time_point::max();
@@ -490,9 +507,9 @@ bool ModelRouter::EvictOne(const std::string& except_child) {
     }
     if (victim.empty()) return false;
     usage_[victim].evicting = true;  // unroute first, so no new request picks it
-    std::vector<Answer> none;
-    SettleLocked(children_, none);
+    SettleLocked(children_, answers);
   }
+  Deliver(answers);
   (void)supervisor_.Stop(victim);
   OnSupervisorChange();
   return true;
@@ -500,6 +517,7 @@ bool ModelRouter::EvictOne(const std::string& except_child) {
 
 void ModelRouter::ExpireIdle() {
   std::vector<std::string> expired;
+  std::vector<Answer> answers;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const auto now = Clock::now();
@@ -516,11 +534,9 @@ void ModelRouter::ExpireIdle() {
         expired.push_back(c.name);
       }
     }
-    if (!expired.empty()) {
-      std::vector<Answer> none;
-      SettleLocked(children_, none);
-    }
+    if (!expired.empty()) SettleLocked(children_, answers);
   }
+  Deliver(answers);
   for (const auto& name : expired) (void)supervisor_.Stop(name);
   if (!expired.empty()) OnSupervisorChange();
 }

@@ -69,8 +69,8 @@ class ModelRouter final : public proxy::ModelProvider {
   std::vector<proxy::ModelInfo> ListModels() const override;
   void EnsureReady(const std::string& model, std::chrono::steady_clock::time_point deadline,
                    std::function<void(proxy::EnsureResult)> done) override;
-  void OnRequestStart(const std::string& model) override;
-  void OnRequestEnd(const std::string& model) override;
+  void OnRequestStart(const std::string& model, const proxy::Endpoint& upstream) override;
+  void OnRequestEnd(const std::string& model, const proxy::Endpoint& upstream) override;
   bool SetKeepAlive(const std::string& model, std::chrono::seconds keep_alive) override;
 
  private:
@@ -99,6 +99,10 @@ class ModelRouter final : public proxy::ModelProvider {
   // whose child is ready or failed. mu_ held.
   void SettleLocked(const std::vector<supervisor::ChildInfo>& children, std::vector<Answer>& out);
   std::string ChildForLocked(const std::string& name) const;
+  // The child listening on `upstream`'s port, or "" (it may be gone already). mu_ held.
+  std::string ChildAtLocked(const proxy::Endpoint& upstream) const;
+  // Queues a start for `model` unless one is pending. mu_ held.
+  void QueueStartLocked(const std::string& model);
   std::vector<std::string> KnownNamesLocked() const;
   static void Deliver(std::vector<Answer>& answers);
 
@@ -115,6 +119,7 @@ class ModelRouter final : public proxy::ModelProvider {
   std::map<std::string, std::vector<Waiter>> waiters_;  // client name -> parked requests; GUARDED_BY(mu_)
   size_t n_waiters_ = 0;                                // GUARDED_BY(mu_)
   std::deque<std::string> to_start_;                    // client names; GUARDED_BY(mu_)
+  std::map<std::string, bool> start_pending_;           // names in to_start_; GUARDED_BY(mu_)
   std::map<std::string, Clock::time_point> failed_at_;  // client name -> last failed start; GUARDED_BY(mu_)
   std::map<std::string, std::string> failed_why_;       // GUARDED_BY(mu_)
   std::vector<catalog::Model> catalog_;                 // GUARDED_BY(mu_)

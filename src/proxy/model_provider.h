@@ -98,11 +98,13 @@ class ModelProvider {
                            std::function<void(EnsureResult)> done) = 0;
 
   // In-flight accounting: the proxy calls OnRequestStart once a request is routed to
-  // `model` and OnRequestEnd exactly once when its response ended (completed, failed, or
+  // `model` at `upstream` and OnRequestEnd (same model, same upstream: the accounting follows
+  // the child that really serves the request, even if routes change meanwhile) exactly once
+  // when its response ended (completed, failed, or
   // the client left). A model with requests in flight must never be evicted; the end
   // time feeds least-recently-used order and TTL expiry. Must be cheap (per request).
-  virtual void OnRequestStart(const std::string& model) = 0;
-  virtual void OnRequestEnd(const std::string& model) = 0;
+  virtual void OnRequestStart(const std::string& model, const Endpoint& upstream) = 0;
+  virtual void OnRequestEnd(const std::string& model, const Endpoint& upstream) = 0;
 
   // Ollama "keep_alive": 0 unloads the model once its in-flight requests end; a positive
   // duration sets its idle TTL from now; negative = keep loaded until told otherwise.

@@ -425,7 +425,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     pool_key_ = ep.ToString();
     if (!in_flight_) {
       in_flight_ = true;
-      px_.provider.OnRequestStart(model_);
+      in_flight_endpoint_ = ep;
+      px_.provider.OnRequestStart(model_, ep);
       model_metrics_ = &px_.MetricsFor(w_, model_);
       model_metrics_->requests.fetch_add(1, std::memory_order_relaxed);
       model_metrics_->in_flight.fetch_add(1, std::memory_order_relaxed);
@@ -802,7 +803,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void EndInFlight() {
     if (!in_flight_) return;
     in_flight_ = false;
-    px_.provider.OnRequestEnd(model_);
+    px_.provider.OnRequestEnd(model_, in_flight_endpoint_);
     if (model_metrics_ != nullptr) model_metrics_->in_flight.fetch_sub(1, std::memory_order_relaxed);
     if (ollama_keep_alive_) {
       px_.provider.SetKeepAlive(model_, *ollama_keep_alive_);
@@ -871,6 +872,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool is_head_ = false;
   Clock::time_point request_read_at_{};
   Endpoint endpoint_;
+  Endpoint in_flight_endpoint_;  // where OnRequestStart was charged
   std::string pool_key_;
   std::unique_ptr<UpstreamConn> up_;
   bool up_reused_ = false, retried_ = false, from_snapshot_ = false, ensured_after_connect_ = false;

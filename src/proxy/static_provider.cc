@@ -94,13 +94,13 @@ void StaticProvider::EnsureReady(const std::string& model, std::chrono::steady_c
   done(std::move(err));
 }
 
-void StaticProvider::OnRequestStart(const std::string& model) {
+void StaticProvider::OnRequestStart(const std::string& model, const Endpoint& /*upstream*/) {
   started_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mu_);
   ++in_flight_[model];
 }
 
-void StaticProvider::OnRequestEnd(const std::string& model) {
+void StaticProvider::OnRequestEnd(const std::string& model, const Endpoint& /*upstream*/) {
   std::lock_guard<std::mutex> lock(mu_);
   --in_flight_[model];
 }

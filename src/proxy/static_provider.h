@@ -35,8 +35,8 @@ class StaticProvider final : public ModelProvider {
   std::vector<ModelInfo> ListModels() const override;
   void EnsureReady(const std::string& model, std::chrono::steady_clock::time_point deadline,
                    std::function<void(EnsureResult)> done) override;
-  void OnRequestStart(const std::string& model) override;
-  void OnRequestEnd(const std::string& model) override;
+  void OnRequestStart(const std::string& model, const Endpoint& upstream) override;
+  void OnRequestEnd(const std::string& model, const Endpoint& upstream) override;
   bool SetKeepAlive(const std::string& model, std::chrono::seconds keep_alive) override;
 
   // Test hooks: requests in flight for `model`, total starts seen, last keep-alive asked for.

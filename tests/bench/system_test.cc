@@ -109,9 +109,16 @@ namespace {
 // The corral binary of this build tree refuses to bench when it was built without
 // optimisation (the asan-ubsan build), unless --allow-debug, and then the report says so.
 TEST(BuildGuard, RefusesUnoptimisedBuildsUnlessAllowed) {
+  // Suite C against a private daemon on a tiny model (the suite starts and stops it).
   testing::TempDir dir;
-  auto plain = testing::RunCorral({"bench", "--suite", "C", "--smoke", "--out", dir.path()});
-  auto allowed = testing::RunCorral({"bench", "--suite", "C", "--smoke", "--allow-debug", "--out", dir.File("a")});
+  const auto env = testing::PrivateDaemonEnv(dir);
+  const std::string model =
+      testing::MakeModel(dir.path(), "m.gguf", {"--n-embd", "64", "--n-layer", "2", "--n-head", "4", "--n-ff", "128"});
+  ASSERT_FALSE(model.empty());
+  auto plain = testing::RunCorral({"bench", "--suite", "C", "--smoke", "--model", model, "--out", dir.path()}, env);
+  auto allowed = testing::RunCorral(
+      {"bench", "--suite", "C", "--smoke", "--allow-debug", "--model", model, "--out", dir.File("a")}, env);
+  testing::RunCorral({"daemon", "stop"}, env);
   EXPECT_EQ(allowed.exit_code, 0) << allowed.err;
   if (BuiltOptimized()) {
     EXPECT_EQ(plain.exit_code, 0) << plain.err;

@@ -416,8 +416,8 @@ class ScriptedProvider final : public ModelProvider {
       done(e);
     });
   }
-  void OnRequestStart(const std::string&) override { in_flight_++; }
-  void OnRequestEnd(const std::string&) override { in_flight_--; }
+  void OnRequestStart(const std::string&, const proxy::Endpoint&) override { in_flight_++; }
+  void OnRequestEnd(const std::string&, const proxy::Endpoint&) override { in_flight_--; }
   bool SetKeepAlive(const std::string&, std::chrono::seconds) override { return true; }
 
   std::atomic<int> ensure_calls_{0};

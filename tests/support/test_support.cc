@@ -126,6 +126,17 @@ RunResult RunCorral(const std::vector<std::string>& args, const std::map<std::st
   return res;
 }
 
+std::map<std::string, std::string> PrivateDaemonEnv(const TempDir& dir) {
+  return {{"XDG_RUNTIME_DIR", dir.File("run")},
+          {"XDG_STATE_HOME", dir.File("state")},
+          {"XDG_CONFIG_HOME", dir.File("config")},
+          {"XDG_DATA_HOME", dir.File("data")},
+          {"HOME", dir.File("home")},
+          {"CORRAL_CACHE_DIR", dir.File("cache")},
+          {"CORRAL_LLAMA_SERVER", PinnedLlamaServer()},
+          {"CORRAL_LISTEN", "127.0.0.1:0"}};
+}
+
 std::string MakeModel(const std::string& dir, const std::string& file, const std::vector<std::string>& extra_args) {
   std::string path = dir + "/" + file;
   std::vector<std::string> args = {"model", "synth", "--out", path, "--force"};

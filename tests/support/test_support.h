@@ -41,6 +41,10 @@ struct RunResult {
   std::string out;
   std::string err;
 };
+// Environment for a private daemon under `dir` (its own XDG dirs, socket, state, caches, and
+// a proxy on a free port), so a test never touches the user's daemon or another test's.
+std::map<std::string, std::string> PrivateDaemonEnv(const TempDir& dir);
+
 // Runs the corral binary with `args`, environment `env` added to this process's.
 RunResult RunCorral(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
                     std::chrono::seconds timeout = std::chrono::seconds(120));
