@@ -5,6 +5,9 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 export CORRAL_ENGINE_DIR := $(shell scripts/engine.sh --print)
 CORRAL := build/release/bin/corral
+# ccache: paths relative to the checkout, so another clone (CI) reuses the object files.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := true
 
 .PHONY: run test setup engine build build-asan build-tsan build-fuzz models fuzz format format-check tidy bench clean help
 
