@@ -29,7 +29,7 @@ struct Config {
   std::string memory_budget;  // "auto" (total RAM minus a margin) or a size: "12GiB"
   int health_timeout_s = 60;  // base readiness timeout; + health_timeout_per_gib_s per GiB of model
   int health_timeout_per_gib_s = 30;
-  int stop_timeout_s = 10;    // SIGTERM → SIGKILL grace
+  int stop_timeout_s = 10;  // SIGTERM → SIGKILL grace
   // Catalog: which caches of other tools to scan (issue 4).
   bool scan_huggingface = true;
   bool scan_ollama = true;
