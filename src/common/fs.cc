@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -152,6 +153,33 @@ Result<std::string> ReadFileBounded(const std::string& path, uint64_t max_bytes)
   }
   ::close(fd);
   return out;
+}
+
+Result<std::string> TailFile(const std::string& path, size_t lines, uint64_t window_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("open " + path, errno);
+  const off_t size = std::max<off_t>(::lseek(fd, 0, SEEK_END), 0);
+  const auto window = static_cast<off_t>(std::min<uint64_t>(window_bytes, static_cast<uint64_t>(size)));
+  std::string buf(static_cast<size_t>(window), '\0');
+  ssize_t r = window > 0 ? ::pread(fd, buf.data(), buf.size(), size - window) : 0;
+  ::close(fd);
+  buf.resize(r > 0 ? static_cast<size_t>(r) : 0);
+  if (lines == 0) return std::string();
+  if (!buf.empty() && buf.back() == '\n') buf.pop_back();
+  size_t pos = buf.size();
+  for (size_t count = 0; pos > 0;) {
+    size_t nl = buf.rfind('\n', pos - 1);
+    if (nl == std::string::npos) {
+      pos = 0;
+      break;
+    }
+    if (++count == lines) {
+      pos = nl + 1;
+      break;
+    }
+    pos = nl;
+  }
+  return buf.substr(pos);
 }
 
 Status MakeDirs(const std::string& path, mode_t mode) {

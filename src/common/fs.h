@@ -49,6 +49,10 @@ Status WriteFileAtomic(const std::string& path, std::string_view contents, mode_
 // Reads a whole file, refusing files larger than `max_bytes`.
 Result<std::string> ReadFileBounded(const std::string& path, uint64_t max_bytes);
 
+// The last `lines` lines of a file (without its final newline), reading at most
+// `window_bytes` from its end (log files can be large; a tail never needs all of them).
+Result<std::string> TailFile(const std::string& path, size_t lines, uint64_t window_bytes);
+
 // mkdir -p with `mode` for the directories it creates.
 Status MakeDirs(const std::string& path, mode_t mode = 0755);
 

@@ -77,39 +77,6 @@ ErrorCode CodeForStart(const Status& s) {
   }
 }
 
-// The last `lines` lines of a file, reading at most kMaxLogWindow bytes from its end.
-std::string TailFile(const std::string& path, int lines, Status* status) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *status = ErrnoError("open " + path, errno);
-    return "";
-  }
-  off_t size = ::lseek(fd, 0, SEEK_END);
-  off_t window = static_cast<off_t>(std::min<uint64_t>(kMaxLogWindow, static_cast<uint64_t>(std::max<off_t>(size, 0))));
-  std::string buf(static_cast<size_t>(window), '\0');
-  ssize_t r = window > 0 ? ::pread(fd, buf.data(), buf.size(), size - window) : 0;
-  ::close(fd);
-  buf.resize(r > 0 ? static_cast<size_t>(r) : 0);
-  size_t end = buf.size();
-  if (end > 0 && buf[end - 1] == '\n') --end;
-  size_t pos = end;
-  int count = 0;
-  while (pos > 0 && count < lines) {
-    size_t nl = buf.rfind('\n', pos - 1);
-    ++count;
-    if (nl == std::string::npos) {
-      pos = 0;
-      break;
-    }
-    if (count == lines) {
-      pos = nl + 1;
-      break;
-    }
-    pos = nl;
-  }
-  return lines <= 0 ? std::string() : buf.substr(pos);
-}
-
 // True when `pid` exists and is not a zombie (a killed child waits for init to reap it).
 bool ProcessLives(int pid) {
   auto stat = ReadFileBounded("/proc/" + std::to_string(pid) + "/stat", 1 << 16);
@@ -356,9 +323,9 @@ class Daemon {
     std::string path = ModelLogDir() + "/" + name + ".log";
     auto info = supervisor_->Get(name);
     if (info.ok()) path = info->log_path;
-    Status st;
-    std::string text = TailFile(path, lines, &st);
-    if (!st.ok()) return Error(ErrorCode::kNotRunning, "no log for '" + name + "': " + st.message());
+    auto tail = TailFile(path, static_cast<size_t>(lines), kMaxLogWindow);
+    if (!tail.ok()) return Error(ErrorCode::kNotRunning, "no log for '" + name + "': " + tail.status().message());
+    const std::string& text = *tail;
     return {200, {{"name", name}, {"path", path}, {"text", text}, {"running", info.ok()}}};
   }
 

@@ -37,6 +37,7 @@ constexpr uint64_t kTagPidfd = 3ULL << 32;
 constexpr size_t kMaxLogReadPerEvent = size_t{256} * 1024;  // bytes scanned per log-growth event
 constexpr size_t kPortScanTail = 256;                       // bytes kept across reads for the port line
 constexpr size_t kFailureLogLines = 20;
+constexpr uint64_t kFailureLogWindowBytes = 16 * 1024;  // read from the end of the log
 constexpr std::chrono::milliseconds kProbeConnectTimeout{200};
 constexpr std::chrono::milliseconds kProbeReadTimeout{1000};
 constexpr std::chrono::seconds kStopExtraWait{5};
@@ -86,36 +87,6 @@ int ProbeHealth(int port) {
   } while (false);
   ::close(fd);
   return status;
-}
-
-std::string TailLines(const std::string& path, size_t lines) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  off_t size = ::lseek(fd, 0, SEEK_END);
-  constexpr off_t kWindow = off_t{16} * 1024;
-  off_t from = size > kWindow ? size - kWindow : 0;
-  std::string buf(static_cast<size_t>(size - from), '\0');
-  ssize_t r = ::pread(fd, buf.data(), buf.size(), from);
-  ::close(fd);
-  if (r <= 0) return "";
-  buf.resize(static_cast<size_t>(r));
-  if (!buf.empty() && buf.back() == '\n') buf.pop_back();
-  size_t pos = buf.size();
-  size_t count = 0;
-  while (pos > 0) {
-    size_t nl = buf.rfind('\n', pos - 1);
-    ++count;
-    if (nl == std::string::npos) {
-      pos = 0;
-      break;
-    }
-    if (count == lines) {
-      pos = nl + 1;
-      break;
-    }
-    pos = nl;
-  }
-  return buf.substr(pos) + "\n";
 }
 
 // The first error line llama-server logged ("0.00.013 E llama_model_load: error loading
@@ -555,7 +526,8 @@ void Supervisor::ReapLocked(Child& c) {
     c.watch = -1;
   }
   if (c.lifecycle.state() == ChildState::kFailed) {
-    c.last_log_lines = TailLines(c.log_path, kFailureLogLines);
+    auto tail = TailFile(c.log_path, kFailureLogLines, kFailureLogWindowBytes);
+    c.last_log_lines = tail.ok() && !tail->empty() ? *tail + "\n" : std::string();
     if (c.lifecycle.failure().kind == FailureKind::kExited)
       c.lifecycle.AppendFailureDetail(FirstError(c.last_log_lines));
   }

@@ -24,14 +24,7 @@ const std::vector<std::string> kTinyDims = {"--n-embd", "64",     "--n-layer", "
 class DaemonProxyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    env_ = {{"XDG_RUNTIME_DIR", dir_.File("run")},
-            {"XDG_STATE_HOME", dir_.File("state")},
-            {"XDG_CONFIG_HOME", dir_.File("config")},
-            {"XDG_DATA_HOME", dir_.File("data")},
-            {"HOME", dir_.File("home")},
-            {"CORRAL_CACHE_DIR", dir_.File("cache")},
-            {"CORRAL_LLAMA_SERVER", testing::PinnedLlamaServer()},
-            {"CORRAL_LISTEN", "127.0.0.1:0"}};
+    env_ = testing::PrivateDaemonEnv(dir_);
     const std::string models = dir_.File("data/corral/models");
     std::vector<std::string> a = kTinyDims, b = kTinyDims;
     a.insert(a.end(), {"--name", "alpha", "--seed", "1"});

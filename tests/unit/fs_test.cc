@@ -83,6 +83,18 @@ TEST(MakeDirsTest, CreatesNestedAndRefusesFiles) {
   EXPECT_FALSE(MakeDirs(dir.File("f")).ok());
 }
 
+TEST(TailFileTest, LastLinesWithinTheWindow) {
+  testing::TempDir dir;
+  ASSERT_TRUE(WriteFileAtomic(dir.File("log"), "one\ntwo\nthree\n").ok());
+  EXPECT_EQ(*TailFile(dir.File("log"), 2, 1024), "two\nthree");
+  EXPECT_EQ(*TailFile(dir.File("log"), 10, 1024), "one\ntwo\nthree");
+  EXPECT_EQ(*TailFile(dir.File("log"), 0, 1024), "");
+  EXPECT_EQ(*TailFile(dir.File("log"), 10, 10), "two\nthree");  // only the last 10 bytes are read
+  ASSERT_TRUE(WriteFileAtomic(dir.File("empty"), "").ok());
+  EXPECT_EQ(*TailFile(dir.File("empty"), 3, 1024), "");
+  EXPECT_FALSE(TailFile(dir.File("missing"), 3, 1024).ok());
+}
+
 TEST(Sha256Test, KnownDigest) {
   testing::TempDir dir;
   ASSERT_TRUE(WriteFileAtomic(dir.File("abc"), "abc").ok());
