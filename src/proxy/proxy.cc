@@ -318,6 +318,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     client_deadline_ = Clock::time_point::max();
     auto& req = parser_->get();
     client_keep_alive_ = req.keep_alive();
+    client_http10_ = req.version() < 11;
     is_head_ = req.method() == http::verb::head;
     switch (route_.kind) {
       case RouteKind::kForward: return RouteForward();
@@ -571,9 +572,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
       out_head_.append(res.reason().data(), res.reason().size());
     }
     out_head_.append("\r\n");
+    // An HTTP/1.0 client cannot take chunked framing (RFC 9112 7.1): the body is relayed
+    // de-chunked and its end is the end of the connection.
+    dechunk_ = client_http10_ && res.chunked();
+    if (dechunk_) client_keep_alive_ = false;
     std::string_view connection = res[http::field::connection];
     for (const auto& f : res) {
       if (IsHopByHop(f.name()) || ListedInConnection(connection, f.name_string())) continue;
+      if (dechunk_ && f.name() == http::field::transfer_encoding) continue;
       out_head_.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
     }
     if (px_.options.add_model_header) out_head_.append("x-corral-model: ").append(model_).append("\r\n");
@@ -585,13 +591,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (!client_keep_alive_) out_head_.append("Connection: close\r\n");
     out_head_.append("\r\n");
     rparser_->eager(true);
+    if (dechunk_) res.body().sink = &decoded_;
     // Body bytes that arrived with the head.
     size_t n = upbuf_.size();
     size_t mine = n == 0 ? 0 : Track(static_cast<const char*>(upbuf_.data().data()), n);
     if (track_tail_) AppendTail(static_cast<const char*>(upbuf_.data().data()), mine);
     response_started_ = true;
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_head_), asio::buffer(upbuf_.data().data(), mine)};
-    WriteClient(bufs);
+    asio::const_buffer body = dechunk_ ? asio::buffer(decoded_) : asio::buffer(upbuf_.data().data(), mine);
+    WriteClient({asio::buffer(out_head_), body});
   }
 
   // Feeds raw response bytes to the framing parser. Returns how many of them belong to
@@ -705,9 +712,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return Close();
     }
     up_deadline_ = Clock::now() + px_.options.upstream_timeout;
+    if (dechunk_) decoded_.clear();  // the previous write has completed
     size_t mine = Track(relay_.get(), n);
     if (track_tail_) AppendTail(relay_.get(), mine);
     if (translated_) return OnTranslatedBytes(mine);
+    if (dechunk_) return WriteClient({asio::buffer(decoded_), asio::const_buffer()});
     WriteClient({asio::buffer(relay_.get(), mine), asio::const_buffer()});
   }
 
@@ -844,6 +853,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     response_started_ = client_gone_ = parse_error_ = counted_error_ = added_latency_recorded_ = false;
     up_reusable_ = false;
     translated_ = false;
+    dechunk_ = false;
     status_ = 0;
     retry_after_s_ = 0;
     model_metrics_ = nullptr;
@@ -921,7 +931,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<OllamaResponseTranslator> ollama_;
   std::optional<std::chrono::seconds> ollama_keep_alive_;
   std::string translated_out_;
-  std::string decoded_;  // de-chunked upstream body bytes not yet translated
+  std::string decoded_;         // de-chunked upstream body bytes not yet translated or written
+  bool client_http10_ = false;  // the request said HTTP/1.0
+  bool dechunk_ = false;        // relaying a chunked response de-chunked (HTTP/1.0 client)
 };
 
 // ---- Ollama routes ----
@@ -996,7 +1008,11 @@ void Connection::OnTranslatedHead() {
   decoded_.clear();
   // Status line and head: chunked NDJSON when streaming; otherwise written once at the end.
   if (ollama_->streaming() && status_ < 400) {
-    std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n";
+    // HTTP/1.0 clients get the NDJSON unframed, ended by closing the connection.
+    if (client_http10_) client_keep_alive_ = false;
+    std::string head = client_http10_
+                           ? "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+                           : "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n";
     if (px_.options.add_model_header) head += "x-corral-model: " + model_ + "\r\n";
     if (!client_keep_alive_) head += "Connection: close\r\n";
     head += "\r\n";
@@ -1034,12 +1050,14 @@ void Connection::WriteTranslated(std::string bytes, bool last) {
     response_started_ = true;
     translated_out_ = out_head_ + local_body_;
   } else {
-    if (!bytes.empty()) {
+    if (client_http10_) {
+      translated_out_.append(bytes);
+    } else if (!bytes.empty()) {
       char size_line[32];
       std::snprintf(size_line, sizeof size_line, "%zx\r\n", bytes.size());
       translated_out_.append(size_line).append(bytes).append("\r\n");
     }
-    if (last) translated_out_.append("0\r\n\r\n");
+    if (last && !client_http10_) translated_out_.append("0\r\n\r\n");
   }
   if (translated_out_.empty()) return RelayNext();
   auto self = shared_from_this();

@@ -154,6 +154,36 @@ TEST(ProxyFaultTest, MalformedSseIsRelayedByteForByte) {
   EXPECT_EQ(status, 200);
 }
 
+// HTTP/1.0 clients cannot take chunked framing: the same SSE arrives de-chunked, without
+// Transfer-Encoding, and the end of the body is the end of the connection.
+TEST(ProxyFaultTest, Http10ClientGetsAChunkedStreamDechunked) {
+  const std::string sse = "data: {\"a\":1}\n\ndata: {\"b\":2}\n\ndata: [DONE]\n\n";
+  FakeUpstream up([&](tcp::socket& s, int) {
+    std::string req;
+    while (FakeUpstream::ReadRequest(s, &req)) {
+      if (AnswerHealthy(s, req)) continue;
+      // Split across writes and chunks, with a chunk extension, as a server may.
+      FakeUpstream::Write(s, kSseHead + Chunk(sse.substr(0, 5)));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      FakeUpstream::Write(s, "d;ext=1\r\n" + sse.substr(5, 13) + "\r\n" + Chunk(sse.substr(18)) + "0\r\n\r\n");
+    }
+  });
+  Harness h(up.port());
+  RawClient c(h.port());
+  std::string req = Post("/v1/chat/completions", kChatBody);
+  req.replace(req.find("HTTP/1.1"), 8, "HTTP/1.0");
+  ASSERT_TRUE(c.Send(req));
+  std::string all = c.ReadToEof();
+  size_t split = all.find("\r\n\r\n");
+  ASSERT_NE(split, std::string::npos) << all;
+  std::string head = all.substr(0, split + 2);
+  EXPECT_EQ(head.substr(0, 12), "HTTP/1.1 200") << head;
+  EXPECT_EQ(testutil::HeaderValue(head, "transfer-encoding"), "") << head;
+  EXPECT_EQ(testutil::HeaderValue(head, "connection"), "close") << head;
+  EXPECT_EQ(all.substr(split + 4), sse);
+  ExpectStillHealthy(h.port());
+}
+
 TEST(ProxyFaultTest, MalformedFramingIsCutAndTheProxyStaysHealthy) {
   FakeUpstream up([](tcp::socket& s, int) {
     std::string req;

@@ -173,6 +173,41 @@ TEST_F(ProxyIntegrationTest, StreamingSurfacesRelayEveryEvent) {
   }
 }
 
+// An HTTP/1.0 client (old tools, some load balancers' health checks) streaming from the
+// real llama-server: the chunked SSE comes de-chunked and ends with the connection.
+TEST_F(ProxyIntegrationTest, Http10ClientStreamsWithoutChunkedFraming) {
+  StartServers(false);
+  const std::string body =
+      R"({"model":"chat","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"temperature":0,"stream":true})";
+  RawClient client(static_cast<int>(proxy_->port()));
+  ASSERT_TRUE(
+      client.Send("POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  "Content-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n" + body));
+  std::string all = client.ReadToEof();
+  size_t split = all.find("\r\n\r\n");
+  ASSERT_NE(split, std::string::npos) << all;
+  std::string head = all.substr(0, split + 2);
+  std::string sse = all.substr(split + 4);
+  EXPECT_EQ(testutil::HeaderValue(head, "transfer-encoding"), "") << head;
+  EXPECT_EQ(testutil::HeaderValue(head, "connection"), "close") << head;
+  // Every event is a whole "data: ..." line (no chunk-size lines between them), ending in [DONE].
+  ASSERT_GE(sse.size(), 14U);
+  EXPECT_EQ(sse.substr(sse.size() - 14), "data: [DONE]\n\n") << sse;
+  size_t events = 0;
+  for (size_t pos = 0; pos < sse.size();) {
+    size_t end = sse.find("\n\n", pos);
+    ASSERT_NE(end, std::string::npos) << sse.substr(pos);
+    EXPECT_EQ(sse.compare(pos, 6, "data: "), 0) << sse.substr(pos, end - pos);
+    if (sse.compare(pos, 7, "data: {") == 0) {
+      EXPECT_TRUE(json::accept(sse.substr(pos + 6, end - pos - 6))) << sse.substr(pos, end - pos);
+      ++events;
+    }
+    pos = end + 2;
+  }
+  EXPECT_GE(events, 8U);
+}
+
 TEST_F(ProxyIntegrationTest, TwoModelsInOneKeepAliveSession) {
   StartServers(true);
   RawClient c(proxy_->port());
@@ -345,6 +380,27 @@ TEST_F(ProxyIntegrationTest, OllamaRoutes) {
   EXPECT_EQ(lines.back()["eval_count"], 5);
   EXPECT_GT(lines.back()["eval_duration"].get<int64_t>(), 0);
   EXPECT_GT(lines.back()["total_duration"].get<int64_t>(), 0);
+
+  {
+    // The same stream for an HTTP/1.0 client: unframed NDJSON ended by the close.
+    const std::string body =
+        R"({"model":"chat","messages":[{"role":"user","content":"hi"}],"options":{"num_predict":5,"temperature":0}})";
+    RawClient c(proxy_->port());
+    ASSERT_TRUE(
+        c.Send("POST /api/chat HTTP/1.0\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+    std::string all = c.ReadToEof();
+    size_t split = all.find("\r\n\r\n");
+    ASSERT_NE(split, std::string::npos) << all;
+    EXPECT_EQ(testutil::HeaderValue(all.substr(0, split + 2), "transfer-encoding"), "") << all;
+    std::vector<json> lines10;
+    for (size_t at = split + 4, end; (end = all.find('\n', at)) != std::string::npos; at = end + 1) {
+      ASSERT_TRUE(json::accept(all.substr(at, end - at))) << all.substr(at, end - at);
+      lines10.push_back(json::parse(all.substr(at, end - at)));
+    }
+    ASSERT_EQ(lines10.size(), lines.size()) << all;
+    EXPECT_EQ(lines10.back()["done"], true);
+    EXPECT_EQ(lines10.back()["eval_count"], 5);
+  }
 
   // Non-streaming generate.
   r = ViaProxy("POST", "/api/generate", R"({"model":"chat","prompt":"hi","stream":false,"options":{"num_predict":3}})");
