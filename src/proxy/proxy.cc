@@ -20,6 +20,7 @@
 #include <optional>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "proxy/api_errors.h"
@@ -114,6 +115,7 @@ struct Worker {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   std::thread thread;
   std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConn>>> pool;  // key: endpoint
+  std::unordered_set<std::string> preconnecting;  // endpoints with a spare connect in flight
   std::unordered_map<std::string, ModelMetrics*> metrics_cache;
   asio::steady_timer sweep{ioc};
   std::vector<std::weak_ptr<class Connection>> connections;  // for Stop()
@@ -161,6 +163,30 @@ class Proxy::Impl {
     if (v.size() >= options.pool_max_idle_per_upstream) return;
     c->idle_since = Clock::now();
     v.push_back(std::move(c));
+  }
+  // llama-server closes the connection after every streamed response, so the next request
+  // to it would pay a TCP connect and one more event-loop round before its bytes leave.
+  // When a response leaves its connection unusable and the pool for that upstream is
+  // empty, one spare is connected in the background and pooled for the next request
+  // (at most one in flight per upstream and worker; it ages out like any pooled one).
+  // Called on `w`'s thread only.
+  void PreConnect(Worker& w, const std::string& key, const Endpoint& ep) {
+    if (!options.preconnect || stopping.load(std::memory_order_relaxed)) return;
+    auto it = w.pool.find(key);
+    if (it != w.pool.end() && !it->second.empty()) return;
+    error_code ec;
+    auto addr = asio::ip::make_address(ep.host, ec);
+    if (ec || !w.preconnecting.insert(key).second) return;
+    auto c = std::make_unique<UpstreamConn>(w.ioc);
+    UpstreamConn* raw = c.get();
+    raw->sock.async_connect(tcp::endpoint(addr, ep.port),
+                            [this, &w, key, c = std::move(c)](const error_code& cec) mutable {
+                              w.preconnecting.erase(key);
+                              if (cec || stopping.load(std::memory_order_relaxed)) return;
+                              error_code oec;
+                              c->sock.set_option(tcp::no_delay(true), oec);
+                              GiveBack(w, key, std::move(c));
+                            });
   }
   ModelMetrics& MetricsFor(Worker& w, const std::string& model) {
     auto it = w.metrics_cache.find(model);
@@ -561,6 +587,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // connection and needed the replay. So a connection that carried a chunked response is
     // not pooled; the next request connects (as a direct client of llama-server must too).
     up_reusable_ = res.keep_alive() && !res.chunked();
+    if (!up_reusable_ && status_ < 500) px_.PreConnect(w_, pool_key_, endpoint_);
     if (status_ >= 400) CountError();
     if (translated_) return OnTranslatedHead();
     out_head_.clear();

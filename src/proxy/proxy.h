@@ -47,6 +47,11 @@ struct ProxyOptions {
   // (cpp-httplib) parks one of its HTTP threads (default max(n_parallel + 2, cores - 1)) on
   // every idle keep-alive connection, so a large pool would starve it of threads.
   size_t pool_max_idle_per_upstream = 1;
+  // Connect a spare upstream connection in the background when a response leaves its
+  // connection unusable (llama-server closes it after every stream), so the next request
+  // does not wait for a connect. Costs one parked llama-server HTTP thread per upstream and
+  // worker while idle (the pinned llama-server grows its pool on demand).
+  bool preconnect = true;
   size_t relay_buffer_bytes = 16U << 10;   // per stream; the upstream read high watermark
   size_t max_pipelined_bytes = 64U << 10;  // client bytes read ahead while a response streams
   bool add_model_header = true;            // x-corral-model on forwarded responses

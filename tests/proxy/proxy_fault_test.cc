@@ -3,6 +3,7 @@
 // fault the proxy must still answer a normal request.
 #include <gtest/gtest.h>
 
+#include <mutex>
 #include <thread>
 
 #include "proxy/proxy.h"
@@ -227,6 +228,62 @@ TEST(ProxyFaultTest, StalePooledConnectionIsReplayedOnce) {
   }
   EXPECT_EQ(up.connections(), 2);
   EXPECT_NE(h.proxy->MetricsText().find("corral_proxy_upstream_retries_total 1"), std::string::npos);
+}
+
+// An upstream that closes after every streamed response (as llama-server does) gets a
+// spare connection opened in the background, and the next request goes over it.
+TEST(ProxyFaultTest, SpareConnectionIsOpenedAfterAStreamAndUsedNext) {
+  std::mutex mu;
+  std::vector<int> served_on;  // connection index of every streamed request
+  FakeUpstream up([&](tcp::socket& s, int index) {
+    std::string req;
+    if (!FakeUpstream::ReadRequest(s, &req)) return;
+    {
+      std::lock_guard lock(mu);
+      served_on.push_back(index);
+    }
+    FakeUpstream::Write(s, kSseHead + Chunk("data: [DONE]\n\n") + "0\r\n\r\n");
+    boost::system::error_code ec;
+    s.shutdown(tcp::socket::shutdown_both, ec);  // no keep-alive after a stream
+  });
+  ProxyOptions o;
+  o.threads = 1;
+  Harness h(up.port(), o);
+  RawClient c(h.port());
+  ASSERT_TRUE(c.Send(Post("/v1/chat/completions", kChatBody)));
+  std::string head, body;
+  int status = 0;
+  ASSERT_TRUE(c.ReadResponse(&head, &body, &status));
+  EXPECT_EQ(status, 200);
+  // The spare arrives without any request from the client.
+  for (int i = 0; i < 500 && up.connections() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(up.connections(), 2);
+  ASSERT_TRUE(c.Send(Post("/v1/chat/completions", kChatBody)));
+  ASSERT_TRUE(c.ReadResponse(&head, &body, &status));
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(body, "data: [DONE]\n\n");
+  std::lock_guard lock(mu);
+  EXPECT_EQ(served_on, (std::vector<int>{0, 1}));
+}
+
+// With preconnect off, nothing connects until a request needs it.
+TEST(ProxyFaultTest, NoSpareConnectionWhenPreconnectIsOff) {
+  FakeUpstream up([](tcp::socket& s, int) {
+    std::string req;
+    if (!FakeUpstream::ReadRequest(s, &req)) return;
+    FakeUpstream::Write(s, kSseHead + Chunk("data: [DONE]\n\n") + "0\r\n\r\n");
+  });
+  ProxyOptions o;
+  o.threads = 1;
+  o.preconnect = false;
+  Harness h(up.port(), o);
+  RawClient c(h.port());
+  ASSERT_TRUE(c.Send(Post("/v1/chat/completions", kChatBody)));
+  std::string head, body;
+  int status = 0;
+  ASSERT_TRUE(c.ReadResponse(&head, &body, &status));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(up.connections(), 1);
 }
 
 TEST(ProxyFaultTest, UnsafeRoutesAreNotReplayed) {
