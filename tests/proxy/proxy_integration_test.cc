@@ -24,7 +24,7 @@ const std::vector<std::string> kSmallDims = {"--n-embd", "64",     "--n-layer", 
 // Model "chat" (completions) and, when asked, model "embed" (llama-server --embeddings).
 class ProxyIntegrationTest : public ::testing::Test {
  protected:
-  void StartServers(bool with_embed) {
+  void StartServers(bool with_embed, bool with_rerank = false) {
     std::string model = testing::MakeModel(dir_.path(), "chat.gguf", kSmallDims);
     ASSERT_FALSE(model.empty());
     auto chat = testing::LlamaServer::Start(model, {"-c", "32768", "-np", "1", "-t", "1", "--metrics", "--slots"});
@@ -37,6 +37,12 @@ class ProxyIntegrationTest : public ::testing::Test {
       ASSERT_TRUE(embed.ok()) << embed.status().ToString();
       embed_ = std::move(*embed);
       ups["embed"] = Endpoint{"127.0.0.1", static_cast<uint16_t>(embed_->port())};
+    }
+    if (with_rerank) {
+      auto rank = testing::LlamaServer::Start(model, {"-c", "512", "-np", "1", "-t", "1", "--reranking"});
+      ASSERT_TRUE(rank.ok()) << rank.status().ToString();
+      rank_ = std::move(*rank);
+      ups["rank"] = Endpoint{"127.0.0.1", static_cast<uint16_t>(rank_->port())};
     }
     provider_ = std::make_unique<StaticProvider>(ups);
     provider_->PublishTo(routes_);
@@ -59,7 +65,7 @@ class ProxyIntegrationTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  std::unique_ptr<testing::LlamaServer> chat_, embed_;
+  std::unique_ptr<testing::LlamaServer> chat_, embed_, rank_;
   std::unique_ptr<StaticProvider> provider_;
   RoutingTable routes_;
   std::unique_ptr<Proxy> proxy_;
@@ -206,6 +212,27 @@ TEST_F(ProxyIntegrationTest, Http10ClientStreamsWithoutChunkedFraming) {
     pos = end + 2;
   }
   EXPECT_GE(events, 8U);
+}
+
+// /v1/rerank against a llama-server started with --reranking: the proxy's answer is the
+// server's own, scores included, and a model without a rank head answers in its own shape.
+TEST_F(ProxyIntegrationTest, RerankRoutesToARerankingServer) {
+  StartServers(false, /*with_rerank=*/true);
+  const std::string body = R"({"model":"rank","query":"fox","documents":["a quick fox","a lazy dog","foxes"]})";
+  auto direct = testing::Http("POST", rank_->port(), "/v1/rerank", body);
+  auto proxied = ViaProxy("POST", "/v1/rerank", body);
+  ASSERT_TRUE(direct.ok() && proxied.ok());
+  ASSERT_EQ(direct->status, 200) << direct->body;
+  EXPECT_EQ(proxied->status, 200) << proxied->body;
+  json d = json::parse(direct->body), p = json::parse(proxied->body);
+  ASSERT_EQ(p["results"].size(), 3U) << proxied->body;
+  EXPECT_EQ(Normalize(d), Normalize(p));
+  EXPECT_EQ(proxied->headers["x-corral-model"], "rank");
+  // The chat model has no rerank endpoint enabled: llama-server's error passes through.
+  auto refused = ViaProxy("POST", "/v1/rerank", R"({"model":"chat","query":"q","documents":["a"]})");
+  ASSERT_TRUE(refused.ok());
+  EXPECT_GE(refused->status, 400);
+  EXPECT_TRUE(json::parse(refused->body).contains("error")) << refused->body;
 }
 
 TEST_F(ProxyIntegrationTest, TwoModelsInOneKeepAliveSession) {
