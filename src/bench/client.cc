@@ -75,6 +75,7 @@ asio::awaitable<void> StreamOne(const Endpoint& ep, const StreamRequest& req, Cl
   request.prepare_payload();
 
   const auto t_send = Clock::now();
+  trace.sent_at = t_send;
   trace.connect_ms = MsSince(t_connect, t_send);
   auto [wec, wn] = co_await http::async_write(stream, request, kTuple);
   (void)wn;
