@@ -134,7 +134,10 @@ json ColdStartJson(const ColdStart& c) {
                     {"send_to_listening_ms", MsOrNull(r.send_to_listening_ms)},
                     {"listening_to_health_ms", MsOrNull(r.listening_to_health_ms)},
                     {"listening_to_first_token_ms", MsOrNull(r.listening_to_first_token_ms)},
-                    {"health_to_first_token_ms", MsOrNull(r.health_to_first_token_ms)}});
+                    {"health_to_first_token_ms", MsOrNull(r.health_to_first_token_ms)},
+                    {"server_prompt_ms", MsOrNull(r.server_prompt_ms)},
+                    {"listening_to_first_token_less_prompt_ms", MsOrNull(r.listening_to_first_token_less_prompt_ms)},
+                    {"child_log_listening_to_task_ms", MsOrNull(r.child_log_listening_to_task_ms)}});
   }
   return {{"status", c.status},
           {"reason", c.reason},
@@ -143,7 +146,9 @@ json ColdStartJson(const ColdStart& c) {
            "watches the child's log (inotify) for llama-server's 'listening on http://' line and stamps it, then "
            "probes the child's /health directly until 200 and stamps that; all stamps on the bench's steady clock. "
            "(a) = request written -> first content token; (b) = first token - listening line, and first token - "
-           "first /health 200"},
+           "first /health 200. Split of (b): llama-server's own prompt time (its timings) is subtracted to leave "
+           "what the daemon and the hop add; and the child's log stamps give its listening line -> the start of "
+           "the request's task on llama-server's own clock"},
           {"model_ref", c.model_ref},
           {"log_path", c.log_path},
           {"repetitions", c.repetitions},
@@ -152,7 +157,9 @@ json ColdStartJson(const ColdStart& c) {
           {"send_to_first_token_ms", SummaryJson(c.send_to_first_token_ms)},
           {"listening_to_first_token_ms", SummaryJson(c.listening_to_first_token_ms)},
           {"health_to_first_token_ms", SummaryJson(c.health_to_first_token_ms)},
-          {"listening_to_health_ms", SummaryJson(c.listening_to_health_ms)}};
+          {"listening_to_health_ms", SummaryJson(c.listening_to_health_ms)},
+          {"listening_to_first_token_less_prompt_ms", SummaryJson(c.listening_to_first_token_less_prompt_ms)},
+          {"child_log_listening_to_task_ms", SummaryJson(c.child_log_listening_to_task_ms)}};
 }
 
 // Suite C's headline per workload and non-baseline target: added TTFT at p50 and p99
@@ -408,7 +415,11 @@ std::string RenderSuiteCParts(const json& s) {
           {"(a) request sent → first token", "send_to_first_token_ms"},
           {"(b) listening line → first token", "listening_to_first_token_ms"},
           {"(b) first /health 200 → first token", "health_to_first_token_ms"},
-          {"listening line → first /health 200", "listening_to_health_ms"}};
+          {"listening line → first /health 200", "listening_to_health_ms"},
+          {"(b) listening line → first token, less llama-server's prompt time",
+           "listening_to_first_token_less_prompt_ms"},
+          {"child log: listening line → request's task started (llama-server's clock)",
+           "child_log_listening_to_task_ms"}};
       for (const auto& [label, key] : rows) {
         const json& m = cs.value(key, json::object());
         md += std::string("| ") + label + " | " + Fmt(Num(m, "median"), 2) + " | " + Fmt(Num(m, "min"), 2) + " | " +

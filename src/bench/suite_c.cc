@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <regex>
 #include <sstream>
@@ -22,6 +23,7 @@
 #include "bench/client.h"
 #include "bench/suites.h"
 #include "bench/system.h"
+#include "common/fs.h"
 #include "common/interrupt.h"
 
 namespace corral::bench {
@@ -179,7 +181,30 @@ Summary SummaryOf(const std::vector<ColdStartRun>& runs, double ColdStartRun::*f
   return Summarize(std::move(v));
 }
 
+// "0.00.757.181 I srv ..." -> 757.181 ms; NaN when the line has no stamp.
+double LogStampMs(const std::string& line) {
+  unsigned minutes = 0, seconds = 0, millis = 0, micros = 0;
+  if (std::sscanf(line.c_str(), "%u.%2u.%3u.%3u ", &minutes, &seconds, &millis, &micros) != 4) {
+    return ColdStartRun::kNotSeen;
+  }
+  return minutes * 60000.0 + seconds * 1000.0 + millis + micros / 1000.0;
+}
+
 }  // namespace
+
+double ChildListeningToFirstTaskMs(const std::string& log_text) {
+  std::istringstream in(log_text);
+  std::string line;
+  double listening = ColdStartRun::kNotSeen;
+  while (std::getline(in, line)) {
+    if (std::isnan(listening)) {
+      if (line.find("listening on http://") != std::string::npos) listening = LogStampMs(line);
+    } else if (line.find("launch_slot_") != std::string::npos) {
+      return LogStampMs(line) - listening;
+    }
+  }
+  return ColdStartRun::kNotSeen;
+}
 
 Footprint MeasureFootprint(const HopEndpoints& hop, const SuiteCOptions& c, const Workload& workload,
                            const RunOptions& options, const Progress& progress) {
@@ -336,6 +361,17 @@ ColdStart MeasureColdStart(const HopEndpoints& hop, const SuiteCOptions& c, cons
         run.listening_to_health_ms = MsBetween(ready.listening_at, ready.health_at);
         run.health_to_first_token_ms = MsBetween(ready.health_at, first_token);
       }
+      if (t.has_timings) {
+        run.server_prompt_ms = t.prompt_ms;
+        run.listening_to_first_token_less_prompt_ms = run.listening_to_first_token_ms - t.prompt_ms;
+      }
+    }
+    // The child's own log, from where this start began (a new file, or the old one's end).
+    if (auto text = ReadFileBounded(hop.child_log_path, kMaxLogScanBytes); text.ok()) {
+      struct stat now {};
+      const bool same_file = ::stat(hop.child_log_path.c_str(), &now) == 0 && had_log && now.st_ino == old_inode;
+      const size_t from = same_file ? std::min(text->size(), static_cast<size_t>(old_size)) : 0;
+      run.child_log_listening_to_task_ms = ChildListeningToFirstTaskMs(text->substr(from));
     }
     run.ok = run.error.empty();
     if (progress) {
@@ -350,6 +386,9 @@ ColdStart MeasureColdStart(const HopEndpoints& hop, const SuiteCOptions& c, cons
   cs.listening_to_first_token_ms = SummaryOf(cs.runs, &ColdStartRun::listening_to_first_token_ms);
   cs.health_to_first_token_ms = SummaryOf(cs.runs, &ColdStartRun::health_to_first_token_ms);
   cs.listening_to_health_ms = SummaryOf(cs.runs, &ColdStartRun::listening_to_health_ms);
+  cs.listening_to_first_token_less_prompt_ms =
+      SummaryOf(cs.runs, &ColdStartRun::listening_to_first_token_less_prompt_ms);
+  cs.child_log_listening_to_task_ms = SummaryOf(cs.runs, &ColdStartRun::child_log_listening_to_task_ms);
   const bool any_ok = std::any_of(cs.runs.begin(), cs.runs.end(), [](const ColdStartRun& r) { return r.ok; });
   cs.status = any_ok ? "ran" : "failed";
   if (!any_ok) cs.reason = cs.runs.empty() ? "interrupted" : cs.runs.back().error;

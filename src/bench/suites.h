@@ -95,6 +95,12 @@ struct ColdStartRun {
   double listening_to_health_ms = kNotSeen;       // that line -> first /health 200 from the child, probed directly
   double listening_to_first_token_ms = kNotSeen;  // (b) first token - the listening line
   double health_to_first_token_ms = kNotSeen;     // (b) first token - the first /health 200
+  // Splitting (b): llama-server's own prompt time for this request (its `timings`), so
+  // (b) minus it is what the daemon and the hop add; and, on the child's own log clock,
+  // its listening line -> the line where it started the request's task.
+  double server_prompt_ms = kNotSeen;
+  double listening_to_first_token_less_prompt_ms = kNotSeen;
+  double child_log_listening_to_task_ms = kNotSeen;
 };
 
 // status: "ran", "skipped", "failed". Medians over the runs that completed.
@@ -106,7 +112,13 @@ struct ColdStart {
   int repetitions = 0;
   std::vector<ColdStartRun> runs;
   Summary send_to_first_token_ms, listening_to_first_token_ms, health_to_first_token_ms, listening_to_health_ms;
+  Summary listening_to_first_token_less_prompt_ms, child_log_listening_to_task_ms;
 };
+
+// In a llama-server log (lines stamped "M.SS.mmm.uuu"), the time from the "listening on
+// http://" line to the first "launch_slot_" line after it (the first request's task
+// starting), on llama-server's own clock; NaN when either line is missing.
+double ChildListeningToFirstTaskMs(const std::string& log_text);
 
 struct SuiteResult {
   std::string suite;   // "A", "B" or "C"

@@ -251,6 +251,9 @@ TEST(BenchSmoke, SuiteCThroughTheDaemonWithFootprintColdStartAndNginx) {
   EXPECT_GE(one["listening_to_health_ms"].get<double>(), 0);
   EXPECT_TRUE(one["listening_to_first_token_ms"].is_number());
   EXPECT_TRUE(one["health_to_first_token_ms"].is_number());
+  EXPECT_GT(one["server_prompt_ms"].get<double>(), 0) << "llama-server's own timings split (b)";
+  EXPECT_TRUE(one["listening_to_first_token_less_prompt_ms"].is_number());
+  EXPECT_GE(one["child_log_listening_to_task_ms"].get<double>(), 0) << "the child's log stamps were parsed";
   EXPECT_LT(one["send_to_listening_ms"].get<double>(), one["send_to_first_token_ms"].get<double>())
       << "the child became ready before the first token reached the client";
   EXPECT_EQ(cs["listening_to_first_token_ms"]["n"], 1);

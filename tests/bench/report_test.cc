@@ -2,6 +2,8 @@
 // aggregation rules behind them (warm-ups dropped, errors counted, noisy cells flagged).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "bench/nginx.h"
 #include "bench/report.h"
 #include "bench/runner.h"
@@ -386,6 +388,23 @@ TEST(RenderMarkdown, AbsentNginxSaysHowToInstallIt) {
   const std::string md = RenderMarkdown(r);
   EXPECT_NE(md.find("### nginx reference: absent"), std::string::npos) << md;
   EXPECT_NE(md.find("apt-get install nginx-light"), std::string::npos) << md;
+}
+
+TEST(ColdStart, ChildLogListeningToFirstTaskOnItsOwnClock) {
+  const std::string log =
+      "0.00.162.808 I srv  llama_server: model loaded\n"
+      "0.00.162.848 I srv  llama_server: listening on http://127.0.0.1:46021\n"
+      "0.00.169.152 I slot get_availabl: id  3 | task -1 | selected slot by LRU, t_last = -1\n"
+      "0.00.169.264 I slot launch_slot_: id  3 | task 0 | processing task, is_child = 0\n"
+      "0.00.170.000 I slot launch_slot_: id  2 | task 1 | processing task, is_child = 0\n";
+  EXPECT_NEAR(ChildListeningToFirstTaskMs(log), 6.416, 1e-9);
+  // Minutes roll over into the stamp's first field.
+  EXPECT_NEAR(ChildListeningToFirstTaskMs("0.59.999.000 I listening on http://127.0.0.1:1\n"
+                                          "1.00.001.500 I slot launch_slot_: id 0\n"),
+              2.5, 1e-9);
+  EXPECT_TRUE(std::isnan(ChildListeningToFirstTaskMs("0.00.001.000 I slot launch_slot_: before listening\n")));
+  EXPECT_TRUE(std::isnan(ChildListeningToFirstTaskMs("0.00.001.000 I listening on http://127.0.0.1:1\n")));
+  EXPECT_TRUE(std::isnan(ChildListeningToFirstTaskMs("")));
 }
 
 TEST(RenderMarkdown, LoadSectionSaysHowToGetIt) {
