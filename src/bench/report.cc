@@ -151,6 +151,7 @@ json ColdStartJson(const ColdStart& c) {
            "the request's task on llama-server's own clock"},
           {"model_ref", c.model_ref},
           {"log_path", c.log_path},
+          {"note", c.note},
           {"repetitions", c.repetitions},
           {"target_ms", 30},
           {"runs", runs},
@@ -410,6 +411,7 @@ std::string RenderSuiteCParts(const json& s) {
       md += "Method: " + EscapeMd(Str(cs, "method")) + ". Model reference sent: `" + EscapeMd(Str(cs, "model_ref")) +
             "`. Target: first token <= " + Str(cs, "target_ms") + " ms after llama-server is ready.\n\n";
       if (!Str(cs, "reason").empty()) md += "Failure: " + EscapeMd(Str(cs, "reason")) + "\n\n";
+      if (!Str(cs, "note").empty()) md += "**Note:** " + EscapeMd(Str(cs, "note")) + "\n\n";
       md += "| measure | median ms | min | max | n |\n|---|---|---|---|---|\n";
       const std::pair<const char*, const char*> rows[] = {
           {"(a) request sent → first token", "send_to_first_token_ms"},

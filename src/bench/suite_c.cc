@@ -320,6 +320,11 @@ ColdStart MeasureColdStart(const HopEndpoints& hop, const SuiteCOptions& c, cons
     cs.reason = ep.status().message();
     return cs;
   }
+  if (hop.model_was_running) {
+    cs.note =
+        "the model was already running before the bench; the cold starts stopped it, and the last one left it "
+        "running as the proxy started it on demand (the daemon's configured settings)";
+  }
   Target target = hop.proxied;
   target.model = hop.cold_start_model;
   const std::vector<StreamRequest> request = {{"/v1/chat/completions", ChatBody(workload, target, options.seed)}};

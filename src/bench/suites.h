@@ -109,6 +109,7 @@ struct ColdStart {
   std::string reason;
   std::string model_ref;  // the `model` sent (the GGUF path, so the daemon must resolve and start it)
   std::string log_path;   // the child's log watched for the listening line
+  std::string note;       // said when the cold starts restarted a model the user was running
   int repetitions = 0;
   std::vector<ColdStartRun> runs;
   Summary send_to_first_token_ms, listening_to_first_token_ms, health_to_first_token_ms, listening_to_health_ms;
@@ -154,6 +155,7 @@ struct HopEndpoints {
   std::string child_log_path;          // the child's log file (from `corral ps --json`)
   std::string cold_start_model;        // the `model` a cold-start request sends
   std::function<Status()> stop_model;  // stops the child (`corral stop`); empty = no cold start
+  bool model_was_running = false;      // running before the bench: the cold starts restart it
 };
 
 struct SuiteCOptions {

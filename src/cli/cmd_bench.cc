@@ -362,6 +362,7 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
       e.daemon_pid = status.contains("daemon") ? status["daemon"].value("pid", -1) : -1;
       e.child_log_path = m.value("log_path", std::string());
       e.cold_start_model = m.value("model_path", std::string());
+      e.model_was_running = started.value("already_running", false);
       e.stop_model = [name]() -> Status {
         auto stopped = CorralJson({"stop", name, "--json"});
         return stopped.ok() ? Status::Ok() : stopped.status();
