@@ -22,7 +22,7 @@ namespace corral::bench {
 
 namespace {
 
-constexpr size_t kMaxHeadBytes = 64 * 1024;
+constexpr size_t kMaxHeadBytes = size_t{64} * 1024;
 constexpr size_t kMaxBodyBytes = 1 << 20;
 
 void SetTimeouts(int fd, std::chrono::milliseconds timeout) {

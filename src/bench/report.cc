@@ -264,7 +264,7 @@ std::string PairedCell(const json& c) {
          Str(c, "pairs") + ")";
 }
 
-std::string EscapeMd(std::string s) {
+std::string EscapeMd(const std::string& s) {
   std::string out;
   for (char c : s) {
     if (c == '|')

@@ -63,7 +63,7 @@ std::string WorkloadDir(const std::string& flag) {
   if (!flag.empty()) return flag;
   if (const char* env = std::getenv("CORRAL_BENCH_WORKLOADS"); env != nullptr && *env != '\0') return env;
   std::error_code ec;
-  const std::string built = std::string(CORRAL_SOURCE_DIR) + "/bench/workloads";
+  std::string built = std::string(CORRAL_SOURCE_DIR) + "/bench/workloads";
   if (std::filesystem::is_directory(built, ec)) return built;
   return "bench/workloads";
 }

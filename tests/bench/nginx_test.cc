@@ -1,11 +1,19 @@
 // nginx as suite C's reference proxy: the configuration the bench writes (private paths,
-// no buffering, keep-alive upstream) and what it reads from `nginx -V`. Pure functions only;
-// starting nginx is covered by bench_integration_test when nginx is installed.
+// no buffering, keep-alive upstream), what it reads from `nginx -V`, and - when nginx is
+// installed - that nginx accepts the file (`nginx -t`). Running it is covered by
+// bench_integration_test.
 #include "bench/nginx.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common/fs.h"
+#include "common/subprocess.h"
+#include "support/test_support.h"
 
 namespace corral::bench {
 namespace {
@@ -74,6 +82,28 @@ TEST(NginxBuild, ParsesVersionAndMissingModules) {
   EXPECT_FALSE(ParseNginxBuild("nginx version: nginx/1.18.0\n").supports_error_log_flag) << "-e came in 1.19.5";
   EXPECT_TRUE(ParseNginxBuild("nginx version: openresty/1.21.4.1\n").supports_error_log_flag);
   EXPECT_EQ(ParseNginxBuild("something else").version, "");
+}
+
+// The generated file is accepted by the nginx on this machine (`nginx -t`), as an
+// unprivileged process would run it: every path is inside the private directory.
+TEST(NginxConf, InstalledNginxAcceptsIt) {
+  const std::string binary = FindNginx();
+  if (binary.empty()) {
+    GTEST_SKIP() << "nginx is not installed (apt-get install nginx-light, or `make bench`); "
+                    "the generated config was checked as text only";
+  }
+  auto build = ProbeNginx(binary);
+  ASSERT_TRUE(build.ok()) << build.status().ToString();
+  testing::TempDir dir;
+  NginxSettings s = Settings();
+  s.dir = dir.path();
+  s.build = *build;
+  ASSERT_TRUE(WriteFileAtomic(dir.File("nginx.conf"), NginxConf(s)).ok());
+  std::vector<std::string> argv = {binary, "-t", "-q", "-p", dir.path() + "/", "-c", dir.File("nginx.conf")};
+  if (build->supports_error_log_flag) argv.insert(argv.begin() + 1, {"-e", dir.File("error.log")});
+  auto r = RunCapture(argv, std::chrono::seconds(20));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->exit_code, 0) << r->output << "\n" << NginxConf(s);
 }
 
 TEST(NginxFind, AnExplicitPathMustBeExecutable) {
