@@ -132,6 +132,11 @@ std::string NginxConf(const NginxSettings& s) {
   c += "      proxy_request_buffering off;\n";
   c += "      proxy_cache off;\n";
   c += "      chunked_transfer_encoding on;\n";
+  // A reused keep-alive connection that llama-server has just closed fails before any
+  // response byte; let nginx resend the POST once on a fresh connection, as Corral's pool
+  // does, instead of answering 502 (nginx only retries idempotent requests by default).
+  c += "      proxy_next_upstream error timeout non_idempotent;\n";
+  c += "      proxy_next_upstream_tries 2;\n";
   c += "      proxy_connect_timeout 5s;\n";
   c += "      proxy_read_timeout 600s;\n";
   c += "      proxy_send_timeout 600s;\n";

@@ -79,6 +79,7 @@ json NginxJson(const NginxReference& n) {
           {"version", n.version},
           {"version_line", n.version_line},
           {"config", n.config},
+          {"error_log", n.error_log},
           {"method",
            "nginx started by the bench with the config below, in front of the same llama-server child; "
            "alternated request by request with direct and proxy (same requests, same statistics)"}};
@@ -365,6 +366,10 @@ std::string RenderSuiteCParts(const json& s) {
       md += "`" + EscapeMd(Str(ngx, "version_line")) + "` (" + EscapeMd(Str(ngx, "binary")) + "), target `nginx` " +
             "above: " + EscapeMd(Str(ngx, "method")) + ". The exact nginx.conf:\n\n```nginx\n" + Str(ngx, "config") +
             "```\n\n";
+      if (!Str(ngx, "error_log").empty()) {
+        md += "nginx's error log after the requests (the reason for any 502 above):\n\n```\n" + Str(ngx, "error_log") +
+              (Str(ngx, "error_log").ends_with("\n") ? "" : "\n") + "```\n\n";
+      }
     } else {
       md += "nginx was not measured: " + EscapeMd(Str(ngx, "reason")) + "\n\n";
     }

@@ -21,6 +21,7 @@ constexpr auto kProbeTimeout = std::chrono::seconds(10);
 constexpr auto kStartTimeout = std::chrono::seconds(120);
 constexpr auto kPollInterval = std::chrono::milliseconds(50);
 constexpr auto kNginxTimeout = std::chrono::seconds(15);
+constexpr size_t kNginxErrorLogTailBytes = 4000;
 
 std::string Title(const std::string& suite) {
   if (suite == "A") return "wrapper";
@@ -329,8 +330,9 @@ SuiteResult RunSuiteC(const HopProvider& provider, const SuiteCOptions& c, const
       }
     }
   }
-  s.nginx = ref;
   s = Finish(std::move(s), workloads, options, progress);
+  if (nginx) ref.error_log = nginx->ErrorLogTail(kNginxErrorLogTailBytes);
+  s.nginx = ref;
   if (!workloads.empty() && !Interrupted()) {
     s.footprint = MeasureFootprint(*hop, c, workloads.front(), options, progress);
     // Last: it stops the child the direct and nginx targets point at.

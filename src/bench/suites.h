@@ -48,6 +48,7 @@ struct NginxReference {
   std::string version;       // "1.22.1"
   std::string version_line;  // "nginx version: nginx/1.22.1"
   std::string config;        // the exact nginx.conf it ran with
+  std::string error_log;     // the end of nginx's error log after the requests (why a 502 came)
 };
 
 // Suite C's footprint of the daemon. Method: open `requested` idle HTTP/1.1 keep-alive

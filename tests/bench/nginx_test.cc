@@ -55,6 +55,8 @@ TEST(NginxConf, ForegroundPrivatePathsNoBufferingKeepAliveUpstream) {
   EXPECT_TRUE(Has(c, "proxy_request_buffering off;\n"));
   EXPECT_TRUE(Has(c, "proxy_cache off;\n"));
   EXPECT_TRUE(Has(c, "chunked_transfer_encoding on;\n"));
+  // A stale upstream keep-alive is retried once on a fresh connection, not answered 502.
+  EXPECT_TRUE(Has(c, "proxy_next_upstream error timeout non_idempotent;\n"));
   // Balanced braces: nginx -t would reject anything else.
   EXPECT_EQ(std::count(c.begin(), c.end(), '{'), std::count(c.begin(), c.end(), '}'));
 }
