@@ -9,7 +9,7 @@ CORRAL := build/release/bin/corral
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := true
 
-.PHONY: run test setup engine build build-asan build-tsan build-fuzz models fuzz format format-check tidy bench clean help
+.PHONY: run test setup bench-setup engine build build-asan build-tsan build-fuzz models fuzz format format-check tidy bench clean help
 
 help:
 	@echo "make run    - set up, build, make the default models, start Corral and stream an answer"
@@ -18,6 +18,10 @@ help:
 
 setup:
 	@scripts/setup.sh
+
+# Only `make bench` needs these (nginx, the reference proxy of suite C); run/test do not.
+bench-setup: setup
+	@scripts/setup.sh deps/bench-packages.txt
 
 engine: setup
 	@scripts/engine.sh >/dev/null
@@ -65,7 +69,7 @@ test: build build-asan build-tsan build-fuzz
 fuzz: build-fuzz
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/fuzz-smoke.sh build/fuzz
 
-bench: models
+bench: models bench-setup
 	@$(CORRAL) bench --out bench/results
 
 format:

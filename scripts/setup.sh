@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Installs the Debian packages listed in deps/debian-packages.txt that are missing.
+# Installs the Debian packages listed in a package list that are missing: by default
+# deps/debian-packages.txt (build, test, run); `scripts/setup.sh deps/bench-packages.txt`
+# for the extras only `make bench` needs (nginx as the reference proxy).
 # Works as root or through sudo; says what to do when neither is possible.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-list="$here/deps/debian-packages.txt"
-stamp="$here/build/.deps-ok"
+list="${1:-$here/deps/debian-packages.txt}"
+case "$list" in /*) ;; *) list="$here/$list" ;; esac
+[ -f "$list" ] || { echo "corral setup: no package list $list" >&2; exit 1; }
+# One stamp per list: deps/debian-packages.txt -> build/.deps-ok (as before), others by name.
+if [ "$(basename "$list")" = debian-packages.txt ]; then
+  stamp="$here/build/.deps-ok"
+else
+  stamp="$here/build/.deps-$(basename "$list" .txt)-ok"
+fi
 
 entries=$(grep -v -E '^\s*(#|$)' "$list" | tr -s ' \t' ' ')
 # Fast path: nothing changed since the last successful check.

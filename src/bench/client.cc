@@ -30,8 +30,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
-constexpr size_t kReadChunkBytes = 16 * 1024;
-constexpr uint64_t kMaxErrorBodyBytes = 64 * 1024;
+constexpr size_t kReadChunkBytes = size_t{16} * 1024;
+constexpr uint64_t kMaxErrorBodyBytes = uint64_t{64} * 1024;
 constexpr uint64_t kMaxReplyBodyBytes = 4 << 20;
 constexpr uint64_t kMaxStreamBytes = 256ULL << 20;  // a stream longer than this is an error
 
@@ -75,6 +75,7 @@ asio::awaitable<void> StreamOne(const Endpoint& ep, const StreamRequest& req, Cl
   request.prepare_payload();
 
   const auto t_send = Clock::now();
+  trace.sent_at = t_send;
   trace.connect_ms = MsSince(t_connect, t_send);
   auto [wec, wn] = co_await http::async_write(stream, request, kTuple);
   (void)wn;

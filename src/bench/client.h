@@ -41,6 +41,9 @@ struct StreamTrace {
   double prompt_n = 0, prompt_ms = 0, predicted_n = 0, predicted_ms = 0;
   int64_t response_bytes = 0;
   int malformed_events = 0;
+  // When the request was written (the origin of every *_ms above), for lining a stream up
+  // with events seen elsewhere (suite C's cold start). Epoch value when never sent.
+  std::chrono::steady_clock::time_point sent_at{};
 };
 
 // Fills the measured fields of `rec` from a trace; `expected_tokens` > 0 makes a different
@@ -67,5 +70,32 @@ struct HttpReply {
 // One blocking request (GET when body is empty, else POST JSON), for detection and probes.
 Result<HttpReply> HttpRequest(const Endpoint& endpoint, std::string_view path, std::string_view body,
                               std::chrono::milliseconds timeout);
+
+// A set of idle HTTP/1.1 keep-alive connections (suite C's footprint): each is opened,
+// sends one cheap GET, reads the answer and then sits idle while the server holds it.
+// Blocking sockets on the calling thread; one owner thread. Closed on destruction.
+class IdleConnections {
+ public:
+  IdleConnections() = default;
+  ~IdleConnections();
+  IdleConnections(const IdleConnections&) = delete;
+  IdleConnections& operator=(const IdleConnections&) = delete;
+
+  // Opens up to `count` connections to `endpoint`, each answering GET `path` with 200;
+  // returns how many are held. Stops at the first failure and keeps the error.
+  int Open(const Endpoint& endpoint, const std::string& path, int count, std::chrono::milliseconds timeout);
+  // How many held connections the server has not closed (no EOF, no error pending).
+  int CountOpen() const;
+  // Sends GET `path` once more on every held connection; returns how many answered 200.
+  int RequestAgain(const std::string& path, std::chrono::milliseconds timeout);
+  void CloseAll();
+  int held() const { return static_cast<int>(fds_.size()); }
+  const std::string& error() const { return error_; }
+
+ private:
+  Endpoint endpoint_;
+  std::vector<int> fds_;
+  std::string error_;
+};
 
 }  // namespace corral::bench

@@ -72,6 +72,160 @@ json RecordJson(const RequestRecord& r) {
   return j;
 }
 
+json NginxJson(const NginxReference& n) {
+  return {{"status", n.status},
+          {"reason", n.reason},
+          {"binary", n.binary},
+          {"version", n.version},
+          {"version_line", n.version_line},
+          {"config", n.config},
+          {"error_log", n.error_log},
+          {"method",
+           "nginx started by the bench with the config below, in front of the same llama-server child; "
+           "alternated request by request with direct and proxy (same requests, same statistics)"}};
+}
+
+json FootprintJson(const Footprint& f) {
+  return {{"status", f.status},
+          {"reason", f.reason},
+          {"method",
+           "open `requested` HTTP/1.1 keep-alive connections to the proxy, each sends GET /health once and then "
+           "sits idle for idle_hold_s; VmRSS of the daemon (/proc/<pid>/status) before, with them held, and "
+           "sampled every 2 ms during `streams` concurrent streams through the proxy (idle connections still held); "
+           "then every idle connection is checked for a close and sent one more GET /health. "
+           "per_idle_connection = (with_idle - idle_before) / opened; per_stream = (peak - with_idle) / streams"},
+          {"daemon_pid", f.daemon_pid},
+          {"requested", f.requested},
+          {"opened", f.opened},
+          {"open_at_end", f.open_at_end},
+          {"answered_again", f.answered_again},
+          {"connection_error", f.connection_error},
+          {"idle_hold_s", f.idle_hold_s},
+          {"nofile",
+           {{"bench_soft_before", f.nofile_soft_before},
+            {"bench_soft", f.nofile_soft},
+            {"bench_hard", f.nofile_hard},
+            {"daemon_soft", f.daemon_nofile_soft},
+            {"note", f.nofile_note}}},
+          {"rss_bytes",
+           {{"idle_before", f.rss_idle_before},
+            {"with_idle_connections", f.rss_with_idle},
+            {"peak_during_streams", f.rss_peak_streams},
+            {"after_streams", f.rss_after_streams}}},
+          {"rss_samples", f.rss_samples},
+          {"streams", f.streams},
+          {"stream_errors", f.stream_errors},
+          {"stream_error_sample", f.stream_error_sample},
+          {"per_idle_connection_bytes", f.per_idle_connection_bytes},
+          {"per_stream_bytes", f.per_stream_bytes},
+          {"targets", {{"idle_rss_bytes_max", 15 * 1024 * 1024}, {"per_stream_bytes_max", 64 * 1024}}}};
+}
+
+// A time that may not have been seen (NaN): null in the JSON.
+json MsOrNull(double ms) {
+  return std::isfinite(ms) ? json(ms) : json(nullptr);
+}
+
+json ColdStartJson(const ColdStart& c) {
+  json runs = json::array();
+  for (const auto& r : c.runs) {
+    runs.push_back({{"ok", r.ok},
+                    {"error", r.error},
+                    {"send_to_first_token_ms", MsOrNull(r.send_to_first_token_ms)},
+                    {"send_to_listening_ms", MsOrNull(r.send_to_listening_ms)},
+                    {"listening_to_health_ms", MsOrNull(r.listening_to_health_ms)},
+                    {"listening_to_first_token_ms", MsOrNull(r.listening_to_first_token_ms)},
+                    {"health_to_first_token_ms", MsOrNull(r.health_to_first_token_ms)},
+                    {"server_prompt_ms", MsOrNull(r.server_prompt_ms)},
+                    {"listening_to_first_token_less_prompt_ms", MsOrNull(r.listening_to_first_token_less_prompt_ms)},
+                    {"child_log_listening_to_task_ms", MsOrNull(r.child_log_listening_to_task_ms)}});
+  }
+  return {{"status", c.status},
+          {"reason", c.reason},
+          {"method",
+           "stop the model (corral stop), then send one streamed chat request for it through the proxy; a thread "
+           "watches the child's log (inotify) for llama-server's 'listening on http://' line and stamps it, then "
+           "probes the child's /health directly until 200 and stamps that; all stamps on the bench's steady clock. "
+           "(a) = request written -> first content token; (b) = first token - listening line, and first token - "
+           "first /health 200. Split of (b): llama-server's own prompt time (its timings) is subtracted to leave "
+           "what the daemon and the hop add; and the child's log stamps give its listening line -> the start of "
+           "the request's task on llama-server's own clock"},
+          {"model_ref", c.model_ref},
+          {"log_path", c.log_path},
+          {"note", c.note},
+          {"repetitions", c.repetitions},
+          {"target_ms", 30},
+          {"runs", runs},
+          {"send_to_first_token_ms", SummaryJson(c.send_to_first_token_ms)},
+          {"listening_to_first_token_ms", SummaryJson(c.listening_to_first_token_ms)},
+          {"health_to_first_token_ms", SummaryJson(c.health_to_first_token_ms)},
+          {"listening_to_health_ms", SummaryJson(c.listening_to_health_ms)},
+          {"listening_to_first_token_less_prompt_ms", SummaryJson(c.listening_to_first_token_less_prompt_ms)},
+          {"child_log_listening_to_task_ms", SummaryJson(c.child_log_listening_to_task_ms)}};
+}
+
+// Suite C's headline per workload and non-baseline target: added TTFT at p50 and p99
+// (target cell minus baseline cell) and the paired decode ratio.
+json HopSummaryJson(const SuiteResult& s) {
+  json out = json::array();
+  if (s.targets.size() < 2) return out;
+  const std::string& base = s.targets.front().name;
+  auto cell_of = [&](const std::string& w, const std::string& t) -> const Cell* {
+    for (const auto& c : s.aggregate.cells) {
+      if (c.workload == w && c.target == t) return &c;
+    }
+    return nullptr;
+  };
+  for (const auto& b : s.aggregate.cells) {
+    if (b.target != base) continue;
+    for (size_t ti = 1; ti < s.targets.size(); ++ti) {
+      const Cell* t = cell_of(b.workload, s.targets[ti].name);
+      if (t == nullptr) continue;
+      json row = {{"workload", b.workload},        {"baseline", base},        {"target", t->target},
+                  {"concurrency", t->concurrency}, {"requests", t->requests}, {"errors", t->errors},
+                  {"baseline_errors", b.errors}};
+      auto bt = b.metrics.find("ttft_ms"), tt = t->metrics.find("ttft_ms");
+      if (bt != b.metrics.end() && tt != t->metrics.end()) {
+        row["added_ttft_p50_ms"] = tt->second.median - bt->second.median;
+        row["added_ttft_p99_ms"] = tt->second.p99 - bt->second.p99;
+      }
+      for (const auto& c : s.aggregate.comparisons) {
+        if (c.workload != b.workload || c.target != t->target) continue;
+        if (c.metric == "decode_tps") {
+          row["paired_decode_ratio"] = IntervalJson(c.paired_ratio);
+          row["pairs"] = c.pairs;
+        }
+        if (c.metric == "aggregate_tps") row["aggregate_tps_ratio"] = IntervalJson(c.result.ratio);
+      }
+      out.push_back(std::move(row));
+    }
+  }
+  return out;
+}
+
+// The proxy under load: the highest burst level of the run, every target against the first.
+json LoadJson(const json& hop_summary, const SuiteResult& s) {
+  int level = 0;
+  for (const auto& c : s.aggregate.cells) {
+    if (c.workload.rfind("burst@", 0) == 0) level = std::max(level, c.concurrency);
+  }
+  if (level == 0) return nullptr;
+  const std::string label = "burst@" + std::to_string(level);
+  json j = {{"workload", label}, {"concurrency", level}, {"targets", json::array()}};
+  for (const auto& c : s.aggregate.cells) {
+    if (c.workload != label) continue;
+    json t = {{"target", c.target}, {"requests", c.requests}, {"errors", c.errors}};
+    if (c.aggregate_tps.n > 0) t["aggregate_tps_median"] = c.aggregate_tps.median;
+    for (const auto& h : hop_summary) {
+      if (h.value("workload", "") != label || h.value("target", "") != c.target) continue;
+      if (h.contains("aggregate_tps_ratio")) t["aggregate_tps_ratio"] = h["aggregate_tps_ratio"];
+      if (h.contains("added_ttft_p99_ms")) t["added_ttft_p99_ms"] = h["added_ttft_p99_ms"];
+    }
+    j["targets"].push_back(std::move(t));
+  }
+  return j;
+}
+
 std::string Fmt(double v, int decimals = 2) {
   if (!std::isfinite(v)) return "-";
   char buf[64];
@@ -111,7 +265,7 @@ std::string PairedCell(const json& c) {
          Str(c, "pairs") + ")";
 }
 
-std::string EscapeMd(std::string s) {
+std::string EscapeMd(const std::string& s) {
   std::string out;
   for (char c : s) {
     if (c == '|')
@@ -146,6 +300,148 @@ std::string JoinArgv(const json& argv) {
     s += a.is_string() ? a.get<std::string>() : a.dump();
   }
   return s;
+}
+
+std::string Mib(double bytes) {
+  return Fmt(bytes / (1024.0 * 1024.0), 2) + " MiB";
+}
+
+std::string Kib(double bytes) {
+  return Fmt(bytes / 1024.0, 1) + " KiB";
+}
+
+std::string IntervalText(const json& i, int decimals) {
+  if (!i.is_object() || !i.value("valid", false)) return "-";
+  return Fmt(Num(i, "estimate"), decimals) + " [" + Fmt(Num(i, "lo"), decimals) + ", " + Fmt(Num(i, "hi"), decimals) +
+         "]";
+}
+
+// Suite C's parts beyond the cell tables: hop summary, load, nginx, footprint, cold start.
+std::string RenderSuiteCParts(const json& s) {
+  std::string md;
+  const json& hop = s.value("hop_summary", json::array());
+  if (!hop.empty()) {
+    md +=
+        "### Proxy hop, relative to direct\n\n"
+        "Added TTFT = target cell minus direct cell (p50: medians, p99: 99th percentiles); paired decode ratio = "
+        "median of per-pair ratios of requests sent back to back, with its bootstrap 95 % interval. Targets: "
+        "added TTFT p50 <= 0.1 ms, p99 <= 0.5 ms; decode >= 0.995.\n\n"
+        "| workload | target | ok/n | added TTFT p50 ms | added TTFT p99 ms | paired decode ratio [95 % CI] "
+        "(pairs) |\n|---|---|---|---|---|---|\n";
+    for (const auto& h : hop) {
+      const int n = h.value("requests", 0), e = h.value("errors", 0);
+      md += "| " + Str(h, "workload") + " | " + EscapeMd(Str(h, "target")) + " | " + std::to_string(n - e) + "/" +
+            std::to_string(n) + " | " + (h.contains("added_ttft_p50_ms") ? Fmt(Num(h, "added_ttft_p50_ms"), 3) : "-") +
+            " | " + (h.contains("added_ttft_p99_ms") ? Fmt(Num(h, "added_ttft_p99_ms"), 3) : "-") + " | " +
+            IntervalText(h.value("paired_decode_ratio", json()), 4) +
+            (h.contains("pairs") ? " (" + Str(h, "pairs") + ")" : "") + " |\n";
+    }
+    md += "\n";
+  }
+  const json& load = s.value("load", json());
+  md += "### Proxy under load\n\n";
+  if (!load.is_object()) {
+    md += "Not measured in this run: add `--workload burst` (concurrency 1 to 64, alternated like every cell).\n\n";
+  } else {
+    md += "The `" + Str(load, "workload") + "` cell: " + Str(load, "concurrency") +
+          " concurrent streams per run, alternated across targets. Aggregate tok/s = completion tokens of a run / "
+          "its wall time; ratio = median of target / median of direct with its bootstrap 95 % interval. Targets: "
+          "no error, ratio >= 0.99, added TTFT p99 <= 1 ms.\n\n"
+          "| target | ok/n | errors | aggregate tok/s (median) | ratio vs direct [95 % CI] | added TTFT p99 ms |\n"
+          "|---|---|---|---|---|---|\n";
+    for (const auto& t : load.value("targets", json::array())) {
+      const int n = t.value("requests", 0), e = t.value("errors", 0);
+      md += "| " + EscapeMd(Str(t, "target")) + " | " + std::to_string(n - e) + "/" + std::to_string(n) + " | " +
+            std::to_string(e) + " | " +
+            (t.contains("aggregate_tps_median") ? Fmt(Num(t, "aggregate_tps_median"), 1) : "-") + " | " +
+            IntervalText(t.value("aggregate_tps_ratio", json()), 4) + " | " +
+            (t.contains("added_ttft_p99_ms") ? Fmt(Num(t, "added_ttft_p99_ms"), 3) : "-") + " |\n";
+    }
+    md += "\n";
+  }
+  const json& ngx = s.value("nginx", json());
+  if (ngx.is_object()) {
+    md += "### nginx reference: " + Str(ngx, "status") + "\n\n";
+    if (Str(ngx, "status") == "ran") {
+      md += "`" + EscapeMd(Str(ngx, "version_line")) + "` (" + EscapeMd(Str(ngx, "binary")) + "), target `nginx` " +
+            "above: " + EscapeMd(Str(ngx, "method")) + ". The exact nginx.conf:\n\n```nginx\n" + Str(ngx, "config") +
+            "```\n\n";
+      if (!Str(ngx, "error_log").empty()) {
+        md += "nginx's error log after the requests (the reason for any 502 above):\n\n```\n" + Str(ngx, "error_log") +
+              (Str(ngx, "error_log").ends_with("\n") ? "" : "\n") + "```\n\n";
+      }
+    } else {
+      md += "nginx was not measured: " + EscapeMd(Str(ngx, "reason")) + "\n\n";
+    }
+  }
+  const json& f = s.value("footprint", json());
+  if (f.is_object()) {
+    md += "### Daemon footprint: " + Str(f, "status") + "\n\n";
+    if (Str(f, "status") != "ran") {
+      md += "Not measured: " + EscapeMd(Str(f, "reason")) + "\n\n";
+    } else {
+      const json& rss = f.value("rss_bytes", json::object());
+      const json& nofile = f.value("nofile", json::object());
+      md += "Method: " + EscapeMd(Str(f, "method")) + ".\n\n";
+      md += "| measure | value | target |\n|---|---|---|\n";
+      md += "| idle keep-alive connections opened / requested | " + Str(f, "opened") + " / " + Str(f, "requested") +
+            " | all |\n";
+      md += "| still open after " + Fmt(Num(f, "idle_hold_s"), 1) + " s idle and the streams | " +
+            Str(f, "open_at_end") + " | all |\n";
+      md += "| answered one more GET /health | " + Str(f, "answered_again") + " | all |\n";
+      md += "| daemon RSS idle, before the connections | " + Mib(Num(rss, "idle_before")) + " | <= 15 MiB |\n";
+      md += "| daemon RSS with the idle connections | " + Mib(Num(rss, "with_idle_connections")) + " (" +
+            Kib(Num(f, "per_idle_connection_bytes")) + " per connection) | |\n";
+      md += "| daemon RSS peak during " + Str(f, "streams") + " concurrent streams (" + Str(f, "rss_samples") +
+            " samples) | " + Mib(Num(rss, "peak_during_streams")) + " (" + Kib(Num(f, "per_stream_bytes")) +
+            " per stream) | <= 64 KiB per stream |\n";
+      md += "| daemon RSS after the streams | " + Mib(Num(rss, "after_streams")) + " | |\n";
+      md += "| stream errors | " + Str(f, "stream_errors") + " of " + Str(f, "streams") +
+            (Str(f, "stream_error_sample").empty() ? "" : " (" + EscapeMd(Str(f, "stream_error_sample")) + ")") +
+            " | 0 |\n";
+      md += "| RLIMIT_NOFILE (bench soft before → after / hard; daemon soft) | " + Str(nofile, "bench_soft_before") +
+            " → " + Str(nofile, "bench_soft") + " / " + Str(nofile, "bench_hard") + "; " + Str(nofile, "daemon_soft") +
+            " | |\n\n";
+      if (!Str(f, "connection_error").empty())
+        md += "Connection error: " + EscapeMd(Str(f, "connection_error")) + "\n\n";
+      if (!Str(nofile, "note").empty()) md += "**Note:** " + EscapeMd(Str(nofile, "note")) + "\n\n";
+    }
+  }
+  const json& cs = s.value("cold_start", json());
+  if (cs.is_object()) {
+    md += "### Cold start: " + Str(cs, "status") + "\n\n";
+    if (Str(cs, "status") == "skipped") {
+      md += "Not measured: " + EscapeMd(Str(cs, "reason")) + "\n\n";
+    } else {
+      md += "Method: " + EscapeMd(Str(cs, "method")) + ". Model reference sent: `" + EscapeMd(Str(cs, "model_ref")) +
+            "`. Target: first token <= " + Str(cs, "target_ms") + " ms after llama-server is ready.\n\n";
+      if (!Str(cs, "reason").empty()) md += "Failure: " + EscapeMd(Str(cs, "reason")) + "\n\n";
+      if (!Str(cs, "note").empty()) md += "**Note:** " + EscapeMd(Str(cs, "note")) + "\n\n";
+      md += "| measure | median ms | min | max | n |\n|---|---|---|---|---|\n";
+      const std::pair<const char*, const char*> rows[] = {
+          {"(a) request sent → first token", "send_to_first_token_ms"},
+          {"(b) listening line → first token", "listening_to_first_token_ms"},
+          {"(b) first /health 200 → first token", "health_to_first_token_ms"},
+          {"listening line → first /health 200", "listening_to_health_ms"},
+          {"(b) listening line → first token, less llama-server's prompt time",
+           "listening_to_first_token_less_prompt_ms"},
+          {"child log: listening line → request's task started (llama-server's clock)",
+           "child_log_listening_to_task_ms"}};
+      for (const auto& [label, key] : rows) {
+        const json& m = cs.value(key, json::object());
+        md += std::string("| ") + label + " | " + Fmt(Num(m, "median"), 2) + " | " + Fmt(Num(m, "min"), 2) + " | " +
+              Fmt(Num(m, "max"), 2) + " | " + Str(m, "n") + " |\n";
+      }
+      md += "\n";
+      int i = 0;
+      for (const auto& r : cs.value("runs", json::array())) {
+        ++i;
+        if (!r.value("ok", false)) md += "- run " + std::to_string(i) + " failed: " + EscapeMd(Str(r, "error")) + "\n";
+      }
+      if (i > 0) md += "\n";
+    }
+  }
+  return md;
 }
 
 }  // namespace
@@ -226,6 +522,13 @@ json ReportJson(const RunInfo& run, const HostInfo& host, const Provenance& p, c
                                    {"pairs", c.pairs},
                                    {"paired_ratio", IntervalJson(c.paired_ratio)},
                                    {"significant", c.result.significant}});
+    }
+    if (s.suite == "C") {
+      sj["hop_summary"] = HopSummaryJson(s);
+      sj["load"] = LoadJson(sj["hop_summary"], s);
+      sj["nginx"] = s.nginx ? NginxJson(*s.nginx) : json(nullptr);
+      sj["footprint"] = s.footprint ? FootprintJson(*s.footprint) : json(nullptr);
+      sj["cold_start"] = s.cold_start ? ColdStartJson(*s.cold_start) : json(nullptr);
     }
     sj["requests"] = json::array();
     for (const auto& r : s.records) sj["requests"].push_back(RecordJson(r));
@@ -344,6 +647,7 @@ std::string RenderMarkdown(const json& r) {
       }
       md += "\n";
     }
+    if (Str(s, "suite") == "C" && Str(s, "status") == "ran") md += RenderSuiteCParts(s);
   }
   md += "Charts: decode_tps.svg, ttft_ms.svg. Raw per-request records: results.json.\n";
   return md;

@@ -9,7 +9,9 @@
 //   corral_commit, llama_cpp_pinned_commit, llama_server, llama_server_commit,
 //   llama_server_version}, workloads [{name, prompt_file, prompt_chars, max_tokens,
 //   concurrency, levels}], suites [{suite, title, status, reason, targets [...], checks
-//   [...], daemon_idle_rss_bytes, cells [...], comparisons [...], requests [...]}].
+//   [...], daemon_idle_rss_bytes, cells [...], comparisons [...], requests [...]}]; suite C adds
+//   hop_summary [...], load {...}|null, nginx {...}, footprint {...}, cold_start {...} (each with
+//   its status and a "method" text saying how it was measured).
 // Thread-safety: pure functions.
 #pragma once
 

@@ -63,7 +63,7 @@ std::string WorkloadDir(const std::string& flag) {
   if (!flag.empty()) return flag;
   if (const char* env = std::getenv("CORRAL_BENCH_WORKLOADS"); env != nullptr && *env != '\0') return env;
   std::error_code ec;
-  const std::string built = std::string(CORRAL_SOURCE_DIR) + "/bench/workloads";
+  std::string built = std::string(CORRAL_SOURCE_DIR) + "/bench/workloads";
   if (std::filesystem::is_directory(built, ec)) return built;
   return "bench/workloads";
 }
@@ -160,6 +160,7 @@ std::vector<RequestRecord> RunRequests(const std::vector<Target>& targets, const
             traces = RunStreams(endpoints[ti], requests, options.request_timeout);
           }
           int failed = 0;
+          std::string first_error;
           for (size_t s = 0; s < traces.size(); ++s) {
             RequestRecord r;
             r.target = t.name;
@@ -169,7 +170,7 @@ std::vector<RequestRecord> RunRequests(const std::vector<Target>& targets, const
             r.concurrency = level;
             r.warmup = run < 0;
             FinishRecord(traces[s], w.max_tokens, r);
-            if (!r.ok) ++failed;
+            if (!r.ok && failed++ == 0) first_error = r.error;
             records.push_back(std::move(r));
           }
           if (progress) {
@@ -177,7 +178,7 @@ std::vector<RequestRecord> RunRequests(const std::vector<Target>& targets, const
                 label +
                 (run < 0 ? " warm-up" : " run " + std::to_string(run + 1) + "/" + std::to_string(options.runs)) + ": " +
                 t.name + (failed == 0 ? " ok" : " " + std::to_string(failed) + " failed");
-            if (failed > 0) line += " (" + records.back().error + ")";
+            if (failed > 0) line += " (" + first_error + ")";
             progress(line);
           }
         }

@@ -8,8 +8,10 @@
 #include <thread>
 
 #include "bench/client.h"
+#include "bench/nginx.h"
 #include "bench/system.h"
 #include "common/fs.h"
+#include "common/interrupt.h"
 
 namespace corral::bench {
 
@@ -18,6 +20,8 @@ namespace {
 constexpr auto kProbeTimeout = std::chrono::seconds(10);
 constexpr auto kStartTimeout = std::chrono::seconds(120);
 constexpr auto kPollInterval = std::chrono::milliseconds(50);
+constexpr auto kNginxTimeout = std::chrono::seconds(15);
+constexpr size_t kNginxErrorLogTailBytes = 4000;
 
 std::string Title(const std::string& suite) {
   if (suite == "A") return "wrapper";
@@ -265,8 +269,8 @@ SuiteResult RunSuiteB(const SuiteBOptions& b, const std::vector<Workload>& workl
   return Finish(std::move(s), workloads, options, progress);
 }
 
-SuiteResult RunSuiteC(const HopProvider& provider, const std::vector<Workload>& workloads, const RunOptions& options,
-                      const Progress& progress) {
+SuiteResult RunSuiteC(const HopProvider& provider, const SuiteCOptions& c, const std::vector<Workload>& workloads,
+                      const RunOptions& options, const Progress& progress) {
   auto hop = provider();
   if (!hop.ok()) return SkippedSuite("C", hop.status().message());
   SuiteResult s;
@@ -278,7 +282,63 @@ SuiteResult RunSuiteC(const HopProvider& provider, const std::vector<Workload>& 
   DetectTarget(direct);
   DetectTarget(proxied);
   s.targets = {direct, proxied};
-  return Finish(std::move(s), workloads, options, progress);
+
+  // nginx in front of the same child, alternated with the other two.
+  NginxReference ref;
+  std::unique_ptr<NginxProxy> nginx;  // stopped when the suite ends
+  const std::string binary = c.nginx ? FindNginx(c.nginx_binary) : "";
+  auto direct_ep = ParseHttpUrl(direct.url);
+  if (!c.nginx) {
+    ref.status = "off";
+    ref.reason = "--no-nginx";
+  } else if (binary.empty()) {
+    ref.status = "absent";
+    ref.reason = (c.nginx_binary.empty() ? std::string("no nginx on PATH or in /usr/sbin, /usr/local/sbin")
+                                         : "--nginx " + c.nginx_binary + " is not executable") +
+                 "; to measure the reference proxy: " + kNginxInstallHint;
+  } else if (!direct_ep.ok()) {
+    ref.status = "failed";
+    ref.reason = direct_ep.status().message();
+  } else {
+    ref.binary = binary;
+    auto build = ProbeNginx(binary);
+    if (!build.ok()) {
+      ref.status = "failed";
+      ref.reason = build.status().message();
+    } else {
+      ref.version = build->version;
+      ref.version_line = build->line;
+      if (progress) progress("starting nginx " + build->version + " in front of " + direct.url);
+      auto started = NginxProxy::Start(binary, *build, direct_ep->host, std::stoi(direct_ep->port), kNginxTimeout);
+      if (!started.ok()) {
+        ref.status = "failed";
+        ref.reason = started.status().message();
+      } else {
+        nginx = std::move(started).value();
+        ref.status = "ran";
+        ref.config = nginx->config();
+        Target t;
+        t.name = "nginx";
+        t.url = nginx->url();
+        t.pid = nginx->pid();
+        DetectTarget(t);  // reaches the child through nginx: its props, model path and hash
+        t.model = direct.model;
+        t.kind = "nginx";
+        t.version = build->line;
+        t.mode = "reference (proxy_buffering off, keep-alive upstream)";
+        s.targets.push_back(std::move(t));
+      }
+    }
+  }
+  s = Finish(std::move(s), workloads, options, progress);
+  if (nginx) ref.error_log = nginx->ErrorLogTail(kNginxErrorLogTailBytes);
+  s.nginx = ref;
+  if (!workloads.empty() && !Interrupted()) {
+    s.footprint = MeasureFootprint(*hop, c, workloads.front(), options, progress);
+    // Last: it stops the child the direct and nginx targets point at.
+    if (!Interrupted()) s.cold_start = MeasureColdStart(*hop, c, workloads.front(), options, progress);
+  }
+  return s;
 }
 
 SuiteResult RunSuiteA(const WrapperProvider& provider, const std::vector<Workload>& workloads,

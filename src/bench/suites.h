@@ -5,7 +5,11 @@
 //                  and environment byte for byte, and reports the daemon's idle RSS.
 //   B  cross-tool  any targets named on the command line, plus raw llama-server and
 //                  llama-server's router mode that the bench can start itself.
-//   C  proxy hop   one running llama-server reached directly and through Corral's proxy.
+//   C  proxy hop   one running llama-server reached directly, through Corral's proxy and
+//                  (when installed) through nginx with buffering off, alternated; then the
+//                  daemon's footprint (idle keep-alive connections, RSS idle / with them /
+//                  peak under N streams) and cold starts (first token after llama-server
+//                  itself is ready). The last two need the daemon, not bare URLs.
 //
 // Suites A and C get their endpoints from a provider function: today the command line
 // (--wrapped-url/--manual-url, --direct-url/--proxy-url), later the daemon (the lead wires
@@ -16,12 +20,14 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "bench/runner.h"
+#include "bench/stats.h"
 #include "bench/types.h"
 #include "common/status.h"
 
@@ -33,6 +39,89 @@ struct Check {
   std::string detail;
 };
 
+// Suite C's third target: nginx as a plain reverse proxy (buffering off) in front of the
+// same child. status: "ran", "absent" (no binary; reason = install hint), "failed", "off".
+struct NginxReference {
+  std::string status;
+  std::string reason;
+  std::string binary;
+  std::string version;       // "1.22.1"
+  std::string version_line;  // "nginx version: nginx/1.22.1"
+  std::string config;        // the exact nginx.conf it ran with
+  std::string error_log;     // the end of nginx's error log after the requests (why a 502 came)
+};
+
+// Suite C's footprint of the daemon. Method: open `requested` idle HTTP/1.1 keep-alive
+// connections to the proxy (each sends GET /health once, then waits), hold them idle for
+// idle_hold_s, read the daemon's VmRSS; with them still held, run `streams` concurrent
+// streams through the proxy while sampling VmRSS every few ms (peak); finally check that
+// every idle connection is still open and answers one more GET /health.
+// status: "ran", "skipped" (reason says why), "failed".
+struct Footprint {
+  std::string status;
+  std::string reason;
+  pid_t daemon_pid = -1;
+  int requested = 0;                // idle connections asked for
+  int opened = 0;                   // opened and answered 200
+  int open_at_end = 0;              // not closed by the server after the idle hold and the streams
+  int answered_again = 0;           // answered a second GET /health at the end
+  std::string connection_error;     // the first connection failure, if any
+  double idle_hold_s = 0;           // how long they sat idle before the RSS reading
+  uint64_t nofile_soft_before = 0;  // this bench process's RLIMIT_NOFILE soft limit as found
+  uint64_t nofile_soft = 0;         // ... after raising it (up to the hard limit)
+  uint64_t nofile_hard = 0;
+  uint64_t daemon_nofile_soft = 0;  // the daemon's, from /proc/<pid>/limits (0 = unknown)
+  std::string nofile_note;          // said when a limit cannot hold the requested count
+  uint64_t rss_idle_before = 0;     // VmRSS before any idle connection
+  uint64_t rss_with_idle = 0;       // with the idle connections held (= the streams' baseline)
+  uint64_t rss_peak_streams = 0;    // highest sample while the streams ran
+  uint64_t rss_after_streams = 0;
+  int rss_samples = 0;
+  int streams = 0;
+  int stream_errors = 0;
+  std::string stream_error_sample;
+  double per_idle_connection_bytes = 0;  // (with_idle - idle_before) / opened
+  double per_stream_bytes = 0;           // (peak - with_idle) / streams
+};
+
+// One cold start: the model stopped, then one streamed request through the proxy.
+// Times on this process's steady clock; NaN when an event was not seen. Differences may be
+// negative (the first token can beat the bench's own /health probe on a busy machine).
+struct ColdStartRun {
+  static constexpr double kNotSeen = std::numeric_limits<double>::quiet_NaN();
+  bool ok = false;
+  std::string error;
+  double send_to_first_token_ms = kNotSeen;       // (a) request written -> first content token
+  double send_to_listening_ms = kNotSeen;         // request written -> "listening on" line in the child's log
+  double listening_to_health_ms = kNotSeen;       // that line -> first /health 200 from the child, probed directly
+  double listening_to_first_token_ms = kNotSeen;  // (b) first token - the listening line
+  double health_to_first_token_ms = kNotSeen;     // (b) first token - the first /health 200
+  // Splitting (b): llama-server's own prompt time for this request (its `timings`), so
+  // (b) minus it is what the daemon and the hop add; and, on the child's own log clock,
+  // its listening line -> the line where it started the request's task.
+  double server_prompt_ms = kNotSeen;
+  double listening_to_first_token_less_prompt_ms = kNotSeen;
+  double child_log_listening_to_task_ms = kNotSeen;
+};
+
+// status: "ran", "skipped", "failed". Medians over the runs that completed.
+struct ColdStart {
+  std::string status;
+  std::string reason;
+  std::string model_ref;  // the `model` sent (the GGUF path, so the daemon must resolve and start it)
+  std::string log_path;   // the child's log watched for the listening line
+  std::string note;       // said when the cold starts restarted a model the user was running
+  int repetitions = 0;
+  std::vector<ColdStartRun> runs;
+  Summary send_to_first_token_ms, listening_to_first_token_ms, health_to_first_token_ms, listening_to_health_ms;
+  Summary listening_to_first_token_less_prompt_ms, child_log_listening_to_task_ms;
+};
+
+// In a llama-server log (lines stamped "M.SS.mmm.uuu"), the time from the "listening on
+// http://" line to the first "launch_slot_" line after it (the first request's task
+// starting), on llama-server's own clock; NaN when either line is missing.
+double ChildListeningToFirstTaskMs(const std::string& log_text);
+
 struct SuiteResult {
   std::string suite;   // "A", "B" or "C"
   std::string title;   // "wrapper", "cross-tool", "proxy hop"
@@ -43,6 +132,10 @@ struct SuiteResult {
   Aggregate aggregate;
   std::vector<Check> checks;
   std::optional<uint64_t> daemon_idle_rss_bytes;
+  // Suite C only.
+  std::optional<NginxReference> nginx;
+  std::optional<Footprint> footprint;
+  std::optional<ColdStart> cold_start;
 };
 
 // Suite A's seam: the child `corral start` launched and the same argv launched by hand.
@@ -53,10 +146,26 @@ struct WrapperEndpoints {
 };
 using WrapperProvider = std::function<Result<WrapperEndpoints>()>;
 
-// Suite C's seam: the same llama-server reached directly and through the proxy.
+// Suite C's seam: the same llama-server reached directly and through the proxy. The
+// daemon fields are filled when the bench started the child through the daemon; without
+// them the footprint and cold-start parts are skipped (bare URLs have no daemon to watch).
 struct HopEndpoints {
   Target direct;
   Target proxied;
+  pid_t daemon_pid = -1;               // for VmRSS and its RLIMIT_NOFILE
+  std::string child_log_path;          // the child's log file (from `corral ps --json`)
+  std::string cold_start_model;        // the `model` a cold-start request sends
+  std::function<Status()> stop_model;  // stops the child (`corral stop`); empty = no cold start
+  bool model_was_running = false;      // running before the bench: the cold starts restart it
+};
+
+struct SuiteCOptions {
+  bool nginx = true;            // add nginx as a third target when found
+  std::string nginx_binary;     // "" = search PATH and the usual places
+  int idle_connections = 1000;  // 0 = no footprint part
+  double idle_hold_s = 5;       // below the proxy's 60 s idle keep-alive timeout
+  int footprint_streams = 64;   // concurrent streams for the peak RSS
+  int cold_starts = 5;          // 0 = no cold-start part
 };
 using HopProvider = std::function<Result<HopEndpoints>()>;
 
@@ -93,8 +202,15 @@ SuiteResult RunSuiteA(const WrapperProvider& provider, const std::vector<Workloa
                       const RunOptions& options, const Progress& progress);
 SuiteResult RunSuiteB(const SuiteBOptions& b, const std::vector<Workload>& workloads, const RunOptions& options,
                       const Progress& progress);
-SuiteResult RunSuiteC(const HopProvider& provider, const std::vector<Workload>& workloads, const RunOptions& options,
-                      const Progress& progress);
+SuiteResult RunSuiteC(const HopProvider& provider, const SuiteCOptions& c, const std::vector<Workload>& workloads,
+                      const RunOptions& options, const Progress& progress);
+
+// Suite C's parts, run after the alternated requests (the cold start last: it replaces the
+// child the direct target points at).
+Footprint MeasureFootprint(const HopEndpoints& hop, const SuiteCOptions& c, const Workload& workload,
+                           const RunOptions& options, const Progress& progress);
+ColdStart MeasureColdStart(const HopEndpoints& hop, const SuiteCOptions& c, const Workload& workload,
+                           const RunOptions& options, const Progress& progress);
 
 // A result for a suite that could not run, with the reason shown in the report.
 SuiteResult SkippedSuite(const std::string& suite, const std::string& reason);

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <thread>
 
 #include "bench/client.h"
@@ -54,8 +55,14 @@ struct BenchArgs {
   double noisy_cv = 0.10;
   int timeout_s = 300;
   std::string workloads_dir;
-  // Suite C until the proxy lands.
+  // Suite C: bare URLs (no daemon parts), nginx, footprint and cold-start sizes (-1 = default).
   std::string direct_url, proxy_url;
+  bool no_nginx = false;
+  std::string nginx;
+  int idle_connections = -1;  // 1000, or 50 with --smoke
+  double idle_hold_s = -1;    // 5, or 0.5 with --smoke
+  int load_streams = -1;      // 64, or 4 with --smoke
+  int cold_starts = -1;       // 5, or 1 with --smoke
   // Suite A until the supervisor lands.
   std::string wrapped_url, manual_url;
   int wrapped_pid = -1, manual_pid = -1, daemon_pid = -1;
@@ -127,7 +134,12 @@ struct DaemonHarness {
   std::string manual_log;
 
   ~DaemonHarness() {
-    for (const auto& name : started_names) (void)CorralJson({"stop", name, "--json"});
+    for (const auto& name : started_names) {
+      try {
+        (void)CorralJson({"stop", name, "--json"});
+      } catch (const std::exception&) {  // a destructor must not throw; the daemon reaps it anyway
+      }
+    }
     if (manual_pid > 0) {
       ::kill(manual_pid, SIGTERM);
       int st = 0;
@@ -228,6 +240,19 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
   opt.request_timeout = std::chrono::seconds(a.timeout_s);
   if (opt.runs < 1 || opt.runs > 100000 || opt.warmup < 0 || opt.warmup > 1000 || a.timeout_s < 1) {
     return Fail(ExitCode::kUsage, "bench: --runs must be 1..100000, --warmup 0..1000, --timeout >= 1");
+  }
+  bench::SuiteCOptions copt;
+  copt.nginx = !a.no_nginx;
+  copt.nginx_binary = a.nginx;
+  copt.idle_connections = a.idle_connections >= 0 ? a.idle_connections : (a.smoke ? 50 : 1000);
+  copt.idle_hold_s = a.idle_hold_s >= 0 ? a.idle_hold_s : (a.smoke ? 0.5 : 5.0);
+  copt.footprint_streams = a.load_streams >= 0 ? a.load_streams : (a.smoke ? 4 : 64);
+  copt.cold_starts = a.cold_starts >= 0 ? a.cold_starts : (a.smoke ? 1 : 5);
+  if (copt.idle_connections > 100000 || copt.footprint_streams > 4096 || copt.cold_starts > 1000 ||
+      copt.idle_hold_s > 50) {
+    return Fail(ExitCode::kUsage,
+                "bench: --idle-connections must be 0..100000, --load-streams 0..4096, --cold-starts 0..1000, "
+                "--idle-hold 0..50 (below the proxy's 60 s idle timeout)");
   }
 
   // Workloads.
@@ -337,9 +362,19 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
       e.direct.model = name;
       e.proxied = UrlTarget("proxy", BaseUrl(started.value("proxy_url", std::string())), -1);
       e.proxied.model = name;
+      // The daemon's parts: its pid (RSS), the child's log and a way to stop the child.
+      CORRAL_ASSIGN_OR_RETURN(nlohmann::json status, CorralJson({"status", "--json"}));
+      e.daemon_pid = status.contains("daemon") ? status["daemon"].value("pid", -1) : -1;
+      e.child_log_path = m.value("log_path", std::string());
+      e.cold_start_model = m.value("model_path", std::string());
+      e.model_was_running = started.value("already_running", false);
+      e.stop_model = [name]() -> Status {
+        auto stopped = CorralJson({"stop", name, "--json"});
+        return stopped.ok() ? Status::Ok() : stopped.status();
+      };
       return e;
     };
-    suites.push_back(bench::RunSuiteC(provider, workloads, opt, progress));
+    suites.push_back(bench::RunSuiteC(provider, copt, workloads, opt, progress));
   }
 
   bench::RunInfo run;
@@ -363,8 +398,15 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
       failed = true;
       why = "suite " + s.suite + " failed: " + s.reason;
     }
+    // nginx is a reference, not the product: its errors (a 502 on a stale upstream
+    // keep-alive, say) are counted and shown in the report but do not fail the run.
+    std::set<std::string> reference_targets;
+    for (const auto& t : s.targets) {
+      if (t.kind == "nginx") reference_targets.insert(t.name);
+    }
     int measured = 0, errors = 0;
     for (const auto& c : s.aggregate.cells) {
+      if (reference_targets.count(c.target) != 0) continue;
       measured += c.requests;
       errors += c.errors;
     }
@@ -372,15 +414,35 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
       failed = true;
       why = "suite " + s.suite + ": " + std::to_string(errors) + " of " + std::to_string(measured) + " requests failed";
     }
+    if (s.footprint && s.footprint->status == "failed") {
+      failed = true;
+      why = "suite C footprint failed: " + s.footprint->reason;
+    } else if (a.smoke && s.footprint && s.footprint->status == "ran" &&
+               (s.footprint->opened < s.footprint->requested || s.footprint->answered_again < s.footprint->opened ||
+                s.footprint->stream_errors > 0)) {
+      failed = true;
+      why = "suite C footprint: " + std::to_string(s.footprint->opened) + "/" + std::to_string(s.footprint->requested) +
+            " idle connections held, " + std::to_string(s.footprint->answered_again) + " answered again, " +
+            std::to_string(s.footprint->stream_errors) + " stream errors " + s.footprint->connection_error +
+            s.footprint->stream_error_sample;
+    }
+    if (s.cold_start && s.cold_start->status == "failed") {
+      failed = true;
+      why = "suite C cold start failed: " + s.cold_start->reason;
+    }
   }
   if (global.json) {
     nlohmann::json out = {{"dir", dir}, {"ok", !failed}, {"suites", nlohmann::json::array()}};
     for (const auto& s : report["suites"]) {
-      out["suites"].push_back({{"suite", s["suite"]},
-                               {"status", s["status"]},
-                               {"reason", s["reason"]},
-                               {"cells", s["cells"]},
-                               {"comparisons", s["comparisons"]}});
+      nlohmann::json brief = {{"suite", s["suite"]},
+                              {"status", s["status"]},
+                              {"reason", s["reason"]},
+                              {"cells", s["cells"]},
+                              {"comparisons", s["comparisons"]}};
+      for (const char* part : {"hop_summary", "load", "nginx", "footprint", "cold_start"}) {
+        if (s.contains(part)) brief[part] = s[part];
+      }
+      out["suites"].push_back(std::move(brief));
     }
     std::cout << out.dump(2) << "\n";
   } else {
@@ -425,6 +487,15 @@ static void RegisterBench(CLI::App& app, GlobalOptions& global, RunFn& run) {
   b->add_option("--workloads-dir", a.workloads_dir, "Directory of the workload prompt files (bench/workloads)");
   b->add_option("--direct-url", a.direct_url, "Suite C: the llama-server reached directly");
   b->add_option("--proxy-url", a.proxy_url, "Suite C: the same llama-server through the proxy");
+  b->add_flag("--no-nginx", a.no_nginx, "Suite C: do not add nginx (buffering off) as the reference proxy");
+  b->add_option("--nginx", a.nginx, "Suite C: the nginx binary (default: PATH, then /usr/sbin/nginx)");
+  b->add_option("--idle-connections", a.idle_connections,
+                "Suite C: idle keep-alive connections held on the proxy (default 1000; 50 with --smoke; 0 = skip)");
+  b->add_option("--idle-hold", a.idle_hold_s, "Suite C: seconds they sit idle before the RSS reading (default 5)");
+  b->add_option("--load-streams", a.load_streams,
+                "Suite C: concurrent streams for the daemon's peak RSS (default 64; 4 with --smoke)");
+  b->add_option("--cold-starts", a.cold_starts,
+                "Suite C: cold starts timed against llama-server's readiness (default 5; 1 with --smoke; 0 = skip)");
   b->add_option("--wrapped-url", a.wrapped_url, "Suite A: the child started by `corral start`");
   b->add_option("--wrapped-pid", a.wrapped_pid, "Suite A: its pid");
   b->add_option("--manual-url", a.manual_url, "Suite A: the same argv started by hand");

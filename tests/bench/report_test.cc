@@ -2,6 +2,9 @@
 // aggregation rules behind them (warm-ups dropped, errors counted, noisy cells flagged).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
+#include "bench/nginx.h"
 #include "bench/report.h"
 #include "bench/runner.h"
 
@@ -231,6 +234,187 @@ TEST(RenderSvgChart, WellFormedWithBars) {
   const std::string empty = RenderSvgChart(nlohmann::json::object(), "ttft_ms", "t");
   EXPECT_TRUE(WellFormedXml(empty, why)) << why;
   EXPECT_NE(empty.find("no data"), std::string::npos);
+}
+
+// A suite C result with the nginx target, a burst cell, the footprint and the cold start.
+SuiteResult SuiteCResult(bool nginx_present) {
+  SuiteResult s;
+  s.suite = "C";
+  s.title = "proxy hop";
+  s.status = "ran";
+  Target direct, proxy, nginx;
+  direct.name = "direct";
+  proxy.name = "proxy";
+  nginx.name = "nginx";
+  s.targets = {direct, proxy};
+  if (nginx_present) s.targets.push_back(nginx);
+  for (int i = 0; i < 6; ++i) {
+    for (const auto& t : s.targets) {
+      const double added = t.name == "direct" ? 0 : (t.name == "proxy" ? 0.05 : 0.3);
+      RequestRecord r = Rec(t.name, i, 10 + added, t.name == "direct" ? 1000 : 990);
+      s.records.push_back(r);
+      for (int stream = 0; stream < 4; ++stream) {  // the load cell: 4 streams per run
+        RequestRecord b = Rec(t.name, i, 20 + added, 500);
+        b.workload = "burst@4";
+        b.concurrency = 4;
+        b.stream = stream;
+        b.e2e_ms = t.name == "direct" ? 100 : 101;
+        b.completion_tokens = 32;
+        if (t.name == "proxy" && i == 0 && stream == 0) {
+          b.ok = false;
+          b.error = "HTTP 502";
+        }
+        s.records.push_back(b);
+      }
+    }
+  }
+  s.aggregate = Summarise(s.records, s.targets, RunOptions{});
+  NginxReference ref;
+  if (nginx_present) {
+    ref.status = "ran";
+    ref.binary = "/usr/sbin/nginx";
+    ref.version = "1.22.1";
+    ref.version_line = "nginx version: nginx/1.22.1";
+    ref.config = "daemon off;\nproxy_buffering off;\n";
+  } else {
+    ref.status = "absent";
+    ref.reason = std::string("no nginx on PATH; to measure the reference proxy: ") + kNginxInstallHint;
+  }
+  s.nginx = ref;
+  Footprint f;
+  f.status = "ran";
+  f.daemon_pid = 42;
+  f.requested = f.opened = f.open_at_end = f.answered_again = 1000;
+  f.idle_hold_s = 5;
+  f.rss_idle_before = 8 << 20;
+  f.rss_with_idle = (8 << 20) + 1000 * 1024;
+  f.rss_peak_streams = f.rss_with_idle + 64 * 16 * 1024;
+  f.streams = 64;
+  f.per_idle_connection_bytes = 1024;
+  f.per_stream_bytes = 16 * 1024;
+  f.nofile_soft_before = 1024;
+  f.nofile_soft = f.nofile_hard = 4096;
+  s.footprint = f;
+  ColdStart cs;
+  cs.status = "ran";
+  cs.model_ref = "/models/m.gguf";
+  cs.repetitions = 2;
+  for (double b : {4.0, 6.0}) {
+    ColdStartRun r;
+    r.ok = true;
+    r.send_to_first_token_ms = 100 + b;
+    r.send_to_listening_ms = 100;
+    r.listening_to_first_token_ms = b;
+    r.listening_to_health_ms = 1;
+    r.health_to_first_token_ms = b - 1;
+    cs.runs.push_back(r);
+  }
+  ColdStartRun failed;
+  failed.error = "no 'listening on' line appeared";
+  cs.runs.push_back(failed);
+  std::vector<double> v = {4, 6};
+  cs.listening_to_first_token_ms = Summarize(v);
+  cs.send_to_first_token_ms = Summarize({104, 106});
+  cs.health_to_first_token_ms = Summarize({3, 5});
+  cs.listening_to_health_ms = Summarize({1, 1});
+  s.cold_start = cs;
+  return s;
+}
+
+nlohmann::json SuiteCReport(bool nginx_present) {
+  RunInfo run;
+  run.options = RunOptions{};
+  return ReportJson(run, HostInfo{}, Provenance{}, {}, {SuiteCResult(nginx_present)});
+}
+
+TEST(ReportJson, SuiteCPartsCarryTheirNumbersAndMethod) {
+  const nlohmann::json c = SuiteCReport(true)["suites"][0];
+  // Hop summary: every non-direct target against direct, per cell.
+  ASSERT_EQ(c["hop_summary"].size(), 4u);  // {chat_turn, burst@4} x {proxy, nginx}
+  for (const auto& h : c["hop_summary"]) {
+    EXPECT_EQ(h["baseline"], "direct");
+    EXPECT_TRUE(h.contains("added_ttft_p50_ms"));
+    EXPECT_TRUE(h.contains("added_ttft_p99_ms"));
+    EXPECT_TRUE(h["paired_decode_ratio"]["valid"].get<bool>());
+    if (h["workload"] == "chat_turn" && h["target"] == "nginx") {
+      EXPECT_NEAR(h["added_ttft_p50_ms"].get<double>(), 0.3, 1e-9);
+      EXPECT_NEAR(h["paired_decode_ratio"]["estimate"].get<double>(), 0.99, 1e-9);
+    }
+  }
+  // Load: the highest burst level, errors counted, aggregate ratio against direct.
+  ASSERT_TRUE(c["load"].is_object());
+  EXPECT_EQ(c["load"]["concurrency"], 4);
+  ASSERT_EQ(c["load"]["targets"].size(), 3u);
+  EXPECT_EQ(c["load"]["targets"][1]["target"], "proxy");
+  EXPECT_EQ(c["load"]["targets"][1]["errors"], 1);
+  EXPECT_TRUE(c["load"]["targets"][2]["aggregate_tps_ratio"]["valid"].get<bool>());
+  // nginx: version and exact config.
+  EXPECT_EQ(c["nginx"]["status"], "ran");
+  EXPECT_EQ(c["nginx"]["version"], "1.22.1");
+  EXPECT_EQ(c["nginx"]["config"], "daemon off;\nproxy_buffering off;\n");
+  // Footprint.
+  const auto& f = c["footprint"];
+  EXPECT_EQ(f["requested"], 1000);
+  EXPECT_EQ(f["open_at_end"], 1000);
+  EXPECT_EQ(f["rss_bytes"]["idle_before"], 8 << 20);
+  EXPECT_EQ(f["per_stream_bytes"], 16 * 1024);
+  EXPECT_EQ(f["nofile"]["bench_soft_before"], 1024);
+  EXPECT_FALSE(f["method"].get<std::string>().empty());
+  // Cold start: per-run values, NaN (not seen) as null, medians.
+  const auto& cs = c["cold_start"];
+  EXPECT_EQ(cs["target_ms"], 30);
+  ASSERT_EQ(cs["runs"].size(), 3u);
+  EXPECT_TRUE(cs["runs"][2]["listening_to_first_token_ms"].is_null());
+  EXPECT_DOUBLE_EQ(cs["listening_to_first_token_ms"]["median"].get<double>(), 5.0);
+  EXPECT_EQ(cs["listening_to_first_token_ms"]["n"], 2);
+  EXPECT_FALSE(cs["method"].get<std::string>().empty());
+}
+
+TEST(RenderMarkdown, SuiteCPartsAreShown) {
+  const std::string md = RenderMarkdown(SuiteCReport(true));
+  for (const char* s : {"### Proxy hop, relative to direct", "| chat_turn | nginx | 6/6 | 0.300 |",
+                        "### Proxy under load", "| proxy | 23/24 | 1 |", "### nginx reference: ran",
+                        "nginx version: nginx/1.22.1", "```nginx\ndaemon off;\nproxy_buffering off;\n```",
+                        "### Daemon footprint: ran", "| idle keep-alive connections opened / requested | 1000 / 1000",
+                        "8.00 MiB", "16.0 KiB per stream", "1024 → 4096 / 4096", "### Cold start: ran",
+                        "| (b) listening line → first token | 5.00 |", "run 3 failed: no 'listening on' line"}) {
+    EXPECT_NE(md.find(s), std::string::npos) << s << "\n" << md;
+  }
+}
+
+TEST(RenderMarkdown, AbsentNginxSaysHowToInstallIt) {
+  const nlohmann::json r = SuiteCReport(false);
+  EXPECT_EQ(r["suites"][0]["nginx"]["status"], "absent");
+  const std::string md = RenderMarkdown(r);
+  EXPECT_NE(md.find("### nginx reference: absent"), std::string::npos) << md;
+  EXPECT_NE(md.find("apt-get install nginx-light"), std::string::npos) << md;
+}
+
+TEST(ColdStart, ChildLogListeningToFirstTaskOnItsOwnClock) {
+  const std::string log =
+      "0.00.162.808 I srv  llama_server: model loaded\n"
+      "0.00.162.848 I srv  llama_server: listening on http://127.0.0.1:46021\n"
+      "0.00.169.152 I slot get_availabl: id  3 | task -1 | selected slot by LRU, t_last = -1\n"
+      "0.00.169.264 I slot launch_slot_: id  3 | task 0 | processing task, is_child = 0\n"
+      "0.00.170.000 I slot launch_slot_: id  2 | task 1 | processing task, is_child = 0\n";
+  EXPECT_NEAR(ChildListeningToFirstTaskMs(log), 6.416, 1e-9);
+  // Minutes roll over into the stamp's first field.
+  EXPECT_NEAR(ChildListeningToFirstTaskMs("0.59.999.000 I listening on http://127.0.0.1:1\n"
+                                          "1.00.001.500 I slot launch_slot_: id 0\n"),
+              2.5, 1e-9);
+  EXPECT_TRUE(std::isnan(ChildListeningToFirstTaskMs("0.00.001.000 I slot launch_slot_: before listening\n")));
+  EXPECT_TRUE(std::isnan(ChildListeningToFirstTaskMs("0.00.001.000 I listening on http://127.0.0.1:1\n")));
+  EXPECT_TRUE(std::isnan(ChildListeningToFirstTaskMs("")));
+}
+
+TEST(RenderMarkdown, LoadSectionSaysHowToGetIt) {
+  SuiteResult s = SuiteCResult(false);
+  std::erase_if(s.records, [](const RequestRecord& r) { return r.workload != "chat_turn"; });
+  s.aggregate = Summarise(s.records, s.targets, RunOptions{});
+  RunInfo run;
+  const nlohmann::json r = ReportJson(run, HostInfo{}, Provenance{}, {}, {s});
+  EXPECT_TRUE(r["suites"][0]["load"].is_null());
+  EXPECT_NE(RenderMarkdown(r).find("add `--workload burst`"), std::string::npos);
 }
 
 }  // namespace
