@@ -159,7 +159,11 @@ void DetectTarget(Target& t) {
     t.version = StringAt(props, "build_info");
     t.model_path = StringAt(props, "model_path");
   } else if (nlohmann::json v = GetJson(*ep, "/api/version"); v.is_object() && v.contains("version")) {
-    t.kind = "ollama";
+    // Corral's proxy speaks Ollama's routes too; its /metrics names it.
+    auto metrics = HttpRequest(*ep, "/metrics", "", kProbeTimeout);
+    const bool corral = metrics.ok() && metrics->status == 200 &&
+                        metrics->body.find("corral_proxy_connections_total") != std::string::npos;
+    t.kind = corral ? "corral" : "ollama";
     t.version = StringAt(v, "version");
   } else if (t.kind.empty()) {
     t.kind = "openai-compatible";

@@ -55,6 +55,7 @@ struct BenchArgs {
   double noisy_cv = 0.10;
   int timeout_s = 300;
   std::string workloads_dir;
+  std::string child_args;  // raw llama-server args for the children suites A and C start
   // Suite C: bare URLs (no daemon parts), nginx, footprint and cold-start sizes (-1 = default).
   std::string direct_url, proxy_url;
   bool no_nginx = false;
@@ -129,6 +130,7 @@ Result<nlohmann::json> CorralJson(const std::vector<std::string>& args) {
 
 // What the A and C providers started, stopped again when the run ends.
 struct DaemonHarness {
+  std::vector<std::string> child_args;     // `corral start MODEL -- child_args...`
   std::vector<std::string> started_names;  // children to stop with `corral stop`
   pid_t manual_pid = -1;                   // the by-hand llama-server of suite A
   std::string manual_log;
@@ -152,6 +154,10 @@ struct DaemonHarness {
   Result<nlohmann::json> Start(const std::string& model, const std::string& name) {
     std::vector<std::string> args = {"start", model, "--json"};
     if (!name.empty()) args.insert(args.end(), {"--name", name});
+    if (!child_args.empty()) {
+      args.emplace_back("--");
+      args.insert(args.end(), child_args.begin(), child_args.end());
+    }
     CORRAL_ASSIGN_OR_RETURN(nlohmann::json j, CorralJson(args));
     if (!j.contains("model") || !j["model"].is_object() || j["model"].value("port", 0) <= 0) {
       return Unavailable("corral start gave no running model: " + j.dump());
@@ -295,7 +301,15 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
   };
 
   std::vector<bench::SuiteResult> suites;
-  DaemonHarness harness;  // children suites A and C start; stopped when the run ends
+  DaemonHarness harness;                            // children suites A and C start; stopped when the run ends
+  for (size_t at = 0; at < a.child_args.size();) {  // split on blanks: "-t 1 -np 8"
+    size_t start = a.child_args.find_first_not_of(" \t", at);
+    if (start == std::string::npos) break;
+    size_t end = a.child_args.find_first_of(" \t", start);
+    if (end == std::string::npos) end = a.child_args.size();
+    harness.child_args.push_back(a.child_args.substr(start, end - start));
+    at = end;
+  }
   if (want_a) {
     bench::WrapperProvider provider = [&a, &harness]() -> Result<bench::WrapperEndpoints> {
       bench::WrapperEndpoints e;
@@ -479,6 +493,9 @@ static void RegisterBench(CLI::App& app, GlobalOptions& global, RunFn& run) {
       ->capture_default_str();
   b->add_option("--ctx", a.knobs.ctx, "Normalized context size")->capture_default_str();
   b->add_option("--threads", a.knobs.threads, "Normalized thread count (0 = all cores)")->capture_default_str();
+  b->add_option("--child-args", a.child_args,
+                "Suites A and C: raw llama-server args for the child they start, e.g. --child-args='-t 1' "
+                "(what `corral start MODEL -- ARGS` takes; on-demand cold starts use the model's configured args)");
   b->add_option("--parallel", a.knobs.parallel, "Normalized server slots (-np)")->capture_default_str();
   b->add_option("--seed", a.seed, "Sampling and bootstrap seed")->capture_default_str();
   b->add_option("--noisy-cv", a.noisy_cv, "Flag a cell metric whose coefficient of variation exceeds this")
