@@ -102,6 +102,12 @@ std::string Metrics::Render() const {
   out += "corral_proxy_requests_unrouted_total " + std::to_string(requests_unrouted.load()) + "\n";
   out += "# TYPE corral_proxy_upstream_retries_total counter\n";
   out += "corral_proxy_upstream_retries_total " + std::to_string(upstream_retries.load()) + "\n";
+  out += "# HELP corral_proxy_accept_pauses_total Times accepting paused for lack of descriptors or memory.\n";
+  out += "# TYPE corral_proxy_accept_pauses_total counter\n";
+  out += "corral_proxy_accept_pauses_total " + std::to_string(accept_pauses.load()) + "\n";
+  out += "# HELP corral_proxy_max_open_files The open-file limit the proxy runs with.\n";
+  out += "# TYPE corral_proxy_max_open_files gauge\n";
+  out += "corral_proxy_max_open_files " + std::to_string(max_open_files.load()) + "\n";
   out += "# TYPE corral_proxy_queue_depth gauge\n";
   out += "corral_proxy_queue_depth " + std::to_string(queue_depth.load()) + "\n";
   out += "# HELP corral_proxy_added_latency_us Time from a request fully read to it written upstream.\n";

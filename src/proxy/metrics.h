@@ -61,6 +61,8 @@ class Metrics {
   std::atomic<int64_t> connections_open{0};
   std::atomic<uint64_t> requests_unrouted{0};  // errors before a model was known
   std::atomic<uint64_t> upstream_retries{0};   // stale pooled connection replays
+  std::atomic<uint64_t> accept_pauses{0};      // accept paused: out of descriptors or memory
+  std::atomic<uint64_t> max_open_files{0};     // RLIMIT_NOFILE soft limit in force
   std::atomic<uint64_t> queue_depth{0};        // requests waiting on EnsureReady
   std::string Render() const;
 

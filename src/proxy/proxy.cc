@@ -23,6 +23,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/rlimit.h"
 #include "proxy/api_errors.h"
 #include "proxy/metrics.h"
 #include "proxy/ollama.h"
@@ -132,6 +133,7 @@ class Proxy::Impl {
   Metrics metrics;
   std::vector<std::unique_ptr<Worker>> workers;
   std::optional<tcp::acceptor> acceptor;
+  std::optional<asio::steady_timer> accept_pause;  // on the acceptor's worker
   std::atomic<size_t> next_worker{0};
   std::atomic<bool> stopping{false};
   uint16_t bound_port = 0;
@@ -1116,6 +1118,17 @@ void Proxy::Impl::Accept() {
         w.connections.push_back(c);
         c->Start();
       });
+    } else if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+               ec == asio::error::no_memory || ec.value() == ENFILE) {
+      // Out of file descriptors or memory: the pending connection stays in the backlog and
+      // accepting again at once would spin. Pause, then try again (connections that close
+      // meanwhile free descriptors).
+      metrics.accept_pauses.fetch_add(1, std::memory_order_relaxed);
+      accept_pause->expires_after(std::chrono::milliseconds(50));
+      accept_pause->async_wait([this](const error_code& tec) {
+        if (!tec && !stopping.load()) Accept();
+      });
+      return;
     }
     Accept();
   });
@@ -1179,6 +1192,11 @@ Status Proxy::Start() {
 
   tcp::endpoint ep(addr, static_cast<unsigned short>(port));
   px.acceptor.emplace(px.workers[0]->ioc);
+  px.accept_pause.emplace(px.workers[0]->ioc);
+  // 1000 idle keep-alive clients plus their upstreams do not fit Debian's default soft
+  // limit of 1024 descriptors; children get the original limit back (supervisor).
+  OpenFileLimits fds = RaiseOpenFileLimit();
+  px.metrics.max_open_files.store(static_cast<uint64_t>(fds.now), std::memory_order_relaxed);
   px.acceptor->open(ep.protocol(), ec);
   if (!ec) px.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) px.acceptor->bind(ep, ec);
@@ -1209,6 +1227,7 @@ void Proxy::Stop() {
   asio::post(px.workers[0]->ioc, [&px] {
     error_code ec;
     px.acceptor->close(ec);
+    px.accept_pause->cancel();
   });
   for (auto& w : px.workers) {
     Worker* wp = w.get();
@@ -1227,6 +1246,7 @@ void Proxy::Stop() {
   for (auto& w : px.workers) {
     if (w->thread.joinable()) w->thread.join();
   }
+  px.accept_pause.reset();  // timers and sockets go before the io_contexts they live on
   px.acceptor.reset();
   px.workers.clear();
 }

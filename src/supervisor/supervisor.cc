@@ -21,6 +21,7 @@
 #include <cstring>
 
 #include "common/fs.h"
+#include "common/rlimit.h"
 
 extern char** environ;
 
@@ -435,6 +436,7 @@ void Supervisor::SpawnLocked(Child& c) {
     ::dup2(log_w, 1);
     ::dup2(log_w, 2);
     ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    RestoreOpenFileLimitInChild();  // the daemon raised its own; the child gets the user's
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);

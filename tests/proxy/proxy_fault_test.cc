@@ -1,7 +1,11 @@
 // Fault injection: the proxy in front of a scripted fake upstream that resets, stalls,
 // sends malformed SSE or malformed framing, or drops a pooled connection. After every
 // fault the proxy must still answer a normal request.
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <mutex>
 #include <thread>
@@ -306,6 +310,59 @@ TEST(ProxyFaultTest, UnsafeRoutesAreNotReplayed) {
   ASSERT_TRUE(c.ReadResponse(&head, &body, &status));
   EXPECT_EQ(status, 502) << body;
   EXPECT_EQ(up.connections(), 1);
+}
+
+// Out of descriptors: accept fails with EMFILE while connections wait in the backlog. The
+// proxy pauses accepting (it must not spin on the failing accept) and serves every waiting
+// client once descriptors are free again.
+TEST(ProxyFaultTest, OutOfDescriptorsPausesAcceptingAndRecovers) {
+  FakeUpstream up([](tcp::socket&, int) {});
+  ProxyOptions o;
+  o.threads = 1;
+  Harness h(up.port(), o);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  constexpr int kClients = 6;
+  std::vector<int> fds;
+  for (int i = 0; i < kClients; ++i) fds.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  for (int fd : fds) ASSERT_GE(fd, 0);
+  // Now no descriptor is left for the proxy's accept.
+  int highest = 0;
+  for (int fd = 0; fd < 65536; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1) highest = fd;
+    if (fd > highest + 4096) break;
+  }
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(highest) + 1;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  std::vector<int> fillers;  // holes below the limit would let accept succeed
+  for (int fd; (fd = ::dup(fds[0])) >= 0;) fillers.push_back(fd);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(h.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int fd : fds) ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  for (int i = 0; i < 400 && h.proxy->MetricsText().find("corral_proxy_accept_pauses_total 0\n") != std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::string metrics = h.proxy->MetricsText();
+  EXPECT_EQ(metrics.find("corral_proxy_accept_pauses_total 0\n"), std::string::npos) << "accept never failed";
+  for (int fd : fillers) ::close(fd);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  // Every client that waited is served.
+  const std::string req = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  for (int fd : fds) {
+    ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string got;
+    char buf[512];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) got.append(buf, static_cast<size_t>(n));
+    EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0U) << got;
+    ::close(fd);
+  }
 }
 
 TEST(ProxyFaultTest, UpstreamDownIs502) {
