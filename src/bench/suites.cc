@@ -367,6 +367,10 @@ SuiteResult RunSuiteA(const WrapperProvider& provider, const std::vector<Workloa
       s.checks.push_back({"argv identical (byte for byte)", pc.cmdline_equal, pc.cmdline_equal ? pc.cmdline_a : diffs});
       s.checks.push_back(
           {"environment identical (byte for byte)", pc.environ_equal, pc.environ_equal ? "identical" : diffs});
+      std::string ldiffs;
+      for (const auto& d : pc.limit_differences) ldiffs += (ldiffs.empty() ? "" : "; ") + d;
+      s.checks.push_back(
+          {"resource limits identical (/proc/<pid>/limits)", pc.limits_equal, pc.limits_equal ? "identical" : ldiffs});
     }
   } else {
     s.checks.push_back(

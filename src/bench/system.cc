@@ -207,6 +207,29 @@ ProcessComparison CompareProcesses(pid_t a, pid_t b) {
   for (const auto& [k, v] : env_b) {
     if (!env_a.count(k)) c.differences.push_back("env only in b: " + k);
   }
+  // Resource limits: a daemon that raised its own (open files) must give the child the
+  // user's. Compared line by line ("Max open files  1024  524288  files").
+  auto la = ReadProcFile(a, "limits");
+  auto lb = ReadProcFile(b, "limits");
+  if (la.ok() && lb.ok()) {
+    c.limits_equal = *la == *lb;
+    auto lines = [](const std::string& text) {
+      std::vector<std::string> out;
+      for (size_t at = 0, nl; at < text.size(); at = nl + 1) {
+        nl = text.find('\n', at);
+        if (nl == std::string::npos) nl = text.size();
+        out.push_back(text.substr(at, nl - at));
+      }
+      return out;
+    };
+    auto va = lines(*la), vb = lines(*lb);
+    for (size_t i = 0; i < std::max(va.size(), vb.size()); ++i) {
+      std::string x = i < va.size() ? va[i] : "(none)", y = i < vb.size() ? vb[i] : "(none)";
+      if (x != y) c.limit_differences.push_back("'" + x + "' vs '" + y + "'");
+    }
+  } else {
+    c.limit_differences.push_back("cannot read /proc/<pid>/limits");
+  }
   if (!c.environ_equal && std::none_of(c.differences.begin(), c.differences.end(),
                                        [](const std::string& d) { return d.rfind("env", 0) == 0; })) {
     c.differences.push_back("environment: same variables, different order");

@@ -41,10 +41,12 @@ Result<uint64_t> ReadRssBytes(pid_t pid);
 // Direct children of `pid` (from /proc/<pid>/task/*/children).
 std::vector<pid_t> ChildPids(pid_t pid);
 
-// Byte-for-byte comparison of two processes' argv and environment (suite A).
+// Byte-for-byte comparison of two processes' argv, environment and resource limits (suite A).
 struct ProcessComparison {
   bool cmdline_equal = false;
   bool environ_equal = false;
+  bool limits_equal = false;  // /proc/<pid>/limits (rlimits: open files, stack, ...)
+  std::vector<std::string> limit_differences;
   std::string cmdline_a, cmdline_b;      // argv joined with spaces, for the report
   std::vector<std::string> differences;  // human-readable: "argv[3]: '8080' vs '0'", "env only in b: X=1"
   std::string error;                     // a /proc read failed ("" when both were read)
