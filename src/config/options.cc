@@ -460,6 +460,15 @@ Result<Config> Reload(const Config& running) {
   return c;
 }
 
+void KeepRestartOptions(Config& next, const Config& running) {
+  for (const auto& def : Registry()) {
+    if (def.reload != OnReload::kRestart) continue;
+    if (!Assign(next, def, Get(running, def)).ok()) continue;  // running values are valid
+    auto it = running.source.find(def.key);
+    next.source[def.key] = it == running.source.end() ? "default" : it->second;
+  }
+}
+
 std::string_view to_string(OnReload r) {
   switch (r) {
     case OnReload::kLive: return "live";

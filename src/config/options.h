@@ -127,6 +127,10 @@ Status ApplyConfigText(Config& config, const std::string& text, const std::strin
 // restart). Same errors as Load; `running` is not touched.
 Result<Config> Reload(const Config& running);
 
+// Puts the running value back into `next` for every option that needs a restart (OnReload::
+// kRestart), source included: what a reloading daemon keeps.
+void KeepRestartOptions(Config& next, const Config& running);
+
 // One difference between two configurations. `key` is an option key, "aliases.NAME" or
 // "models.REF"; values are display text ("" = unset).
 struct ConfigChange {
