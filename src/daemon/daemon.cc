@@ -300,6 +300,7 @@ class Daemon {
   void RecordReload(const json& result) {
     std::lock_guard<std::mutex> lock(mu_);
     ++reloads_;
+    ++reloads_by_trigger_[result.value("trigger", std::string("?"))];
     if (result.value("ok", false)) ++reloads_applied_;
     last_reload_ = result;
   }
@@ -318,11 +319,8 @@ class Daemon {
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (const auto& n : notices_) notices.push_back(n);
-      reload = {{"file", config.config_file},
-                {"reloads", reloads_},
-                {"applied", reloads_applied_},
-                {"last", last_reload_},
-                {"watching", watching_}};
+      reload = {{"file", config.config_file},        {"reloads", reloads_},  {"applied", reloads_applied_},
+                {"by_trigger", reloads_by_trigger_}, {"last", last_reload_}, {"watching", watching_}};
     }
     json j = {{"daemon",
                {{"pid", ::getpid()},
@@ -599,6 +597,7 @@ class Daemon {
   std::map<std::string, uint64_t> last_gen_;                  // GUARDED_BY(mu_)
   uint64_t reloads_ = 0;                                      // GUARDED_BY(mu_)
   uint64_t reloads_applied_ = 0;                              // GUARDED_BY(mu_)
+  std::map<std::string, uint64_t> reloads_by_trigger_;        // GUARDED_BY(mu_)
   json last_reload_;                                          // GUARDED_BY(mu_)
   bool watching_ = false;                                     // GUARDED_BY(mu_): config.yaml watched
   std::mutex state_mu_;                                       // serialises state-file writes
