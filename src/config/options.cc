@@ -535,6 +535,15 @@ std::string Describe(const Config& c) {
       out << def.key << ": \"" << (values.empty() ? "" : values[0]) << "\"  # " << src << "\n";
     }
   }
+  if (c.aliases && !c.aliases->empty()) {
+    out << "aliases:  # file\n";
+    for (const auto& [alias, ref] : *c.aliases) out << "  \"" << alias << "\": \"" << ref << "\"\n";
+  }
+  if (!c.models.empty()) {
+    out << "models:  # file\n";
+    for (const auto& m : c.models)
+      out << "  \"" << m.ref << "\": " << DescribeModel(m) << "  # line " << m.line << "\n";
+  }
   return out.str();
 }
 

@@ -123,6 +123,9 @@ TEST_F(ConfigTest, ModelsSectionParses) {
   EXPECT_FALSE(c->models[1].ttl_s.has_value());
   EXPECT_EQ(c->models[2].ref, "bare");
   EXPECT_EQ(c->models[2].ctx, 0U);
+  const std::string text = Describe(*c);
+  EXPECT_NE(text.find("\"fast\": \"corral-tiny\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"corral-tiny-bpe\": ttl 300, ctx 4096, args [--threads 2]"), std::string::npos) << text;
 
   // ttl 0 means "never": set, not absent.
   c = Load(FlagsWithFile("models:\n  m:\n    ttl: 0\n"));
