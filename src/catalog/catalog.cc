@@ -268,7 +268,11 @@ Result<Sources> SourcesFromConfig(const config::Config& config) {
   if (config.scan_lmstudio) s.lmstudio = {home + "/.lmstudio/models", home + "/.cache/lm-studio/models"};
   if (config.scan_llamacpp) s.llamacpp = !Env("LLAMA_CACHE").empty() ? Env("LLAMA_CACHE") : xdg_cache + "/llama.cpp";
   s.index_file = CacheDir() + "/catalog/index.json";
-  CORRAL_ASSIGN_OR_RETURN(s.aliases, ReadAliases(config.config_file));
+  if (config.aliases) {
+    s.aliases = *config.aliases;  // the snapshot config::Load accepted (a daemon's reload keeps it whole)
+  } else {
+    CORRAL_ASSIGN_OR_RETURN(s.aliases, ReadAliases(config.config_file));
+  }
   return s;
 }
 

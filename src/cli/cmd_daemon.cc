@@ -6,10 +6,12 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include "cli/commands.h"
 #include "cli/lifecycle_client.h"
+#include "control/api.h"
 #include "daemon/daemon.h"
 
 namespace corral::cli {
@@ -94,10 +96,45 @@ int RunDaemonStatus(const GlobalOptions& global) {
   return 0;
 }
 
+// `corral daemon reload`: the daemon re-reads config.yaml (as on SIGHUP). Exit 64 when the
+// file is rejected (the daemon keeps its running config), 65 when no daemon runs.
+int RunDaemonReload(const GlobalOptions& global) {
+  control::ControlClient client(daemon::SocketPath());
+  if (!client.Ping())
+    return Fail(ExitCode::kDaemonUnreachable, "no daemon running (socket " + daemon::SocketPath() + ")");
+  auto reply = client.Call("POST", "/v1/reload");
+  if (!reply.ok()) return Fail(ExitCode::kDaemonUnreachable, "reload: " + reply.status().message());
+  nlohmann::json result = reply->body;
+  if (reply->error)
+    result = result.is_object() ? result.value("reload", nlohmann::json::object()) : nlohmann::json::object();
+  if (!result.is_object()) result = nlohmann::json::object();
+  if (global.json) std::cout << result.dump(2) << "\n";
+  if (reply->error) {
+    return Fail(static_cast<ExitCode>(control::ExitCodeFor(reply->error->code)),
+                "config rejected, the daemon keeps its running config: " + reply->error->message);
+  }
+  if (global.json) return 0;
+  const auto& changed = result.value("changed", nlohmann::json::array());
+  std::printf("config reloaded from %s: %zu change(s)\n", result.value("file", std::string()).c_str(), changed.size());
+  std::map<std::string, bool> restart;
+  for (const auto& r : result.value("needs_restart", nlohmann::json::array())) restart[r.value("key", "")] = true;
+  for (const auto& c : changed) {
+    const std::string key = c.value("key", "");
+    const std::string before = c.value("before", ""), after = c.value("after", "");
+    std::printf("  %-13s %s: %s -> %s\n", restart.count(key) != 0 ? "needs restart" : "applied", key.c_str(),
+                before.empty() ? "(unset)" : before.c_str(), after.empty() ? "(unset)" : after.c_str());
+  }
+  for (const auto& w : result.value("warnings", nlohmann::json::array())) {
+    std::printf("  warning       %s\n", w.get<std::string>().c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 static void RegisterDaemon(CLI::App& app, GlobalOptions& global, RunFn& run) {
-  auto* serve = app.add_subcommand("serve", "Run the Corral daemon in the foreground (Ctrl+C drains and stops models)");
+  auto* serve = app.add_subcommand(
+      "serve", "Run the Corral daemon in the foreground (Ctrl+C drains and stops models; SIGHUP reloads the config)");
   serve->fallthrough();
   serve->add_option("--listen", global.flags.by_key["listen"], "Proxy listen address HOST:PORT")->expected(1);
   serve->callback([&global, &run] { run = [&global] { return RunServe(global); }; });
@@ -108,13 +145,16 @@ static void RegisterDaemon(CLI::App& app, GlobalOptions& global, RunFn& run) {
   auto* start = d->add_subcommand("start", "Start the daemon in the background (no-op when running)");
   auto* stop = d->add_subcommand("stop", "Drain and stop the daemon and every model it runs");
   auto* status = d->add_subcommand("status", "Is a daemon running? (exit 65 when not)");
-  for (auto* s : {start, stop, status}) {
+  auto* reload = d->add_subcommand(
+      "reload", "Re-read config.yaml in the running daemon (as SIGHUP does); exit 64 when the file is rejected");
+  for (auto* s : {start, stop, status, reload}) {
     s->fallthrough();
     s->add_flag("--json", global.json, "Print JSON");
   }
   start->callback([&global, &run] { run = [&global] { return RunDaemonStart(global); }; });
   stop->callback([&global, &run] { run = [&global] { return RunDaemonStop(global); }; });
   status->callback([&global, &run] { run = [&global] { return RunDaemonStatus(global); }; });
+  reload->callback([&global, &run] { run = [&global] { return RunDaemonReload(global); }; });
 }
 
 CORRAL_REGISTER_COMMAND(RegisterDaemon);

@@ -25,47 +25,51 @@ const std::vector<OptionDef>& Registry() {
        "("
        "$XDG_DATA_HOME/corral/models"
        ") and the caches of other tools. Env: ':'-separated.",
-       OptionType::kPathList},
+       OptionType::kPathList, OnReload::kLive},
       {"llama_server", "--llama-server", "CORRAL_LLAMA_SERVER", "",
-       "The llama-server binary to launch. Empty: llama-server on PATH, else the pinned build.", OptionType::kPath},
+       "The llama-server binary to launch. Empty: llama-server on PATH, else the pinned build.", OptionType::kPath,
+       OnReload::kRestart},
       {"listen", "--listen", "CORRAL_LISTEN", "127.0.0.1:11450",
-       "Proxy listen address HOST:PORT. Loopback unless told otherwise.", OptionType::kString},
+       "Proxy listen address HOST:PORT. Loopback unless told otherwise.", OptionType::kString, OnReload::kRestart},
       {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info", "Log level: trace, debug, info, warn, error.",
-       OptionType::kString},
+       OptionType::kString, OnReload::kLive},
       // Catalog sources (issue 4): each cache of another tool can be switched off.
       {"scan_huggingface", nullptr, "CORRAL_SCAN_HUGGINGFACE", "true",
        "List models in the Hugging Face hub cache (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub).",
-       OptionType::kBool},
+       OptionType::kBool, OnReload::kLive},
       {"scan_ollama", nullptr, "CORRAL_SCAN_OLLAMA", "true",
-       "List Ollama's models (OLLAMA_MODELS or ~/.ollama/models).", OptionType::kBool},
+       "List Ollama's models (OLLAMA_MODELS or ~/.ollama/models).", OptionType::kBool, OnReload::kLive},
       {"scan_lmstudio", nullptr, "CORRAL_SCAN_LMSTUDIO", "true",
-       "List LM Studio's models (~/.lmstudio/models, ~/.cache/lm-studio/models).", OptionType::kBool},
+       "List LM Studio's models (~/.lmstudio/models, ~/.cache/lm-studio/models).", OptionType::kBool, OnReload::kLive},
       {"scan_llamacpp", nullptr, "CORRAL_SCAN_LLAMACPP", "true",
-       "List llama.cpp's download cache (LLAMA_CACHE or ~/.cache/llama.cpp).", OptionType::kBool},
+       "List llama.cpp's download cache (LLAMA_CACHE or ~/.cache/llama.cpp).", OptionType::kBool, OnReload::kLive},
       // Proxy data plane.
       {"max_body_bytes", "--max-body-bytes", "CORRAL_MAX_BODY_BYTES", "33554432",
-       "Largest request body the proxy accepts (bytes); larger ones get 413.", OptionType::kInt},
+       "Largest request body the proxy accepts (bytes); larger ones get 413.", OptionType::kInt, OnReload::kRestart},
       {"proxy_threads", "--proxy-threads", "CORRAL_PROXY_THREADS", "0",
-       "Proxy event-loop threads; 0 = min(CPU threads, 4).", OptionType::kInt},
+       "Proxy event-loop threads; 0 = min(CPU threads, 4).", OptionType::kInt, OnReload::kRestart},
       {"proxy_client_timeout_s", "--proxy-client-timeout", "CORRAL_PROXY_CLIENT_TIMEOUT", "60",
-       "Seconds a client may idle on a keep-alive connection, or stall sending or reading.", OptionType::kInt},
+       "Seconds a client may idle on a keep-alive connection, or stall sending or reading.", OptionType::kInt,
+       OnReload::kRestart},
       {"proxy_upstream_timeout_s", "--proxy-upstream-timeout", "CORRAL_PROXY_UPSTREAM_TIMEOUT", "600",
-       "Seconds without a byte from llama-server before the proxy gives up (504 or cut).", OptionType::kInt},
+       "Seconds without a byte from llama-server before the proxy gives up (504 or cut).", OptionType::kInt,
+       OnReload::kRestart},
       {"model_ttl_s", "--model-ttl", "CORRAL_MODEL_TTL", "0",
        "Seconds a model started on demand by a request may stay idle before it is unloaded; 0 = never. "
        "Models started with `corral start` stay until stopped. Ollama clients' keep_alive overrides it.",
-       OptionType::kInt},
+       OptionType::kInt, OnReload::kLive},
       // Supervisor (issue 5).
       {"memory_budget", "--memory-budget", "CORRAL_MEMORY_BUDGET", "auto",
        "Memory the running models may use together, e.g. 12GiB; 'auto' = total RAM minus "
        "max(1 GiB, 10%). A start that does not fit is refused unless --force.",
-       OptionType::kString},
+       OptionType::kString, OnReload::kLive},
       {"health_timeout", nullptr, "CORRAL_HEALTH_TIMEOUT", "60",
-       "Seconds a model may take to become ready, plus health_timeout_per_gib per GiB of model.", OptionType::kInt},
+       "Seconds a model may take to become ready, plus health_timeout_per_gib per GiB of model.", OptionType::kInt,
+       OnReload::kLive},
       {"health_timeout_per_gib", nullptr, "CORRAL_HEALTH_TIMEOUT_PER_GIB", "30",
-       "Extra readiness seconds per GiB of model file.", OptionType::kInt},
+       "Extra readiness seconds per GiB of model file.", OptionType::kInt, OnReload::kLive},
       {"stop_timeout", nullptr, "CORRAL_STOP_TIMEOUT", "10",
-       "Seconds between SIGTERM and SIGKILL when stopping a model.", OptionType::kInt},
+       "Seconds between SIGTERM and SIGKILL when stopping a model.", OptionType::kInt, OnReload::kLive},
   };
   return kOptions;
 }
@@ -205,6 +209,132 @@ Result<std::vector<std::string>> YamlValues(const YAML::Node& node, const Option
   return out;
 }
 
+// "file:LINE: models.REF.KEY: message" (LINE from the node's mark when yaml-cpp has one).
+Status ModelError(const std::string& file, const YAML::Node& at, const std::string& where, const std::string& msg) {
+  std::string line;
+  const YAML::Mark mark = at.Mark();
+  if (mark.line >= 0) line = ":" + std::to_string(mark.line + 1);
+  return InvalidArgument(file + line + ": " + where + ": " + msg);
+}
+
+Result<int64_t> ScalarInt(const YAML::Node& node, int64_t min, int64_t max) {
+  if (!node.IsScalar()) return InvalidArgument("must be a whole number");
+  const std::string text = node.Scalar();
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || v < min || v > max) {
+    return InvalidArgument("must be a whole number in [" + std::to_string(min) + ", " + std::to_string(max) +
+                           "], got '" + text + "'");
+  }
+  return v;
+}
+
+// aliases: a mapping of alias → model reference (both scalars).
+Result<std::map<std::string, std::string>> ParseAliases(const YAML::Node& node, const std::string& file) {
+  std::map<std::string, std::string> out;
+  if (!node.IsDefined() || node.IsNull()) return out;
+  if (!node.IsMap()) return ModelError(file, node, "aliases", "must be a mapping of alias: model");
+  for (const auto& kv : node) {
+    if (!kv.first.IsScalar() || !kv.second.IsScalar() || kv.first.Scalar().empty()) {
+      return ModelError(file, kv.first, "aliases", "each alias must map a name to a model reference");
+    }
+    if (out.size() >= kMaxModelSettings) {
+      return ModelError(file, kv.first, "aliases", "more than " + std::to_string(kMaxModelSettings) + " aliases");
+    }
+    out[kv.first.Scalar()] = kv.second.Scalar();
+  }
+  return out;
+}
+
+// models: REF: {ttl, ctx, args, pinned}. Strict: unknown keys and wrong types are errors
+// naming the model and the key.
+Result<std::vector<ModelSettings>> ParseModels(const YAML::Node& node, const std::string& file) {
+  std::vector<ModelSettings> out;
+  if (!node.IsDefined() || node.IsNull()) return out;
+  if (!node.IsMap()) {
+    return ModelError(file, node, "models", "must be a mapping of model: {ttl, ctx, args, pinned}");
+  }
+  for (const auto& kv : node) {
+    if (!kv.first.IsScalar() || kv.first.Scalar().empty()) {
+      return ModelError(file, kv.first, "models", "each key must be a model name, alias or unique substring");
+    }
+    if (out.size() >= kMaxModelSettings) {
+      return ModelError(file, kv.first, "models", "more than " + std::to_string(kMaxModelSettings) + " entries");
+    }
+    ModelSettings m;
+    m.ref = kv.first.Scalar();
+    m.line = kv.first.Mark().line >= 0 ? kv.first.Mark().line + 1 : 0;
+    for (const auto& other : out) {
+      if (other.ref == m.ref) return ModelError(file, kv.first, "models." + m.ref, "listed twice");
+    }
+    const std::string where = "models." + m.ref;
+    const YAML::Node& v = kv.second;
+    if (v.IsNull()) {
+      out.push_back(std::move(m));
+      continue;
+    }
+    if (!v.IsMap()) return ModelError(file, v, where, "must be a mapping with ttl, ctx, args or pinned");
+    for (const auto& field : v) {
+      if (!field.first.IsScalar()) return ModelError(file, field.first, where, "keys must be names");
+      const std::string key = field.first.Scalar();
+      const YAML::Node& value = field.second;
+      const std::string at = where + "." + key;
+      if (key == "ttl") {
+        auto t = ScalarInt(value, 0, int64_t{365} * 86400);
+        if (!t.ok())
+          return ModelError(file, value, at, "seconds idle before unload (0 = never) " + t.status().message());
+        m.ttl_s = *t;
+      } else if (key == "ctx") {
+        auto c = ScalarInt(value, 0, kMaxModelCtx);
+        if (!c.ok()) return ModelError(file, value, at, "context size " + c.status().message());
+        m.ctx = static_cast<uint32_t>(*c);
+      } else if (key == "args") {
+        if (!value.IsSequence()) {
+          return ModelError(file, value, at, "must be a list of strings, e.g. [\"--threads\", \"2\"]");
+        }
+        if (value.size() > kMaxModelArgs) {
+          return ModelError(file, value, at, "more than " + std::to_string(kMaxModelArgs) + " arguments");
+        }
+        for (const auto& a : value) {
+          if (!a.IsScalar()) return ModelError(file, a, at, "must be a list of strings");
+          if (a.Scalar().size() > kMaxModelArgBytes) {
+            return ModelError(file, a, at,
+                              "an argument is longer than " + std::to_string(kMaxModelArgBytes) + " bytes");
+          }
+          m.args.push_back(a.Scalar());
+        }
+      } else if (key == "pinned") {
+        if (!value.IsScalar()) return ModelError(file, value, at, "must be true or false");
+        auto b = ParseBool(at, value.Scalar());
+        if (!b.ok()) return ModelError(file, value, at, "must be true or false, got '" + value.Scalar() + "'");
+        m.pinned = *b;
+      } else {
+        return ModelError(file, field.first, where, "unknown key '" + key + "' (known: ttl, ctx, args, pinned)");
+      }
+    }
+    if (m.pinned && m.ttl_s && *m.ttl_s > 0) {
+      return ModelError(file, kv.first, where,
+                        "pinned: true never unloads, so ttl: " + std::to_string(*m.ttl_s) + " cannot apply; drop one");
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::string DescribeModel(const ModelSettings& m) {
+  std::string out;
+  auto add = [&](const std::string& part) { out += (out.empty() ? "" : ", ") + part; };
+  if (m.ttl_s) add("ttl " + std::to_string(*m.ttl_s));
+  if (m.ctx != 0) add("ctx " + std::to_string(m.ctx));
+  if (!m.args.empty()) {
+    std::string a;
+    for (const auto& x : m.args) a += (a.empty() ? "" : " ") + x;
+    add("args [" + a + "]");
+  }
+  if (m.pinned) add("pinned");
+  return out.empty() ? "{}" : out;
+}
+
 }  // namespace
 
 const std::vector<OptionDef>& Options() {
@@ -219,7 +349,22 @@ Status ApplyConfigText(Config& c, const std::string& text, const std::string& fi
     return InvalidArgument(file_name + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
   if (!root.IsNull() && !root.IsMap()) return InvalidArgument(file_name + ": the top level must be a mapping");
-  if (root.IsNull()) return Status::Ok();
+  if (root.IsNull()) {
+    c.aliases.emplace();
+    c.models.clear();
+    return Status::Ok();
+  }
+  try {
+    const YAML::Node& croot = root;  // const: looking a key up never adds it
+    auto aliases = ParseAliases(croot["aliases"], file_name);
+    if (!aliases.ok()) return aliases.status();
+    auto models = ParseModels(croot["models"], file_name);
+    if (!models.ok()) return models.status();
+    c.aliases = std::move(*aliases);
+    c.models = std::move(*models);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(file_name + ": " + e.msg);
+  }
   for (const auto& def : Registry()) {
     YAML::Node node;
     try {
@@ -250,15 +395,12 @@ void AddFlags(CLI::App& app, FlagValues& out) {
   }
 }
 
-Result<Config> Load(const FlagValues& flags) {
-  Config c;
-  c.config_file = flags.config_file;
-  if (c.config_file.empty()) {
-    const char* env = std::getenv("CORRAL_CONFIG");
-    c.config_file = (env != nullptr && *env != '\0') ? std::string(env) : DefaultConfigFile();
-  }
-  c.config_file = ExpandHome(c.config_file);
+namespace {
 
+// defaults < file < environment; the caller adds flags.
+Result<Config> LoadLayers(const std::string& config_file) {
+  Config c;
+  c.config_file = config_file;
   for (const auto& def : Registry()) {
     CORRAL_RETURN_IF_ERROR(Assign(c, def,
                                   def.type == OptionType::kPathList ? SplitList(def.default_value)
@@ -272,6 +414,8 @@ Result<Config> Load(const FlagValues& flags) {
     CORRAL_RETURN_IF_ERROR(ApplyConfigText(c, *text, c.config_file));
   } else if (text.status().code() != StatusCode::kIoError || ::access(c.config_file.c_str(), F_OK) == 0) {
     return text.status().WithContext("reading the config file");
+  } else {
+    c.aliases.emplace();  // no file: no aliases
   }
 
   for (const auto& def : Registry()) {
@@ -283,7 +427,18 @@ Result<Config> Load(const FlagValues& flags) {
     if (!st.ok()) return st.WithContext(std::string("environment variable ") + def.env);
     c.source[def.key] = "env";
   }
+  return c;
+}
 
+}  // namespace
+
+Result<Config> Load(const FlagValues& flags) {
+  std::string file = flags.config_file;
+  if (file.empty()) {
+    const char* env = std::getenv("CORRAL_CONFIG");
+    file = (env != nullptr && *env != '\0') ? std::string(env) : DefaultConfigFile();
+  }
+  CORRAL_ASSIGN_OR_RETURN(Config c, LoadLayers(ExpandHome(file)));
   for (const auto& def : Registry()) {
     auto it = flags.by_key.find(def.key);
     if (it == flags.by_key.end() || it->second.empty()) continue;
@@ -292,6 +447,78 @@ Result<Config> Load(const FlagValues& flags) {
     c.source[def.key] = "flag";
   }
   return c;
+}
+
+Result<Config> Reload(const Config& running) {
+  CORRAL_ASSIGN_OR_RETURN(Config c, LoadLayers(running.config_file));
+  for (const auto& def : Registry()) {
+    auto it = running.source.find(def.key);
+    if (it == running.source.end() || it->second != "flag") continue;
+    CORRAL_RETURN_IF_ERROR(Assign(c, def, Get(running, def)));
+    c.source[def.key] = "flag";
+  }
+  return c;
+}
+
+void KeepRestartOptions(Config& next, const Config& running) {
+  for (const auto& def : Registry()) {
+    if (def.reload != OnReload::kRestart) continue;
+    if (!Assign(next, def, Get(running, def)).ok()) continue;  // running values are valid
+    auto it = running.source.find(def.key);
+    next.source[def.key] = it == running.source.end() ? "default" : it->second;
+  }
+}
+
+std::string_view to_string(OnReload r) {
+  switch (r) {
+    case OnReload::kLive: return "live";
+    case OnReload::kRestart: return "restart";
+  }
+  return "live";
+}
+
+std::vector<ConfigChange> Diff(const Config& before, const Config& after) {
+  std::vector<ConfigChange> out;
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ":") + x;
+    return s;
+  };
+  for (const auto& def : Registry()) {
+    std::string a = join(Get(before, def)), b = join(Get(after, def));
+    if (a != b) out.push_back({def.key, a, b, def.reload});
+  }
+  const std::map<std::string, std::string> none;
+  const auto& aa = before.aliases ? *before.aliases : none;
+  const auto& ba = after.aliases ? *after.aliases : none;
+  for (const auto& [k, v] : aa) {
+    auto it = ba.find(k);
+    if (it == ba.end())
+      out.push_back({"aliases." + k, v, "", OnReload::kLive});
+    else if (it->second != v)
+      out.push_back({"aliases." + k, v, it->second, OnReload::kLive});
+  }
+  for (const auto& [k, v] : ba) {
+    if (aa.count(k) == 0) out.push_back({"aliases." + k, "", v, OnReload::kLive});
+  }
+  auto find = [](const std::vector<ModelSettings>& v, const std::string& ref) -> const ModelSettings* {
+    for (const auto& m : v) {
+      if (m.ref == ref) return &m;
+    }
+    return nullptr;
+  };
+  for (const auto& m : before.models) {
+    const ModelSettings* n = find(after.models, m.ref);
+    if (n == nullptr)
+      out.push_back({"models." + m.ref, DescribeModel(m), "", OnReload::kLive});
+    else if (!(*n == m))
+      out.push_back({"models." + m.ref, DescribeModel(m), DescribeModel(*n), OnReload::kLive});
+  }
+  for (const auto& m : after.models) {
+    if (find(before.models, m.ref) == nullptr)
+      out.push_back({"models." + m.ref, "", DescribeModel(m), OnReload::kLive});
+  }
+  return out;
 }
 
 std::string Describe(const Config& c) {
@@ -308,15 +535,25 @@ std::string Describe(const Config& c) {
       out << def.key << ": \"" << (values.empty() ? "" : values[0]) << "\"  # " << src << "\n";
     }
   }
+  if (c.aliases && !c.aliases->empty()) {
+    out << "aliases:  # file\n";
+    for (const auto& [alias, ref] : *c.aliases) out << "  \"" << alias << "\": \"" << ref << "\"\n";
+  }
+  if (!c.models.empty()) {
+    out << "models:  # file\n";
+    for (const auto& m : c.models)
+      out << "  \"" << m.ref << "\": " << DescribeModel(m) << "  # line " << m.line << "\n";
+  }
   return out.str();
 }
 
 std::string OptionsMarkdown() {
   std::ostringstream out;
-  out << "| config key | flag | environment | default | meaning |\n|---|---|---|---|---|\n";
+  out << "| config key | flag | environment | default | on reload | meaning |\n|---|---|---|---|---|---|\n";
   for (const auto& d : Registry()) {
     out << "| `" << d.key << "` | " << (d.flag ? std::string("`") + d.flag + "`" : "") << " | "
-        << (d.env ? std::string("`") + d.env + "`" : "") << " | `" << d.default_value << "` | " << d.help << " |\n";
+        << (d.env ? std::string("`") + d.env + "`" : "") << " | `" << d.default_value << "` | "
+        << (d.reload == OnReload::kLive ? "applied" : "needs restart") << " | " << d.help << " |\n";
   }
   return out.str();
 }

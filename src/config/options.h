@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -17,6 +19,35 @@ class App;
 }
 
 namespace corral::config {
+
+// Settings for one model from the `models:` section of config.yaml:
+//
+//   models:
+//     corral-tiny-bpe:            # a catalog name, alias or unique substring
+//       ttl: 300                  # seconds idle before unload (0 = never); overrides model_ttl_s
+//       ctx: 4096                 # -c for on-demand starts and `corral start` without -c
+//       args: ["--threads", "2"]  # raw llama-server args, same refusal rules as `corral start -- ...`
+//       pinned: false             # true: never evicted, never unloaded by a TTL
+//
+// Unset fields fall back to the global options. Plain value.
+struct ModelSettings {
+  std::string ref;                // the key, as written
+  int line = 0;                   // its line in the file (1-based), for messages
+  std::optional<int64_t> ttl_s;   // 0 = never unload
+  uint32_t ctx = 0;               // 0 = not set
+  std::vector<std::string> args;  // empty = not set
+  bool pinned = false;
+
+  bool operator==(const ModelSettings& o) const {
+    return ref == o.ref && ttl_s == o.ttl_s && ctx == o.ctx && args == o.args && pinned == o.pinned;
+  }
+};
+
+// Bounds of the `models:` section (the parser reads outside input).
+inline constexpr size_t kMaxModelSettings = 1024;
+inline constexpr size_t kMaxModelArgs = 256;
+inline constexpr size_t kMaxModelArgBytes = 4096;
+inline constexpr int64_t kMaxModelCtx = int64_t{1} << 24;
 
 // The typed configuration every subsystem reads.
 struct Config {
@@ -43,11 +74,24 @@ struct Config {
   int64_t proxy_upstream_timeout_s = 600;  // no byte from llama-server this long
   int64_t model_ttl_s = 0;                 // unload models started on demand after this idle time; 0 = never
 
+  // From config.yaml, outside the option registry (file only; no flag or env var).
+  // aliases: alias → model reference. Unset = not read from a file yet (a Config built by
+  // hand); then the catalog reads the file's aliases itself.
+  std::optional<std::map<std::string, std::string>> aliases;
+  std::vector<ModelSettings> models;  // the `models:` section, in file order
+
   // Where each key's value came from: "default", "file", "env" or "flag".
   std::map<std::string, std::string> source;
 };
 
 enum class OptionType { kString, kPath, kPathList, kBool, kInt };
+
+// What a running daemon does when the option changes on reload.
+enum class OnReload {
+  kLive,     // applied at once
+  kRestart,  // keeps its running value until the daemon restarts (reported as "needs restart")
+};
+std::string_view to_string(OnReload r);
 
 struct OptionDef {
   const char* key;            // config.yaml key
@@ -56,6 +100,7 @@ struct OptionDef {
   const char* default_value;  // as text; "" = empty; lists use ':' between entries
   const char* help;
   OptionType type;
+  OnReload reload;
 };
 
 // Every option, in help order.
@@ -76,6 +121,26 @@ Result<Config> Load(const FlagValues& flags);
 
 // Applies the options set in config.yaml text over `config` (used by Load; fuzzed).
 Status ApplyConfigText(Config& config, const std::string& text, const std::string& file_name);
+
+// Reads the configuration again for a running daemon: defaults < config.yaml < environment,
+// then every value `running` took from a command-line flag (flags cannot change without a
+// restart). Same errors as Load; `running` is not touched.
+Result<Config> Reload(const Config& running);
+
+// Puts the running value back into `next` for every option that needs a restart (OnReload::
+// kRestart), source included: what a reloading daemon keeps.
+void KeepRestartOptions(Config& next, const Config& running);
+
+// One difference between two configurations. `key` is an option key, "aliases.NAME" or
+// "models.REF"; values are display text ("" = unset).
+struct ConfigChange {
+  std::string key;
+  std::string before;
+  std::string after;
+  OnReload reload = OnReload::kLive;
+};
+// What changed from `before` to `after`, options in registry order, then aliases, then models.
+std::vector<ConfigChange> Diff(const Config& before, const Config& after);
 
 // The effective configuration as YAML-like text, with each value's source (`corral config`).
 std::string Describe(const Config& config);

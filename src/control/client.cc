@@ -87,6 +87,8 @@ Result<Reply> ControlClient::Call(std::string_view method, std::string_view targ
     if (reply.http_status >= 400) {
       reply.error = ParseError(res.body());
       if (!reply.error) reply.error = ApiError{ErrorCode::kInternal, "HTTP " + std::to_string(reply.http_status)};
+      reply.body = nlohmann::json::parse(res.body(), nullptr, false);  // details beside the error, if any
+      if (reply.body.is_discarded()) reply.body = nullptr;
       return reply;
     }
     reply.body = nlohmann::json::parse(res.body(), nullptr, false);

@@ -63,7 +63,8 @@ class ControlServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// A reply from the daemon: either the JSON body or an API error.
+// A reply from the daemon: either the JSON body or an API error (then `body` is the error
+// reply's JSON, which may carry details beside "error", or null).
 // NOLINTNEXTLINE(bugprone-exception-escape): nlohmann::json's special members may throw.
 struct Reply {
   int http_status = 0;

@@ -22,6 +22,7 @@
 #include "common/version.h"
 #include "control/api.h"
 #include "control/transport.h"
+#include "daemon/config_watch.h"
 #include "daemon/models.h"
 #include "daemon/router.h"
 #include "engine/engine.h"
@@ -101,15 +102,10 @@ class Daemon {
   Daemon& operator=(const Daemon&) = delete;
 
   Status Init() {
+    CORRAL_RETURN_IF_ERROR(ValidateDaemonConfig(config_));
     auto total = supervisor::TotalMemoryBytes();
     total_memory_ = total.ok() ? *total : 0;
-    if (config_.memory_budget == "auto" || config_.memory_budget.empty()) {
-      budget_ = total_memory_ != 0 ? supervisor::DefaultMemoryBudget(total_memory_) : 0;
-    } else {
-      auto b = supervisor::ParseByteSize(config_.memory_budget);
-      if (!b.ok()) return b.status().WithContext("memory_budget");
-      budget_ = *b;
-    }
+    CORRAL_ASSIGN_OR_RETURN(budget_, MemoryBudgetBytes(config_, total_memory_));
     auto engine = engine::Locate(config_, /*query_version=*/false);
     if (engine.ok()) {
       llama_server_ = engine->llama_server;
@@ -163,6 +159,13 @@ class Daemon {
     if (post && p == "/v1/models/start") return Start(req);
     if (post && p == "/v1/models/stop-all") return StopAll();
     if (get && p == "/v1/logs") return Logs(req);
+    if (post && p == "/v1/reload") {
+      json result = ReloadConfig("control");
+      if (result.value("ok", false)) return {200, result};
+      json body = ErrorBody(ErrorCode::kBadRequest, result.value("error", std::string("reload failed")));
+      body["reload"] = result;
+      return {control::HttpStatusFor(ErrorCode::kBadRequest), body};
+    }
     if (post && p == "/v1/shutdown") {
       RequestShutdown();
       return {200, {{"ok", true}}};
@@ -178,6 +181,75 @@ class Daemon {
       if (post && verb == "stop") return Stop(name);
     }
     return Error(ErrorCode::kBadRequest, "no route " + req.method + " " + p);
+  }
+
+  // Reads config.yaml (and the environment) again and applies what a running daemon can:
+  // aliases, the catalog's paths and caches, TTLs, the memory budget, health and stop
+  // timeouts, log_level and the per-model settings. Options owned by the proxy's data plane
+  // and the listen address keep their running value and are reported as needing a restart.
+  // A file that does not parse or validate changes nothing. Never touches a running child
+  // or a request in flight. Any thread; reloads are serialised.
+  json ReloadConfig(const std::string& trigger) {
+    std::lock_guard<std::mutex> reload_lock(reload_mu_);
+    if (shutting_down_.load()) return {{"ok", false}, {"trigger", trigger}, {"error", "the daemon is shutting down"}};
+    const config::Config running = CurrentConfig();
+    json result = {{"trigger", trigger},       {"file", running.config_file},    {"changed", json::array()},
+                   {"applied", json::array()}, {"needs_restart", json::array()}, {"warnings", json::array()}};
+    auto reject = [&](const Status& s) {
+      result["ok"] = false;
+      result["error"] = s.message();
+      Log("config reload (%s) rejected, the running config stays: %s", trigger.c_str(), s.message().c_str());
+      RecordReload(result);
+      return result;
+    };
+    auto loaded = config::Reload(running);
+    if (!loaded.ok()) return reject(loaded.status());
+    config::Config next = std::move(*loaded);
+    if (Status s = ValidateDaemonConfig(next); !s.ok()) return reject(s);
+    auto budget = MemoryBudgetBytes(next, total_memory_);
+    if (!budget.ok()) return reject(budget.status());
+
+    const std::vector<config::ConfigChange> changes = config::Diff(running, next);
+    config::KeepRestartOptions(next, running);
+    for (const auto& c : changes) {
+      result["changed"].push_back({{"key", c.key}, {"before", c.before}, {"after", c.after}});
+      if (c.reload == config::OnReload::kRestart) {
+        result["needs_restart"].push_back({{"key", c.key}, {"running", c.before}, {"configured", c.after}});
+        Log("config: %s changed (%s -> %s) but needs a restart; still %s", c.key.c_str(), c.before.c_str(),
+            c.after.c_str(), c.before.c_str());
+      } else {
+        result["applied"].push_back(c.key);
+        Log("config: %s: %s -> %s", c.key.c_str(), c.before.empty() ? "(unset)" : c.before.c_str(),
+            c.after.empty() ? "(unset)" : c.after.c_str());
+      }
+    }
+
+    // Apply: limits first (later starts), then the router (catalog, aliases, settings, TTLs).
+    supervisor::Supervisor::Limits limits;
+    limits.memory_budget_bytes = *budget;
+    limits.health_timeout_base = std::chrono::seconds(next.health_timeout_s);
+    limits.health_timeout_per_gib = std::chrono::seconds(next.health_timeout_per_gib_s);
+    limits.stop_grace = std::chrono::seconds(next.stop_timeout_s);
+    supervisor_->SetLimits(limits);
+    {
+      std::lock_guard<std::mutex> lock(config_mu_);
+      config_ = next;
+      budget_ = *budget;
+    }
+    for (const auto& w : router_->UpdateConfig(next)) {
+      result["warnings"].push_back(w);
+      Log("config warning: %s", w.c_str());
+    }
+    result["ok"] = true;
+    Log("config reloaded (%s): %zu change(s), %zu applied, %zu need a restart", trigger.c_str(), changes.size(),
+        result["applied"].size(), result["needs_restart"].size());
+    RecordReload(result);
+    return result;
+  }
+
+  void SetWatching(bool watching) {
+    std::lock_guard<std::mutex> lock(mu_);
+    watching_ = watching;
   }
 
   void RequestShutdown() {
@@ -220,13 +292,35 @@ class Daemon {
     return j;
   }
 
+  config::Config CurrentConfig() const {
+    std::lock_guard<std::mutex> lock(config_mu_);
+    return config_;
+  }
+
+  void RecordReload(const json& result) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++reloads_;
+    ++reloads_by_trigger_[result.value("trigger", std::string("?"))];
+    if (result.value("ok", false)) ++reloads_applied_;
+    last_reload_ = result;
+  }
+
   Response Status_() {
+    const config::Config config = CurrentConfig();
+    uint64_t budget = 0;
+    {
+      std::lock_guard<std::mutex> lock(config_mu_);
+      budget = budget_;
+    }
+    json reload;
     json models = json::array();
     for (const auto& i : supervisor_->List()) models.push_back(ModelJson(i));
     json notices = json::array();
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (const auto& n : notices_) notices.push_back(n);
+      reload = {{"file", config.config_file},        {"reloads", reloads_},  {"applied", reloads_applied_},
+                {"by_trigger", reloads_by_trigger_}, {"last", last_reload_}, {"watching", watching_}};
     }
     json j = {{"daemon",
                {{"pid", ::getpid()},
@@ -239,15 +333,16 @@ class Daemon {
                 {"llama_server", llama_server_},
                 {"engine_error", engine_error_}}},
               {"proxy",
-               {{"listen", config_.listen},
+               {{"listen", config.listen},
                 {"url", proxy_url_ + "/v1"},
                 {"base_url", proxy_url_},
                 {"running", proxy_ != nullptr}}},
               {"memory",
                {{"total_bytes", total_memory_},
-                {"budget_bytes", budget_},
+                {"budget_bytes", budget},
                 {"reserved_bytes", supervisor_->reserved_bytes()},
-                {"budget_source", config_.memory_budget}}},
+                {"budget_source", config.memory_budget}}},
+              {"config", reload},
               {"models", models},
               {"notices", notices}};
     return {200, j};
@@ -335,7 +430,8 @@ class Daemon {
     if (!parsed.ok()) return Error(ErrorCode::kBadRequest, parsed.status().message());
     const control::StartRequest& r = *parsed;
     if (Status s = supervisor::CheckRawArgs(r.raw_args); !s.ok()) return Error(ErrorCode::kBadRequest, s.message());
-    auto model = ResolveModel(config_, r.model);
+    const config::Config config = CurrentConfig();
+    auto model = ResolveModel(config, r.model);
     if (!model.ok()) return Error(ErrorCode::kModelReference, model.status().message());
     std::string name = r.name.empty() ? ChildNameFor(model->name) : r.name;
     if (r.name.empty()) {
@@ -354,10 +450,15 @@ class Daemon {
     spec.model = model->name;
     spec.model_path = model->path;
     spec.model_bytes = model->size_bytes;
-    spec.reserved_bytes = EstimateModelMemory(config_, *model, r.ctx);
     spec.ctx = r.ctx;
     spec.port = r.port;
     spec.raw_args = r.raw_args;
+    // The config's `models:` settings are the defaults when the command line gives none.
+    if (auto settings = router_->SettingsFor(model->path)) {
+      if (spec.ctx == 0) spec.ctx = settings->ctx;
+      if (spec.raw_args.empty()) spec.preset_args = settings->args;
+    }
+    spec.reserved_bytes = EstimateModelMemory(config, *model, spec.ctx);
     spec.env = r.env;
     spec.force = r.force;
 
@@ -369,7 +470,7 @@ class Daemon {
                    {"argv", supervisor::BuildArgv(exe, spec)},
                    {"env", r.env.empty() ? json("inherited from the daemon") : json(r.env)},
                    {"reserved_bytes", spec.reserved_bytes},
-                   {"budget_bytes", budget_},
+                   {"budget_bytes", supervisor_->memory_budget_bytes()},
                    {"already_reserved_bytes", supervisor_->reserved_bytes()},
                    {"health_timeout_ms", supervisor_->HealthTimeoutFor(model->size_bytes).count()},
                    {"log_path", ModelLogDir() + "/" + name + ".log"},
@@ -471,7 +572,9 @@ class Daemon {
     }
   }
 
-  const config::Config config_;
+  mutable std::mutex config_mu_;
+  config::Config config_;  // GUARDED_BY(config_mu_) after Init; replaced by ReloadConfig
+  std::mutex reload_mu_;   // serialises ReloadConfig (SIGHUP, /v1/reload, the file watcher)
   const std::chrono::system_clock::time_point started_;
   std::unique_ptr<supervisor::Supervisor> supervisor_;
   proxy::RoutingTable routes_;
@@ -486,12 +589,17 @@ class Daemon {
   std::string llama_server_;
   std::string engine_error_;
   uint64_t total_memory_ = 0;
-  uint64_t budget_ = 0;
+  uint64_t budget_ = 0;  // GUARDED_BY(config_mu_) after Init
   std::atomic<bool> shutting_down_{false};
   std::mutex mu_;
   std::vector<std::string> notices_;                          // GUARDED_BY(mu_) after Init
   std::map<std::string, supervisor::ChildState> last_state_;  // GUARDED_BY(mu_)
   std::map<std::string, uint64_t> last_gen_;                  // GUARDED_BY(mu_)
+  uint64_t reloads_ = 0;                                      // GUARDED_BY(mu_)
+  uint64_t reloads_applied_ = 0;                              // GUARDED_BY(mu_)
+  std::map<std::string, uint64_t> reloads_by_trigger_;        // GUARDED_BY(mu_)
+  json last_reload_;                                          // GUARDED_BY(mu_)
+  bool watching_ = false;                                     // GUARDED_BY(mu_): config.yaml watched
   std::mutex state_mu_;                                       // serialises state-file writes
 };
 
@@ -553,13 +661,25 @@ Status Run(const config::Config& config) {
     ::close(lock_fd);
     return listen;
   }
+  // config.yaml changes on disk reload the config (as SIGHUP and `corral daemon reload` do).
+  ConfigWatcher watcher(config.config_file, [&d] { d.ReloadConfig("file"); });
+  if (Status w = watcher.Start(); w.ok()) {
+    d.SetWatching(true);
+  } else {
+    Log("warning: not watching %s for changes (%s); reload with SIGHUP or `corral daemon reload`",
+        config.config_file.c_str(), w.message().c_str());
+  }
   server.Start();
   Log("daemon pid %d listening on %s", ::getpid(), SocketPath().c_str());
 
   int sig = 0;
-  while (::sigwait(&set, &sig) != 0) {
+  for (;;) {
+    if (::sigwait(&set, &sig) != 0) continue;
+    if (sig != SIGHUP) break;
+    d.ReloadConfig("SIGHUP");  // hang-up: reload, as daemons do; never a stop
   }
-  Log("%s: draining", sig == SIGINT ? "interrupt" : (sig == SIGHUP ? "hang-up" : "terminate"));
+  Log("%s: draining", sig == SIGINT ? "interrupt" : "terminate");
+  watcher.Stop();
   d.Drain();
   server.Stop();
   d.Finish();

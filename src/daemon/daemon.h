@@ -1,9 +1,17 @@
 // The Corral daemon: wires the supervisor to the control plane, owns the state file,
 // handles signals and drains cleanly.
 //
-// Threads: the caller's thread waits for SIGINT/SIGTERM/SIGHUP (blocked in every thread,
-// taken with sigwait) or a /v1/shutdown request; the control server has its own threads;
-// the supervisor its monitor thread. Drain order: refuse new starts, stop every child
+// Threads: the caller's thread waits for SIGINT/SIGTERM (drain and stop) and SIGHUP (reload
+// the config), all blocked in every thread and taken with sigwait, or a /v1/shutdown
+// request; the control server has its own threads; the supervisor its monitor thread; a
+// ConfigWatcher thread reloads the config when config.yaml changes on disk.
+//
+// Config reload (SIGHUP, POST /v1/reload, a change of config.yaml): the file is read and
+// validated whole; a bad one changes nothing and the error is logged and returned. What a
+// running daemon can change is applied at once (aliases, catalog paths, TTLs, memory
+// budget, timeouts, per-model settings); the listen address and the proxy's data-plane
+// options keep their running value and are reported as needing a restart. Children and
+// requests in flight are never touched by a reload. Drain order: refuse new starts, stop every child
 // (SIGTERM, grace, SIGKILL), stop the control server, write the (empty) state, remove the
 // socket, release the lock.
 #pragma once

@@ -8,6 +8,7 @@
 
 #include "common/fs.h"
 #include "common/paths.h"
+#include "supervisor/launch.h"
 
 namespace corral::daemon {
 namespace fs = std::filesystem;
@@ -63,6 +64,27 @@ uint64_t EstimateModelMemory(const config::Config& /*config*/, const ResolvedMod
   const uint64_t n_ctx = ctx != 0 ? ctx : 4096;
   const uint64_t per_token = std::max<uint64_t>(uint64_t{16} * 1024, model.size_bytes / (uint64_t{64} * 1024));
   return model.size_bytes + n_ctx * per_token + kComputeBytes;
+}
+
+Status ValidateDaemonConfig(const config::Config& config) {
+  CORRAL_RETURN_IF_ERROR(MemoryBudgetBytes(config, 0).status());
+  for (const auto& m : config.models) {
+    Status s = supervisor::CheckRawArgs(m.args);
+    if (!s.ok()) {
+      return InvalidArgument(config.config_file + ":" + std::to_string(m.line) + ": models." + m.ref +
+                             ".args: " + s.message());
+    }
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> MemoryBudgetBytes(const config::Config& config, uint64_t total_memory_bytes) {
+  if (config.memory_budget == "auto" || config.memory_budget.empty()) {
+    return total_memory_bytes != 0 ? supervisor::DefaultMemoryBudget(total_memory_bytes) : 0;
+  }
+  auto b = supervisor::ParseByteSize(config.memory_budget);
+  if (!b.ok()) return b.status().WithContext("memory_budget");
+  return *b;
 }
 
 std::string ChildNameFor(std::string_view model_name) {

@@ -32,6 +32,15 @@ Result<ResolvedModel> ResolveModel(const config::Config& config, std::string_vie
 // + compute buffers). ctx 0 = llama-server's default.
 uint64_t EstimateModelMemory(const config::Config& config, const ResolvedModel& model, uint32_t ctx);
 
+// What the config module cannot check alone: the memory budget parses, and every
+// `models:` entry's args pass the same refusal rules as `corral start -- ARGS`. The message
+// names the file, the model and the key. Used at start-up and before a reload is applied.
+Status ValidateDaemonConfig(const config::Config& config);
+
+// The memory budget in bytes: memory_budget, or for "auto" the default share of
+// `total_memory_bytes` (0 when unknown: no admission check).
+Result<uint64_t> MemoryBudgetBytes(const config::Config& config, uint64_t total_memory_bytes);
+
 // A valid child name derived from a model name ("Qwen2.5 7B" → "Qwen2.5-7B").
 std::string ChildNameFor(std::string_view model_name);
 

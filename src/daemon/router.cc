@@ -62,7 +62,7 @@ uint32_t ContextOf(const ChildInfo& c, uint32_t fallback) {
 
 ModelRouter::ModelRouter(const config::Config& config, supervisor::Supervisor& supervisor, proxy::RoutingTable& routes,
                          RouterOptions options)
-    : config_(config), supervisor_(supervisor), routes_(routes), options_(options) {
+    : supervisor_(supervisor), routes_(routes), options_(options), config_(config), idle_ttl_(options.idle_ttl) {
   RefreshCatalog();
   starter_ = std::thread([this] { StarterLoop(); });
 }
@@ -325,11 +325,88 @@ std::vector<proxy::ModelInfo> ModelRouter::ListModels() const {
   return out;
 }
 
-void ModelRouter::RefreshCatalog() {
-  auto cat = catalog::Catalog::Load(config_);
+config::Config ModelRouter::ConfigCopy() const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (cat.ok()) catalog_ = cat->models();
+  return config_;
+}
+
+void ModelRouter::RefreshCatalog() {
+  const config::Config config = ConfigCopy();
+  auto cat = catalog::Catalog::Load(config);
+  // Each `models:` key names a model the way a request does; the settings then follow the file.
+  std::map<std::string, config::ModelSettings> by_path;
+  std::vector<std::string> warnings;
+  if (cat.ok()) {
+    for (const auto& m : config.models) {
+      auto model = cat->Resolve(m.ref);
+      if (!model.ok()) {
+        warnings.push_back("models." + m.ref + " (line " + std::to_string(m.line) +
+                           "): applies to no model: " + model.status().message());
+        continue;
+      }
+      auto [it, inserted] = by_path.try_emplace(model->path, m);
+      if (!inserted) {
+        warnings.push_back("models." + m.ref + " (line " + std::to_string(m.line) + ") names " + model->name +
+                           ", already set by models." + it->second.ref + "; the first one applies");
+      }
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cat.ok()) {
+    catalog_ = cat->models();
+    settings_by_path_ = std::move(by_path);
+    settings_warnings_ = std::move(warnings);
+  }
   catalog_loaded_ = Clock::now();
+}
+
+std::vector<std::string> ModelRouter::UpdateConfig(const config::Config& config) {
+  std::map<std::string, std::string> before_aliases;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (config_.aliases) before_aliases = *config_.aliases;
+    config_ = config;
+    idle_ttl_ = std::chrono::seconds(config.model_ttl_s);
+    failed_at_.clear();  // the new config may be what fixes a start that failed
+    failed_why_.clear();
+  }
+  RefreshCatalog();
+  auto children = supervisor_.List();
+  std::vector<Answer> answers;
+  std::vector<std::string> warnings;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // An alias that is gone or now names another model no longer routes to the child it
+    // used to; the child itself keeps running (and serving what is in flight).
+    const std::map<std::string, std::string> none;
+    const auto& after = config_.aliases ? *config_.aliases : none;
+    for (const auto& [alias, ref] : before_aliases) {
+      auto it = after.find(alias);
+      if (it == after.end() || it->second != ref) names_.erase(alias);
+    }
+    SettleLocked(children, answers);
+    warnings = settings_warnings_;
+  }
+  cv_.notify_all();  // new TTLs apply at the next idle check
+  Deliver(answers);
+  return warnings;
+}
+
+const config::ModelSettings* ModelRouter::SettingsForLocked(const std::string& model_path) const {
+  auto it = settings_by_path_.find(model_path);
+  return it == settings_by_path_.end() ? nullptr : &it->second;
+}
+
+std::optional<config::ModelSettings> ModelRouter::SettingsFor(const std::string& model_path) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const config::ModelSettings* s = SettingsForLocked(model_path);
+  if (s == nullptr) return std::nullopt;
+  return *s;
+}
+
+std::vector<std::string> ModelRouter::SettingsWarnings() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return settings_warnings_;
 }
 
 void ModelRouter::StarterLoop() {
@@ -438,7 +515,8 @@ void ModelRouter::StartOnDemand(const std::string& model) {
         return;
       }
 
-      auto resolved = ResolveModel(config_, model);
+      const config::Config config = ConfigCopy();
+      auto resolved = ResolveModel(config, model);
       if (!resolved.ok()) {
         std::vector<std::string> close;
         {
@@ -471,7 +549,13 @@ void ModelRouter::StartOnDemand(const std::string& model) {
       spec.model = resolved->name;
       spec.model_path = resolved->path;
       spec.model_bytes = resolved->size_bytes;
-      spec.reserved_bytes = EstimateModelMemory(config_, *resolved, 0);
+      // The config's `models:` settings for this file: context, raw args, pinned.
+      const std::optional<config::ModelSettings> settings = SettingsFor(resolved->path);
+      if (settings) {
+        spec.ctx = settings->ctx;
+        spec.preset_args = settings->args;
+      }
+      spec.reserved_bytes = EstimateModelMemory(config, *resolved, spec.ctx);
       for (;;) {
         auto started = supervisor_.Start(spec);
         if (started.ok()) break;
@@ -483,7 +567,7 @@ void ModelRouter::StartOnDemand(const std::string& model) {
                  /*remember=*/!no_room);
         return;
       }
-      RegisterStarted(spec.name, {model, resolved->name}, /*pinned=*/false);
+      RegisterStarted(spec.name, {model, resolved->name}, /*pinned=*/settings && settings->pinned);
     }
   };
   run();
@@ -500,6 +584,7 @@ bool ModelRouter::EvictOne(const std::string& except_child) {
       if (c.name == except_child || c.state != ChildState::kReady) continue;
       const Usage& u = usage_[c.name];
       if (u.pinned || u.in_flight > 0 || u.evicting) continue;
+      if (const config::ModelSettings* s = SettingsForLocked(c.model_path); s != nullptr && s->pinned) continue;
       if (u.last_used < oldest) {
         oldest = u.last_used;
         victim = c.name;
@@ -525,10 +610,20 @@ void ModelRouter::ExpireIdle() {
       if (c.state != ChildState::kReady) continue;
       Usage& u = usage_[c.name];
       if (u.in_flight > 0 || u.evicting) continue;
-      std::chrono::seconds ttl =
-          u.keep_alive ? *u.keep_alive : (u.pinned ? std::chrono::seconds(-1) : options_.idle_ttl);
-      if (!u.keep_alive && options_.idle_ttl.count() == 0) continue;  // no TTL configured
-      if (ttl.count() < 0) continue;                                  // keep loaded
+      // keep_alive (Ollama) wins; then pinned (by `corral start` or the config); then the
+      // model's own ttl from the config; then model_ttl_s. Read now, so a reload applies
+      // to children already running.
+      const config::ModelSettings* s = SettingsForLocked(c.model_path);
+      std::chrono::seconds ttl = idle_ttl_;
+      if (u.keep_alive) {
+        ttl = *u.keep_alive;
+      } else if (u.pinned || (s != nullptr && s->pinned)) {
+        continue;
+      } else if (s != nullptr && s->ttl_s) {
+        ttl = std::chrono::seconds(*s->ttl_s);
+      }
+      if (!u.keep_alive && ttl.count() == 0) continue;  // 0 = never
+      if (ttl.count() < 0) continue;                    // keep loaded
       if (now - u.last_used >= ttl) {
         u.evicting = true;
         expired.push_back(c.name);

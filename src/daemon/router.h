@@ -14,7 +14,15 @@
 // Callbacks (`done`) are always called without `mu_` held.
 //
 // Pinned models: children started through the control plane (`corral start`) are pinned:
-// never evicted and never unloaded by TTL. Children started on demand by a request are not.
+// never evicted and never unloaded by TTL. Children started on demand by a request are not,
+// unless the config's `models:` section says `pinned: true` for their model.
+//
+// Config reload (UpdateConfig): the router keeps its own copy of the config under `mu_`.
+// A new config refreshes the catalog, re-resolves the per-model settings (`models:` keys
+// name models the way requests do), forgets routes by aliases that were removed or now
+// point elsewhere (the child keeps running and keeps its streams in flight; it stays
+// reachable by its own and its model's name) and takes the new TTLs at once, also for
+// children already running.
 //
 // Ownership: the daemon owns the router, the supervisor and the routing table; the router
 // must be shut down (Shutdown) before the supervisor is destroyed.
@@ -65,6 +73,15 @@ class ModelRouter final : public proxy::ModelProvider {
   // canonical name, aliases) to it, pinned.
   void RegisterStarted(const std::string& child, const std::vector<std::string>& names, bool pinned);
 
+  // A reloaded config (already validated). Loads the catalog (slow: call it off the data
+  // plane). Returns warnings: `models:` keys that match no model or several.
+  std::vector<std::string> UpdateConfig(const config::Config& config);
+
+  // The `models:` settings that apply to the model file at `model_path`, if any.
+  std::optional<config::ModelSettings> SettingsFor(const std::string& model_path) const;
+  // Warnings from resolving the `models:` keys at the last catalog load.
+  std::vector<std::string> SettingsWarnings() const;
+
   // proxy::ModelProvider
   std::vector<proxy::ModelInfo> ListModels() const override;
   void EnsureReady(const std::string& model, std::chrono::steady_clock::time_point deadline,
@@ -94,7 +111,10 @@ class ModelRouter final : public proxy::ModelProvider {
   // Stops the least-recently-used idle, unpinned child; false when there is none.
   bool EvictOne(const std::string& except_child);
   void ExpireIdle();
+  // Loads the catalog for the current config and re-resolves the `models:` settings.
   void RefreshCatalog();
+  const config::ModelSettings* SettingsForLocked(const std::string& model_path) const;
+  config::Config ConfigCopy() const;
   // Rebuilds the routes from the supervisor's children and collects answers for waiters
   // whose child is ready or failed. mu_ held.
   void SettleLocked(const std::vector<supervisor::ChildInfo>& children, std::vector<Answer>& out);
@@ -106,25 +126,28 @@ class ModelRouter final : public proxy::ModelProvider {
   std::vector<std::string> KnownNamesLocked() const;
   static void Deliver(std::vector<Answer>& answers);
 
-  const config::Config config_;
   supervisor::Supervisor& supervisor_;
   proxy::RoutingTable& routes_;
   const RouterOptions options_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool quit_ = false;                                   // GUARDED_BY(mu_)
-  std::map<std::string, std::string> names_;            // client name -> child name; GUARDED_BY(mu_)
-  std::map<std::string, Usage> usage_;                  // child name -> usage; GUARDED_BY(mu_)
-  std::map<std::string, std::vector<Waiter>> waiters_;  // client name -> parked requests; GUARDED_BY(mu_)
-  size_t n_waiters_ = 0;                                // GUARDED_BY(mu_)
-  std::deque<std::string> to_start_;                    // client names; GUARDED_BY(mu_)
-  std::map<std::string, bool> start_pending_;           // names in to_start_; GUARDED_BY(mu_)
-  std::map<std::string, Clock::time_point> failed_at_;  // client name -> last failed start; GUARDED_BY(mu_)
-  std::map<std::string, std::string> failed_why_;       // GUARDED_BY(mu_)
-  std::vector<catalog::Model> catalog_;                 // GUARDED_BY(mu_)
-  Clock::time_point catalog_loaded_{};                  // GUARDED_BY(mu_)
-  std::vector<supervisor::ChildInfo> children_;         // last seen; GUARDED_BY(mu_)
+  config::Config config_;                                          // GUARDED_BY(mu_)
+  std::chrono::seconds idle_ttl_{0};                               // GUARDED_BY(mu_)
+  std::map<std::string, config::ModelSettings> settings_by_path_;  // model path -> settings; GUARDED_BY(mu_)
+  std::vector<std::string> settings_warnings_;                     // GUARDED_BY(mu_)
+  bool quit_ = false;                                              // GUARDED_BY(mu_)
+  std::map<std::string, std::string> names_;                       // client name -> child name; GUARDED_BY(mu_)
+  std::map<std::string, Usage> usage_;                             // child name -> usage; GUARDED_BY(mu_)
+  std::map<std::string, std::vector<Waiter>> waiters_;             // client name -> parked requests; GUARDED_BY(mu_)
+  size_t n_waiters_ = 0;                                           // GUARDED_BY(mu_)
+  std::deque<std::string> to_start_;                               // client names; GUARDED_BY(mu_)
+  std::map<std::string, bool> start_pending_;                      // names in to_start_; GUARDED_BY(mu_)
+  std::map<std::string, Clock::time_point> failed_at_;             // client name -> last failed start; GUARDED_BY(mu_)
+  std::map<std::string, std::string> failed_why_;                  // GUARDED_BY(mu_)
+  std::vector<catalog::Model> catalog_;                            // GUARDED_BY(mu_)
+  Clock::time_point catalog_loaded_{};                             // GUARDED_BY(mu_)
+  std::vector<supervisor::ChildInfo> children_;                    // last seen; GUARDED_BY(mu_)
   std::thread starter_;
 };
 

@@ -141,7 +141,13 @@ Status CheckChildName(const std::string& name) {
   return Status::Ok();
 }
 
-Supervisor::Supervisor(SupervisorOptions options) : options_(std::move(options)), self_pid_(::getpid()) {
+Supervisor::Supervisor(SupervisorOptions options)
+    : options_(std::move(options)),
+      budget_bytes_(options_.memory_budget_bytes),
+      health_base_ms_(options_.health_timeout_base.count()),
+      health_per_gib_ms_(options_.health_timeout_per_gib.count()),
+      stop_grace_ms_(options_.stop_grace.count()),
+      self_pid_(::getpid()) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   inotify_fd_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
@@ -184,7 +190,20 @@ void Supervisor::Wake() {
 
 std::chrono::milliseconds Supervisor::HealthTimeoutFor(uint64_t model_bytes) const {
   uint64_t gib = (model_bytes + (1ULL << 30) - 1) >> 30;
-  return options_.health_timeout_base + options_.health_timeout_per_gib * static_cast<int64_t>(gib);
+  return std::chrono::milliseconds(health_base_ms_.load()) +
+         std::chrono::milliseconds(health_per_gib_ms_.load()) * static_cast<int64_t>(gib);
+}
+
+void Supervisor::SetLimits(const Limits& l) {
+  budget_bytes_.store(l.memory_budget_bytes);
+  health_base_ms_.store(l.health_timeout_base.count());
+  health_per_gib_ms_.store(l.health_timeout_per_gib.count());
+  stop_grace_ms_.store(l.stop_grace.count());
+}
+
+Supervisor::Limits Supervisor::limits() const {
+  return {budget_bytes_.load(), std::chrono::milliseconds(health_base_ms_.load()),
+          std::chrono::milliseconds(health_per_gib_ms_.load()), std::chrono::milliseconds(stop_grace_ms_.load())};
 }
 
 uint64_t Supervisor::ReservedLocked() const {
@@ -213,9 +232,10 @@ Result<ChildInfo> Supervisor::Start(const LaunchSpec& spec) {
                                                   std::string(to_string(it->second->lifecycle.state())) +
                                                   "; stop it first or start another copy with --name");
   }
-  if (options_.memory_budget_bytes != 0 && !spec.force) {
+  const uint64_t budget = budget_bytes_.load();
+  if (budget != 0 && !spec.force) {
     uint64_t reserved = ReservedLocked();
-    if (reserved + spec.reserved_bytes > options_.memory_budget_bytes) {
+    if (reserved + spec.reserved_bytes > budget) {
       std::string holders;
       for (const auto& [name, c] : children_) {
         if (IsTerminal(c->lifecycle.state())) continue;
@@ -223,8 +243,8 @@ Result<ChildInfo> Supervisor::Start(const LaunchSpec& spec) {
       }
       return Status(StatusCode::kResourceExhausted,
                     "not enough memory for '" + spec.name + "': it needs about " + FormatBytes(spec.reserved_bytes) +
-                        ", the budget is " + FormatBytes(options_.memory_budget_bytes) + " and " +
-                        FormatBytes(reserved) + " is already reserved" + (holders.empty() ? "" : " (" + holders + ")") +
+                        ", the budget is " + FormatBytes(budget) + " and " + FormatBytes(reserved) +
+                        " is already reserved" + (holders.empty() ? "" : " (" + holders + ")") +
                         "; stop a model, raise memory_budget, or pass --force");
     }
   }
@@ -260,7 +280,7 @@ Result<ChildInfo> Supervisor::Stop(const std::string& name) {
       commands_.push_back({CommandKind::kStop, c->serial});
       Wake();
     }
-    auto limit = options_.stop_grace + kStopExtraWait;
+    auto limit = std::chrono::milliseconds(stop_grace_ms_.load()) + kStopExtraWait;
     uint32_t serial = c->serial;
     bool gone = cv_.wait_for(lock, limit, [&] {
       auto f = children_.find(name);
@@ -297,7 +317,7 @@ void Supervisor::StopAll() {
   }
   Wake();
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, options_.stop_grace + kStopExtraWait, [&] {
+  cv_.wait_for(lock, std::chrono::milliseconds(stop_grace_ms_.load()) + kStopExtraWait, [&] {
     return std::all_of(children_.begin(), children_.end(),
                        [](const auto& kv) { return IsTerminal(kv.second->lifecycle.state()); });
   });
@@ -595,7 +615,7 @@ void Supervisor::MonitorLoop() {
         if (cmd.kind == CommandKind::kSpawn) {
           SpawnLocked(*c);
           if (c->pid > 0) ReadLogLocked(*c, Clock::now());
-        } else if (c->lifecycle.OnStopRequested(Clock::now(), options_.stop_grace)) {
+        } else if (c->lifecycle.OnStopRequested(Clock::now(), std::chrono::milliseconds(stop_grace_ms_.load()))) {
           ::kill(-c->pid, SIGTERM);
           BumpLocked(*c);
         }

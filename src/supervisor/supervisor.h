@@ -21,6 +21,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -43,7 +44,8 @@ struct SupervisorOptions {
   std::string log_dir;               // <name>.log and rotated <name>.log.1 .. .N live here
   int log_keep = 3;                  // rotated logs kept per name
   uint64_t memory_budget_bytes = 0;  // admission budget; 0 = no check
-  // Health timeout = base + per_gib × model size (GiB, rounded up).
+  // Health timeout = base + per_gib × model size (GiB, rounded up). The budget, the health
+  // timeouts and the stop grace can change later (SetLimits).
   std::chrono::milliseconds health_timeout_base{std::chrono::seconds(60)};
   std::chrono::milliseconds health_timeout_per_gib{std::chrono::seconds(30)};
   std::chrono::milliseconds stop_grace{std::chrono::seconds(10)};
@@ -97,7 +99,19 @@ class Supervisor {
   // Waits until the child is ready or terminal, or `timeout`.
   Result<ChildInfo> WaitSettled(const std::string& name, std::chrono::milliseconds timeout) const;
 
-  uint64_t memory_budget_bytes() const { return options_.memory_budget_bytes; }
+  // The limits a config reload may change. SetLimits applies to what comes next: the
+  // admission of later starts, the health timeout of later starts, the grace of later
+  // stops; a child keeps the health deadline it started with. Any thread.
+  struct Limits {
+    uint64_t memory_budget_bytes = 0;
+    std::chrono::milliseconds health_timeout_base{0};
+    std::chrono::milliseconds health_timeout_per_gib{0};
+    std::chrono::milliseconds stop_grace{0};
+  };
+  void SetLimits(const Limits& limits);
+  Limits limits() const;
+
+  uint64_t memory_budget_bytes() const { return budget_bytes_.load(); }
   uint64_t reserved_bytes() const;
   std::chrono::milliseconds HealthTimeoutFor(uint64_t model_bytes) const;
   const SupervisorOptions& options() const { return options_; }
@@ -121,7 +135,11 @@ class Supervisor {
   void BumpLocked(Child& c);
   uint64_t ReservedLocked() const;
 
-  const SupervisorOptions options_;
+  const SupervisorOptions options_;  // the limits in it are only the initial values of these:
+  std::atomic<uint64_t> budget_bytes_;
+  std::atomic<int64_t> health_base_ms_;
+  std::atomic<int64_t> health_per_gib_ms_;
+  std::atomic<int64_t> stop_grace_ms_;
   const pid_t self_pid_;
 
   mutable std::mutex mu_;

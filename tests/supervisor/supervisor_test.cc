@@ -265,6 +265,33 @@ TEST(SupervisorTest, AdmissionReservesMemoryForConcurrentStarts) {
   EXPECT_TRUE(sup.Start(forced).ok());
 }
 
+// A config reload changes the budget and the timeouts for what comes next.
+TEST(SupervisorTest, SetLimitsAppliesToLaterStarts) {
+  TempDir dir;
+  SupervisorOptions o = Options(dir, Script(dir, "fake.sh", "exec sleep 60"));
+  o.memory_budget_bytes = 100ULL << 20;
+  Supervisor sup(o);
+  LaunchSpec a = Spec("a");
+  a.reserved_bytes = 60ULL << 20;
+  ASSERT_TRUE(sup.Start(a).ok());
+  LaunchSpec b = Spec("b");
+  b.reserved_bytes = 60ULL << 20;
+  EXPECT_EQ(sup.Start(b).status().code(), StatusCode::kResourceExhausted);
+
+  Supervisor::Limits l = sup.limits();
+  EXPECT_EQ(l.memory_budget_bytes, 100ULL << 20);
+  EXPECT_EQ(l.stop_grace, std::chrono::seconds(5));
+  l.memory_budget_bytes = 200ULL << 20;
+  l.health_timeout_base = std::chrono::seconds(7);
+  l.health_timeout_per_gib = std::chrono::seconds(1);
+  l.stop_grace = std::chrono::seconds(2);
+  sup.SetLimits(l);
+  EXPECT_EQ(sup.memory_budget_bytes(), 200ULL << 20);
+  EXPECT_EQ(sup.HealthTimeoutFor(3ULL << 30), std::chrono::seconds(10));
+  EXPECT_EQ(sup.limits().stop_grace, std::chrono::seconds(2));
+  EXPECT_TRUE(sup.Start(b).ok());
+}
+
 TEST(SupervisorTest, DestroyingTheSupervisorStopsEveryChild) {
   TempDir dir;
   std::vector<pid_t> pids;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <map>
 #include <set>
 
 #include "common/fs.h"
@@ -100,6 +101,152 @@ TEST_F(ConfigTest, EveryOptionIsDescribedOnce) {
   ASSERT_TRUE(c.ok());
   std::string text = Describe(*c);
   for (const auto& d : Options()) EXPECT_NE(text.find(std::string(d.key) + ":"), std::string::npos) << d.key;
+}
+
+// The models: section (per-model settings) and aliases.
+TEST_F(ConfigTest, ModelsSectionParses) {
+  auto c =
+      Load(FlagsWithFile("aliases:\n  fast: corral-tiny\nmodels:\n  corral-tiny-bpe:\n    ttl: 300\n    ctx: 4096\n"
+                         "    args: [\"--threads\", \"2\"]\n  other:\n    pinned: true\n  bare:\n"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_TRUE(c->aliases.has_value());
+  EXPECT_EQ(c->aliases->at("fast"), "corral-tiny");
+  ASSERT_EQ(c->models.size(), 3U);
+  EXPECT_EQ(c->models[0].ref, "corral-tiny-bpe");
+  EXPECT_EQ(c->models[0].line, 4);
+  EXPECT_EQ(c->models[0].ttl_s, 300);
+  EXPECT_EQ(c->models[0].ctx, 4096U);
+  EXPECT_EQ(c->models[0].args, (std::vector<std::string>{"--threads", "2"}));
+  EXPECT_FALSE(c->models[0].pinned);
+  EXPECT_EQ(c->models[1].ref, "other");
+  EXPECT_TRUE(c->models[1].pinned);
+  EXPECT_FALSE(c->models[1].ttl_s.has_value());
+  EXPECT_EQ(c->models[2].ref, "bare");
+  EXPECT_EQ(c->models[2].ctx, 0U);
+  const std::string text = Describe(*c);
+  EXPECT_NE(text.find("\"fast\": \"corral-tiny\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"corral-tiny-bpe\": ttl 300, ctx 4096, args [--threads 2]"), std::string::npos) << text;
+
+  // ttl 0 means "never": set, not absent.
+  c = Load(FlagsWithFile("models:\n  m:\n    ttl: 0\n"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->models[0].ttl_s, 0);
+  // No file, or a file without the sections: aliases known to be empty.
+  FlagValues none;
+  none.config_file = dir_.File("absent.yaml");
+  c = Load(none);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c->aliases.has_value());
+  EXPECT_TRUE(c->aliases->empty());
+  EXPECT_TRUE(c->models.empty());
+}
+
+// Each bad entry is an error that names the file, the model and the key.
+TEST_F(ConfigTest, ModelsSectionIsValidatedStrictly) {
+  struct Case {
+    const char* yaml;
+    const char* must_mention;
+  };
+  const Case cases[] = {
+      {"models:\n  tiny:\n    tll: 5\n", "models.tiny: unknown key 'tll'"},
+      {"models:\n  tiny:\n    ttl: -1\n", "models.tiny.ttl"},
+      {"models:\n  tiny:\n    ttl: soon\n", "models.tiny.ttl"},
+      {"models:\n  tiny:\n    ttl: [1]\n", "models.tiny.ttl"},
+      {"models:\n  tiny:\n    ctx: 4k\n", "models.tiny.ctx"},
+      {"models:\n  tiny:\n    ctx: 99999999999\n", "models.tiny.ctx"},
+      {"models:\n  tiny:\n    args: --threads 2\n", "models.tiny.args: must be a list"},
+      {"models:\n  tiny:\n    args: [[\"--threads\"]]\n", "models.tiny.args"},
+      {"models:\n  tiny:\n    pinned: maybe\n", "models.tiny.pinned"},
+      {"models:\n  tiny:\n    pinned: true\n    ttl: 60\n", "models.tiny"},
+      {"models:\n  tiny: 5\n", "models.tiny: must be a mapping"},
+      {"models: [tiny]\n", "models: must be a mapping"},
+      {"models:\n  ? [a, b]\n  : {ttl: 1}\n", "models: each key"},
+      {"aliases: [a, b]\n", "aliases: must be a mapping"},
+      {"aliases:\n  fast: [a]\n", "aliases"},
+  };
+  for (const auto& k : cases) {
+    auto c = Load(FlagsWithFile(k.yaml));
+    ASSERT_FALSE(c.ok()) << k.yaml;
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << k.yaml;
+    EXPECT_NE(c.status().message().find(k.must_mention), std::string::npos) << k.yaml << " -> " << c.status().message();
+    EXPECT_NE(c.status().message().find("config.yaml:"), std::string::npos) << c.status().message();
+  }
+  // A line number points at the entry.
+  auto c = Load(FlagsWithFile("listen: 127.0.0.1:1\nmodels:\n  a: {}\n  tiny:\n    ttl: -5\n"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("config.yaml:5: models.tiny.ttl"), std::string::npos) << c.status().message();
+}
+
+TEST_F(ConfigTest, ModelsSectionIsBounded) {
+  std::string many = "models:\n";
+  for (size_t i = 0; i <= kMaxModelSettings; ++i) many += "  m" + std::to_string(i) + ": {}\n";
+  auto c = Load(FlagsWithFile(many));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("more than"), std::string::npos) << c.status().message();
+
+  std::string args = "models:\n  m:\n    args: [";
+  for (size_t i = 0; i <= kMaxModelArgs; ++i) args += std::string(i ? "," : "") + "\"-x\"";
+  c = Load(FlagsWithFile(args + "]\n"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("models.m.args"), std::string::npos) << c.status().message();
+}
+
+// Reload re-reads the file and the environment but keeps what came from flags.
+TEST_F(ConfigTest, ReloadKeepsFlagValuesAndRereadsTheFile) {
+  FlagValues f = FlagsWithFile("log_level: debug\nmodel_ttl_s: 5\n");
+  f.by_key["listen"] = {"127.0.0.1:3000"};
+  f.by_key["model_ttl_s"] = {"7"};
+  auto running = Load(f);
+  ASSERT_TRUE(running.ok()) << running.status().ToString();
+  ASSERT_TRUE(WriteFileAtomic(f.config_file,
+                              "log_level: warn\nlisten: 127.0.0.1:9\nmodel_ttl_s: 99\n"
+                              "aliases: {fast: x}\nmodels:\n  x: {ttl: 3}\n")
+                  .ok());
+  auto next = Reload(*running);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(next->log_level, "warn");
+  EXPECT_EQ(next->listen, "127.0.0.1:3000");  // flag
+  EXPECT_EQ(next->model_ttl_s, 7);            // flag
+  EXPECT_EQ(next->source["listen"], "flag");
+  ASSERT_EQ(next->models.size(), 1U);
+  EXPECT_EQ(next->aliases->at("fast"), "x");
+
+  // A broken file: an error, and the running config is untouched.
+  ASSERT_TRUE(WriteFileAtomic(f.config_file, "models:\n  x: {ttl: -1}\n").ok());
+  EXPECT_FALSE(Reload(*running).ok());
+  EXPECT_EQ(running->log_level, "debug");
+}
+
+TEST_F(ConfigTest, DiffNamesChangesAndWhatNeedsARestart) {
+  auto a = Load(FlagsWithFile("log_level: debug\naliases: {fast: x, gone: y}\nmodels:\n  x: {ttl: 3}\n  y: {}\n"));
+  auto b =
+      Load(FlagsWithFile("log_level: warn\nlisten: 127.0.0.1:9\naliases: {fast: z, new: y}\n"
+                         "models:\n  x: {ttl: 4}\n  z: {ctx: 8}\n"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::map<std::string, ConfigChange> by_key;
+  for (const auto& ch : Diff(*a, *b)) by_key[ch.key] = ch;
+  ASSERT_EQ(by_key.count("log_level"), 1U);
+  EXPECT_EQ(by_key["log_level"].before, "debug");
+  EXPECT_EQ(by_key["log_level"].after, "warn");
+  EXPECT_EQ(by_key["log_level"].reload, OnReload::kLive);
+  ASSERT_EQ(by_key.count("listen"), 1U);
+  EXPECT_EQ(by_key["listen"].reload, OnReload::kRestart);
+  EXPECT_EQ(by_key["aliases.fast"].after, "z");
+  EXPECT_EQ(by_key["aliases.gone"].after, "");
+  EXPECT_EQ(by_key["aliases.new"].before, "");
+  EXPECT_EQ(by_key["models.x"].after, "ttl 4");
+  EXPECT_EQ(by_key["models.y"].after, "");
+  EXPECT_EQ(by_key["models.z"].after, "ctx 8");
+  EXPECT_EQ(by_key.size(), 8U);
+  EXPECT_TRUE(Diff(*a, *a).empty());
+
+  // The data plane's options and the listen address need a restart; the rest apply live.
+  for (const auto& d : Options()) {
+    const std::string k = d.key;
+    const bool restart = k == "listen" || k == "proxy_threads" || k == "max_body_bytes" ||
+                         k == "proxy_client_timeout_s" || k == "proxy_upstream_timeout_s" || k == "llama_server";
+    EXPECT_EQ(d.reload, restart ? OnReload::kRestart : OnReload::kLive) << k;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,131 @@
+// The config file watcher (inotify on the directory, debounced) and the daemon-side checks of
+// a config (memory budget, owned flags in the models: section's args). No llama-server.
+#include "daemon/config_watch.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "common/fs.h"
+#include "config/options.h"
+#include "daemon/models.h"
+#include "support/test_support.h"
+
+namespace corral::daemon {
+namespace {
+
+using std::chrono::milliseconds;
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::seconds limit = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return done();
+}
+
+void WriteViaRename(const std::string& path, const std::string& text) {
+  ASSERT_TRUE(WriteFileAtomic(path + ".tmp", text, 0600).ok());
+  ASSERT_EQ(::rename((path + ".tmp").c_str(), path.c_str()), 0);
+}
+
+TEST(ConfigWatcherTest, RenameIntoPlaceIsSeenAndBurstsAreCoalesced) {
+  testing::TempDir dir;
+  const std::string file = dir.File("config.yaml");
+  std::atomic<int> calls{0};
+  // A long quiet period, so the burst below surely falls inside one.
+  ConfigWatcher w(
+      file, [&] { calls.fetch_add(1); }, milliseconds(400));
+  ASSERT_TRUE(w.Start().ok());
+
+  WriteViaRename(file, "a: 1\n");
+  WriteViaRename(file, "a: 2\n");
+  WriteViaRename(file, "a: 3\n");
+  ASSERT_TRUE(WaitFor([&] { return calls.load() >= 1; }));
+  std::this_thread::sleep_for(milliseconds(800));  // no second call for the same burst
+  EXPECT_EQ(calls.load(), 1);
+
+  // An in-place write (close after write) counts too.
+  FILE* f = std::fopen(file.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("a: 4\n", f);
+  std::fclose(f);
+  EXPECT_TRUE(WaitFor([&] { return calls.load() >= 2; }));
+}
+
+TEST(ConfigWatcherTest, OtherFilesInTheDirectoryAreIgnored) {
+  testing::TempDir dir;
+  std::atomic<int> calls{0};
+  ConfigWatcher w(
+      dir.File("config.yaml"), [&] { calls.fetch_add(1); }, milliseconds(20));
+  ASSERT_TRUE(w.Start().ok());
+  ASSERT_TRUE(WriteFileAtomic(dir.File("other.yaml"), "x\n", 0600).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir.File("config.yaml.bak"), "x\n", 0600).ok());
+  // The sentinel: a change to the watched file arrives after the others, and alone counts.
+  WriteViaRename(dir.File("config.yaml"), "a: 1\n");
+  ASSERT_TRUE(WaitFor([&] { return calls.load() >= 1; }));
+  std::this_thread::sleep_for(milliseconds(200));
+  EXPECT_EQ(calls.load(), 1);
+}
+
+TEST(ConfigWatcherTest, ADirectoryThatAppearsLaterIsWatched) {
+  testing::TempDir dir;
+  const std::string sub = dir.File("later");
+  std::atomic<int> calls{0};
+  ConfigWatcher w(
+      sub + "/config.yaml", [&] { calls.fetch_add(1); }, milliseconds(20), milliseconds(50));
+  ASSERT_TRUE(w.Start().ok());
+  ASSERT_TRUE(MakeDirs(sub, 0700).ok());
+  ASSERT_TRUE(WaitFor([&] { return calls.load() >= 1; }));  // appeared: check once
+  const int before = calls.load();
+  WriteViaRename(sub + "/config.yaml", "a: 1\n");
+  EXPECT_TRUE(WaitFor([&] { return calls.load() > before; }));
+}
+
+TEST(ConfigWatcherTest, StopWithoutEventsReturns) {
+  testing::TempDir dir;
+  ConfigWatcher w(dir.File("config.yaml"), [] {});
+  ASSERT_TRUE(w.Start().ok());
+  w.Stop();
+  w.Stop();  // idempotent
+}
+
+// The checks config::Load cannot make alone (they need the supervisor's rules).
+TEST(ValidateDaemonConfigTest, RefusesOwnedFlagsInModelArgsAndBadBudgets) {
+  testing::TempDir dir;
+  config::FlagValues f;
+  f.config_file = dir.File("config.yaml");
+  auto load = [&](const std::string& yaml) {
+    EXPECT_TRUE(WriteFileAtomic(f.config_file, yaml, 0600).ok());
+    return config::Load(f);
+  };
+  auto c = load("models:\n  tiny:\n    args: [\"--threads\", \"2\", \"--flash-attn\", \"on\"]\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(ValidateDaemonConfig(*c).ok());
+
+  for (const char* owned : {"--port", "--host=0.0.0.0", "--api-key", "-m", "--model"}) {
+    c = load(std::string("models:\n  ok: {}\n  tiny:\n    args: [\"") + owned + "\", \"x\"]\n");
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    Status s = ValidateDaemonConfig(*c);
+    ASSERT_FALSE(s.ok()) << owned;
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("config.yaml:3: models.tiny.args"), std::string::npos) << s.message();
+  }
+
+  c = load("memory_budget: lots\n");
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(ValidateDaemonConfig(*c).ok());
+  c = load("memory_budget: 2GiB\n");
+  ASSERT_TRUE(c.ok());
+  auto b = MemoryBudgetBytes(*c, 0);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(*b, 2ULL << 30);
+}
+
+}  // namespace
+}  // namespace corral::daemon
