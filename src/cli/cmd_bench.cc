@@ -135,19 +135,26 @@ struct DaemonHarness {
   pid_t manual_pid = -1;                   // the by-hand llama-server of suite A
   std::string manual_log;
 
-  ~DaemonHarness() {
+  ~DaemonHarness() { StopAll(); }
+
+  // Stops what was started so far (suite A's two children before suite C runs: a second
+  // instance of the same model would serve suite C's cold-start request).
+  void StopAll() {
     for (const auto& name : started_names) {
       try {
         (void)CorralJson({"stop", name, "--json"});
       } catch (const std::exception&) {  // a destructor must not throw; the daemon reaps it anyway
       }
     }
+    started_names.clear();
     if (manual_pid > 0) {
       ::kill(manual_pid, SIGTERM);
       int st = 0;
       ::waitpid(manual_pid, &st, 0);
+      manual_pid = -1;
     }
     if (!manual_log.empty()) ::unlink(manual_log.c_str());
+    manual_log.clear();
   }
 
   // `corral start MODEL [--name NAME] --json`: the child, and the proxy's base URL.
@@ -336,6 +343,7 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
       return e;
     };
     suites.push_back(bench::RunSuiteA(provider, workloads, opt, progress));
+    harness.StopAll();
   }
   if (want_b) {
     bench::SuiteBOptions b;
@@ -382,7 +390,26 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
       e.child_log_path = m.value("log_path", std::string());
       e.cold_start_model = m.value("model_path", std::string());
       e.model_was_running = started.value("already_running", false);
-      e.stop_model = [name]() -> Status {
+      // A cold start needs this child to be the only instance of its file: the daemon routes
+      // a request for the file to any running instance rather than starting one.
+      std::string others;
+      if (auto ps = CorralJson({"ps", "--json"}); ps.ok()) {
+        const nlohmann::json& list = ps->is_object() && ps->contains("models") ? (*ps)["models"] : *ps;
+        if (list.is_array()) {
+          for (const auto& c : list) {
+            if (c.is_object() && c.value("model_path", std::string()) == e.cold_start_model &&
+                c.value("name", std::string()) != name) {
+              others += (others.empty() ? "" : ", ") + c.value("name", std::string());
+            }
+          }
+        }
+      }
+      e.stop_model = [name, others]() -> Status {
+        if (!others.empty()) {
+          return Status(StatusCode::kFailedPrecondition,
+                        "another instance of the model is running (" + others +
+                            "): a request for the file would be served by it; stop it to time cold starts");
+        }
         auto stopped = CorralJson({"stop", name, "--json"});
         return stopped.ok() ? Status::Ok() : stopped.status();
       };

@@ -45,15 +45,15 @@ const std::vector<OptionDef>& Registry() {
        "List llama.cpp's download cache (LLAMA_CACHE or ~/.cache/llama.cpp).", OptionType::kBool, OnReload::kLive},
       // Proxy data plane.
       {"max_body_bytes", "--max-body-bytes", "CORRAL_MAX_BODY_BYTES", "33554432",
-       "Largest request body the proxy accepts (bytes); larger ones get 413.", OptionType::kInt, OnReload::kRestart},
+       "Largest request body the proxy accepts (bytes); larger ones get 413.", OptionType::kInt, OnReload::kLive},
       {"proxy_threads", "--proxy-threads", "CORRAL_PROXY_THREADS", "0",
        "Proxy event-loop threads; 0 = min(CPU threads, 4).", OptionType::kInt, OnReload::kRestart},
       {"proxy_client_timeout_s", "--proxy-client-timeout", "CORRAL_PROXY_CLIENT_TIMEOUT", "60",
        "Seconds a client may idle on a keep-alive connection, or stall sending or reading.", OptionType::kInt,
-       OnReload::kRestart},
+       OnReload::kLive},
       {"proxy_upstream_timeout_s", "--proxy-upstream-timeout", "CORRAL_PROXY_UPSTREAM_TIMEOUT", "600",
        "Seconds without a byte from llama-server before the proxy gives up (504 or cut).", OptionType::kInt,
-       OnReload::kRestart},
+       OnReload::kLive},
       {"model_ttl_s", "--model-ttl", "CORRAL_MODEL_TTL", "0",
        "Seconds a model started on demand by a request may stay idle before it is unloaded; 0 = never. "
        "Models started with `corral start` stay until stopped. Ollama clients' keep_alive overrides it.",

@@ -231,6 +231,10 @@ class Daemon {
     limits.health_timeout_per_gib = std::chrono::seconds(next.health_timeout_per_gib_s);
     limits.stop_grace = std::chrono::seconds(next.stop_timeout_s);
     supervisor_->SetLimits(limits);
+    if (proxy_) {
+      proxy_->SetLimits(static_cast<uint64_t>(next.max_body_bytes), std::chrono::seconds(next.proxy_client_timeout_s),
+                        std::chrono::seconds(next.proxy_upstream_timeout_s));
+    }
     {
       std::lock_guard<std::mutex> lock(config_mu_);
       config_ = next;

@@ -125,7 +125,24 @@ struct Worker {
 
 class Proxy::Impl {
  public:
-  Impl(ProxyOptions o, ModelProvider& p, RoutingTable& r) : options(std::move(o)), provider(p), routes(r) {}
+  Impl(ProxyOptions o, ModelProvider& p, RoutingTable& r) : options(std::move(o)), provider(p), routes(r) {
+    SetLimits(options.max_body_bytes, options.client_timeout, options.upstream_timeout);
+  }
+
+  // The limits a config reload may change while connections run: read per request (body)
+  // or per deadline update (timeouts), relaxed: a request sees the old or the new value.
+  void SetLimits(uint64_t body, std::chrono::milliseconds client, std::chrono::milliseconds upstream) {
+    max_body_bytes_.store(body, std::memory_order_relaxed);
+    client_timeout_ms_.store(client.count(), std::memory_order_relaxed);
+    upstream_timeout_ms_.store(upstream.count(), std::memory_order_relaxed);
+  }
+  uint64_t max_body_bytes() const { return max_body_bytes_.load(std::memory_order_relaxed); }
+  std::chrono::milliseconds client_timeout() const {
+    return std::chrono::milliseconds(client_timeout_ms_.load(std::memory_order_relaxed));
+  }
+  std::chrono::milliseconds upstream_timeout() const {
+    return std::chrono::milliseconds(upstream_timeout_ms_.load(std::memory_order_relaxed));
+  }
 
   ProxyOptions options;
   ModelProvider& provider;
@@ -138,6 +155,9 @@ class Proxy::Impl {
   std::atomic<bool> stopping{false};
   uint16_t bound_port = 0;
   bool started = false;
+  std::atomic<uint64_t> max_body_bytes_{0};
+  std::atomic<int64_t> client_timeout_ms_{0};
+  std::atomic<int64_t> upstream_timeout_ms_{0};
 
   void Accept();
   void SweepPool(Worker& w);
@@ -293,9 +313,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (rbuf_.capacity() > kIdleReadBufferBytes) rbuf_.shrink_to_fit();  // after a big body
     parser_.emplace();
     parser_->header_limit(px_.options.max_header_bytes);
-    parser_->body_limit(px_.options.max_body_bytes);
+    parser_->body_limit(px_.max_body_bytes());
     up_deadline_ = Clock::time_point::max();
-    SetClientDeadline(px_.options.client_timeout);
+    SetClientDeadline(px_.client_timeout());
     http::async_read_header(client_, rbuf_, *parser_,
                             [self = shared_from_this()](const error_code& ec, size_t) { self->OnHead(ec); });
   }
@@ -331,7 +351,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (ec == http::error::header_limit) return SendError(431, "request header fields too large", true);
     if (ec == http::error::body_limit) {
       return SendError(413,
-                       "request body larger than the limit of " + std::to_string(px_.options.max_body_bytes) +
+                       "request body larger than the limit of " + std::to_string(px_.max_body_bytes()) +
                            " bytes (option max_body_bytes)",
                        true);
     }
@@ -523,7 +543,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void SendUpstream() {
-    SetUpstreamDeadline(px_.options.upstream_timeout);
+    SetUpstreamDeadline(px_.upstream_timeout());
     std::array<asio::const_buffer, 2> bufs{asio::buffer(up_head_), asio::buffer(up_body_view_)};
     asio::async_write(up_->sock, bufs, [self = shared_from_this(), gen = up_gen_](const error_code& ec, size_t) {
       if (self->closed_ || gen != self->up_gen_) return;
@@ -580,7 +600,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnUpstreamHead() {
-    SetUpstreamDeadline(px_.options.upstream_timeout);
+    SetUpstreamDeadline(px_.upstream_timeout());
     auto& res = rparser_->get();
     status_ = res.result_int();
     // llama-server (cpp-httplib) closes the connection after every chunked (streamed)
@@ -695,7 +715,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       b += used;
       done -= used;
     }
-    SetClientDeadline(px_.options.client_timeout);
+    SetClientDeadline(px_.client_timeout());
     asio::async_write(client_, bufs, [self = shared_from_this()](const error_code& wec, size_t) {
       if (self->closed_) return;
       self->client_deadline_ = Clock::time_point::max();
@@ -740,7 +760,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       CountError();
       return Close();
     }
-    up_deadline_ = Clock::now() + px_.options.upstream_timeout;
+    up_deadline_ = Clock::now() + px_.upstream_timeout();
     if (dechunk_) decoded_.clear();  // the previous write has completed
     size_t mine = Track(relay_.get(), n);
     if (track_tail_) AppendTail(relay_.get(), mine);
@@ -832,7 +852,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     out_head_.append("\r\n");
     if (is_head_) local_body_.clear();
     state_ = State::kWritingLocal;
-    SetClientDeadline(px_.options.client_timeout);
+    SetClientDeadline(px_.client_timeout());
     std::array<asio::const_buffer, 2> bufs{asio::buffer(out_head_), asio::buffer(local_body_)};
     asio::async_write(client_, bufs, [self = shared_from_this()](const error_code& ec, size_t) {
       if (self->closed_) return;
@@ -1090,7 +1110,7 @@ void Connection::WriteTranslated(std::string bytes, bool last) {
   }
   if (translated_out_.empty()) return RelayNext();
   auto self = shared_from_this();
-  SetClientDeadline(px_.options.client_timeout);
+  SetClientDeadline(px_.client_timeout());
   asio::async_write(client_, asio::buffer(translated_out_), [self](const error_code& ec, size_t) {
     if (self->closed_) return;
     self->client_deadline_ = Clock::time_point::max();
@@ -1156,6 +1176,11 @@ Proxy::~Proxy() {
 
 uint16_t Proxy::port() const {
   return impl_->bound_port;
+}
+
+void Proxy::SetLimits(uint64_t max_body_bytes, std::chrono::milliseconds client_timeout,
+                      std::chrono::milliseconds upstream_timeout) {
+  impl_->SetLimits(max_body_bytes, client_timeout, upstream_timeout);
 }
 
 std::string Proxy::MetricsText() const {

@@ -14,7 +14,8 @@
 // buffer per stream: upstream reads pause while a client write is pending (backpressure).
 // See docs/proxy.md for the traced request path and the watermarks.
 //
-// Thread-safety: Start/Stop/port from one controlling thread; MetricsText from any thread.
+// Thread-safety: Start/Stop/port from one controlling thread; MetricsText and SetLimits from
+// any thread.
 // Ownership: the Proxy references a ModelProvider and a RoutingTable it does not own;
 // both must outlive it.
 #pragma once
@@ -73,6 +74,11 @@ class Proxy {
   void Stop();
   // GET /metrics body.
   std::string MetricsText() const;
+  // Changes the body limit and the client/upstream timeouts while running (config reload).
+  // Any thread. New requests and the next deadline update of running ones use them; a
+  // stream in flight is never cut by the change itself.
+  void SetLimits(uint64_t max_body_bytes, std::chrono::milliseconds client_timeout,
+                 std::chrono::milliseconds upstream_timeout);
 
   class Impl;
 

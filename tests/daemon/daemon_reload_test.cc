@@ -334,16 +334,24 @@ TEST_F(DaemonReloadTest, BrokenConfigIsRejectedAndTheOldOneStays) {
   EXPECT_NE(argv.find("\"-c\",\"256\""), std::string::npos) << argv;
 
   // A good file again: applied; a restart-only option is reported, not applied.
-  WriteConfig("aliases:\n  faster: alpha\nlisten: 127.0.0.1:1\nproxy_threads: 3\n");
+  // The proxy's body limit applies live.
+  WriteConfig("aliases:\n  faster: alpha\nlisten: 127.0.0.1:1\nproxy_threads: 3\nmax_body_bytes: 4096\n");
   r = Corral({"daemon", "reload", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   out = json::parse(r.out, nullptr, false);
   ASSERT_TRUE(out.is_object()) << r.out;
   EXPECT_TRUE(out.value("ok", false));
-  bool threads_restart = false;
+  bool threads_restart = false, body_applied = false;
   for (const auto& n : out["needs_restart"]) threads_restart = threads_restart || n.value("key", "") == "proxy_threads";
+  for (const auto& k : out["applied"]) body_applied = body_applied || k == "max_body_bytes";
   EXPECT_TRUE(threads_restart) << r.out;
+  EXPECT_TRUE(body_applied) << r.out;
   EXPECT_EQ(ChatStatus(port, "faster"), 200);
+  json big = json::parse(Chat("faster"));
+  big["messages"][0]["content"] = std::string(8000, 'a');
+  auto too_big = testing::Http("POST", port, "/v1/chat/completions", big.dump());
+  ASSERT_TRUE(too_big.ok());
+  EXPECT_EQ(too_big->status, 413) << too_big->body;
 }
 
 // (c) A change on disk is picked up without a signal (an editor's rename-into-place save).

@@ -240,11 +240,10 @@ TEST_F(ConfigTest, DiffNamesChangesAndWhatNeedsARestart) {
   EXPECT_EQ(by_key.size(), 8U);
   EXPECT_TRUE(Diff(*a, *a).empty());
 
-  // The data plane's options and the listen address need a restart; the rest apply live.
+  // The listener, the proxy's thread count and the engine need a restart; the rest apply live.
   for (const auto& d : Options()) {
     const std::string k = d.key;
-    const bool restart = k == "listen" || k == "proxy_threads" || k == "max_body_bytes" ||
-                         k == "proxy_client_timeout_s" || k == "proxy_upstream_timeout_s" || k == "llama_server";
+    const bool restart = k == "listen" || k == "proxy_threads" || k == "llama_server";
     EXPECT_EQ(d.reload, restart ? OnReload::kRestart : OnReload::kLive) << k;
   }
 }
