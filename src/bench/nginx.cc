@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,8 +15,6 @@
 #include "bench/client.h"
 #include "common/fs.h"
 #include "common/subprocess.h"
-
-extern char** environ;
 
 namespace corral::bench {
 
@@ -168,26 +165,10 @@ Result<std::unique_ptr<NginxProxy>> NginxProxy::Start(const std::string& binary,
     std::vector<std::string> argv_s = {binary};
     if (build.supports_error_log_flag) argv_s.insert(argv_s.end(), {"-e", n->dir_ + "/error.log"});
     argv_s.insert(argv_s.end(), {"-p", n->dir_ + "/", "-c", n->config_path_});
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
     const std::string out_path = n->dir_ + "/stderr.log";
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    const int rc = ::posix_spawn(&n->pid_, argv[0], &fa, &attr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-      n->pid_ = -1;
-      return ErrnoError("starting " + binary, rc);
-    }
+    auto pid = SpawnToLog(argv_s, out_path, /*append=*/true, /*own_group=*/true);
+    if (!pid.ok()) return pid.status();
+    n->pid_ = *pid;
     n->port_ = port;
     const Endpoint ep{"127.0.0.1", std::to_string(port), ""};
     const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,8 +18,6 @@
 #include "bench/client.h"
 #include "common/fs.h"
 #include "common/subprocess.h"
-
-extern char** environ;
 
 namespace corral::bench {
 
@@ -245,26 +242,9 @@ Result<std::unique_ptr<LocalServer>> LocalServer::Start(const std::vector<std::s
   if (::mkdtemp(tmpl) == nullptr) return ErrnoError("creating a temporary directory", errno);
   s->dir_ = tmpl;
   s->log_path_ = s->dir_ + "/server.log";
-  std::vector<std::string> argv_s = argv_in;
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, s->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attr, 0);
-  const int rc = ::posix_spawn(&s->pid_, argv[0], &fa, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    s->pid_ = -1;
-    return ErrnoError("starting " + argv_in[0], rc);
-  }
+  auto pid = SpawnToLog(argv_in, s->log_path_, /*append=*/false, /*own_group=*/true);
+  if (!pid.ok()) return pid.status();
+  s->pid_ = *pid;
   static const std::regex kListening(R"(listening on http://127\.0\.0\.1:(\d+))");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {

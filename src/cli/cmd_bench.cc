@@ -6,7 +6,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <chrono>
@@ -31,8 +30,6 @@
 #include "common/version.h"
 #include "engine/engine.h"
 #include "supervisor/launch.h"
-
-extern char** environ;
 
 namespace corral::cli {
 namespace {
@@ -179,19 +176,10 @@ struct DaemonHarness {
     char tmpl[] = "/tmp/corral-bench-manual.XXXXXX";
     int fd = ::mkstemp(tmpl);
     if (fd < 0) return ErrnoError("mkstemp", errno);
-    manual_log = tmpl;
-    std::vector<char*> args;
-    for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, fd, 2);
-    int rc = ::posix_spawn(&manual_pid, args[0], &fa, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
     ::close(fd);
-    if (rc != 0) return ErrnoError("spawning " + argv[0], rc);
+    manual_log = tmpl;
+    // As a shell would: same environment, same process group handling as a foreground job.
+    CORRAL_ASSIGN_OR_RETURN(manual_pid, SpawnToLog(argv, manual_log, /*append=*/false, /*own_group=*/false));
     auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
     int port = 0;
     while (std::chrono::steady_clock::now() < deadline) {

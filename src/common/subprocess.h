@@ -22,6 +22,12 @@ struct CaptureResult {
 Result<CaptureResult> RunCapture(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                                  size_t max_output_bytes = 1 << 20);
 
+// Starts a long-running program in the background with this process's environment: stdin
+// from /dev/null, stdout and stderr into `log_path` (created; truncated unless `append`),
+// in a process group of its own when `own_group` (so the caller can kill the group).
+// argv[0] must be a path. Returns the pid; the caller reaps it.
+Result<int> SpawnToLog(const std::vector<std::string>& argv, const std::string& log_path, bool append, bool own_group);
+
 // The absolute path of `name` on $PATH, or "" when absent or not executable.
 std::string FindOnPath(const std::string& name);
 
