@@ -10,6 +10,7 @@
 #include <iostream>
 #include <thread>
 
+#include "support/daemon_fixture.h"
 #include "support/test_support.h"
 
 namespace corral {
@@ -21,53 +22,16 @@ using testing::RunResult;
 const std::vector<std::string> kTinyDims = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
                                             "4",        "--n-ff", "128",       "--ctx", "512"};
 
-class DaemonProxyTest : public ::testing::Test {
+class DaemonProxyTest : public testing::PrivateDaemonTest {
  protected:
   void SetUp() override {
-    env_ = testing::PrivateDaemonEnv(dir_);
+    PrivateDaemonTest::SetUp();
     const std::string models = dir_.File("data/corral/models");
     std::vector<std::string> a = kTinyDims, b = kTinyDims;
     a.insert(a.end(), {"--name", "alpha", "--seed", "1"});
     b.insert(b.end(), {"--name", "bravo", "--seed", "2"});
     ASSERT_FALSE(testing::MakeModel(models, "alpha.gguf", a).empty());
     ASSERT_FALSE(testing::MakeModel(models, "bravo.gguf", b).empty());
-  }
-  void TearDown() override { Corral({"daemon", "stop"}); }
-
-  RunResult Corral(const std::vector<std::string>& args) { return testing::RunCorral(args, env_); }
-  json Json(const std::vector<std::string>& args) {
-    RunResult r = Corral(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    json j = json::parse(r.out, nullptr, false);
-    EXPECT_FALSE(j.is_discarded()) << r.out;
-    return j;
-  }
-  // Starts the daemon (in the background) and returns its proxy's port.
-  int StartDaemon() {
-    RunResult r = Corral({"daemon", "start"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    json status = Json({"status", "--json"});
-    std::string base = status["proxy"].value("base_url", std::string());
-    size_t colon = base.rfind(':');
-    return colon == std::string::npos ? 0 : std::stoi(base.substr(colon + 1));
-  }
-  // Canonical catalog name of the model in FILE_STEM.gguf.
-  std::string NameOf(const std::string& file_stem) {
-    json listing = Json({"list", "--json"});
-    if (std::getenv("CORRAL_TEST_DEBUG")) std::cerr << listing.dump() << "\n";
-    for (const auto& m : listing["models"]) {
-      for (const auto& f : m["files"]) {
-        if (f.get<std::string>().ends_with("/" + file_stem + ".gguf")) return m["name"];
-      }
-    }
-    return "";
-  }
-  std::vector<std::string> Running() {
-    std::vector<std::string> out;
-    json ps = Json({"ps", "--json"});
-    if (std::getenv("CORRAL_TEST_DEBUG")) std::cerr << ps.dump() << "\n";
-    for (const auto& m : ps["models"]) out.push_back(m["name"]);
-    return out;
   }
   bool WaitRunning(const std::vector<std::string>& want, std::chrono::seconds limit = std::chrono::seconds(30)) {
     auto deadline = std::chrono::steady_clock::now() + limit;
@@ -77,16 +41,6 @@ class DaemonProxyTest : public ::testing::Test {
     }
     return false;
   }
-  static std::string Chat(const std::string& model, int tokens = 4) {
-    return json{{"model", model},
-                {"messages", {{{"role", "user"}, {"content", "hello"}}}},
-                {"max_tokens", tokens},
-                {"temperature", 0}}
-        .dump();
-  }
-
-  testing::TempDir dir_;
-  std::map<std::string, std::string> env_;
 };
 
 TEST_F(DaemonProxyTest, ConcurrentRequestsShareOneOnDemandStart) {

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "support/daemon_fixture.h"
 #include "support/test_support.h"
 
 namespace corral {
@@ -136,17 +137,17 @@ class SlowStream {
   std::string raw_;
 };
 
-class DaemonReloadTest : public ::testing::Test {
+class DaemonReloadTest : public testing::PrivateDaemonTest {
  protected:
   void SetUp() override {
-    env_ = testing::PrivateDaemonEnv(dir_);
+    PrivateDaemonTest::SetUp();
     const std::string models = dir_.File("data/corral/models");
     ASSERT_FALSE(testing::MakeModel(models, "alpha.gguf", Dims("alpha", "1", "2048")).empty());
     ASSERT_FALSE(testing::MakeModel(models, "bravo.gguf", Dims("bravo", "2", "512")).empty());
     ASSERT_TRUE(MakeDirs(dir_.File("config/corral"), 0700).ok());
   }
   void TearDown() override {
-    Corral({"daemon", "stop"});
+    PrivateDaemonTest::TearDown();
     Trace("stopped");
   }
 
@@ -164,52 +165,11 @@ class DaemonReloadTest : public ::testing::Test {
     return std::fclose(f) == 0 && ok;
   }
 
-  RunResult Corral(const std::vector<std::string>& args) { return testing::RunCorral(args, env_); }
-  json Json(const std::vector<std::string>& args) {
-    RunResult r = Corral(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    json j = json::parse(r.out, nullptr, false);
-    EXPECT_FALSE(j.is_discarded()) << r.out;
-    return j;
-  }
-  int StartDaemon() {
-    RunResult r = Corral({"daemon", "start"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    json status = Json({"status", "--json"});
-    pid_ = status["daemon"].value("pid", 0);
-    std::string base = status["proxy"].value("base_url", std::string());
-    size_t colon = base.rfind(':');
-    return colon == std::string::npos ? 0 : std::stoi(base.substr(colon + 1));
-  }
   json ReloadStatus() { return Json({"status", "--json"})["config"]; }
   uint64_t Reloads(const std::string& trigger) {
     json c = ReloadStatus();
     if (std::getenv("CORRAL_TEST_DEBUG")) std::cerr << c.dump() << "\n";
     return c["by_trigger"].value(trigger, uint64_t{0});
-  }
-  std::string NameOf(const std::string& file_stem) {
-    json listing = Json({"list", "--json"});
-    if (std::getenv("CORRAL_TEST_DEBUG")) std::cerr << listing.dump() << "\n";
-    for (const auto& m : listing["models"]) {
-      for (const auto& f : m["files"]) {
-        if (f.get<std::string>().ends_with("/" + file_stem + ".gguf")) return m["name"];
-      }
-    }
-    return "";
-  }
-  json Ps() { return Json({"ps", "--json"})["models"]; }
-  std::vector<std::string> Running() {
-    std::vector<std::string> out;
-    for (const auto& m : Ps()) out.push_back(m["name"]);
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-  static std::string Chat(const std::string& model, int tokens = 4) {
-    return json{{"model", model},
-                {"messages", {{{"role", "user"}, {"content", "hello"}}}},
-                {"max_tokens", tokens},
-                {"temperature", 0}}
-        .dump();
   }
   int ChatStatus(int port, const std::string& model) {
     auto r = testing::Http("POST", port, "/v1/chat/completions", Chat(model));
@@ -217,10 +177,6 @@ class DaemonReloadTest : public ::testing::Test {
       std::cerr << Chat(model) << " -> " << r->body << "\n";
     return r.ok() ? r->status : -1;
   }
-
-  testing::TempDir dir_;
-  std::map<std::string, std::string> env_;
-  int pid_ = 0;
 };
 
 // (a) A stream in flight survives a config rewrite + SIGHUP; afterwards the new alias routes,
