@@ -193,18 +193,7 @@ Result<std::unique_ptr<NginxProxy>> NginxProxy::Start(const std::string& binary,
 }
 
 void NginxProxy::Stop() {
-  if (pid_ <= 0) return;
-  ::kill(-pid_, SIGTERM);  // fast shutdown
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  int status = 0;
-  while (::waitpid(pid_, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(-pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(kPollInterval);
-  }
+  StopProcessGroup(pid_, std::chrono::seconds(5));  // SIGTERM: nginx's fast shutdown
   pid_ = -1;
 }
 

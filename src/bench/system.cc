@@ -269,20 +269,7 @@ Result<std::unique_ptr<LocalServer>> LocalServer::Start(const std::vector<std::s
 }
 
 LocalServer::~LocalServer() {
-  if (pid_ > 0) {
-    ::kill(-pid_, SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(-pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(kPollInterval);
-    }
-    ::kill(-pid_, SIGKILL);  // router children left in the group
-  }
+  StopProcessGroup(pid_, std::chrono::seconds(5));  // router mode's children are in the group
   if (!log_path_.empty()) ::unlink(log_path_.c_str());
   if (!dir_.empty()) ::rmdir(dir_.c_str());
 }

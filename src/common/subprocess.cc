@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <thread>
 
 extern char** environ;
 
@@ -37,6 +38,22 @@ Result<int> SpawnToLog(const std::vector<std::string>& argv, const std::string& 
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return ErrnoError("starting " + argv[0], rc);
   return static_cast<int>(pid);
+}
+
+void StopProcessGroup(int pid, std::chrono::milliseconds grace) {
+  if (pid <= 0) return;
+  ::kill(-pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(-pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(-pid, SIGKILL);  // what the leader left in its group (router mode's children)
 }
 
 std::string FindOnPath(const std::string& name) {

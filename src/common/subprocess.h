@@ -28,6 +28,10 @@ Result<CaptureResult> RunCapture(const std::vector<std::string>& argv, std::chro
 // argv[0] must be a path. Returns the pid; the caller reaps it.
 Result<int> SpawnToLog(const std::vector<std::string>& argv, const std::string& log_path, bool append, bool own_group);
 
+// Stops a child started with own_group: SIGTERM to its process group, up to `grace` for it
+// to exit, then SIGKILL to the group; reaps the child. Leaves nothing of the group running.
+void StopProcessGroup(int pid, std::chrono::milliseconds grace);
+
 // The absolute path of `name` on $PATH, or "" when absent or not executable.
 std::string FindOnPath(const std::string& name);
 
