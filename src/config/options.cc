@@ -46,6 +46,10 @@ const std::vector<OptionDef>& Registry() {
       // Proxy data plane.
       {"max_body_bytes", "--max-body-bytes", "CORRAL_MAX_BODY_BYTES", "33554432",
        "Largest request body the proxy accepts (bytes); larger ones get 413.", OptionType::kInt, OnReload::kLive},
+      {"proxy_preconnect", nullptr, "CORRAL_PROXY_PRECONNECT", "true",
+       "Keep one spare connection to each model's llama-server (it closes its connection after every "
+       "stream), so the next request does not wait for a connect.",
+       OptionType::kBool, OnReload::kRestart},
       {"proxy_threads", "--proxy-threads", "CORRAL_PROXY_THREADS", "0",
        "Proxy event-loop threads; 0 = min(CPU threads, 4).", OptionType::kInt, OnReload::kRestart},
       {"proxy_client_timeout_s", "--proxy-client-timeout", "CORRAL_PROXY_CLIENT_TIMEOUT", "60",
@@ -143,11 +147,12 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
                              : c.health_timeout_per_gib_s) = v;
   } else if (def.type == OptionType::kBool) {
     CORRAL_ASSIGN_OR_RETURN(bool b, ParseBool(key, one));
-    bool* field = key == "scan_huggingface" ? &c.scan_huggingface
-                  : key == "scan_ollama"    ? &c.scan_ollama
-                  : key == "scan_lmstudio"  ? &c.scan_lmstudio
-                  : key == "scan_llamacpp"  ? &c.scan_llamacpp
-                                            : nullptr;
+    bool* field = key == "scan_huggingface"   ? &c.scan_huggingface
+                  : key == "scan_ollama"      ? &c.scan_ollama
+                  : key == "scan_lmstudio"    ? &c.scan_lmstudio
+                  : key == "scan_llamacpp"    ? &c.scan_llamacpp
+                  : key == "proxy_preconnect" ? &c.proxy_preconnect
+                                              : nullptr;
     if (field == nullptr) return Internal(std::string("bool option without a Config field: ") + def.key);
     *field = b;
   } else if (key == "max_body_bytes") {
@@ -183,6 +188,7 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "scan_llamacpp") return {c.scan_llamacpp ? "true" : "false"};
   if (key == "max_body_bytes") return {std::to_string(c.max_body_bytes)};
   if (key == "proxy_threads") return {std::to_string(c.proxy_threads)};
+  if (key == "proxy_preconnect") return {c.proxy_preconnect ? "true" : "false"};
   if (key == "proxy_client_timeout_s") return {std::to_string(c.proxy_client_timeout_s)};
   if (key == "proxy_upstream_timeout_s") return {std::to_string(c.proxy_upstream_timeout_s)};
   if (key == "model_ttl_s") return {std::to_string(c.model_ttl_s)};

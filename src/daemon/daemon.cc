@@ -47,23 +47,56 @@ constexpr std::chrono::milliseconds kMaxLongPoll{5000};
 constexpr std::chrono::milliseconds kSpawnTimeout{15000};
 constexpr std::chrono::milliseconds kLockWait{10000};
 
-void Log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void Log(const char* fmt, ...) {
+// The daemon's log (stderr; daemon.log for a background daemon). `log_level` filters it:
+// error < warn < info (the default) < debug, trace (nothing more verbose than info yet).
+enum class Level { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
+std::atomic<int> g_log_level{static_cast<int>(Level::kInfo)};
+
+void SetLogLevel(const std::string& name) {
+  Level l = Level::kInfo;
+  if (name == "error") l = Level::kError;
+  if (name == "warn") l = Level::kWarn;
+  if (name == "debug" || name == "trace") l = Level::kDebug;
+  g_log_level.store(static_cast<int>(l), std::memory_order_relaxed);
+}
+
+void VLog(Level level, const char* fmt, va_list ap) {
+  if (static_cast<int>(level) > g_log_level.load(std::memory_order_relaxed)) return;
   // One write per line: threads (monitor, connections, main) log concurrently.
   char line[4096];
   std::time_t now = std::time(nullptr);
   std::tm tm{};
   ::localtime_r(&now, &tm);
   size_t n = std::strftime(line, sizeof(line), "%H:%M:%S corral: ", &tm);
-  va_list ap;
-  va_start(ap, fmt);
-  // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, va_start is above.
+  if (level == Level::kWarn) n += static_cast<size_t>(std::snprintf(line + n, sizeof(line) - n, "warning: "));
+  if (level == Level::kError) n += static_cast<size_t>(std::snprintf(line + n, sizeof(line) - n, "error: "));
   int m = std::vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-  va_end(ap);
   n = std::min(sizeof(line) - 2, n + static_cast<size_t>(std::max(m, 0)));
   line[n++] = '\n';
   ssize_t w = ::write(2, line, n);
   (void)w;
+}
+
+void Log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void Log(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  VLog(Level::kInfo, fmt, ap);
+  va_end(ap);
+}
+void LogWarn(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void LogWarn(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  VLog(Level::kWarn, fmt, ap);
+  va_end(ap);
+}
+void LogError(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void LogError(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  VLog(Level::kError, fmt, ap);
+  va_end(ap);
 }
 
 Response Error(ErrorCode code, const std::string& message) {
@@ -88,7 +121,9 @@ bool ProcessLives(int pid) {
 
 class Daemon {
  public:
-  explicit Daemon(const config::Config& config) : config_(config), started_(std::chrono::system_clock::now()) {}
+  explicit Daemon(const config::Config& config) : config_(config), started_(std::chrono::system_clock::now()) {
+    SetLogLevel(config.log_level);
+  }
   // Also on an early return from Init: the same order as Finish (router last), so an
   // on_change still running on the monitor thread never meets a destroyed router.
   ~Daemon() {
@@ -112,7 +147,7 @@ class Daemon {
       Log("llama-server: %s (%s)", llama_server_.c_str(), engine->source.c_str());
     } else {
       engine_error_ = engine.status().message();
-      Log("warning: %s; starts will fail until one is installed", engine_error_.c_str());
+      LogWarn("%s; starts will fail until one is installed", engine_error_.c_str());
     }
     LoadPreviousState();
 
@@ -133,9 +168,11 @@ class Daemon {
     ropts.idle_ttl = std::chrono::seconds(config_.model_ttl_s);
     router_ = std::make_unique<ModelRouter>(config_, *supervisor_, routes_, ropts);
     router_ptr_.store(router_.get());
+    for (const auto& w : router_->SettingsWarnings()) LogWarn("config: %s", w.c_str());
     proxy::ProxyOptions popts;
     popts.listen = config_.listen;
     popts.threads = static_cast<int>(config_.proxy_threads);
+    popts.preconnect = config_.proxy_preconnect;
     popts.max_body_bytes = static_cast<uint64_t>(config_.max_body_bytes);
     popts.client_timeout = std::chrono::seconds(config_.proxy_client_timeout_s);
     popts.upstream_timeout = std::chrono::seconds(config_.proxy_upstream_timeout_s);
@@ -198,7 +235,7 @@ class Daemon {
     auto reject = [&](const Status& s) {
       result["ok"] = false;
       result["error"] = s.message();
-      Log("config reload (%s) rejected, the running config stays: %s", trigger.c_str(), s.message().c_str());
+      LogWarn("config reload (%s) rejected, the running config stays: %s", trigger.c_str(), s.message().c_str());
       RecordReload(result);
       return result;
     };
@@ -215,8 +252,8 @@ class Daemon {
       result["changed"].push_back({{"key", c.key}, {"before", c.before}, {"after", c.after}});
       if (c.reload == config::OnReload::kRestart) {
         result["needs_restart"].push_back({{"key", c.key}, {"running", c.before}, {"configured", c.after}});
-        Log("config: %s changed (%s -> %s) but needs a restart; still %s", c.key.c_str(), c.before.c_str(),
-            c.after.c_str(), c.before.c_str());
+        LogWarn("config: %s changed (%s -> %s) but needs a restart; still %s", c.key.c_str(), c.before.c_str(),
+                c.after.c_str(), c.before.c_str());
       } else {
         result["applied"].push_back(c.key);
         Log("config: %s: %s -> %s", c.key.c_str(), c.before.empty() ? "(unset)" : c.before.c_str(),
@@ -238,11 +275,12 @@ class Daemon {
     {
       std::lock_guard<std::mutex> lock(config_mu_);
       config_ = next;
+      SetLogLevel(next.log_level);
       budget_ = *budget;
     }
     for (const auto& w : router_->UpdateConfig(next)) {
       result["warnings"].push_back(w);
-      Log("config warning: %s", w.c_str());
+      LogWarn("config: %s", w.c_str());
     }
     result["ok"] = true;
     Log("config reloaded (%s): %zu change(s), %zu applied, %zu need a restart", trigger.c_str(), changes.size(),
@@ -493,7 +531,7 @@ class Daemon {
     }
     auto started = supervisor_->Start(spec);
     if (!started.ok()) {
-      Log("start %s refused: %s", name.c_str(), started.status().message().c_str());
+      LogWarn("start %s refused: %s", name.c_str(), started.status().message().c_str());
       return Error(CodeForStart(started.status()), started.status().message());
     }
     Log("started %s (pid %d): %s", name.c_str(), started->pid, supervisor::ShellQuote(started->argv).c_str());
@@ -520,7 +558,7 @@ class Daemon {
       if (i.state == supervisor::ChildState::kReady) {
         Log("%s ready on http://127.0.0.1:%d after %.0f ms", i.name.c_str(), i.port, i.ready_ms);
       } else if (i.state == supervisor::ChildState::kFailed) {
-        Log("%s failed: %s", i.name.c_str(), i.failure.message.c_str());
+        LogError("%s failed: %s", i.name.c_str(), i.failure.message.c_str());
       }
     }
     SaveState();
@@ -544,7 +582,7 @@ class Daemon {
     std::lock_guard<std::mutex> lock(state_mu_);
     Status s = MakeDirs(StateDir(), 0700);
     if (s.ok()) s = WriteFileAtomic(StateFilePath(), j.dump(2) + "\n", 0600);
-    if (!s.ok()) Log("warning: cannot write the state file: %s", s.message().c_str());
+    if (!s.ok()) LogError("cannot write the state file: %s", s.message().c_str());
   }
 
   void LoadPreviousState() {
@@ -556,7 +594,7 @@ class Daemon {
       std::string aside = StateFilePath() + ".corrupt-" + std::to_string(std::time(nullptr));
       ::rename(StateFilePath().c_str(), aside.c_str());
       std::string n = "the state file was corrupt; moved it aside to " + aside;
-      Log("warning: %s", n.c_str());
+      LogWarn("%s", n.c_str());
       notices_.push_back(n);
       return;
     }
@@ -670,8 +708,8 @@ Status Run(const config::Config& config) {
   if (Status w = watcher.Start(); w.ok()) {
     d.SetWatching(true);
   } else {
-    Log("warning: not watching %s for changes (%s); reload with SIGHUP or `corral daemon reload`",
-        config.config_file.c_str(), w.message().c_str());
+    LogWarn("not watching %s for changes (%s); reload with SIGHUP or `corral daemon reload`",
+            config.config_file.c_str(), w.message().c_str());
   }
   server.Start();
   Log("daemon pid %d listening on %s", ::getpid(), SocketPath().c_str());

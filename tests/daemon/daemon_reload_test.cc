@@ -310,6 +310,31 @@ TEST_F(DaemonReloadTest, BrokenConfigIsRejectedAndTheOldOneStays) {
   EXPECT_EQ(too_big->status, 413) << too_big->body;
 }
 
+// log_level filters the daemon's log, and a reload changes it.
+TEST_F(DaemonReloadTest, LogLevelFiltersTheDaemonLog) {
+  // A models: entry that names no model is a warning; "proxy listening" is info.
+  WriteConfig("log_level: warn\nmodels:\n  no-such-model:\n    ttl: 5\n");
+  ASSERT_GT(StartDaemon(), 0);
+  const std::string log_path = dir_.File("state/corral/daemon.log");
+  std::string log;
+  ASSERT_TRUE(WaitFor([&] {
+    auto text = ReadFileBounded(log_path, 1 << 20);
+    log = text.ok() ? *text : "";
+    return log.find("no-such-model") != std::string::npos;
+  })) << log;
+  EXPECT_NE(log.find("warning: config: models.no-such-model"), std::string::npos) << log;
+  EXPECT_EQ(log.find("proxy listening"), std::string::npos) << log;
+  // Back to info: the reload's own summary line is logged again.
+  WriteConfig("log_level: info\n");
+  RunResult r = Corral({"daemon", "reload"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(WaitFor([&] {
+    auto text = ReadFileBounded(log_path, 1 << 20);
+    log = text.ok() ? *text : "";
+    return log.find("config reloaded (control)") != std::string::npos;
+  })) << log;
+}
+
 // (c) A change on disk is picked up without a signal (an editor's rename-into-place save).
 TEST_F(DaemonReloadTest, FileChangeIsPickedUpWithoutASignal) {
   const int port = StartDaemon();

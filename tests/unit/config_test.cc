@@ -243,7 +243,7 @@ TEST_F(ConfigTest, DiffNamesChangesAndWhatNeedsARestart) {
   // The listener, the proxy's thread count and the engine need a restart; the rest apply live.
   for (const auto& d : Options()) {
     const std::string k = d.key;
-    const bool restart = k == "listen" || k == "proxy_threads" || k == "llama_server";
+    const bool restart = k == "listen" || k == "proxy_threads" || k == "proxy_preconnect" || k == "llama_server";
     EXPECT_EQ(d.reload, restart ? OnReload::kRestart : OnReload::kLive) << k;
   }
 }
