@@ -80,6 +80,7 @@ struct StartArgs {
   bool wait = true;
   bool dry_run = false;
   bool force = false;
+  bool restart = false;
   bool no_spawn = false;
   std::vector<std::string> raw;
 };
@@ -105,6 +106,7 @@ StartOutcome StartAndWait(const GlobalOptions& global, control::ControlClient& c
   req.port = a.port;
   req.raw_args = a.raw;
   req.force = a.force;
+  req.restart = a.restart;
   req.dry_run = a.dry_run;
   for (char** e = environ; *e != nullptr; ++e) req.env.emplace_back(*e);
   json body = control::ToJson(req);
@@ -229,6 +231,11 @@ int RunPs(const GlobalOptions& global, bool no_spawn) {
     std::string state = m.value("state", std::string());
     bool live = state != "failed" && state != "stopped";
     std::string err = m.contains("failure") ? m["failure"].value("message", std::string()) : "";
+    if (m.contains("restart_in_ms")) {  // the restart policy will start it again
+      state +=
+          " (restart in " + std::to_string(static_cast<long long>((m.value("restart_in_ms", 0.0) + 999) / 1000)) + "s)";
+    }
+    if (m.value("restarts", 0) > 0) state += " [" + std::to_string(m.value("restarts", 0)) + " restarts]";
     rows.push_back({m.value("name", std::string()), state, live ? std::to_string(m.value("pid", 0)) : "-",
                     !live || m.value("url", std::string()).empty() ? "-" : m.value("url", std::string()),
                     live ? FormatDuration(m.value("uptime_s", 0LL)) : "-",
@@ -541,6 +548,9 @@ void AddStartFlags(CLI::App* s, StartArgs& a, bool with_raw) {
                 "Name of this instance (default: the model's name); start a model twice with two names");
   s->add_option("--port", a.port, "Port the child binds (default 0: any free port, learned from its log)");
   s->add_flag("--force", a.force, "Start even when the memory budget says it does not fit");
+  s->add_flag("--restart", a.restart,
+              "If it crashes after being ready, start it again (after 1 s, 2 s, 4 s ... 30 s; gives up after 5 "
+              "crashes in a row)");
   s->add_flag("--no-spawn", a.no_spawn, "Do not start a daemon when none is running (exit 65 instead)");
   if (with_raw) s->add_option("raw", a.raw, "Raw llama-server arguments, after --")->type_name("-- ARGS...");
 }

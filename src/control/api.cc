@@ -143,9 +143,9 @@ Result<StartRequest> ParseStartRequest(std::string_view body) {
     } else if (key == "port") {
       if (!value.is_number_unsigned() || value.get<uint64_t>() > 65535) return Bad("port must be 0..65535");
       r.port = value.get<int>();
-    } else if (key == "force" || key == "dry_run") {
+    } else if (key == "force" || key == "dry_run" || key == "restart") {
       if (!value.is_boolean()) return Bad(key + " must be true or false");
-      (key == "force" ? r.force : r.dry_run) = value.get<bool>();
+      (key == "force" ? r.force : key == "dry_run" ? r.dry_run : r.restart) = value.get<bool>();
     } else if (key == "raw_args" || key == "env") {
       // handled below
     } else {
@@ -167,6 +167,7 @@ nlohmann::json ToJson(const StartRequest& r) {
   if (r.ctx != 0) j["ctx"] = r.ctx;
   if (r.port != 0) j["port"] = r.port;
   if (!r.env.empty()) j["env"] = r.env;
+  if (r.restart) j["restart"] = true;
   return j;
 }
 
@@ -235,6 +236,8 @@ nlohmann::json ToJson(const supervisor::ChildInfo& i) {
                     {"message", i.failure.message}};
   }
   if (!i.last_log_lines.empty()) j["last_log_lines"] = i.last_log_lines;
+  if (i.restarts > 0) j["restarts"] = i.restarts;
+  if (i.restart_in_ms >= 0) j["restart_in_ms"] = i.restart_in_ms;
   return j;
 }
 

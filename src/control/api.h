@@ -66,6 +66,7 @@ struct StartRequest {
   std::vector<std::string> env;  // "K=V"; empty = the daemon's environment
   bool force = false;            // skip admission
   bool dry_run = false;          // plan only: argv, env, memory; nothing launched
+  bool restart = false;          // restart with backoff if it crashes after being ready
 };
 // Bounded, strict parse of a start request body (fuzzed: fuzz_control).
 Result<StartRequest> ParseStartRequest(std::string_view body);

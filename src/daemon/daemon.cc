@@ -503,6 +503,7 @@ class Daemon {
     spec.reserved_bytes = EstimateModelMemory(config, *model, spec.ctx);
     spec.env = r.env;
     spec.force = r.force;
+    spec.restart = r.restart;
 
     if (r.dry_run) {
       std::string exe = llama_server_.empty() ? std::string("llama-server") : llama_server_;

@@ -182,6 +182,8 @@ void ModelRouter::SettleLocked(const std::vector<ChildInfo>& children, std::vect
     std::optional<proxy::EnsureResult> result;
     if (routable(c)) {
       result = EndpointOf(c);
+    } else if (c.state == ChildState::kFailed && c.restart_in_ms >= 0) {
+      // The restart policy brings it back: keep waiting (the request's deadline bounds it).
     } else if (c.state == ChildState::kFailed) {
       std::string why = "model '" + it->first + "' failed to start: " + c.failure.message;
       if (!c.last_log_lines.empty()) why += "\nlast log lines:\n" + c.last_log_lines;
@@ -225,10 +227,11 @@ void ModelRouter::EnsureReady(const std::string& model, std::chrono::steady_cloc
       } else {
         waiters_[model].push_back({deadline, std::move(done)});
         ++n_waiters_;
-        // A child on its way up answers through the settle; anything else (none, failed,
-        // stopping, being evicted) needs a start.
+        // A child on its way up (or whose restart is pending) answers through the settle;
+        // anything else (none, failed, stopping, being evicted) needs a start.
         const bool coming = c != nullptr && (c->state == ChildState::kStarting || c->state == ChildState::kLoading ||
-                                             (c->state == ChildState::kReady && !usage_[c->name].evicting));
+                                             (c->state == ChildState::kReady && !usage_[c->name].evicting) ||
+                                             (c->state == ChildState::kFailed && c->restart_in_ms >= 0));
         if (!coming) QueueStartLocked(model);
       }
     }

@@ -27,6 +27,7 @@ struct LaunchSpec {
   std::vector<std::string> raw_args;     // after `--` on the command line
   std::vector<std::string> env;          // "K=V" for the child; empty = the daemon's own environment
   bool force = false;                    // skip the memory admission check
+  bool restart = false;                  // restart with backoff when it crashes after being ready
 };
 
 // Flags Corral owns: the child must bind loopback on the port Corral asked for, and

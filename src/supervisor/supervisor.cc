@@ -19,6 +19,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "common/fs.h"
 #include "common/rlimit.h"
@@ -38,6 +39,10 @@ constexpr uint64_t kTagPidfd = 3ULL << 32;
 constexpr size_t kMaxLogReadPerEvent = size_t{256} * 1024;  // bytes scanned per log-growth event
 constexpr size_t kPortScanTail = 256;                       // bytes kept across reads for the port line
 constexpr size_t kFailureLogLines = 20;
+// Restart policy (see supervisor.h); the first delay is SupervisorOptions::restart_delay.
+constexpr int kMaxRestartDelayFactor = 30;
+constexpr std::chrono::seconds kStableUptime{60};
+constexpr int kMaxCrashesInARow = 5;
 constexpr uint64_t kFailureLogWindowBytes = 16 * 1024;  // read from the end of the log
 constexpr std::chrono::milliseconds kProbeConnectTimeout{200};
 constexpr std::chrono::milliseconds kProbeReadTimeout{1000};
@@ -126,6 +131,9 @@ struct Supervisor::Child {
   std::chrono::system_clock::time_point started_wall;
   std::string last_log_lines;
   uint64_t generation = 1;
+  uint32_t restarts = 0;                // restart policy: times started again
+  int crashes_in_a_row = 0;             // reset by a minute of being ready
+  std::optional<TimePoint> restart_at;  // a restart is pending
 
   Child(LaunchSpec s, TimePoint now, std::chrono::milliseconds timeout) : spec(std::move(s)), lifecycle(now, timeout) {}
 };
@@ -209,7 +217,7 @@ Supervisor::Limits Supervisor::limits() const {
 uint64_t Supervisor::ReservedLocked() const {
   uint64_t sum = 0;
   for (const auto& [name, c] : children_) {
-    if (!IsTerminal(c->lifecycle.state())) sum += c->spec.reserved_bytes;
+    if (!IsTerminal(c->lifecycle.state()) || c->restart_at) sum += c->spec.reserved_bytes;
   }
   return sum;
 }
@@ -380,6 +388,10 @@ ChildInfo Supervisor::InfoLocked(const Child& c) const {
   if (c.pid > 0 && !IsTerminal(i.state)) i.rss_bytes = ProcessRssBytes(c.pid);
   i.last_log_lines = c.last_log_lines;
   i.generation = c.generation;
+  i.restarts = c.restarts;
+  if (c.restart_at) {
+    i.restart_in_ms = std::max(0.0, std::chrono::duration<double, std::milli>(*c.restart_at - Clock::now()).count());
+  }
   return i;
 }
 
@@ -552,8 +564,41 @@ void Supervisor::ReapLocked(Child& c) {
     c.last_log_lines = tail.ok() && !tail->empty() ? *tail + "\n" : std::string();
     if (c.lifecycle.failure().kind == FailureKind::kExited)
       c.lifecycle.AppendFailureDetail(FirstError(c.last_log_lines));
+    // Restart policy: only a child that was ready once (or is already being restarted), so
+    // a model that never loads is not started in a loop.
+    if (c.spec.restart && !c.stop_queued && (c.lifecycle.ready_at() || c.restarts > 0)) {
+      const TimePoint now = Clock::now();
+      if (auto ready = c.lifecycle.ready_at(); ready && now - *ready >= kStableUptime) c.crashes_in_a_row = 0;
+      if (c.crashes_in_a_row < kMaxCrashesInARow) {
+        auto delay = std::min<std::chrono::milliseconds>(options_.restart_delay * (1 << c.crashes_in_a_row),
+                                                         options_.restart_delay * kMaxRestartDelayFactor);
+        ++c.crashes_in_a_row;
+        c.restart_at = now + delay;
+      } else {
+        c.lifecycle.AppendFailureDetail("gave up restarting after " + std::to_string(kMaxCrashesInARow) +
+                                        " crashes in a row");
+      }
+    }
   }
   BumpLocked(c);
+}
+
+// The restart policy's new start: same spec, argv and name; a fresh lifecycle; the old log
+// rotated to <name>.log.1 by SpawnLocked.
+void Supervisor::RespawnLocked(Child& c) {
+  c.restart_at.reset();
+  ++c.restarts;
+  c.lifecycle = Lifecycle(Clock::now(), HealthTimeoutFor(c.spec.model_bytes));
+  if (c.log_fd >= 0) ::close(c.log_fd);
+  c.log_fd = -1;
+  c.log_offset = 0;
+  c.log_tail.clear();
+  c.last_log_lines.clear();
+  c.pid = -1;
+  c.we_killed = false;
+  c.spawn_done = false;
+  SpawnLocked(c);
+  if (c.pid > 0) ReadLogLocked(c, Clock::now());
 }
 
 void Supervisor::MonitorLoop() {
@@ -565,7 +610,9 @@ void Supervisor::MonitorLoop() {
       if (quit_) return;
       auto now = Clock::now();
       for (auto& [name, c] : children_) {
-        if (auto d = c->lifecycle.NextDeadline()) {
+        auto d = c->lifecycle.NextDeadline();
+        if (c->restart_at && (!d || *c->restart_at < *d)) d = c->restart_at;
+        if (d) {
           auto ms = std::chrono::ceil<std::chrono::milliseconds>(*d - now).count();
           ms = std::max<int64_t>(0, ms);
           if (timeout_ms < 0 || ms < timeout_ms) timeout_ms = static_cast<int>(std::min<int64_t>(ms, 60000));
@@ -623,6 +670,7 @@ void Supervisor::MonitorLoop() {
       // Timers.
       now = Clock::now();
       for (auto& [name, c] : children_) {
+        if (c->restart_at && *c->restart_at <= now) RespawnLocked(*c);
         for (;;) {
           Action a = c->lifecycle.OnTick(now);
           if (a == Action::kNone) break;

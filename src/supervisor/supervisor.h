@@ -17,6 +17,12 @@
 //
 // Ownership: the Supervisor owns its children; destroying it stops them all (SIGTERM to each
 // group, SIGKILL after the grace period).
+//
+// Restart policy (LaunchSpec::restart): a child that crashes after it was ready once is
+// started again after 1 s, 2 s, 4 s ... up to 30 s; five crashes in a row without a minute of
+// being ready in between give up (failed, with the reason). While a restart is pending the
+// child is listed as failed with `restart_in_ms`, keeps its memory reservation, and
+// Stop() or a new Start() with its name cancels it.
 #pragma once
 
 #include <sys/types.h>
@@ -49,6 +55,8 @@ struct SupervisorOptions {
   std::chrono::milliseconds health_timeout_base{std::chrono::seconds(60)};
   std::chrono::milliseconds health_timeout_per_gib{std::chrono::seconds(30)};
   std::chrono::milliseconds stop_grace{std::chrono::seconds(10)};
+  // Restart policy: the first delay; it doubles per crash in a row, up to 30 times this.
+  std::chrono::milliseconds restart_delay{std::chrono::seconds(1)};
   // Called on the monitor thread, without locks held, after any child changed state
   // (the daemon persists its state file here). May call List().
   std::function<void()> on_change;
@@ -71,6 +79,8 @@ struct ChildInfo {
   uint64_t rss_bytes = 0;
   std::string last_log_lines;  // tail of the log, filled when the child failed
   uint64_t generation = 0;     // bumped on every change (long polls compare it)
+  uint32_t restarts = 0;       // times the restart policy started it again
+  double restart_in_ms = -1;   // a restart is pending in this many ms (-1: none)
 };
 
 class Supervisor {
@@ -130,6 +140,7 @@ class Supervisor {
   void SpawnLocked(Child& c);
   void ReadLogLocked(Child& c, TimePoint now);
   void ReapLocked(Child& c);
+  void RespawnLocked(Child& c);
   Child* FindSerialLocked(uint32_t serial);
   ChildInfo InfoLocked(const Child& c) const;
   void BumpLocked(Child& c);

@@ -253,6 +253,37 @@ TEST_F(LifecycleCliTest, ChildKilledFromOutsideIsReportedAndCanStartAgain) {
   EXPECT_NE(again["pid"], m["pid"]);
 }
 
+// `corral start --restart`: the real llama-server killed from outside comes back by itself
+// (after the 1 s first delay) on a new pid, ready, under the same name; ps says so.
+TEST_F(LifecycleCliTest, RestartFlagBringsACrashedChildBack) {
+  json m = Json({"start", model_, "--restart", "--json"})["model"];
+  ASSERT_EQ(m["state"], "ready") << m;
+  ASSERT_EQ(::kill(m["pid"].get<int>(), SIGKILL), 0);
+  json back;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    back = PsModel(m["name"]);
+    if (back["state"] == "ready" && back.value("restarts", 0) == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(back["state"], "ready") << back;
+  EXPECT_EQ(back.value("restarts", 0), 1) << back;
+  EXPECT_NE(back["pid"], m["pid"]);
+  EXPECT_EQ(back["argv"], m["argv"]);
+  RunResult plain = Corral({"ps"});
+  EXPECT_NE(plain.out.find("[1 restarts]"), std::string::npos) << plain.out;
+  // The proxy routes to the new process.
+  std::string base = Json({"status", "--json"})["proxy"].value("base_url", std::string());
+  ASSERT_NE(base.rfind(':'), std::string::npos) << base;
+  const int port = std::stoi(base.substr(base.rfind(':') + 1));
+  const std::string body =
+      json{{"model", m["name"]}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 2}}.dump();
+  auto r = testing::Http("POST", port, "/v1/chat/completions", body);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Corral({"stop", m["name"]}).exit_code, 0);
+}
+
 TEST_F(LifecycleCliTest, CorruptGgufFailsToLoadWithAClearReason) {
   // A truncated copy: the header is intact, the tensor data is not.
   std::string bad = dir_.File("trunc.gguf");

@@ -218,6 +218,91 @@ TEST(SupervisorTest, ReadyFromThePortLineAndHealth) {
   EXPECT_EQ(stopped->state, ChildState::kStopped);
 }
 
+// Restart policy: a child that crashes after it was ready is started again with backoff;
+// five crashes in a row give up with the reason; Stop() cancels a pending restart.
+TEST(SupervisorTest, RestartPolicyRestartsACrashedChildWithBackoffThenGivesUp) {
+  TempDir dir;
+  FakeHealth health(/*busy=*/0);
+  std::string exe = Script(dir, "crashy.sh",
+                           "echo \"main: server is listening on http://127.0.0.1:$FAKE_PORT\"\n"
+                           "sleep 0.3\necho 'boom' >&2\nexit 3");
+  SupervisorOptions o = Options(dir, exe);
+  o.restart_delay = milliseconds(20);
+  Supervisor sup(o);
+  LaunchSpec spec = Spec("crashy");
+  spec.env = {"FAKE_PORT=" + std::to_string(health.port()), "PATH=/usr/bin:/bin"};
+  spec.restart = true;
+  ASSERT_TRUE(sup.Start(spec).ok());
+  auto info = sup.WaitSettled("crashy", std::chrono::seconds(30));
+  ASSERT_TRUE(info.ok());
+  ASSERT_EQ(info->state, ChildState::kReady) << info->failure.message;
+  const pid_t first_pid = info->pid;
+  // It crashes, is restarted (a new pid), and becomes ready again.
+  bool restarted = false;
+  for (int i = 0; i < 600 && !restarted; ++i) {
+    auto now = sup.Get("crashy");
+    ASSERT_TRUE(now.ok());
+    restarted = now->restarts >= 1 && now->state == ChildState::kReady && now->pid != first_pid;
+    if (!restarted) std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(restarted);
+  // Five crashes in a row (20, 40, 80, 160, 320 ms apart) and it gives up.
+  bool gave_up = false;
+  for (int i = 0; i < 1500 && !gave_up; ++i) {
+    auto now = sup.Get("crashy");
+    ASSERT_TRUE(now.ok());
+    gave_up = now->state == ChildState::kFailed && now->restart_in_ms < 0 && now->restarts == 5;
+    if (!gave_up) std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(gave_up);
+  auto last = sup.Get("crashy");
+  EXPECT_NE(last->failure.message.find("gave up restarting after 5 crashes in a row"), std::string::npos)
+      << last->failure.message;
+  EXPECT_EQ(sup.reserved_bytes(), 0U);
+}
+
+TEST(SupervisorTest, RestartPolicySkipsAChildThatNeverGotReadyAndStopCancels) {
+  TempDir dir;
+  FakeHealth health(/*busy=*/0);
+  std::string never = Script(dir, "never.sh", "echo 'loading'\nexit 1");
+  SupervisorOptions o = Options(dir, never);
+  o.restart_delay = std::chrono::seconds(30);  // long: a pending restart stays pending
+  Supervisor sup(o);
+  LaunchSpec spec = Spec("never");
+  spec.restart = true;
+  ASSERT_TRUE(sup.Start(spec).ok());
+  auto info = sup.WaitSettled("never", std::chrono::seconds(30));
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, ChildState::kFailed);
+  EXPECT_LT(info->restart_in_ms, 0) << "a model that never loaded must not be restarted in a loop";
+
+  // A child that was ready and crashed: the restart is pending, the memory stays reserved,
+  // and Stop() cancels it.
+  std::string crashy = Script(dir, "crash-once.sh",
+                              "echo \"main: server is listening on http://127.0.0.1:$FAKE_PORT\"\n"
+                              "sleep 0.3\nexit 3");
+  SupervisorOptions o2 = Options(dir, crashy);
+  o2.restart_delay = std::chrono::seconds(30);
+  Supervisor sup2(o2);
+  LaunchSpec spec2 = Spec("crash-once");
+  spec2.env = {"FAKE_PORT=" + std::to_string(health.port()), "PATH=/usr/bin:/bin"};
+  spec2.restart = true;
+  spec2.reserved_bytes = 1000;
+  ASSERT_TRUE(sup2.Start(spec2).ok());
+  bool pending = false;
+  for (int i = 0; i < 1000 && !pending; ++i) {
+    auto now = sup2.Get("crash-once");
+    ASSERT_TRUE(now.ok());
+    pending = now->state == ChildState::kFailed && now->restart_in_ms > 0;
+    if (!pending) std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(pending);
+  EXPECT_EQ(sup2.reserved_bytes(), 1000U);
+  ASSERT_TRUE(sup2.Stop("crash-once").ok());
+  EXPECT_FALSE(sup2.Get("crash-once").ok());
+  EXPECT_EQ(sup2.reserved_bytes(), 0U);
+}
+
 TEST(SupervisorTest, NamesAreUniqueWhileLive) {
   TempDir dir;
   Supervisor sup(Options(dir, Script(dir, "fake.sh", "exec sleep 60")));
