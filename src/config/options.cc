@@ -252,13 +252,13 @@ Result<std::map<std::string, std::string>> ParseAliases(const YAML::Node& node, 
   return out;
 }
 
-// models: REF: {ttl, ctx, args, pinned}. Strict: unknown keys and wrong types are errors
+// models: REF: {ttl, ctx, args, pinned, restart}. Strict: unknown keys and wrong types are errors
 // naming the model and the key.
 Result<std::vector<ModelSettings>> ParseModels(const YAML::Node& node, const std::string& file) {
   std::vector<ModelSettings> out;
   if (!node.IsDefined() || node.IsNull()) return out;
   if (!node.IsMap()) {
-    return ModelError(file, node, "models", "must be a mapping of model: {ttl, ctx, args, pinned}");
+    return ModelError(file, node, "models", "must be a mapping of model: {ttl, ctx, args, pinned, restart}");
   }
   for (const auto& kv : node) {
     if (!kv.first.IsScalar() || kv.first.Scalar().empty()) {
@@ -279,7 +279,7 @@ Result<std::vector<ModelSettings>> ParseModels(const YAML::Node& node, const std
       out.push_back(std::move(m));
       continue;
     }
-    if (!v.IsMap()) return ModelError(file, v, where, "must be a mapping with ttl, ctx, args or pinned");
+    if (!v.IsMap()) return ModelError(file, v, where, "must be a mapping with ttl, ctx, args, pinned or restart");
     for (const auto& field : v) {
       if (!field.first.IsScalar()) return ModelError(file, field.first, where, "keys must be names");
       const std::string key = field.first.Scalar();
@@ -309,13 +309,14 @@ Result<std::vector<ModelSettings>> ParseModels(const YAML::Node& node, const std
           }
           m.args.push_back(a.Scalar());
         }
-      } else if (key == "pinned") {
+      } else if (key == "pinned" || key == "restart") {
         if (!value.IsScalar()) return ModelError(file, value, at, "must be true or false");
         auto b = ParseBool(at, value.Scalar());
         if (!b.ok()) return ModelError(file, value, at, "must be true or false, got '" + value.Scalar() + "'");
-        m.pinned = *b;
+        (key == "pinned" ? m.pinned : m.restart) = *b;
       } else {
-        return ModelError(file, field.first, where, "unknown key '" + key + "' (known: ttl, ctx, args, pinned)");
+        return ModelError(file, field.first, where,
+                          "unknown key '" + key + "' (known: ttl, ctx, args, pinned, restart)");
       }
     }
     if (m.pinned && m.ttl_s && *m.ttl_s > 0) {
@@ -338,6 +339,7 @@ std::string DescribeModel(const ModelSettings& m) {
     add("args [" + a + "]");
   }
   if (m.pinned) add("pinned");
+  if (m.restart) add("restart");
   return out.empty() ? "{}" : out;
 }
 

@@ -28,6 +28,7 @@ namespace corral::config {
 //       ctx: 4096                 # -c for on-demand starts and `corral start` without -c
 //       args: ["--threads", "2"]  # raw llama-server args, same refusal rules as `corral start -- ...`
 //       pinned: false             # true: never evicted, never unloaded by a TTL
+//       restart: false            # true: started again (with backoff) if it crashes after being ready
 //
 // Unset fields fall back to the global options. Plain value.
 struct ModelSettings {
@@ -37,9 +38,11 @@ struct ModelSettings {
   uint32_t ctx = 0;               // 0 = not set
   std::vector<std::string> args;  // empty = not set
   bool pinned = false;
+  bool restart = false;
 
   bool operator==(const ModelSettings& o) const {
-    return ref == o.ref && ttl_s == o.ttl_s && ctx == o.ctx && args == o.args && pinned == o.pinned;
+    return ref == o.ref && ttl_s == o.ttl_s && ctx == o.ctx && args == o.args && pinned == o.pinned &&
+           restart == o.restart;
   }
 };
 

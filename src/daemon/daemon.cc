@@ -495,15 +495,16 @@ class Daemon {
     spec.ctx = r.ctx;
     spec.port = r.port;
     spec.raw_args = r.raw_args;
+    spec.restart = r.restart;
     // The config's `models:` settings are the defaults when the command line gives none.
     if (auto settings = router_->SettingsFor(model->path)) {
       if (spec.ctx == 0) spec.ctx = settings->ctx;
       if (spec.raw_args.empty()) spec.preset_args = settings->args;
+      spec.restart = spec.restart || settings->restart;
     }
     spec.reserved_bytes = EstimateModelMemory(config, *model, spec.ctx);
     spec.env = r.env;
     spec.force = r.force;
-    spec.restart = r.restart;
 
     if (r.dry_run) {
       std::string exe = llama_server_.empty() ? std::string("llama-server") : llama_server_;

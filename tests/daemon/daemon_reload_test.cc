@@ -366,6 +366,22 @@ TEST_F(DaemonReloadTest, PerModelTtlUnloadsOnlyThatModel) {
 }
 
 // (e) Per-model ctx/args reach the on-demand child's argv, and are `corral start`'s defaults.
+// models: {restart: true} makes `corral start` use the restart policy: the child killed from
+// outside comes back on a new pid.
+TEST_F(DaemonReloadTest, PerModelRestartAppliesToCorralStart) {
+  WriteConfig("models:\n  bravo:\n    restart: true\n");
+  ASSERT_GT(StartDaemon(), 0);
+  json m = Json({"start", NameOf("bravo"), "--json"})["model"];
+  ASSERT_EQ(m["state"], "ready") << m;
+  ASSERT_EQ(::kill(m["pid"].get<int>(), SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& c : Ps()) {
+      if (c["name"] == m["name"] && c["state"] == "ready" && c.value("restarts", 0) == 1) return true;
+    }
+    return false;
+  })) << Ps().dump();
+}
+
 TEST_F(DaemonReloadTest, PerModelCtxAndArgsReachTheChild) {
   WriteConfig("models:\n  alpha:\n    ctx: 256\n    args: [\"--threads\", \"1\"]\n");
   const int port = StartDaemon();

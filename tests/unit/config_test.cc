@@ -107,7 +107,7 @@ TEST_F(ConfigTest, EveryOptionIsDescribedOnce) {
 TEST_F(ConfigTest, ModelsSectionParses) {
   auto c =
       Load(FlagsWithFile("aliases:\n  fast: corral-tiny\nmodels:\n  corral-tiny-bpe:\n    ttl: 300\n    ctx: 4096\n"
-                         "    args: [\"--threads\", \"2\"]\n  other:\n    pinned: true\n  bare:\n"));
+                         "    args: [\"--threads\", \"2\"]\n  other:\n    pinned: true\n    restart: true\n  bare:\n"));
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   ASSERT_TRUE(c->aliases.has_value());
   EXPECT_EQ(c->aliases->at("fast"), "corral-tiny");
@@ -120,6 +120,8 @@ TEST_F(ConfigTest, ModelsSectionParses) {
   EXPECT_FALSE(c->models[0].pinned);
   EXPECT_EQ(c->models[1].ref, "other");
   EXPECT_TRUE(c->models[1].pinned);
+  EXPECT_TRUE(c->models[1].restart);
+  EXPECT_FALSE(c->models[0].restart);
   EXPECT_FALSE(c->models[1].ttl_s.has_value());
   EXPECT_EQ(c->models[2].ref, "bare");
   EXPECT_EQ(c->models[2].ctx, 0U);
@@ -157,6 +159,7 @@ TEST_F(ConfigTest, ModelsSectionIsValidatedStrictly) {
       {"models:\n  tiny:\n    args: --threads 2\n", "models.tiny.args: must be a list"},
       {"models:\n  tiny:\n    args: [[\"--threads\"]]\n", "models.tiny.args"},
       {"models:\n  tiny:\n    pinned: maybe\n", "models.tiny.pinned"},
+      {"models:\n  tiny:\n    restart: often\n", "models.tiny.restart"},
       {"models:\n  tiny:\n    pinned: true\n    ttl: 60\n", "models.tiny"},
       {"models:\n  tiny: 5\n", "models.tiny: must be a mapping"},
       {"models: [tiny]\n", "models: must be a mapping"},
