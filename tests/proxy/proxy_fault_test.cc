@@ -316,6 +316,12 @@ TEST(ProxyFaultTest, UnsafeRoutesAreNotReplayed) {
 // proxy pauses accepting (it must not spin on the failing accept) and serves every waiting
 // client once descriptors are free again.
 TEST(ProxyFaultTest, OutOfDescriptorsPausesAcceptingAndRecovers) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizer runtime needs descriptors of its own while the process has none left
+  // (UBSan's vptr check opens a pipe to probe memory and then reports a false "invalid
+  // vptr"). The release and TSan runs of this test cover it.
+  GTEST_SKIP() << "not under ASan/UBSan: the sanitizer runtime itself needs file descriptors";
+#endif
   FakeUpstream up([](tcp::socket&, int) {});
   ProxyOptions o;
   o.threads = 1;
