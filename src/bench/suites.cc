@@ -207,22 +207,26 @@ SuiteResult RunSuiteB(const SuiteBOptions& b, const std::vector<Workload>& workl
   if ((b.start_raw || b.start_router) && (b.llama_server.empty() || b.model_path.empty())) {
     return fail("starting llama-server needs a llama-server binary and --model");
   }
-  if (b.start_raw) {
-    std::vector<std::string> argv = {b.llama_server, "-m", b.model_path, "--host", "127.0.0.1", "--port", "0"};
+  // Starts one llama-server the bench owns (with the normalized knobs) as target `name`.
+  auto start_target = [&](const std::string& name, std::vector<std::string> argv) -> Result<Target> {
     argv.insert(argv.end(), extra.begin(), extra.end());
-    if (progress) progress("starting raw llama-server");
-    auto srv = LocalServer::Start(argv, kStartTimeout);
-    if (!srv.ok()) return fail("raw llama-server: " + srv.status().message());
+    CORRAL_ASSIGN_OR_RETURN(std::unique_ptr<LocalServer> srv, LocalServer::Start(argv, kStartTimeout));
     Target t;
-    t.name = "llama-server";
-    t.url = (*srv)->url();
-    t.pid = (*srv)->pid();
+    t.name = name;
+    t.url = srv->url();
+    t.pid = srv->pid();
     t.mode = b.mode;
     t.knobs = knob_record;
-    started.push_back(std::move(srv).value());
+    started.push_back(std::move(srv));
     DetectTarget(t);
-    t.model.clear();  // single-model mode: no model field needed
-    s.targets.push_back(std::move(t));
+    return t;
+  };
+  if (b.start_raw) {
+    if (progress) progress("starting raw llama-server");
+    auto t = start_target("llama-server", {b.llama_server, "-m", b.model_path, "--host", "127.0.0.1", "--port", "0"});
+    if (!t.ok()) return fail("raw llama-server: " + t.status().message());
+    t->model.clear();  // single-model mode: no model field needed
+    s.targets.push_back(std::move(t).value());
   }
   if (b.start_router) {
     char tmpl[] = "/tmp/corral-bench-models-XXXXXX";
@@ -233,20 +237,11 @@ SuiteResult RunSuiteB(const SuiteBOptions& b, const std::vector<Workload>& workl
     std::filesystem::create_hard_link(b.model_path, models_dir + "/" + file, ec);
     if (ec) std::filesystem::copy_file(b.model_path, models_dir + "/" + file, ec);
     if (ec) return fail("placing the model in " + models_dir + ": " + ec.message());
-    std::vector<std::string> argv = {b.llama_server, "--models-dir", models_dir, "--models-max", "1", "--host",
-                                     "127.0.0.1",    "--port",       "0"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
     if (progress) progress("starting llama-server in router mode");
-    auto srv = LocalServer::Start(argv, kStartTimeout);
-    if (!srv.ok()) return fail("router mode: " + srv.status().message());
-    Target t;
-    t.name = "router";
-    t.url = (*srv)->url();
-    t.pid = (*srv)->pid();
-    t.mode = b.mode;
-    t.knobs = knob_record;
-    started.push_back(std::move(srv).value());
-    DetectTarget(t);
+    auto started_router = start_target("router", {b.llama_server, "--models-dir", models_dir, "--models-max", "1",
+                                                  "--host", "127.0.0.1", "--port", "0"});
+    if (!started_router.ok()) return fail("router mode: " + started_router.status().message());
+    Target t = std::move(started_router).value();
     if (t.model.empty()) return fail("router mode lists no model in " + models_dir);
     auto ep = ParseHttpUrl(t.url);
     Status st = WaitRouterModelLoaded(*ep, t.model, kStartTimeout);
