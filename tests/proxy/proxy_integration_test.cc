@@ -190,11 +190,8 @@ TEST_F(ProxyIntegrationTest, Http10ClientStreamsWithoutChunkedFraming) {
       client.Send("POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n"
                   "Content-Length: " +
                   std::to_string(body.size()) + "\r\n\r\n" + body));
-  std::string all = client.ReadToEof();
-  size_t split = all.find("\r\n\r\n");
-  ASSERT_NE(split, std::string::npos) << all;
-  std::string head = all.substr(0, split + 2);
-  std::string sse = all.substr(split + 4);
+  std::string head, sse;
+  ASSERT_TRUE(client.ReadCloseDelimited(&head, &sse));
   EXPECT_EQ(testutil::HeaderValue(head, "transfer-encoding"), "") << head;
   EXPECT_EQ(testutil::HeaderValue(head, "connection"), "close") << head;
   // Every event is a whole "data: ..." line (no chunk-size lines between them), ending in [DONE].
@@ -415,16 +412,15 @@ TEST_F(ProxyIntegrationTest, OllamaRoutes) {
     RawClient c(proxy_->port());
     ASSERT_TRUE(
         c.Send("POST /api/chat HTTP/1.0\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
-    std::string all = c.ReadToEof();
-    size_t split = all.find("\r\n\r\n");
-    ASSERT_NE(split, std::string::npos) << all;
-    EXPECT_EQ(testutil::HeaderValue(all.substr(0, split + 2), "transfer-encoding"), "") << all;
+    std::string head, ndjson;
+    ASSERT_TRUE(c.ReadCloseDelimited(&head, &ndjson));
+    EXPECT_EQ(testutil::HeaderValue(head, "transfer-encoding"), "") << head;
     std::vector<json> lines10;
-    for (size_t at = split + 4, end; (end = all.find('\n', at)) != std::string::npos; at = end + 1) {
-      ASSERT_TRUE(json::accept(all.substr(at, end - at))) << all.substr(at, end - at);
-      lines10.push_back(json::parse(all.substr(at, end - at)));
+    for (size_t at = 0, end; (end = ndjson.find('\n', at)) != std::string::npos; at = end + 1) {
+      ASSERT_TRUE(json::accept(ndjson.substr(at, end - at))) << ndjson.substr(at, end - at);
+      lines10.push_back(json::parse(ndjson.substr(at, end - at)));
     }
-    ASSERT_EQ(lines10.size(), lines.size()) << all;
+    ASSERT_EQ(lines10.size(), lines.size()) << ndjson;
     EXPECT_EQ(lines10.back()["done"], true);
     EXPECT_EQ(lines10.back()["eval_count"], 5);
   }

@@ -106,6 +106,15 @@ std::string RawClient::ReadToEof() {
   return out;
 }
 
+bool RawClient::ReadCloseDelimited(std::string* head, std::string* body) {
+  std::string all = ReadToEof();
+  size_t split = all.find("\r\n\r\n");
+  if (split == std::string::npos) return false;
+  *head = all.substr(0, split + 2);
+  *body = all.substr(split + 4);
+  return true;
+}
+
 void RawClient::Close() {
   error_code ec;
   sock_.close(ec);

@@ -32,6 +32,9 @@ class RawClient {
   bool ReadResponse(std::string* head, std::string* body, int* status);
   // Reads until EOF (or timeout); returns all bytes.
   std::string ReadToEof();
+  // Reads a response whose body ends with the connection (HTTP/1.0): the head (through its
+  // last CRLF) and the raw body. False when no complete head arrived.
+  bool ReadCloseDelimited(std::string* head, std::string* body);
   void Close();
   tcp::socket& socket() { return sock_; }
 
