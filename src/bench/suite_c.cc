@@ -44,7 +44,7 @@ constexpr uint64_t kFdHeadroom = 64;                           // fds besides th
 constexpr size_t kMaxLogScanBytes = 8 << 20;
 
 uint64_t RssOrZero(pid_t pid) {
-  auto r = ReadRssBytes(pid);
+  auto r = ReadDaemonRssBytes(pid);
   return r.ok() ? *r : 0;
 }
 
@@ -232,12 +232,14 @@ Footprint MeasureFootprint(const HopEndpoints& hop, const SuiteCOptions& c, cons
   const uint64_t needed =
       static_cast<uint64_t>(c.idle_connections) + static_cast<uint64_t>(c.footprint_streams) + kFdHeadroom;
   RaiseNofile(needed, f);
-  f.daemon_nofile_soft = ProcessNofileSoft(hop.daemon_pid);
+  // The proxy's descriptors live in its own process when it has one.
+  const pid_t proxy_pid = ProxyProcessPid(hop.daemon_pid);
+  f.daemon_nofile_soft = ProcessNofileSoft(proxy_pid > 0 ? proxy_pid : hop.daemon_pid);
   if (f.daemon_nofile_soft != 0 && f.daemon_nofile_soft < needed) {
     f.nofile_note += "the daemon's RLIMIT_NOFILE soft limit (" + std::to_string(f.daemon_nofile_soft) +
                      ") cannot hold " + std::to_string(needed) + " descriptors. ";
   }
-  auto rss = ReadRssBytes(hop.daemon_pid);
+  auto rss = ReadDaemonRssBytes(hop.daemon_pid);
   if (!rss.ok()) {
     f.status = "failed";
     f.reason = "reading the daemon's VmRSS: " + rss.status().message();
@@ -261,7 +263,7 @@ Footprint MeasureFootprint(const HopEndpoints& hop, const SuiteCOptions& c, cons
     int samples = 0;
     std::thread sampler([&stop, &peak, &samples, pid = hop.daemon_pid] {
       while (!stop.load(std::memory_order_acquire)) {
-        if (auto r = ReadRssBytes(pid); r.ok()) peak = std::max(peak, *r);
+        if (auto r = ReadDaemonRssBytes(pid); r.ok()) peak = std::max(peak, *r);
         ++samples;
         std::this_thread::sleep_for(kRssSampleInterval);
       }

@@ -329,6 +329,11 @@ SuiteResult RunSuiteC(const HopProvider& provider, const SuiteCOptions& c, const
       }
     }
   }
+  for (Target t : c.extra_proxies) {
+    DetectTarget(t);
+    if (t.model.empty()) t.model = direct.model;
+    s.targets.push_back(std::move(t));
+  }
   s = Finish(std::move(s), workloads, options, progress);
   if (nginx) ref.error_log = nginx->ErrorLogTail(kNginxErrorLogTailBytes);
   s.nginx = ref;
@@ -372,7 +377,7 @@ SuiteResult RunSuiteA(const WrapperProvider& provider, const std::vector<Workloa
         {"argv and environment compared", false, "give both pids to compare /proc/<pid>/cmdline and environ"});
   }
   if (ends->daemon_pid > 0) {
-    auto rss = ReadRssBytes(ends->daemon_pid);
+    auto rss = ReadDaemonRssBytes(ends->daemon_pid);
     if (rss.ok()) {
       s.daemon_idle_rss_bytes = *rss;
       s.checks.push_back({"daemon idle RSS <= 15 MiB", *rss <= 15ULL * 1024 * 1024,

@@ -166,6 +166,9 @@ struct SuiteCOptions {
   double idle_hold_s = 5;       // below the proxy's 60 s idle keep-alive timeout
   int footprint_streams = 64;   // concurrent streams for the peak RSS
   int cold_starts = 5;          // 0 = no cold-start part
+  // More proxies in front of the same child, alternated with the others (e.g. another
+  // build's `corral proxy --upstream`, for a before/after comparison in one run).
+  std::vector<Target> extra_proxies;
 };
 using HopProvider = std::function<Result<HopEndpoints>()>;
 

@@ -153,6 +153,23 @@ Result<uint64_t> ReadRssBytes(pid_t pid) {
   return std::strtoull(v.c_str(), nullptr, 10) * 1024;
 }
 
+pid_t ProxyProcessPid(pid_t daemon_pid) {
+  for (pid_t child : ChildPids(daemon_pid)) {
+    auto argv = ReadCmdline(child);
+    if (argv.ok() && argv->size() >= 2 && (*argv)[1] == "__proxy-process") return child;
+  }
+  return -1;
+}
+
+Result<uint64_t> ReadDaemonRssBytes(pid_t daemon_pid) {
+  CORRAL_ASSIGN_OR_RETURN(uint64_t rss, ReadRssBytes(daemon_pid));
+  if (pid_t proxy = ProxyProcessPid(daemon_pid); proxy > 0) {
+    CORRAL_ASSIGN_OR_RETURN(uint64_t proxy_rss, ReadRssBytes(proxy));
+    rss += proxy_rss;
+  }
+  return rss;
+}
+
 std::vector<pid_t> ChildPids(pid_t pid) {
   std::vector<pid_t> out;
   const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";

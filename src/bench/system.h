@@ -40,6 +40,12 @@ Result<std::string> ReadProcFile(pid_t pid, const char* name);  // raw bytes, bo
 Result<uint64_t> ReadRssBytes(pid_t pid);
 // Direct children of `pid` (from /proc/<pid>/task/*/children).
 std::vector<pid_t> ChildPids(pid_t pid);
+// The daemon's proxy process (`corral __proxy-process`, a direct child), or -1 when the proxy
+// runs inside the daemon (proxy_process: false).
+pid_t ProxyProcessPid(pid_t daemon_pid);
+// The daemon's footprint: VmRSS of the daemon plus that of its proxy process, if any
+// (never its llama-server children).
+Result<uint64_t> ReadDaemonRssBytes(pid_t daemon_pid);
 
 // Byte-for-byte comparison of two processes' argv, environment and resource limits (suite A).
 struct ProcessComparison {

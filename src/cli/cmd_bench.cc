@@ -56,6 +56,7 @@ struct BenchArgs {
   // Suite C: bare URLs (no daemon parts), nginx, footprint and cold-start sizes (-1 = default).
   std::string direct_url, proxy_url;
   bool no_nginx = false;
+  std::vector<std::string> extra_proxies;  // suite C: NAME=URL[,model=ID][,pid=PID]
   std::string nginx;
   int idle_connections = -1;  // 1000, or 50 with --smoke
   double idle_hold_s = -1;    // 5, or 0.5 with --smoke
@@ -245,6 +246,11 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
   bench::SuiteCOptions copt;
   copt.nginx = !a.no_nginx;
   copt.nginx_binary = a.nginx;
+  for (const auto& spec : a.extra_proxies) {
+    auto t = bench::ParseTargetSpec(spec);
+    if (!t.ok()) return Fail(ExitCode::kUsage, "bench: --extra-proxy: " + t.status().message());
+    copt.extra_proxies.push_back(*t);
+  }
   copt.idle_connections = a.idle_connections >= 0 ? a.idle_connections : (a.smoke ? 50 : 1000);
   copt.idle_hold_s = a.idle_hold_s >= 0 ? a.idle_hold_s : (a.smoke ? 0.5 : 5.0);
   copt.footprint_streams = a.load_streams >= 0 ? a.load_streams : (a.smoke ? 4 : 64);
@@ -519,6 +525,9 @@ static void RegisterBench(CLI::App& app, GlobalOptions& global, RunFn& run) {
   b->add_option("--workloads-dir", a.workloads_dir, "Directory of the workload prompt files (bench/workloads)");
   b->add_option("--direct-url", a.direct_url, "Suite C: the llama-server reached directly");
   b->add_option("--proxy-url", a.proxy_url, "Suite C: the same llama-server through the proxy");
+  b->add_option("--extra-proxy", a.extra_proxies,
+                "Suite C: another proxy in front of the same child, NAME=URL[,pid=PID] (repeatable; e.g. an older "
+                "build's `corral proxy --upstream`), alternated with the others");
   b->add_flag("--no-nginx", a.no_nginx, "Suite C: do not add nginx (buffering off) as the reference proxy");
   b->add_option("--nginx", a.nginx, "Suite C: the nginx binary (default: PATH, then /usr/sbin/nginx)");
   b->add_option("--idle-connections", a.idle_connections,

@@ -50,6 +50,10 @@ const std::vector<OptionDef>& Registry() {
        "Keep one spare connection to each model's llama-server (it closes its connection after every "
        "stream), so the next request does not wait for a connect.",
        OptionType::kBool, OnReload::kRestart},
+      {"proxy_process", nullptr, "CORRAL_PROXY_PROCESS", "true",
+       "Run the proxy (everything that parses network input) in its own process, restarted if it dies, "
+       "so a crash there never costs a loaded model. false: in the daemon's process.",
+       OptionType::kBool, OnReload::kRestart},
       {"proxy_threads", "--proxy-threads", "CORRAL_PROXY_THREADS", "0",
        "Proxy event-loop threads; 0 = min(CPU threads, 4).", OptionType::kInt, OnReload::kRestart},
       {"proxy_client_timeout_s", "--proxy-client-timeout", "CORRAL_PROXY_CLIENT_TIMEOUT", "60",
@@ -152,6 +156,7 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
                   : key == "scan_lmstudio"    ? &c.scan_lmstudio
                   : key == "scan_llamacpp"    ? &c.scan_llamacpp
                   : key == "proxy_preconnect" ? &c.proxy_preconnect
+                  : key == "proxy_process"    ? &c.proxy_process
                                               : nullptr;
     if (field == nullptr) return Internal(std::string("bool option without a Config field: ") + def.key);
     *field = b;
@@ -189,6 +194,7 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "max_body_bytes") return {std::to_string(c.max_body_bytes)};
   if (key == "proxy_threads") return {std::to_string(c.proxy_threads)};
   if (key == "proxy_preconnect") return {c.proxy_preconnect ? "true" : "false"};
+  if (key == "proxy_process") return {c.proxy_process ? "true" : "false"};
   if (key == "proxy_client_timeout_s") return {std::to_string(c.proxy_client_timeout_s)};
   if (key == "proxy_upstream_timeout_s") return {std::to_string(c.proxy_upstream_timeout_s)};
   if (key == "model_ttl_s") return {std::to_string(c.model_ttl_s)};

@@ -74,6 +74,7 @@ struct Config {
   int64_t max_body_bytes = 32LL << 20;     // request body limit (413 beyond)
   int64_t proxy_threads = 0;               // event-loop threads; 0 = auto
   bool proxy_preconnect = true;            // a spare upstream connection after each stream
+  bool proxy_process = true;               // the proxy in its own, restartable process (edge/host.h)
   int64_t proxy_client_timeout_s = 60;     // idle keep-alive / slow client
   int64_t proxy_upstream_timeout_s = 600;  // no byte from llama-server this long
   int64_t model_ttl_s = 0;                 // unload models started on demand after this idle time; 0 = never

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "common/log.h"
 #include "common/paths.h"
 #include "common/version.h"
 #include "control/api.h"
@@ -25,6 +26,7 @@
 #include "daemon/config_watch.h"
 #include "daemon/models.h"
 #include "daemon/router.h"
+#include "edge/host.h"
 #include "engine/engine.h"
 #include "proxy/proxy.h"
 #include "supervisor/supervisor.h"
@@ -46,58 +48,6 @@ constexpr uint64_t kMaxLogWindow = 8ULL << 20;
 constexpr std::chrono::milliseconds kMaxLongPoll{5000};
 constexpr std::chrono::milliseconds kSpawnTimeout{15000};
 constexpr std::chrono::milliseconds kLockWait{10000};
-
-// The daemon's log (stderr; daemon.log for a background daemon). `log_level` filters it:
-// error < warn < info (the default) < debug, trace (nothing more verbose than info yet).
-enum class Level { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
-std::atomic<int> g_log_level{static_cast<int>(Level::kInfo)};
-
-void SetLogLevel(const std::string& name) {
-  Level l = Level::kInfo;
-  if (name == "error") l = Level::kError;
-  if (name == "warn") l = Level::kWarn;
-  if (name == "debug" || name == "trace") l = Level::kDebug;
-  g_log_level.store(static_cast<int>(l), std::memory_order_relaxed);
-}
-
-void VLog(Level level, const char* fmt, va_list ap) {
-  if (static_cast<int>(level) > g_log_level.load(std::memory_order_relaxed)) return;
-  // One write per line: threads (monitor, connections, main) log concurrently.
-  char line[4096];
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  ::localtime_r(&now, &tm);
-  size_t n = std::strftime(line, sizeof(line), "%H:%M:%S corral: ", &tm);
-  if (level == Level::kWarn) n += static_cast<size_t>(std::snprintf(line + n, sizeof(line) - n, "warning: "));
-  if (level == Level::kError) n += static_cast<size_t>(std::snprintf(line + n, sizeof(line) - n, "error: "));
-  int m = std::vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-  n = std::min(sizeof(line) - 2, n + static_cast<size_t>(std::max(m, 0)));
-  line[n++] = '\n';
-  ssize_t w = ::write(2, line, n);
-  (void)w;
-}
-
-void Log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void Log(const char* fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  VLog(Level::kInfo, fmt, ap);
-  va_end(ap);
-}
-void LogWarn(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void LogWarn(const char* fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  VLog(Level::kWarn, fmt, ap);
-  va_end(ap);
-}
-void LogError(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void LogError(const char* fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  VLog(Level::kError, fmt, ap);
-  va_end(ap);
-}
 
 Response Error(ErrorCode code, const std::string& message) {
   return {control::HttpStatusFor(code), ErrorBody(code, message)};
@@ -130,6 +80,7 @@ class Daemon {
     router_ptr_.store(nullptr);
     if (router_) router_->Shutdown();
     proxy_.reset();
+    proxy_host_.reset();
     supervisor_.reset();
     router_.reset();
   }
@@ -177,12 +128,28 @@ class Daemon {
     popts.client_timeout = std::chrono::seconds(config_.proxy_client_timeout_s);
     popts.upstream_timeout = std::chrono::seconds(config_.proxy_upstream_timeout_s);
     popts.version = kCorralVersion;
-    proxy_ = std::make_unique<proxy::Proxy>(popts, *router_, routes_);
-    if (Status s = proxy_->Start(); !s.ok()) {
-      return s.WithContext("starting the proxy on " + config_.listen + " (set --listen or CORRAL_LISTEN)");
+    uint16_t port = 0;
+    if (config_.proxy_process) {
+      // Crash isolation: the proxy parses every network byte in its own process, restarted
+      // if it dies; the children, the router and the control plane stay here.
+      edge::ProxyHostOptions hopts;
+      hopts.exe = "/proc/self/exe";
+      hopts.proxy = popts;
+      proxy_host_ = std::make_unique<edge::ProxyHost>(hopts, *router_, routes_);
+      if (Status s = proxy_host_->Start(); !s.ok()) {
+        return s.WithContext("starting the proxy on " + config_.listen + " (set --listen or CORRAL_LISTEN)");
+      }
+      port = proxy_host_->port();
+    } else {
+      proxy_ = std::make_unique<proxy::Proxy>(popts, *router_, routes_);
+      if (Status s = proxy_->Start(); !s.ok()) {
+        return s.WithContext("starting the proxy on " + config_.listen + " (set --listen or CORRAL_LISTEN)");
+      }
+      port = proxy_->port();
     }
-    proxy_url_ = "http://" + config_.listen.substr(0, config_.listen.rfind(':')) + ":" + std::to_string(proxy_->port());
-    Log("proxy listening on %s (OpenAI: %s/v1)", proxy_url_.c_str(), proxy_url_.c_str());
+    proxy_url_ = "http://" + config_.listen.substr(0, config_.listen.rfind(':')) + ":" + std::to_string(port);
+    Log("proxy listening on %s (OpenAI: %s/v1)%s", proxy_url_.c_str(), proxy_url_.c_str(),
+        proxy_host_ ? ", in its own process" : "");
     SaveState();
     return Status::Ok();
   }
@@ -272,6 +239,11 @@ class Daemon {
       proxy_->SetLimits(static_cast<uint64_t>(next.max_body_bytes), std::chrono::seconds(next.proxy_client_timeout_s),
                         std::chrono::seconds(next.proxy_upstream_timeout_s));
     }
+    if (proxy_host_) {
+      proxy_host_->SetLimits(static_cast<uint64_t>(next.max_body_bytes),
+                             std::chrono::seconds(next.proxy_client_timeout_s),
+                             std::chrono::seconds(next.proxy_upstream_timeout_s));
+    }
     {
       std::lock_guard<std::mutex> lock(config_mu_);
       config_ = next;
@@ -305,6 +277,7 @@ class Daemon {
     // requests, then stop the children.
     if (router_) router_->Shutdown();
     if (proxy_) proxy_->Stop();
+    if (proxy_host_) proxy_host_->Stop();
     auto live = supervisor_->List();
     Log("draining: stopping %zu model(s)", live.size());
     supervisor_->StopAll();
@@ -318,6 +291,7 @@ class Daemon {
     // Order: the proxy (calls the router), then the supervisor (its destructor joins the
     // monitor thread, the only caller of on_change left), then the router.
     proxy_.reset();
+    proxy_host_.reset();
     supervisor_.reset();
     sup_ = nullptr;
     router_.reset();
@@ -337,6 +311,13 @@ class Daemon {
   config::Config CurrentConfig() const {
     std::lock_guard<std::mutex> lock(config_mu_);
     return config_;
+  }
+
+  // The proxy process (proxy_process: true): its pid, restarts and how the last one ended.
+  json ProxyProcessJson() const {
+    if (!proxy_host_) return nullptr;
+    edge::ProxyProcessInfo i = proxy_host_->info();
+    return {{"pid", i.pid}, {"restarts", i.restarts}, {"last_exit", i.last_exit}};
   }
 
   void RecordReload(const json& result) {
@@ -378,7 +359,8 @@ class Daemon {
                {{"listen", config.listen},
                 {"url", proxy_url_ + "/v1"},
                 {"base_url", proxy_url_},
-                {"running", proxy_ != nullptr}}},
+                {"running", proxy_ != nullptr || proxy_host_ != nullptr},
+                {"process", ProxyProcessJson()}}},
               {"memory",
                {{"total_bytes", total_memory_},
                 {"budget_bytes", budget},
@@ -624,7 +606,8 @@ class Daemon {
   proxy::RoutingTable routes_;
   std::unique_ptr<ModelRouter> router_;
   std::atomic<ModelRouter*> router_ptr_{nullptr};  // for on_change on the monitor thread
-  std::unique_ptr<proxy::Proxy> proxy_;
+  std::unique_ptr<proxy::Proxy> proxy_;            // proxy_process: false
+  std::unique_ptr<edge::ProxyHost> proxy_host_;   // proxy_process: true (the default)
   std::string proxy_url_;
   // The same object for the monitor thread's on_change callback, which may run while
   // Finish() is destroying supervisor_ (unique_ptr::reset nulls the pointer first).

@@ -1222,10 +1222,21 @@ Status Proxy::Start() {
   // limit of 1024 descriptors; children get the original limit back (supervisor).
   OpenFileLimits fds = RaiseOpenFileLimit();
   px.metrics.max_open_files.store(static_cast<uint64_t>(fds.now), std::memory_order_relaxed);
-  px.acceptor->open(ep.protocol(), ec);
-  if (!ec) px.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) px.acceptor->bind(ep, ec);
-  if (!ec) px.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (px.options.listen_fd >= 0) {
+    // Adopt the keeper's socket: it stays bound (and queues clients) across our restarts.
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(px.options.listen_fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      ec = error_code(errno, boost::system::system_category());
+    } else {
+      px.acceptor->assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), px.options.listen_fd, ec);
+    }
+  } else {
+    px.acceptor->open(ep.protocol(), ec);
+    if (!ec) px.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) px.acceptor->bind(ep, ec);
+    if (!ec) px.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  }
   if (ec) {
     px.acceptor.reset();
     px.workers.clear();

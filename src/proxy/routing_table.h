@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,17 +51,31 @@ class RoutingTable {
   // The version of the current snapshot (one atomic load).
   uint64_t version() const { return version_.load(std::memory_order_acquire); }
 
-  // Replaces the snapshot; `map.version` is set to the previous version + 1.
+  // Replaces the snapshot; `map.version` is set to the previous version + 1. Then calls the
+  // publish hook, if any, on this thread and without the lock.
   void Publish(RouteMap map) {
+    std::function<void()> hook;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      map.version = snapshot_->version + 1;
+      snapshot_ = std::make_shared<const RouteMap>(std::move(map));
+      version_.store(snapshot_->version, std::memory_order_release);
+      hook = hook_;
+    }
+    if (hook) hook();
+  }
+
+  // Called after every Publish (the proxy-process host pushes the routes to its process).
+  // Must be quick and must not Publish; nullptr removes it.
+  void SetPublishHook(std::function<void()> hook) {
     std::lock_guard<std::mutex> lock(mu_);
-    map.version = snapshot_->version + 1;
-    snapshot_ = std::make_shared<const RouteMap>(std::move(map));
-    version_.store(snapshot_->version, std::memory_order_release);
+    hook_ = std::move(hook);
   }
 
  private:
   mutable std::mutex mu_;
   std::shared_ptr<const RouteMap> snapshot_;  // guarded by mu_
+  std::function<void()> hook_;                // guarded by mu_
   std::atomic<uint64_t> version_{0};
 };
 

@@ -1,0 +1,309 @@
+#include "edge/link.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+namespace corral::edge {
+namespace {
+
+using json = nlohmann::json;
+using proxy::Endpoint;
+using proxy::EnsureError;
+using proxy::EnsureErrorCode;
+using proxy::ModelInfo;
+using proxy::ModelState;
+
+constexpr char kMore = '+';
+constexpr char kLast = '.';
+// The down direction is trusted, but a JSON nested this deep is a bug: refuse it.
+constexpr int kMaxDownDepth = 16;
+
+bool IsIpLiteral(const std::string& host) {
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+// Splits off the next space-separated field of `rest`.
+std::string_view NextField(std::string_view& rest) {
+  size_t sp = rest.find(' ');
+  std::string_view field = rest.substr(0, sp);
+  rest = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
+  return field;
+}
+
+template <typename T>
+bool ParseNumber(std::string_view text, T min, T max, T* out) {
+  if (text.empty() || text.size() > 20) return false;
+  // One spelling per number: no leading zeros, no "-0".
+  std::string_view digits = text[0] == '-' ? text.substr(1) : text;
+  if (digits.empty() || (digits.size() > 1 && digits[0] == '0') || text == "-0") return false;
+  T v{};
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || v < min || v > max) return false;
+  // from_chars accepts a leading '-' for signed types only; "+1" and " 1" are refused.
+  *out = v;
+  return true;
+}
+
+Status BadUp(std::string_view why) {
+  return InvalidArgument("bad message from the proxy process: " + std::string(why));
+}
+
+int Depth(const json& j, int depth) {
+  if (depth > kMaxDownDepth) return depth;
+  int deepest = depth;
+  if (j.is_structured()) {
+    for (const auto& v : j) deepest = std::max(deepest, Depth(v, depth + 1));
+  }
+  return deepest;
+}
+
+ModelState StateFrom(std::string_view s) {
+  for (ModelState st : {ModelState::kStopped, ModelState::kStarting, ModelState::kLoading, ModelState::kReady,
+                        ModelState::kStopping, ModelState::kFailed}) {
+    if (proxy::to_string(st) == s) return st;
+  }
+  return ModelState::kStopped;
+}
+
+int64_t Ms(std::chrono::milliseconds d) {
+  return static_cast<int64_t>(d.count());
+}
+
+}  // namespace
+
+bool IsCleanModelName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxModelNameBytes) return false;
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> Frame(std::string_view message) {
+  std::vector<std::string> frames;
+  do {
+    size_t n = std::min(message.size(), kMaxFramePayload);
+    std::string f;
+    f.reserve(n + 1);
+    f += n == message.size() ? kLast : kMore;
+    f.append(message.substr(0, n));
+    frames.push_back(std::move(f));
+    message.remove_prefix(n);
+  } while (!message.empty());
+  return frames;
+}
+
+Result<std::optional<std::string>> FrameAssembler::Add(std::string_view frame) {
+  if (frame.empty() || (frame[0] != kMore && frame[0] != kLast)) {
+    partial_.clear();
+    return InvalidArgument("bad frame on the proxy link");
+  }
+  if (partial_.size() + frame.size() - 1 > max_bytes_) {
+    partial_.clear();
+    return InvalidArgument("message on the proxy link longer than " + std::to_string(max_bytes_) + " bytes");
+  }
+  partial_.append(frame.substr(1));
+  if (frame[0] == kMore) return std::optional<std::string>();
+  std::string out = std::move(partial_);
+  partial_.clear();
+  return std::optional<std::string>(std::move(out));
+}
+
+std::string EncodeUp(const UpMessage& m) {
+  switch (m.kind) {
+    case UpKind::kReady: return "R";
+    case UpKind::kEnsure: return "E " + std::to_string(m.id) + " " + std::to_string(m.value) + " " + m.model;
+    case UpKind::kStart:
+    case UpKind::kEnd:
+      return std::string(m.kind == UpKind::kStart ? "S " : "D ") + m.endpoint.host + " " +
+             std::to_string(m.endpoint.port) + " " + m.model;
+    case UpKind::kKeepAlive: return "K " + std::to_string(m.value) + " " + m.model;
+  }
+  return "";
+}
+
+Result<UpMessage> ParseUp(std::string_view text) {
+  if (text.empty()) return BadUp("empty");
+  if (text.size() > kMaxUpMessageBytes) return BadUp("too long");
+  UpMessage m;
+  std::string_view rest = text;
+  std::string_view verb = NextField(rest);
+  if (verb == "R") {
+    if (text.size() != 1) return BadUp("R takes no fields");
+    m.kind = UpKind::kReady;
+    return m;
+  }
+  if (verb == "E") {
+    m.kind = UpKind::kEnsure;
+    if (!ParseNumber<uint64_t>(NextField(rest), 0, UINT64_MAX, &m.id)) return BadUp("E: bad id");
+    // A day at most: the proxy's own ready timeout is minutes.
+    if (!ParseNumber<int64_t>(NextField(rest), 0, 86'400'000, &m.value)) return BadUp("E: bad deadline");
+  } else if (verb == "S" || verb == "D") {
+    m.kind = verb == "S" ? UpKind::kStart : UpKind::kEnd;
+    m.endpoint.host = std::string(NextField(rest));
+    if (m.endpoint.host.size() > 45 || !IsIpLiteral(m.endpoint.host)) return BadUp("bad upstream host");
+    if (!ParseNumber<uint16_t>(NextField(rest), 1, 65535, &m.endpoint.port)) return BadUp("bad upstream port");
+  } else if (verb == "K") {
+    m.kind = UpKind::kKeepAlive;
+    if (!ParseNumber<int64_t>(NextField(rest), -1'000'000'000, 1'000'000'000, &m.value)) {
+      return BadUp("K: bad seconds");
+    }
+  } else {
+    return BadUp("unknown verb");
+  }
+  if (!IsCleanModelName(rest)) return BadUp("bad model name");
+  m.model = std::string(rest);
+  return m;
+}
+
+std::string EncodeOptions(const proxy::ProxyOptions& o) {
+  json j = {{"t", "options"},
+            {"listen", o.listen},
+            {"threads", o.threads},
+            {"max_body_bytes", o.max_body_bytes},
+            {"max_header_bytes", o.max_header_bytes},
+            {"client_timeout_ms", Ms(o.client_timeout)},
+            {"upstream_timeout_ms", Ms(o.upstream_timeout)},
+            {"connect_timeout_ms", Ms(o.connect_timeout)},
+            {"ready_timeout_ms", Ms(o.ready_timeout)},
+            {"pool_idle_timeout_ms", Ms(o.pool_idle_timeout)},
+            {"pool_max_idle_per_upstream", o.pool_max_idle_per_upstream},
+            {"preconnect", o.preconnect},
+            {"relay_buffer_bytes", o.relay_buffer_bytes},
+            {"max_pipelined_bytes", o.max_pipelined_bytes},
+            {"add_model_header", o.add_model_header},
+            {"version", o.version}};
+  return j.dump();
+}
+
+std::string EncodeRoutes(const proxy::RouteMap& routes) {
+  json r = json::array();
+  for (const auto& [name, ep] : routes.routes) r.push_back({name, ep.host, ep.port});
+  return json{{"t", "routes"}, {"r", r}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string EncodeModels(const std::vector<ModelInfo>& models) {
+  json list = json::array();
+  for (const auto& m : models) {
+    list.push_back({{"name", m.name},
+                    {"state", proxy::to_string(m.state)},
+                    {"context", m.context},
+                    {"size", m.size_bytes},
+                    {"memory", m.memory_bytes},
+                    {"family", m.family},
+                    {"quant", m.quantization},
+                    {"modified", m.modified_unix_s},
+                    {"expires_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       m.expires_at.time_since_epoch())
+                                       .count()}});
+  }
+  return json{{"t", "models"}, {"m", list}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string EncodeAnswer(uint64_t id, const proxy::EnsureResult& result) {
+  json j = {{"t", "answer"}, {"id", id}};
+  if (const auto* ep = std::get_if<Endpoint>(&result)) {
+    j["host"] = ep->host;
+    j["port"] = ep->port;
+  } else {
+    const auto& e = std::get<EnsureError>(result);
+    j["code"] = static_cast<int>(e.code);
+    j["message"] = e.message;
+    j["close"] = e.close_matches;
+    j["retry"] = e.retry_after_s;
+  }
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string EncodeLimits(uint64_t max_body_bytes, std::chrono::milliseconds client_timeout,
+                         std::chrono::milliseconds upstream_timeout) {
+  return json{{"t", "limits"},
+              {"max_body_bytes", max_body_bytes},
+              {"client_timeout_ms", Ms(client_timeout)},
+              {"upstream_timeout_ms", Ms(upstream_timeout)}}
+      .dump();
+}
+
+Result<DownMessage> ParseDown(std::string_view text) {
+  if (text.size() > kMaxDownMessageBytes) return InvalidArgument("down message too long");
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("t") || !j["t"].is_string()) return InvalidArgument("bad down message");
+  if (Depth(j, 0) > kMaxDownDepth) return InvalidArgument("down message nested too deep");
+  DownMessage d;
+  const std::string t = j["t"];
+  try {
+    if (t == "options") {
+      d.type = DownMessage::Type::kOptions;
+      auto& o = d.options;
+      o.listen = j.at("listen").get<std::string>();
+      o.threads = j.at("threads").get<int>();
+      o.max_body_bytes = j.at("max_body_bytes").get<uint64_t>();
+      o.max_header_bytes = j.at("max_header_bytes").get<uint32_t>();
+      o.client_timeout = std::chrono::milliseconds(j.at("client_timeout_ms").get<int64_t>());
+      o.upstream_timeout = std::chrono::milliseconds(j.at("upstream_timeout_ms").get<int64_t>());
+      o.connect_timeout = std::chrono::milliseconds(j.at("connect_timeout_ms").get<int64_t>());
+      o.ready_timeout = std::chrono::milliseconds(j.at("ready_timeout_ms").get<int64_t>());
+      o.pool_idle_timeout = std::chrono::milliseconds(j.at("pool_idle_timeout_ms").get<int64_t>());
+      o.pool_max_idle_per_upstream = j.at("pool_max_idle_per_upstream").get<size_t>();
+      o.preconnect = j.at("preconnect").get<bool>();
+      o.relay_buffer_bytes = j.at("relay_buffer_bytes").get<size_t>();
+      o.max_pipelined_bytes = j.at("max_pipelined_bytes").get<size_t>();
+      o.add_model_header = j.at("add_model_header").get<bool>();
+      o.version = j.at("version").get<std::string>();
+    } else if (t == "routes") {
+      d.type = DownMessage::Type::kRoutes;
+      for (const auto& r : j.at("r")) {
+        d.routes.routes[r.at(0).get<std::string>()] = Endpoint{r.at(1).get<std::string>(), r.at(2).get<uint16_t>()};
+      }
+    } else if (t == "models") {
+      d.type = DownMessage::Type::kModels;
+      for (const auto& m : j.at("m")) {
+        ModelInfo i;
+        i.name = m.at("name").get<std::string>();
+        i.state = StateFrom(m.at("state").get<std::string>());
+        i.context = m.at("context").get<uint32_t>();
+        i.size_bytes = m.at("size").get<uint64_t>();
+        i.memory_bytes = m.at("memory").get<uint64_t>();
+        i.family = m.at("family").get<std::string>();
+        i.quantization = m.at("quant").get<std::string>();
+        i.modified_unix_s = m.at("modified").get<int64_t>();
+        i.expires_at = std::chrono::system_clock::time_point(
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                std::chrono::milliseconds(m.at("expires_ms").get<int64_t>())));
+        d.models.push_back(std::move(i));
+      }
+    } else if (t == "answer") {
+      d.type = DownMessage::Type::kAnswer;
+      d.id = j.at("id").get<uint64_t>();
+      if (j.contains("host")) {
+        d.answer = Endpoint{j.at("host").get<std::string>(), j.at("port").get<uint16_t>()};
+      } else {
+        EnsureError e;
+        int code = j.at("code").get<int>();
+        if (code < 0 || code > static_cast<int>(EnsureErrorCode::kUnavailable)) {
+          return InvalidArgument("bad error code");
+        }
+        e.code = static_cast<EnsureErrorCode>(code);
+        e.message = j.at("message").get<std::string>();
+        e.close_matches = j.at("close").get<std::vector<std::string>>();
+        e.retry_after_s = j.at("retry").get<int>();
+        d.answer = std::move(e);
+      }
+    } else if (t == "limits") {
+      d.type = DownMessage::Type::kLimits;
+      d.max_body_bytes = j.at("max_body_bytes").get<uint64_t>();
+      d.client_timeout = std::chrono::milliseconds(j.at("client_timeout_ms").get<int64_t>());
+      d.upstream_timeout = std::chrono::milliseconds(j.at("upstream_timeout_ms").get<int64_t>());
+    } else {
+      return InvalidArgument("unknown down message '" + t + "'");
+    }
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("bad down message: ") + e.what());
+  }
+  return d;
+}
+
+}  // namespace corral::edge

@@ -1,0 +1,146 @@
+// The link between the keeper and the proxy process: what the keeper accepts from the
+// (untrusted) proxy process, framing of large messages, and every down message round trip.
+#include "edge/link.h"
+
+#include <gtest/gtest.h>
+
+namespace corral::edge {
+namespace {
+
+TEST(EdgeLinkTest, UpMessagesRoundTrip) {
+  std::vector<UpMessage> all = {
+      {UpKind::kReady, 0, 0, {}, ""},
+      {UpKind::kEnsure, 42, 120000, {}, "corral-tiny bpe:Q4_0"},
+      {UpKind::kStart, 0, 0, {"127.0.0.1", 8080}, "alpha"},
+      {UpKind::kEnd, 0, 0, {"::1", 65535}, "alpha"},
+      {UpKind::kKeepAlive, 0, -1, {}, "a b c"},
+      {UpKind::kKeepAlive, 0, 300, {}, "x"},
+  };
+  for (const auto& m : all) {
+    auto p = ParseUp(EncodeUp(m));
+    ASSERT_TRUE(p.ok()) << EncodeUp(m) << ": " << p.status().message();
+    EXPECT_EQ(p->kind, m.kind);
+    EXPECT_EQ(p->id, m.id);
+    EXPECT_EQ(p->value, m.value);
+    EXPECT_EQ(p->endpoint, m.endpoint);
+    EXPECT_EQ(p->model, m.model);
+  }
+}
+
+TEST(EdgeLinkTest, TheKeeperRefusesAnythingOffProtocol) {
+  for (const std::string& bad : std::vector<std::string>{
+           "", "X", "R ", "R x", "E", "E 1", "E 1 2", "E x 2 m", "E 1 -5 m", "E 1 99999999999 m", "E +1 2 m", "E 01 2 m", "K -0 m", "K -01 m",
+           "E 1 2 ", "S 127.0.0.1 80", "S evil.example 80 m", "S 127.0.0.1 0 m", "S 127.0.0.1 65536 m",
+           "S 127.0.0.1 80 m\nx", "D 1.2.3.4 8 a\rb", "K 1e3 m", "K 99999999999 m", "K  m",
+           std::string("E 1 2 a\0b", 9), "S 127.0.0.1 80 " + std::string(kMaxModelNameBytes + 1, 'm'),
+           std::string(kMaxUpMessageBytes + 1, 'R')}) {
+    EXPECT_FALSE(ParseUp(bad).ok()) << bad;
+  }
+}
+
+TEST(EdgeLinkTest, LongMessagesAreFramedAndJoined) {
+  std::string big(kMaxFramePayload * 3 + 7, 'x');
+  auto frames = Frame(big);
+  ASSERT_EQ(frames.size(), 4U);
+  FrameAssembler a(kMaxDownMessageBytes);
+  std::string out;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    auto r = a.Add(frames[i]);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->has_value(), i + 1 == frames.size());
+    if (r->has_value()) out = **r;
+  }
+  EXPECT_EQ(out, big);
+  EXPECT_EQ(Frame("").size(), 1U);  // an empty message is one frame
+}
+
+TEST(EdgeLinkTest, TheAssemblerBoundsMessagesAndRefusesBadFrames) {
+  FrameAssembler a(10);
+  EXPECT_FALSE(a.Add("").ok());
+  EXPECT_FALSE(a.Add("xabc").ok());
+  ASSERT_TRUE(a.Add("+12345").ok());
+  EXPECT_FALSE(a.Add("+123456").ok());  // 11 bytes > 10
+  auto r = a.Add(".ok");                 // the assembler starts over after an error
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(**r, "ok");
+}
+
+TEST(EdgeLinkTest, DownMessagesRoundTrip) {
+  proxy::ProxyOptions o;
+  o.listen = "127.0.0.1:0";
+  o.threads = 3;
+  o.max_body_bytes = 1234;
+  o.client_timeout = std::chrono::milliseconds(777);
+  o.preconnect = false;
+  o.version = "9.9";
+  auto d = ParseDown(EncodeOptions(o));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->options.listen, o.listen);
+  EXPECT_EQ(d->options.threads, 3);
+  EXPECT_EQ(d->options.max_body_bytes, 1234U);
+  EXPECT_EQ(d->options.client_timeout, o.client_timeout);
+  EXPECT_FALSE(d->options.preconnect);
+  EXPECT_EQ(d->options.version, "9.9");
+
+  proxy::RouteMap routes;
+  routes.routes["alpha"] = {"127.0.0.1", 4000};
+  routes.routes["al\"pha"] = {"::1", 4001};
+  d = ParseDown(EncodeRoutes(routes));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->routes.routes, routes.routes);
+
+  proxy::ModelInfo m;
+  m.name = "alpha";
+  m.state = proxy::ModelState::kReady;
+  m.context = 512;
+  m.quantization = "Q8_0";
+  m.expires_at = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
+  d = ParseDown(EncodeModels({m}));
+  ASSERT_TRUE(d.ok());
+  ASSERT_EQ(d->models.size(), 1U);
+  EXPECT_EQ(d->models[0].name, "alpha");
+  EXPECT_EQ(d->models[0].state, proxy::ModelState::kReady);
+  EXPECT_EQ(d->models[0].context, 512U);
+  EXPECT_EQ(d->models[0].expires_at, m.expires_at);
+
+  d = ParseDown(EncodeAnswer(7, proxy::Endpoint{"127.0.0.1", 99}));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->id, 7U);
+  EXPECT_EQ(std::get<proxy::Endpoint>(d->answer), (proxy::Endpoint{"127.0.0.1", 99}));
+  proxy::EnsureError e;
+  e.code = proxy::EnsureErrorCode::kQueueFull;
+  e.message = "busy";
+  e.close_matches = {"alpha", "bravo"};
+  e.retry_after_s = 3;
+  d = ParseDown(EncodeAnswer(8, e));
+  ASSERT_TRUE(d.ok());
+  const auto& back = std::get<proxy::EnsureError>(d->answer);
+  EXPECT_EQ(back.code, e.code);
+  EXPECT_EQ(back.message, e.message);
+  EXPECT_EQ(back.close_matches, e.close_matches);
+  EXPECT_EQ(back.retry_after_s, 3);
+
+  d = ParseDown(EncodeLimits(5, std::chrono::milliseconds(6), std::chrono::milliseconds(7)));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->max_body_bytes, 5U);
+  EXPECT_EQ(d->upstream_timeout, std::chrono::milliseconds(7));
+}
+
+TEST(EdgeLinkTest, BadDownMessagesAreErrorsNotCrashes) {
+  for (const std::string& bad : std::vector<std::string>{"", "[]", "{}", "{\"t\":1}", "{\"t\":\"nope\"}", "{\"t\":\"routes\",\"r\":[[1,2,3]]}",
+                          "{\"t\":\"answer\",\"id\":1,\"code\":99,\"message\":\"\",\"close\":[],\"retry\":0}",
+                          "{\"t\":\"routes\",\"r\":" + std::string(100, '[') + std::string(100, ']') + "}"}) {
+    EXPECT_FALSE(ParseDown(bad).ok()) << bad;
+  }
+}
+
+TEST(EdgeLinkTest, CleanModelNames) {
+  EXPECT_TRUE(IsCleanModelName("qwen2.5:7b Q4_K_M/ü"));
+  EXPECT_FALSE(IsCleanModelName(""));
+  EXPECT_FALSE(IsCleanModelName("a\nb"));
+  EXPECT_FALSE(IsCleanModelName("a\x7f"));
+  EXPECT_FALSE(IsCleanModelName(std::string(kMaxModelNameBytes + 1, 'a')));
+}
+
+}  // namespace
+}  // namespace corral::edge
