@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <string>
 
+#include "proxy/json_guard.h"
 #include "proxy/request_routing.h"
 
 namespace {
@@ -94,6 +95,40 @@ BENCHMARK_CAPTURE(Extract, small_model_first, 200, true);
 BENCHMARK_CAPTURE(Extract, small_model_last, 200, false);
 BENCHMARK_CAPTURE(Extract, 60KiB_model_last, 60 << 10, false);
 BENCHMARK_CAPTURE(Extract, 4MiB_model_last, 4 << 20, false);
+
+// The JSON depth pre-scan every forwarded body goes through (issue 11): the fast path
+// (count '[' and '{') decides bodies with few brackets; bracket-rich ones get the
+// string-aware scan. "Scan" is that scan alone, for comparison.
+std::string SizedChatBody(size_t bytes) {
+  size_t history = bytes;
+  std::string body = ChatBody(history, false);
+  while (body.size() > bytes && history > 64) body = ChatBody(history -= 64, false);
+  return body;
+}
+void DepthPrescan(benchmark::State& state, size_t bytes) {
+  std::string body = SizedChatBody(bytes);
+  for (auto _ : state) {
+    bool ok = corral::proxy::JsonDepthWithin(body, corral::proxy::kDefaultMaxJsonDepth);
+    benchmark::DoNotOptimize(ok);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
+  state.SetLabel(std::to_string(body.size()) + " B");
+}
+void DepthFullScan(benchmark::State& state, size_t bytes) {
+  std::string body = SizedChatBody(bytes);
+  for (auto _ : state) {
+    auto shape = corral::proxy::ScanJsonShape(body, corral::proxy::kDefaultMaxJsonDepth);
+    benchmark::DoNotOptimize(shape);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
+  state.SetLabel(std::to_string(body.size()) + " B");
+}
+BENCHMARK_CAPTURE(DepthPrescan, 1KiB_chat, 1 << 10);
+BENCHMARK_CAPTURE(DepthPrescan, 32KiB_chat, 32 << 10);
+BENCHMARK_CAPTURE(DepthFullScan, 1KiB_chat, 1 << 10);
+BENCHMARK_CAPTURE(DepthFullScan, 32KiB_chat, 32 << 10);
+BENCHMARK_CAPTURE(Extract, 1KiB_model_last, 800, false);
+BENCHMARK_CAPTURE(Extract, 32KiB_model_last, 32 << 10, false);
 
 }  // namespace
 

@@ -42,6 +42,11 @@ int RunProxy(const GlobalOptions& global, const ProxyArgs& args) {
   options.max_body_bytes = static_cast<uint64_t>(config->max_body_bytes);
   options.client_timeout = std::chrono::seconds(config->proxy_client_timeout_s);
   options.upstream_timeout = std::chrono::seconds(config->proxy_upstream_timeout_s);
+  options.max_json_depth = static_cast<size_t>(config->max_json_depth);
+  options.cors_origins = config->cors_origins;
+  options.max_connections = static_cast<size_t>(config->max_connections);
+  options.max_connections_per_client = static_cast<size_t>(config->max_connections_per_client);
+  options.max_buffered_body_bytes = static_cast<uint64_t>(config->max_buffered_body_bytes);
   proxy::Proxy px(options, provider, routes);
   Status st = px.Start();
   if (!st.ok()) return Fail(ExitCode::kOther, "proxy: " + st.message());

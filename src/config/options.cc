@@ -62,6 +62,25 @@ const std::vector<OptionDef>& Registry() {
       {"proxy_upstream_timeout_s", "--proxy-upstream-timeout", "CORRAL_PROXY_UPSTREAM_TIMEOUT", "600",
        "Seconds without a byte from llama-server before the proxy gives up (504 or cut).", OptionType::kInt,
        OnReload::kLive},
+      {"max_json_depth", "--max-json-depth", "CORRAL_MAX_JSON_DEPTH", "128",
+       "Deepest nesting of arrays/objects the proxy accepts in a JSON request body (1..1024); deeper ones "
+       "get 400 before anything parses them.",
+       OptionType::kInt, OnReload::kRestart},
+      {"cors_origins", "--cors-origins", "CORRAL_CORS_ORIGINS", "",
+       "Browser origins allowed to call the proxy, comma-separated (e.g. http://localhost:3000); '*' = any. "
+       "Requests from other web origins get 403; empty = none (the proxy's own origin always works).",
+       OptionType::kString, OnReload::kRestart},
+      {"max_connections", "--max-connections", "CORRAL_MAX_CONNECTIONS", "4096",
+       "Client connections the proxy holds open at once (also kept below half the open-file limit); "
+       "beyond it a new connection gets 503.",
+       OptionType::kInt, OnReload::kRestart},
+      {"max_connections_per_client", "--max-connections-per-client", "CORRAL_MAX_CONNECTIONS_PER_CLIENT", "1024",
+       "Client connections open at once from one IP address (all local programs share 127.0.0.1); beyond it 503.",
+       OptionType::kInt, OnReload::kRestart},
+      {"max_buffered_body_bytes", "--max-buffered-body-bytes", "CORRAL_MAX_BUFFERED_BODY_BYTES", "268435456",
+       "Request body bytes the proxy buffers at once across all connections; a request beyond it gets 503 "
+       "(one request always fits).",
+       OptionType::kInt, OnReload::kRestart},
       {"model_ttl_s", "--model-ttl", "CORRAL_MODEL_TTL", "0",
        "Seconds a model started on demand by a request may stay idle before it is unloaded; 0 = never. "
        "Models started with `corral start` stay until stopped. Ollama clients' keep_alive overrides it.",
@@ -111,6 +130,43 @@ Result<int64_t> ParseInt(const OptionDef& def, const std::string& text, int64_t 
                            std::to_string(max) + "], got '" + text + "'");
   }
   return v;
+}
+
+// cors_origins: "*" or scheme://host[:port] entries (http or https, nothing after the
+// authority), separated by commas or spaces. An Origin header never has a path, so an entry
+// with one could never match: refused rather than silently useless.
+Result<std::vector<std::string>> ParseOrigins(const std::string& text) {
+  std::vector<std::string> out;
+  std::string cur;
+  auto flush = [&]() -> Status {
+    if (cur.empty()) return Status::Ok();
+    std::string o = cur;
+    cur.clear();
+    while (!o.empty() && o.back() == '/') o.pop_back();
+    if (o != "*") {
+      size_t scheme = o.find("://");
+      std::string s = scheme == std::string::npos ? "" : o.substr(0, scheme);
+      std::string authority = scheme == std::string::npos ? "" : o.substr(scheme + 3);
+      bool ok =
+          (s == "http" || s == "https") && !authority.empty() && authority.find_first_of("/?#@") == std::string::npos;
+      for (char ch : o) ok = ok && static_cast<unsigned char>(ch) > 0x20 && ch != 0x7F;
+      if (!ok) {
+        return InvalidArgument("cors_origins entries must be '*' or scheme://host[:port] (http or https), got '" + o +
+                               "'");
+      }
+    }
+    out.push_back(o);
+    return Status::Ok();
+  };
+  for (char ch : text) {
+    if (ch == ',' || ch == ' ' || ch == '\t') {
+      CORRAL_RETURN_IF_ERROR(flush());
+    } else {
+      cur += ch;
+    }
+  }
+  CORRAL_RETURN_IF_ERROR(flush());
+  return out;
 }
 
 Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& values) {
@@ -170,6 +226,16 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     CORRAL_ASSIGN_OR_RETURN(c.proxy_upstream_timeout_s, ParseInt(def, one, 1, 86400));
   } else if (key == "model_ttl_s") {
     CORRAL_ASSIGN_OR_RETURN(c.model_ttl_s, ParseInt(def, one, 0, int64_t{365} * 86400));
+  } else if (key == "max_json_depth") {
+    CORRAL_ASSIGN_OR_RETURN(c.max_json_depth, ParseInt(def, one, 1, 1024));
+  } else if (key == "max_connections") {
+    CORRAL_ASSIGN_OR_RETURN(c.max_connections, ParseInt(def, one, 1, 1'000'000));
+  } else if (key == "max_connections_per_client") {
+    CORRAL_ASSIGN_OR_RETURN(c.max_connections_per_client, ParseInt(def, one, 1, 1'000'000));
+  } else if (key == "max_buffered_body_bytes") {
+    CORRAL_ASSIGN_OR_RETURN(c.max_buffered_body_bytes, ParseInt(def, one, 1, int64_t{1} << 40));
+  } else if (key == "cors_origins") {
+    CORRAL_ASSIGN_OR_RETURN(c.cors_origins, ParseOrigins(one));
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -198,6 +264,15 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "proxy_client_timeout_s") return {std::to_string(c.proxy_client_timeout_s)};
   if (key == "proxy_upstream_timeout_s") return {std::to_string(c.proxy_upstream_timeout_s)};
   if (key == "model_ttl_s") return {std::to_string(c.model_ttl_s)};
+  if (key == "max_json_depth") return {std::to_string(c.max_json_depth)};
+  if (key == "max_connections") return {std::to_string(c.max_connections)};
+  if (key == "max_connections_per_client") return {std::to_string(c.max_connections_per_client)};
+  if (key == "max_buffered_body_bytes") return {std::to_string(c.max_buffered_body_bytes)};
+  if (key == "cors_origins") {
+    std::string joined;
+    for (const auto& o : c.cors_origins) joined += (joined.empty() ? "" : ",") + o;
+    return {joined};
+  }
   return {};
 }
 
@@ -214,6 +289,15 @@ Result<std::vector<std::string>> YamlValues(const YAML::Node& node, const Option
     } else if (!node.IsNull()) {
       return InvalidArgument(std::string(def.key) + " must be a list of strings");
     }
+    return out;
+  }
+  if (std::string_view(def.key) == "cors_origins" && node.IsSequence()) {  // a YAML list reads as one
+    std::string joined;
+    for (const auto& item : node) {
+      if (!item.IsScalar()) return InvalidArgument("cors_origins must be a list of origins");
+      joined += (joined.empty() ? "" : ",") + item.Scalar();
+    }
+    out.push_back(joined);
     return out;
   }
   if (!node.IsScalar()) return InvalidArgument(std::string(def.key) + " must be a single value");

@@ -78,6 +78,12 @@ struct Config {
   int64_t proxy_client_timeout_s = 60;     // idle keep-alive / slow client
   int64_t proxy_upstream_timeout_s = 600;  // no byte from llama-server this long
   int64_t model_ttl_s = 0;                 // unload models started on demand after this idle time; 0 = never
+  // Proxy hostile-input limits (issue 11).
+  int64_t max_json_depth = 128;                   // request bodies nested deeper: 400
+  std::vector<std::string> cors_origins;          // browser origins allowed (CORS); empty = none
+  int64_t max_connections = 4096;                 // client connections open at once
+  int64_t max_connections_per_client = 1024;      // ... from one IP address
+  int64_t max_buffered_body_bytes = 256LL << 20;  // request bodies buffered at once, all clients
 
   // From config.yaml, outside the option registry (file only; no flag or env var).
   // aliases: alias → model reference. Unset = not read from a file yet (a Config built by

@@ -127,6 +127,11 @@ class Daemon {
     popts.max_body_bytes = static_cast<uint64_t>(config_.max_body_bytes);
     popts.client_timeout = std::chrono::seconds(config_.proxy_client_timeout_s);
     popts.upstream_timeout = std::chrono::seconds(config_.proxy_upstream_timeout_s);
+    popts.max_json_depth = static_cast<size_t>(config_.max_json_depth);
+    popts.cors_origins = config_.cors_origins;
+    popts.max_connections = static_cast<size_t>(config_.max_connections);
+    popts.max_connections_per_client = static_cast<size_t>(config_.max_connections_per_client);
+    popts.max_buffered_body_bytes = static_cast<uint64_t>(config_.max_buffered_body_bytes);
     popts.version = kCorralVersion;
     uint16_t port = 0;
     if (config_.proxy_process) {

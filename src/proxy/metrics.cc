@@ -69,6 +69,20 @@ ModelMetrics& Metrics::For(const std::string& model) {
   return *slot;
 }
 
+std::string_view to_string(Refusal r) {
+  switch (r) {
+    case Refusal::kConnections: return "connections";
+    case Refusal::kClientConnections: return "client_connections";
+    case Refusal::kBodyBudget: return "body_budget";
+    case Refusal::kFraming: return "framing";
+    case Refusal::kHost: return "host";
+    case Refusal::kOrigin: return "origin";
+    case Refusal::kJsonDepth: return "json_depth";
+    case Refusal::kModelName: return "model_name";
+  }
+  return "unknown";
+}
+
 UpstreamTimings ParseTimingsTail(std::string_view tail) {
   UpstreamTimings t;
   size_t at = tail.rfind("\"timings\"");
@@ -110,6 +124,15 @@ std::string Metrics::Render() const {
   out += "corral_proxy_max_open_files " + std::to_string(max_open_files.load()) + "\n";
   out += "# TYPE corral_proxy_queue_depth gauge\n";
   out += "corral_proxy_queue_depth " + std::to_string(queue_depth.load()) + "\n";
+  out += "# HELP corral_proxy_buffered_body_bytes Request body bytes buffered (max_buffered_body_bytes).\n";
+  out += "# TYPE corral_proxy_buffered_body_bytes gauge\n";
+  out += "corral_proxy_buffered_body_bytes " + std::to_string(buffered_body_bytes.load()) + "\n";
+  out += "# HELP corral_proxy_refused_total Connections and requests refused by a limit or a hostile-input check.\n";
+  out += "# TYPE corral_proxy_refused_total counter\n";
+  for (size_t i = 0; i < kRefusalKinds; ++i) {
+    out += "corral_proxy_refused_total{reason=\"" + std::string(to_string(static_cast<Refusal>(i))) + "\"} " +
+           std::to_string(refused_[i].load()) + "\n";
+  }
   out += "# HELP corral_proxy_added_latency_us Time from a request fully read to it written upstream.\n";
   out += "# TYPE corral_proxy_added_latency_us histogram\n";
   proxy_added_us_.Render(out, "corral_proxy_added_latency_us", "");

@@ -52,6 +52,21 @@ struct UpstreamTimings {
 // prompt_ms and predicted_per_second. Fields not found stay -1.
 UpstreamTimings ParseTimingsTail(std::string_view tail);
 
+// Why the proxy refused a connection or a request before forwarding it (issue 11):
+// corral_proxy_refused_total{reason="..."}.
+enum class Refusal {
+  kConnections,        // max_connections: connection answered 503 and closed
+  kClientConnections,  // max_connections_per_client
+  kBodyBudget,         // max_buffered_body_bytes: 503
+  kFraming,            // Transfer-Encoding / Content-Length smuggling attempt: 400
+  kHost,               // Host not a loopback name on a loopback listener (DNS rebinding): 421
+  kOrigin,             // Origin not allowed (CSRF from a web page): 403
+  kJsonDepth,          // body nested deeper than max_json_depth: 400
+  kModelName,          // control characters in the model name: 400
+};
+inline constexpr size_t kRefusalKinds = 8;
+std::string_view to_string(Refusal r);
+
 class Metrics {
  public:
   Metrics();
@@ -59,17 +74,21 @@ class Metrics {
   void ObserveProxyAdded(double microseconds) { proxy_added_us_.Observe(microseconds); }
   std::atomic<uint64_t> connections_total{0};
   std::atomic<int64_t> connections_open{0};
-  std::atomic<uint64_t> requests_unrouted{0};  // errors before a model was known
-  std::atomic<uint64_t> upstream_retries{0};   // stale pooled connection replays
-  std::atomic<uint64_t> accept_pauses{0};      // accept paused: out of descriptors or memory
-  std::atomic<uint64_t> max_open_files{0};     // RLIMIT_NOFILE soft limit in force
-  std::atomic<uint64_t> queue_depth{0};        // requests waiting on EnsureReady
+  std::atomic<uint64_t> requests_unrouted{0};   // errors before a model was known
+  std::atomic<uint64_t> upstream_retries{0};    // stale pooled connection replays
+  std::atomic<uint64_t> accept_pauses{0};       // accept paused: out of descriptors or memory
+  std::atomic<uint64_t> max_open_files{0};      // RLIMIT_NOFILE soft limit in force
+  std::atomic<uint64_t> queue_depth{0};         // requests waiting on EnsureReady
+  std::atomic<int64_t> buffered_body_bytes{0};  // request body bytes charged against max_buffered_body_bytes
+  void CountRefusal(Refusal r) { refused_[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+  uint64_t refusals(Refusal r) const { return refused_[static_cast<size_t>(r)].load(std::memory_order_relaxed); }
   std::string Render() const;
 
  private:
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<ModelMetrics>> models_;  // guarded by mu_
   Histogram proxy_added_us_;
+  std::atomic<uint64_t> refused_[kRefusalKinds] = {};
 };
 
 }  // namespace corral::proxy

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "proxy/json_guard.h"
+
 namespace corral::proxy {
 
 using json = nlohmann::json;
@@ -151,7 +153,17 @@ Result<std::chrono::seconds> ParseOllamaDuration(std::string_view text) {
   return negative ? std::chrono::seconds(-1) : s;
 }
 
-Result<OllamaPlan> PlanOllamaRequest(RouteKind kind, std::string_view body) {
+Result<OllamaPlan> PlanOllamaRequest(RouteKind kind, std::string_view body, const OllamaLimits& limits) {
+  // Bounded before parsing: nlohmann's parser is iterative, but copying and dumping a
+  // document recurse once per level, and its DOM costs ~50-100 bytes per value.
+  JsonShape shape = ScanJsonShape(body, limits.max_depth);
+  if (shape.depth > limits.max_depth) {
+    return InvalidArgument("the request body nests arrays/objects deeper than " + std::to_string(limits.max_depth) +
+                           " levels (option max_json_depth)");
+  }
+  if (shape.values > limits.max_values) {
+    return InvalidArgument("the request body has more than " + std::to_string(limits.max_values) + " JSON values");
+  }
   json in = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (in.is_discarded() || !in.is_object()) return InvalidArgument("the request body is not a JSON object");
   OllamaPlan plan;
@@ -218,6 +230,10 @@ Result<OllamaPlan> PlanOllamaRequest(RouteKind kind, std::string_view body) {
     plan.stream = false;
     plan.upstream_target = "/v1/embeddings";
     plan.upstream_body = Dump(out);
+    if (plan.upstream_body.size() > limits.max_upstream_bytes) {
+      return InvalidArgument("the translated request would be larger than " +
+                             std::to_string(limits.max_upstream_bytes) + " bytes");
+    }
     return plan;
   }
 
@@ -228,6 +244,7 @@ Result<OllamaPlan> PlanOllamaRequest(RouteKind kind, std::string_view body) {
       return plan;
     }
     if (!msgs->is_array()) return InvalidArgument("\"messages\" must be a list");
+    uint64_t image_bytes = 0;  // what the data: URLs add, checked as they are built
     json messages = json::array();
     for (const auto& m : *msgs) {
       if (!m.is_object()) return InvalidArgument("each message must be an object");
@@ -240,6 +257,11 @@ Result<OllamaPlan> PlanOllamaRequest(RouteKind kind, std::string_view body) {
         }
         for (const auto& img : *imgs) {
           if (!img.is_string()) continue;
+          image_bytes += img.get_ref<const std::string&>().size() + 64;
+          if (image_bytes > limits.max_upstream_bytes) {
+            return InvalidArgument("the translated request would be larger than " +
+                                   std::to_string(limits.max_upstream_bytes) + " bytes");
+          }
           parts.push_back(
               {{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64," + img.get<std::string>()}}}});
         }
@@ -275,6 +297,10 @@ Result<OllamaPlan> PlanOllamaRequest(RouteKind kind, std::string_view body) {
   }
   out["stream"] = plan.stream;
   plan.upstream_body = Dump(out);
+  if (plan.upstream_body.size() > limits.max_upstream_bytes) {
+    return InvalidArgument("the translated request would be larger than " + std::to_string(limits.max_upstream_bytes) +
+                           " bytes");
+  }
   return plan;
 }
 
@@ -319,11 +345,16 @@ std::string OllamaResponseTranslator::Feed(std::string_view bytes) {
     out += TranslateEvent(line);
   }
   buffer_.erase(0, start);
+  if (buffer_.size() > kMaxSseLineBytes) {  // one event that never ends
+    overflow_ = true;
+    buffer_.clear();
+  }
   return out;
 }
 
 // One OpenAI chunk (streaming) -> zero or one NDJSON line; remembers timings and finish.
 std::string OllamaResponseTranslator::TranslateEvent(std::string_view text) {
+  if (!JsonDepthWithin(text, kMaxEventDepth)) return {};
   json ev = json::parse(text, nullptr, false);
   if (!ev.is_object()) return {};
   if (auto t = ev.find("timings"); t != ev.end() && t->is_object()) {
@@ -395,6 +426,7 @@ std::string OllamaResponseTranslator::Finish() {
   if (done_sent_) return {};
   done_sent_ = true;
   if (overflow_) return Dump({{"error", "upstream response too large to translate"}});
+  if (!JsonDepthWithin(buffer_, kMaxEventDepth)) buffer_.clear();  // parsed below: never too deep
   if (upstream_status_ >= 400) {
     json err = json::parse(buffer_, nullptr, false);
     std::string msg = "upstream error " + std::to_string(upstream_status_);

@@ -45,7 +45,19 @@ struct OllamaPlan {
   std::string upstream_target;  // "/v1/chat/completions"
   std::string upstream_body;    // OpenAI-shaped JSON
 };
-Result<OllamaPlan> PlanOllamaRequest(RouteKind kind, std::string_view body);
+// Bounds of the translation (issue 11): what it parses and what it builds. The proxy
+// refuses too-deep bodies before calling it; the translation checks again on its own
+// (it is fuzzed alone) and bounds what the parsed document and the built body may cost.
+struct OllamaLimits {
+  size_t max_depth = 128;  // levels of arrays/objects (json_guard.h, option max_json_depth)
+  // Values in the request (containers + separators): the parsed document costs ~50-100
+  // bytes per value, so this bounds it to ~100 MiB whatever the body's size.
+  uint64_t max_values = uint64_t{1} << 20;
+  uint64_t max_upstream_bytes = 32ULL << 20;  // the translated body (images grow by a data: prefix)
+};
+// Errors (InvalidArgument, answered 400): not a JSON object, too deep, too many values,
+// translated body too large, bad field types.
+Result<OllamaPlan> PlanOllamaRequest(RouteKind kind, std::string_view body, const OllamaLimits& limits = {});
 
 // The answer to a load-only request.
 std::string OllamaLoadAnswer(RouteKind kind, const std::string& model, bool unloaded);
@@ -53,7 +65,9 @@ std::string OllamaLoadAnswer(RouteKind kind, const std::string& model, bool unlo
 // Turns llama-server's OpenAI-shaped response (SSE when streaming, one JSON otherwise)
 // into Ollama's. Feed() takes de-chunked upstream body bytes as they arrive and returns
 // NDJSON to send now (streaming); Finish() returns what is left (the final "done" line,
-// or the whole body when not streaming).
+// or the whole body when not streaming). Bounded: one SSE line <= kMaxSseLineBytes, a
+// non-streaming body <= kMaxBuffered (beyond either: an error line, nothing else), and
+// events nested deeper than kMaxEventDepth are dropped unparsed.
 class OllamaResponseTranslator {
  public:
   OllamaResponseTranslator(RouteKind kind, std::string model, bool stream);
@@ -67,7 +81,10 @@ class OllamaResponseTranslator {
   std::string TranslateEvent(std::string_view json);
   std::string FinalLine();
 
-  static constexpr size_t kMaxBuffered = 64U << 20;  // a non-streaming body / one SSE line
+  static constexpr size_t kMaxBuffered = 64U << 20;     // a non-streaming body
+  static constexpr size_t kMaxSseLineBytes = 8U << 20;  // one SSE line while streaming
+  // llama-server's events nest a handful of levels; anything deeper is not parsed.
+  static constexpr size_t kMaxEventDepth = 128;
 
   RouteKind kind_;
   std::string model_;

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstring>
 #include <deque>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -25,8 +26,10 @@
 
 #include "common/rlimit.h"
 #include "proxy/api_errors.h"
+#include "proxy/json_guard.h"
 #include "proxy/metrics.h"
 #include "proxy/ollama.h"
+#include "proxy/request_guard.h"
 #include "proxy/request_routing.h"
 
 namespace corral::proxy {
@@ -159,7 +162,77 @@ class Proxy::Impl {
   std::atomic<int64_t> client_timeout_ms_{0};
   std::atomic<int64_t> upstream_timeout_ms_{0};
 
+  // Hostile-input policy, fixed at Start (read-only afterwards, any worker).
+  OriginPolicy origins;
+  bool loopback_listen = false;                               // Host is checked (DNS rebinding) only then
+  std::string listen_host;                                    // as configured; IPv6 without brackets
+  size_t max_connections = 0;                                 // options.max_connections, held below the open-file limit
+  std::string refuse_total_response, refuse_client_response;  // canned 503s for the connection caps
+
+  // Connection caps. `admitted` and `per_client` change on accept (worker 0) and when a
+  // connection ends (its worker): per_client under clients_mu, which is never held while
+  // anything else is done.
+  std::atomic<size_t> admitted{0};
+  std::mutex clients_mu;
+  std::unordered_map<std::string, size_t> per_client;  // guarded by clients_mu; key: client IP
+
   void Accept();
+  void SetUpGuards(const OpenFileLimits& fds);
+  // True (and counted) when a new connection from `key` fits both connection caps;
+  // otherwise `why` says which one it does not fit.
+  bool AdmitConnection(const std::string& key, Refusal* why) {
+    if (admitted.fetch_add(1, std::memory_order_relaxed) >= max_connections) {
+      admitted.fetch_sub(1, std::memory_order_relaxed);
+      *why = Refusal::kConnections;
+      return false;
+    }
+    std::lock_guard<std::mutex> lock(clients_mu);
+    size_t& n = per_client[key];
+    if (n >= options.max_connections_per_client) {
+      if (n == 0) per_client.erase(key);
+      admitted.fetch_sub(1, std::memory_order_relaxed);
+      *why = Refusal::kClientConnections;
+      return false;
+    }
+    ++n;
+    return true;
+  }
+  void ReleaseConnection(const std::string& key) {
+    admitted.fetch_sub(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(clients_mu);
+    auto it = per_client.find(key);
+    if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+  }
+  // Answers a connection over a cap with a canned 503 and closes it, without blocking: a
+  // fresh socket's send buffer takes the few hundred bytes; what the client already sent is
+  // drained first so the close does not turn into a reset that could eat the answer.
+  void RefuseConnection(tcp::socket& sock, Refusal why) {
+    metrics.CountRefusal(why);
+    const std::string& answer = why == Refusal::kConnections ? refuse_total_response : refuse_client_response;
+    int fd = sock.native_handle();
+    (void)::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::shutdown(fd, SHUT_WR);
+    char drain[4096];
+    for (int i = 0; i < 16 && ::recv(fd, drain, sizeof drain, MSG_DONTWAIT) > 0; ++i) {
+    }
+    error_code ec;
+    sock.close(ec);
+  }
+  // The body budget: `n` more bytes for a connection that holds `mine` already. Admitted
+  // when it fits under max_buffered_body_bytes, or when nobody else holds any (so one
+  // request of max_body_bytes always gets through).
+  bool ChargeBody(uint64_t n, uint64_t mine) {
+    auto& total = metrics.buffered_body_bytes;
+    int64_t cur = total.load(std::memory_order_relaxed);
+    for (;;) {
+      uint64_t after = static_cast<uint64_t>(cur) + n;
+      if (after > options.max_buffered_body_bytes && static_cast<uint64_t>(cur) != mine) return false;
+      if (total.compare_exchange_weak(cur, static_cast<int64_t>(after), std::memory_order_relaxed)) return true;
+    }
+  }
+  void ReleaseBody(uint64_t n) {
+    metrics.buffered_body_bytes.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed);
+  }
   void SweepPool(Worker& w);
 
   // Pool operations; called on `w`'s thread only.
@@ -224,7 +297,10 @@ class Proxy::Impl {
 // a time (HTTP/1.1 pipelining: later requests wait in the read buffer, bounded).
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Proxy::Impl& px, Worker& w, tcp::socket sock) : px_(px), w_(w), client_(std::move(sock)), timer_(w.ioc) {}
+  // `client_key`: the client's IP address, as charged by Impl::AdmitConnection (released
+  // when the connection ends).
+  Connection(Proxy::Impl& px, Worker& w, tcp::socket sock, std::string client_key)
+      : px_(px), w_(w), client_(std::move(sock)), timer_(w.ioc), client_key_(std::move(client_key)) {}
 
   void Start() {
     error_code ec;
@@ -235,13 +311,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ReadRequest();
   }
 
-  ~Connection() { px_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed); }
+  ~Connection() {
+    ReleaseBody();
+    px_.ReleaseConnection(client_key_);
+    px_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
+  }
 
   // Closes everything now. Idempotent; pending handlers see closed_ and return.
   void Close() {
     if (closed_) return;
     closed_ = true;
     EndInFlight();
+    ReleaseBody();
     error_code ec;
     client_.shutdown(tcp::socket::shutdown_both, ec);
     client_.close(ec);
@@ -311,7 +392,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ResetExchange();
     relay_.reset();
     if (rbuf_.capacity() > kIdleReadBufferBytes) rbuf_.shrink_to_fit();  // after a big body
-    parser_.emplace();
+    parser_.emplace();                                                   // frees the previous request's body
+    ReleaseBody();
     parser_->header_limit(px_.options.max_header_bytes);
     parser_->body_limit(px_.max_body_bytes());
     up_deadline_ = Clock::time_point::max();
@@ -325,6 +407,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (ec) return OnReadError(ec);
     auto& req = parser_->get();
     route_ = ClassifyRoute(req.method_string(), req.target());
+    if (!CheckHead()) return;
+    if (parser_->is_done()) return OnRequest({});  // no body
     auto expect = req[http::field::expect];
     if (!expect.empty() && beast::iequals(expect, "100-continue") && !parser_->is_done()) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -338,9 +422,89 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ReadBody();
   }
 
+  // The checks a request head must pass before its body is read (issue 11). A refused
+  // request is answered in its API's error shape and the connection is closed: its body
+  // is never read, so the stream cannot be trusted to find the next request. Returns false
+  // when refused. Cheap: a few field lookups and compares per request.
+  bool CheckHead() {
+    auto& req = parser_->get();
+    // Smuggling (RFC 9112 §6.1, §6.3): the only framing a proxy may trust besides
+    // Content-Length is exactly "chunked"; Beast would treat "xchunked" or "chunked,
+    // identity" as no body at all and parse the body as the next request.
+    if (size_t te = req.count(http::field::transfer_encoding); te != 0) {
+      std::string_view err = RequestFramingError(te, req[http::field::transfer_encoding],
+                                                 req.count(http::field::content_length) != 0, req.version());
+      if (!err.empty()) return Refuse(Refusal::kFraming, 400, "bad request framing: " + std::string(err));
+    }
+    // Host (RFC 9112 §3.2), and DNS rebinding: on a loopback listener only loopback names.
+    size_t hosts = req.count(http::field::host);
+    if (hosts > 1) return Refuse(Refusal::kFraming, 400, "more than one Host field");
+    if (hosts == 0 && req.version() >= 11)
+      return Refuse(Refusal::kFraming, 400, "an HTTP/1.1 request needs a Host field");
+    if (hosts == 1 && px_.loopback_listen && !HostAllowedOnLoopback(req[http::field::host], px_.listen_host)) {
+      return Refuse(Refusal::kHost, 421,
+                    "Host '" + std::string(req[http::field::host].substr(0, 200)) +
+                        "' is not served here: on a loopback address the proxy answers only localhost names "
+                        "and loopback addresses (DNS rebinding protection)");
+    }
+    // Browsers: a web page's requests carry its Origin (always on a cross-origin POST).
+    if (auto it = req.find(http::field::origin); it != req.end()) {
+      std::string_view origin = it->value();
+      if (!px_.origins.Allowed(origin)) {
+        return Refuse(Refusal::kOrigin, 403,
+                      "requests from the web origin '" + std::string(origin.substr(0, 200)) +
+                          "' are not allowed (option cors_origins)");
+      }
+      if (px_.origins.InAllowList(origin) && IsSafeHeaderValue(origin)) cors_origin_.assign(origin);
+    }
+    // The global body budget, charged up front (Beast reserves the whole Content-Length).
+    if (auto length = parser_->content_length(); length && *length > 0 && !ChargeBody(*length)) {
+      retry_after_s_ = 1;
+      return Refuse(Refusal::kBodyBudget, 503,
+                    "too many request bodies in flight; try again (option max_buffered_body_bytes)");
+    }
+    return true;
+  }
+
+  // Counts and answers a refused request; the connection closes after the answer.
+  bool Refuse(Refusal why, int status, const std::string& message) {
+    px_.metrics.CountRefusal(why);
+    SendError(status, message, /*close=*/true);
+    return false;
+  }
+
+  bool ChargeBody(uint64_t n) {
+    if (!px_.ChargeBody(n, body_charged_)) return false;
+    body_charged_ += n;
+    return true;
+  }
+  void ReleaseBody() {
+    if (body_charged_ == 0) return;
+    px_.ReleaseBody(body_charged_);
+    body_charged_ = 0;
+  }
+
+  // The body is read a piece at a time so that a chunked body (no Content-Length) is
+  // charged against the budget as it grows.
   void ReadBody() {
-    http::async_read(client_, rbuf_, *parser_,
-                     [self = shared_from_this()](const error_code& ec, size_t) { self->OnRequest(ec); });
+    http::async_read_some(client_, rbuf_, *parser_,
+                          [self = shared_from_this()](const error_code& ec, size_t) { self->OnBodyRead(ec); });
+  }
+
+  void OnBodyRead(const error_code& ec) {
+    if (closed_) return;
+    if (ec) return OnReadError(ec);
+    if (!parser_->content_length()) {
+      uint64_t have = parser_->get().body().size();
+      if (have > body_charged_ && !ChargeBody(have - body_charged_)) {
+        retry_after_s_ = 1;
+        Refuse(Refusal::kBodyBudget, 503,
+               "too many request bodies in flight; try again (option max_buffered_body_bytes)");
+        return;
+      }
+    }
+    if (parser_->is_done()) return OnRequest({});
+    ReadBody();
   }
 
   void OnReadError(const error_code& ec) {
@@ -356,6 +520,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
                        true);
     }
     if (ec == http::error::partial_message) return Close();
+    if (ec == http::error::bad_transfer_encoding || ec == http::error::bad_content_length ||
+        ec == http::error::multiple_content_length) {
+      Refuse(Refusal::kFraming, 400, "bad request framing: " + ec.message());  // Beast's own smuggling checks
+      return;
+    }
     SendError(400, "malformed HTTP request: " + ec.message(), true);
   }
 
@@ -368,6 +537,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     client_keep_alive_ = req.keep_alive();
     client_http10_ = req.version() < 11;
     is_head_ = req.method() == http::verb::head;
+    if (req.method() == http::verb::options && !cors_origin_.empty() &&
+        req.find(http::field::access_control_request_method) != req.end()) {
+      return SendPreflight();
+    }
+    if (TakesJsonBody(route_.kind) && !req.body().empty() && !JsonDepthWithin(req.body(), px_.options.max_json_depth)) {
+      px_.metrics.CountRefusal(Refusal::kJsonDepth);
+      return SendError(400,
+                       "the request body nests arrays/objects deeper than " +
+                           std::to_string(px_.options.max_json_depth) + " levels (option max_json_depth)",
+                       false);
+    }
     switch (route_.kind) {
       case RouteKind::kForward: return RouteForward();
       case RouteKind::kHealth: return SendLocal(200, "application/json", R"({"status":"ok"})");
@@ -385,6 +565,36 @@ class Connection : public std::enable_shared_from_this<Connection> {
         return SendError(405, "method " + std::string(req.method_string()) + " not allowed on this route", false);
       case RouteKind::kNotFound: return SendError(404, "no route for " + std::string(req.target()), false);
     }
+  }
+
+  // Routes whose body is JSON that the proxy or llama-server parses: checked for depth
+  // before anything reads more than the "model" field.
+  static bool TakesJsonBody(RouteKind kind) {
+    switch (kind) {
+      case RouteKind::kForward:
+      case RouteKind::kOllamaShow:
+      case RouteKind::kOllamaChat:
+      case RouteKind::kOllamaGenerate:
+      case RouteKind::kOllamaEmbed: return true;
+      default: return false;
+    }
+  }
+
+  // A model name from a request goes into routing, error messages, logs and the
+  // x-corral-model response field: control characters (CR LF: response splitting) and
+  // absurd lengths are refused here, before routing. False when refused (answered).
+  bool CheckModelName(std::string_view name) {
+    if (HasControlChars(name)) {
+      px_.metrics.CountRefusal(Refusal::kModelName);
+      SendError(400, "the model name contains control characters", false);
+      return false;
+    }
+    if (name.size() > kMaxModelNameBytes) {
+      px_.metrics.CountRefusal(Refusal::kModelName);
+      SendError(400, "the model name is longer than " + std::to_string(kMaxModelNameBytes) + " bytes", false);
+      return false;
+    }
+    return true;
   }
 
   // ---- routing ----
@@ -409,6 +619,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                            : "missing \"model\" (this route needs to know which model to ask)",
                        false);
     }
+    if (!CheckModelName(model_)) return;
     RouteToModel();
   }
 
@@ -615,7 +826,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     out_head_.clear();
     out_head_.reserve(512);
     out_head_.append("HTTP/1.1 ").append(std::to_string(status_)).append(" ");
-    if (res.reason().empty()) {
+    if (res.reason().empty() || !IsSafeHeaderValue(res.reason())) {
       out_head_.append(ReasonFor(static_cast<int>(status_)));
     } else {
       out_head_.append(res.reason().data(), res.reason().size());
@@ -629,9 +840,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (const auto& f : res) {
       if (IsHopByHop(f.name()) || ListedInConnection(connection, f.name_string())) continue;
       if (dechunk_ && f.name() == http::field::transfer_encoding) continue;
-      out_head_.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
+      // llama-server echoes any Origin in Access-Control-Allow-Origin: never passed on;
+      // the proxy answers CORS itself, for the configured origins only.
+      if (IsAccessControlField(f.name_string())) continue;
+      AppendField(out_head_, f.name_string(), f.value());
     }
-    if (px_.options.add_model_header) out_head_.append("x-corral-model: ").append(model_).append("\r\n");
+    AppendOwnFields(out_head_);
     // A response without framing ends at upstream EOF: the client connection must close too.
     if (!rparser_->is_done() && !res.chunked() && !res.has_content_length() && !is_head_ && status_ != 204 &&
         status_ != 304) {
@@ -840,14 +1054,47 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ReadRequest();
   }
 
+  // ---- response heads ----
+  // Appends "name: value" unless the value holds a byte that could end the field or the
+  // head (CR, LF, NUL, other controls): such a field is never emitted (response splitting).
+  static void AppendField(std::string& head, std::string_view name, std::string_view value) {
+    if (!IsSafeHeaderValue(value)) return;
+    head.append(name).append(": ").append(value).append("\r\n");
+  }
+
+  // The fields the proxy adds to every answer: CORS for an allowed origin (local answers
+  // included); `with_model` adds x-corral-model.
+  void AppendOwnFields(std::string& head, bool with_model = true) {
+    if (with_model && px_.options.add_model_header && !model_.empty()) AppendField(head, "x-corral-model", model_);
+    if (!cors_origin_.empty()) {
+      AppendField(head, "Access-Control-Allow-Origin", cors_origin_);
+      head.append("Access-Control-Expose-Headers: x-corral-model\r\nVary: Origin\r\n");
+    }
+  }
+
+  // A CORS preflight from an allowed origin: 204 with what it may send.
+  void SendPreflight() {
+    auto& req = parser_->get();
+    local_extra_head_ = "Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\r\nAccess-Control-Max-Age: 600\r\n";
+    std::string_view asked = req[http::field::access_control_request_headers];
+    if (!asked.empty() && asked.size() <= 1024 && IsTokenList(asked)) {
+      local_extra_head_.append("Access-Control-Allow-Headers: ").append(asked).append("\r\n");
+    }
+    SendLocal(204, "", "");
+  }
+
   // ---- local answers ----
   void SendLocal(int status, std::string_view content_type, std::string body) {
     local_body_ = std::move(body);
     out_head_.clear();
-    out_head_.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(ReasonFor(status));
-    out_head_.append("\r\nContent-Type: ").append(content_type);
-    out_head_.append("\r\nContent-Length: ").append(std::to_string(local_body_.size())).append("\r\n");
+    out_head_.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(ReasonFor(status)).append("\r\n");
+    if (status != 204) {  // RFC 9110 §8.6: no Content-Length on a 204
+      out_head_.append("Content-Type: ").append(content_type);
+      out_head_.append("\r\nContent-Length: ").append(std::to_string(local_body_.size())).append("\r\n");
+    }
     if (retry_after_s_ > 0) out_head_.append("Retry-After: ").append(std::to_string(retry_after_s_)).append("\r\n");
+    out_head_.append(local_extra_head_);
+    AppendOwnFields(out_head_, /*with_model=*/false);
     if (!client_keep_alive_) out_head_.append("Connection: close\r\n");
     out_head_.append("\r\n");
     if (is_head_) local_body_.clear();
@@ -912,6 +1159,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ollama_.reset();
     ollama_keep_alive_.reset();
     decoded_.clear();
+    cors_origin_.clear();
+    local_extra_head_.clear();
   }
 
   // ---- Ollama ----
@@ -925,6 +1174,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static constexpr size_t kMaxPendingFraming = 64U << 10;
   static constexpr size_t kTailBytes = 4096;
   static constexpr size_t kIdleReadBufferBytes = 16U << 10;
+  static constexpr size_t kMaxModelNameBytes = 4096;
 
   Proxy::Impl& px_;
   Worker& w_;
@@ -982,7 +1232,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string translated_out_;
   std::string decoded_;         // de-chunked upstream body bytes not yet translated or written
   bool client_http10_ = false;  // the request said HTTP/1.0
-  bool dechunk_ = false;        // relaying a chunked response de-chunked (HTTP/1.0 client)
+
+  // Hostile-input state.
+  std::string client_key_;        // the client's IP address (connection caps)
+  uint64_t body_charged_ = 0;     // bytes of this connection's request body charged to the budget
+  std::string cors_origin_;       // the request's Origin when it is in the CORS allow-list
+  std::string local_extra_head_;  // extra fields for the next local answer (preflight)
+  bool dechunk_ = false;          // relaying a chunked response de-chunked (HTTP/1.0 client)
 };
 
 // ---- Ollama routes ----
@@ -991,6 +1247,7 @@ void Connection::OllamaShowRoute() {
   auto& req = parser_->get();
   std::string name = OllamaRequestModel(req.body());
   if (name.empty()) return SendError(400, "missing \"model\"", false);
+  if (!CheckModelName(name)) return;
   auto models = px_.provider.ListModels();
   for (const auto& m : models) {
     if (m.name == name) return SendLocal(200, "application/json", OllamaShow(m));
@@ -1006,8 +1263,12 @@ void Connection::OllamaShowRoute() {
 
 void Connection::OllamaInferenceRoute() {
   auto& req = parser_->get();
-  auto plan = PlanOllamaRequest(route_.kind, req.body());
+  OllamaLimits limits;
+  limits.max_depth = px_.options.max_json_depth;
+  limits.max_upstream_bytes = std::max<uint64_t>(px_.max_body_bytes(), req.body().size());
+  auto plan = PlanOllamaRequest(route_.kind, req.body(), limits);
   if (!plan.ok()) return SendError(400, plan.status().message(), false);
+  if (!CheckModelName(plan->model)) return;
   model_ = plan->model;
   if (plan->keep_alive) ollama_keep_alive_ = plan->keep_alive;
   if (plan->load_only) {
@@ -1062,7 +1323,7 @@ void Connection::OnTranslatedHead() {
     std::string head = client_http10_
                            ? "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
                            : "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n";
-    if (px_.options.add_model_header) head += "x-corral-model: " + model_ + "\r\n";
+    AppendOwnFields(head);
     if (!client_keep_alive_) head += "Connection: close\r\n";
     head += "\r\n";
     response_started_ = true;
@@ -1093,7 +1354,7 @@ void Connection::WriteTranslated(std::string bytes, bool last) {
     local_body_ = std::move(bytes);
     out_head_ = "HTTP/1.1 " + std::to_string(status) + " " + ReasonFor(status) +
                 "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(local_body_.size()) + "\r\n";
-    if (px_.options.add_model_header) out_head_ += "x-corral-model: " + model_ + "\r\n";
+    AppendOwnFields(out_head_);
     if (!client_keep_alive_) out_head_ += "Connection: close\r\n";
     out_head_ += "\r\n";
     response_started_ = true;
@@ -1131,13 +1392,26 @@ void Proxy::Impl::Accept() {
   acceptor->async_accept(w.ioc, [this, &w](const error_code& ec, tcp::socket sock) {
     if (stopping.load()) return;
     if (!ec) {
-      asio::post(w.ioc, [this, &w, s = std::move(sock)]() mutable {
-        if (stopping.load()) return;
-        auto c = std::make_shared<Connection>(*this, w, std::move(s));
-        // A weak list for Stop(); dead entries are pruned by the pool sweep.
-        w.connections.push_back(c);
-        c->Start();
-      });
+      error_code rec;
+      std::string key = sock.remote_endpoint(rec).address().to_string();
+      Refusal why{};
+      if (rec) {
+        error_code cec;
+        sock.close(cec);  // gone already
+      } else if (!AdmitConnection(key, &why)) {
+        RefuseConnection(sock, why);
+      } else {
+        asio::post(w.ioc, [this, &w, s = std::move(sock), key = std::move(key)]() mutable {
+          if (stopping.load()) {
+            ReleaseConnection(key);
+            return;
+          }
+          auto c = std::make_shared<Connection>(*this, w, std::move(s), std::move(key));
+          // A weak list for Stop(); dead entries are pruned by the pool sweep.
+          w.connections.push_back(c);
+          c->Start();
+        });
+      }
     } else if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
                ec == asio::error::no_memory || ec.value() == ENFILE) {
       // Out of file descriptors or memory: the pending connection stays in the backlog and
@@ -1152,6 +1426,32 @@ void Proxy::Impl::Accept() {
     }
     Accept();
   });
+}
+
+// The hostile-input policy, once the port is known: own origins, the Host check, the
+// effective connection cap and the canned answers of the connection caps.
+void Proxy::Impl::SetUpGuards(const OpenFileLimits& fds) {
+  std::string_view host = options.listen;
+  host = host.substr(0, host.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  listen_host.assign(host);
+  loopback_listen = IsLoopbackHost(listen_host);
+  origins = OriginPolicy(options.cors_origins, listen_host, bound_port);
+  // Each client connection may need an upstream one too; keep a reserve for the pools,
+  // the listener, logs and the daemon.
+  constexpr uint64_t kReservedFds = 256;
+  uint64_t fd_room = fds.now > 2 * kReservedFds ? (fds.now - kReservedFds) / 2 : kReservedFds / 2;
+  max_connections = static_cast<size_t>(std::min<uint64_t>(options.max_connections, fd_room));
+  auto canned = [](const std::string& message) {
+    std::string body = ErrorBody(Api::kOpenAI, 503, message);
+    return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + body;
+  };
+  refuse_total_response =
+      canned("too many connections (" + std::to_string(max_connections) + ", option max_connections); try again");
+  refuse_client_response =
+      canned("too many connections from this address (" + std::to_string(options.max_connections_per_client) +
+             ", option max_connections_per_client); try again");
 }
 
 void Proxy::Impl::SweepPool(Worker& w) {
@@ -1243,6 +1543,7 @@ Status Proxy::Start() {
     return Unavailable("cannot listen on " + listen + ": " + ec.message());
   }
   px.bound_port = px.acceptor->local_endpoint(ec).port();
+  px.SetUpGuards(fds);
   px.Accept();
   for (auto& w : px.workers) {
     w->guard.emplace(w->ioc.get_executor());

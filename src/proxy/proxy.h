@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "proxy/model_provider.h"
@@ -58,6 +59,24 @@ struct ProxyOptions {
   size_t max_pipelined_bytes = 64U << 10;  // client bytes read ahead while a response streams
   bool add_model_header = true;            // x-corral-model on forwarded responses
   std::string version = "0.1.0";           // for /api/version
+
+  // Hostile input (issue 11). Bodies nested deeper than this many levels of arrays/objects
+  // are refused with 400 before anything parses or forwards them (json_guard.h).
+  size_t max_json_depth = 128;
+  // Browser origins (scheme://host[:port]) whose requests are served and get CORS headers
+  // ("*" = any). Requests with any other Origin (but the proxy's own) are refused with 403;
+  // upstream Access-Control-* fields are never passed through. Empty: no CORS at all.
+  std::vector<std::string> cors_origins;
+  // Client connections open at once, in total and per client IP address: beyond them a new
+  // connection gets a 503 (Retry-After) and is closed at once. The total is also held below
+  // half the open-file limit (every client may need an upstream connection too).
+  size_t max_connections = 4096;
+  size_t max_connections_per_client = 1024;
+  // Request body bytes buffered across all connections (a body is charged its
+  // Content-Length when its head arrives, a chunked one as it grows). Beyond it: 503 with
+  // Retry-After and close. A body is always admitted when no other one is buffered, so a
+  // single max_body_bytes request always fits.
+  uint64_t max_buffered_body_bytes = 256ULL << 20;
 };
 
 class Proxy {

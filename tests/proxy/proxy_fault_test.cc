@@ -24,7 +24,7 @@ using tcp = boost::asio::ip::tcp;
 const std::string kChatBody = R"({"model":"fake","messages":[{"role":"user","content":"hi"}],"stream":true})";
 
 std::string Post(const std::string& target, const std::string& body, const std::string& extra = "") {
-  return "POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra +
+  return "POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" + extra +
          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
@@ -355,7 +355,7 @@ TEST(ProxyFaultTest, OutOfDescriptorsPausesAcceptingAndRecovers) {
   for (int fd : fillers) ::close(fd);
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
   // Every client that waited is served.
-  const std::string req = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  const std::string req = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
   for (int fd : fds) {
     ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
     timeval tv{10, 0};
@@ -459,7 +459,7 @@ TEST(ProxyFaultTest, ClientLimitsAndMalformedRequests) {
   EXPECT_NE(body.find("did you mean 'fake'"), std::string::npos) << body;
   ASSERT_TRUE(one("GARBAGE\r\n\r\n", &status, &body));
   EXPECT_EQ(status, 400);
-  ASSERT_TRUE(one("GET /v1/chat/completions HTTP/1.1\r\n\r\n", &status, &body));
+  ASSERT_TRUE(one("GET /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n\r\n", &status, &body));
   EXPECT_EQ(status, 405);
   // A slow client (half a head, then silence) gets 408 and does not disturb others.
   RawClient slow(h.port());
@@ -482,7 +482,7 @@ TEST(ProxyFaultTest, PipelinedRequestsAnswerInOrder) {
   RawClient c(h.port());
   std::string all;
   for (int i = 1; i <= 5; ++i) all += Post("/v1/completions", R"({"model":"fake","n":)" + std::to_string(i) + "}");
-  all += "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  all += "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   ASSERT_TRUE(c.Send(all));
   for (int i = 1; i <= 5; ++i) {
     std::string head, body;

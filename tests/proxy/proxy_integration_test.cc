@@ -163,7 +163,7 @@ TEST_F(ProxyIntegrationTest, StreamingSurfacesRelayEveryEvent) {
     for (int port : {chat_->port(), static_cast<int>(proxy_->port())}) {
       RawClient client(port);
       ASSERT_TRUE(client.Send(std::string("POST ") + c.target +
-                              " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                              " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
                               std::to_string(std::strlen(c.body)) + "\r\n\r\n" + c.body));
       std::string head, body;
       int status = 0;
@@ -187,7 +187,7 @@ TEST_F(ProxyIntegrationTest, Http10ClientStreamsWithoutChunkedFraming) {
       R"({"model":"chat","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"temperature":0,"stream":true})";
   RawClient client(static_cast<int>(proxy_->port()));
   ASSERT_TRUE(
-      client.Send("POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n"
+      client.Send("POST /v1/chat/completions HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   "Content-Length: " +
                   std::to_string(body.size()) + "\r\n\r\n" + body));
   std::string head, sse;
@@ -236,9 +236,8 @@ TEST_F(ProxyIntegrationTest, TwoModelsInOneKeepAliveSession) {
   StartServers(true);
   RawClient c(proxy_->port());
   auto post = [&](const std::string& target, const std::string& body) {
-    return "POST " + target +
-           " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\n\r\n" + body;
+    return "POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
   };
   for (int round = 0; round < 3; ++round) {
     ASSERT_TRUE(c.Send(post("/v1/chat/completions",
@@ -287,7 +286,7 @@ TEST_F(ProxyIntegrationTest, ClientDisconnectMidStreamStopsGeneration) {
   double before = TokensPredicted(chat_->port());
   {
     RawClient c(proxy_->port());
-    ASSERT_TRUE(c.Send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+    ASSERT_TRUE(c.Send("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
                        std::to_string(body.size()) + "\r\n\r\n" + body));
     std::string got = c.ReadUntil("\"content\":\"", std::chrono::seconds(30));
     ASSERT_NE(got.find("\"content\":\""), std::string::npos) << got;
@@ -312,8 +311,8 @@ TEST_F(ProxyIntegrationTest, SlowReaderPausesTheUpstreamAndOthersAreServed) {
   // A tiny receive buffer so backpressure reaches the proxy quickly.
   int small = 4096;
   ::setsockopt(slow.socket().native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  ASSERT_TRUE(slow.Send("POST /completion HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
-                        "\r\n\r\n" + body));
+  ASSERT_TRUE(slow.Send("POST /completion HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
+                        std::to_string(body.size()) + "\r\n\r\n" + body));
   // While the slow client does not read, other requests through the proxy still work.
   auto tok = ViaProxy("POST", "/tokenize", R"({"model":"chat","content":"abc"})");
   ASSERT_TRUE(tok.ok());
@@ -355,6 +354,32 @@ TEST_F(ProxyIntegrationTest, ErrorsInEachApiShape) {
   EXPECT_EQ(r->body, direct->body);
 }
 
+// Issue 11, item 1: a 1,000,000-deep array inside a normal chat body crashed llama-server
+// (SIGSEGV) when forwarded, and 100,000 deep in /api/chat crashed the proxy's translation.
+// Both are refused with 400 before forwarding; the same llama-server answers afterwards.
+TEST_F(ProxyIntegrationTest, DeepJsonNeverReachesLlamaServer) {
+  StartServers(false);
+  const std::string deep = std::string(1'000'000, '[') + std::string(1'000'000, ']');
+  auto r = ViaProxy("POST", "/v1/chat/completions",
+                    R"({"model":"chat","messages":[{"role":"user","content":"hi"}],"max_tokens":2,"x":)" + deep + "}");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("max_json_depth"), std::string::npos) << r->body;
+  r = ViaProxy("POST", "/api/chat",
+               R"({"model":"chat","stream":false,"messages":[{"role":"user","content":)" + std::string(100'000, '[') +
+                   std::string(100'000, ']') + "}]}");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_TRUE(json::parse(r->body)["error"].is_string()) << r->body;
+  r = ViaProxy("POST", "/v1/chat/completions",
+               R"({"model":"chat","messages":[{"role":"user","content":"hi"}],"max_tokens":2})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200) << r->body;
+  auto health = Direct("GET", "/health");
+  ASSERT_TRUE(health.ok()) << "llama-server is gone: " << health.status().ToString();
+  EXPECT_EQ(health->status, 200);
+}
+
 TEST_F(ProxyIntegrationTest, OllamaRoutes) {
   StartServers(true);
   auto r = ViaProxy("GET", "/");
@@ -363,7 +388,8 @@ TEST_F(ProxyIntegrationTest, OllamaRoutes) {
   {
     // HEAD: the head of the GET answer (Content-Length included), no body.
     RawClient c(proxy_->port());
-    ASSERT_TRUE(c.Send("HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /api/version HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_TRUE(
+        c.Send("HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /api/version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
     std::string all = c.ReadUntil("version", std::chrono::seconds(10));
     EXPECT_EQ(all.rfind("HTTP/1.1 200 OK\r\n", 0), 0U) << all;
     EXPECT_EQ(all.find("Ollama is running"), std::string::npos) << all;

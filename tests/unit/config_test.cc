@@ -85,6 +85,43 @@ TEST_F(ConfigTest, BadValuesAreErrors) {
   EXPECT_NE(c.status().message().find("CORRAL_LOG_LEVEL"), std::string::npos);
 }
 
+// The proxy's hostile-input limits (issue 11): defaults, bounds, and cors_origins as a
+// comma list, a YAML list or an environment variable.
+TEST_F(ConfigTest, ProxyHardeningOptions) {
+  auto c = Load(FlagsWithFile(""));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->max_json_depth, 128);
+  EXPECT_TRUE(c->cors_origins.empty());
+  EXPECT_EQ(c->max_connections, 4096);
+  EXPECT_EQ(c->max_connections_per_client, 1024);
+  EXPECT_EQ(c->max_buffered_body_bytes, 256LL << 20);
+  c =
+      Load(FlagsWithFile("max_json_depth: 64\nmax_connections: 10\nmax_connections_per_client: 2\n"
+                         "max_buffered_body_bytes: 1000\n"
+                         "cors_origins: [\"http://localhost:3000\", \"https://a.example/\"]\n"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->max_json_depth, 64);
+  EXPECT_EQ(c->max_connections, 10);
+  EXPECT_EQ(c->max_connections_per_client, 2);
+  EXPECT_EQ(c->max_buffered_body_bytes, 1000);
+  EXPECT_EQ(c->cors_origins, (std::vector<std::string>{"http://localhost:3000", "https://a.example"}));
+  ::setenv("CORRAL_CORS_ORIGINS", "http://a:1, http://b:2", 1);
+  c = Load(FlagsWithFile(""));
+  ::unsetenv("CORRAL_CORS_ORIGINS");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->cors_origins, (std::vector<std::string>{"http://a:1", "http://b:2"}));
+  EXPECT_NE(Describe(*c).find("cors_origins: \"http://a:1,http://b:2\""), std::string::npos) << Describe(*c);
+  for (const char* bad :
+       {"max_json_depth: 0\n", "max_json_depth: 5000\n", "max_connections: 0\n", "max_connections_per_client: -1\n",
+        "max_buffered_body_bytes: 0\n", "cors_origins: localhost:3000\n", "cors_origins: http://a.example/path\n",
+        "cors_origins: ftp://a.example\n", "cors_origins: {a: b}\n"}) {
+    EXPECT_FALSE(Load(FlagsWithFile(bad)).ok()) << bad;
+  }
+  auto star = Load(FlagsWithFile("cors_origins: \"*\"\n"));
+  ASSERT_TRUE(star.ok()) << star.status().ToString();
+  EXPECT_EQ(star->cors_origins, (std::vector<std::string>{"*"}));
+}
+
 TEST_F(ConfigTest, EveryOptionIsDescribedOnce) {
   std::set<std::string> keys, flags, envs;
   for (const auto& d : Options()) {
@@ -243,10 +280,13 @@ TEST_F(ConfigTest, DiffNamesChangesAndWhatNeedsARestart) {
   EXPECT_EQ(by_key.size(), 8U);
   EXPECT_TRUE(Diff(*a, *a).empty());
 
-  // The listener, the proxy's thread count and the engine need a restart; the rest apply live.
+  // The listener, the proxy's thread count, its hostile-input limits (fixed when the proxy
+  // starts) and the engine need a restart; the rest apply live.
   for (const auto& d : Options()) {
     const std::string k = d.key;
-    const bool restart = k == "listen" || k == "proxy_threads" || k == "proxy_preconnect" || k == "llama_server";
+    const bool restart = k == "listen" || k == "proxy_threads" || k == "proxy_preconnect" || k == "llama_server" ||
+                         k == "max_json_depth" || k == "cors_origins" || k == "max_connections" ||
+                         k == "max_connections_per_client" || k == "max_buffered_body_bytes";
     EXPECT_EQ(d.reload, restart ? OnReload::kRestart : OnReload::kLive) << k;
   }
 }
