@@ -97,6 +97,10 @@ const std::vector<OptionDef>& Registry() {
        "Extra readiness seconds per GiB of model file.", OptionType::kInt, OnReload::kLive},
       {"stop_timeout", nullptr, "CORRAL_STOP_TIMEOUT", "10",
        "Seconds between SIGTERM and SIGKILL when stopping a model.", OptionType::kInt, OnReload::kLive},
+      {"liveness_timeout", nullptr, "CORRAL_LIVENESS_TIMEOUT", "15",
+       "Seconds a ready model's /health may go unanswered before it is killed as unresponsive "
+       "(and restarted if it has restart on); 0 = never.",
+       OptionType::kInt, OnReload::kRestart},
   };
   return kOptions;
 }
@@ -224,6 +228,8 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     CORRAL_ASSIGN_OR_RETURN(c.proxy_client_timeout_s, ParseInt(def, one, 1, 86400));
   } else if (key == "proxy_upstream_timeout_s") {
     CORRAL_ASSIGN_OR_RETURN(c.proxy_upstream_timeout_s, ParseInt(def, one, 1, 86400));
+  } else if (key == "liveness_timeout") {
+    CORRAL_ASSIGN_OR_RETURN(c.liveness_timeout_s, ParseInt(def, one, 0, 86400));
   } else if (key == "model_ttl_s") {
     CORRAL_ASSIGN_OR_RETURN(c.model_ttl_s, ParseInt(def, one, 0, int64_t{365} * 86400));
   } else if (key == "max_json_depth") {
@@ -253,6 +259,7 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "health_timeout") return {std::to_string(c.health_timeout_s)};
   if (key == "health_timeout_per_gib") return {std::to_string(c.health_timeout_per_gib_s)};
   if (key == "stop_timeout") return {std::to_string(c.stop_timeout_s)};
+  if (key == "liveness_timeout") return {std::to_string(c.liveness_timeout_s)};
   if (key == "scan_huggingface") return {c.scan_huggingface ? "true" : "false"};
   if (key == "scan_ollama") return {c.scan_ollama ? "true" : "false"};
   if (key == "scan_lmstudio") return {c.scan_lmstudio ? "true" : "false"};

@@ -64,6 +64,8 @@ struct Config {
   int health_timeout_s = 60;  // base readiness timeout; + health_timeout_per_gib_s per GiB of model
   int health_timeout_per_gib_s = 30;
   int stop_timeout_s = 10;  // SIGTERM → SIGKILL grace
+  // A ready child's /health unanswered this long → killed as unresponsive; 0 = off.
+  int64_t liveness_timeout_s = 15;
   // Catalog: which caches of other tools to scan (issue 4).
   bool scan_huggingface = true;
   bool scan_ollama = true;

@@ -109,6 +109,7 @@ class Daemon {
     opts.health_timeout_base = std::chrono::seconds(config_.health_timeout_s);
     opts.health_timeout_per_gib = std::chrono::seconds(config_.health_timeout_per_gib_s);
     opts.stop_grace = std::chrono::seconds(config_.stop_timeout_s);
+    opts.liveness_timeout = std::chrono::seconds(config_.liveness_timeout_s);
     opts.on_change = [this] { OnChange(); };
     supervisor_ = std::make_unique<supervisor::Supervisor>(opts);
     sup_ = supervisor_.get();

@@ -32,18 +32,37 @@ std::string_view to_string(FailureKind k) {
     case FailureKind::kSignaled: return "signaled";
     case FailureKind::kOomKilled: return "oom_killed";
     case FailureKind::kHealthTimeout: return "health_timeout";
+    case FailureKind::kUnresponsive: return "unresponsive";
   }
   return "unknown";
 }
 
-Lifecycle::Lifecycle(TimePoint started, std::chrono::milliseconds health_timeout)
-    : health_deadline_(started + health_timeout) {}
+Liveness LivenessFor(std::chrono::milliseconds timeout) {
+  if (timeout <= std::chrono::milliseconds(0)) return {};
+  return {std::clamp(timeout / 4, kMinLivenessInterval, kMaxLivenessInterval), timeout};
+}
+
+Lifecycle::Lifecycle(TimePoint started, std::chrono::milliseconds health_timeout, Liveness liveness)
+    : health_deadline_(started + health_timeout), liveness_(liveness) {}
 
 namespace {
 bool Launching(ChildState s) {
   return s == ChildState::kStarting || s == ChildState::kLoading;
 }
+
+// 12000 ms → "12 s", 1500 ms → "1.5 s".
+std::string Seconds(std::chrono::milliseconds d) {
+  const auto ms = d.count();
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
+  std::string tenths = std::to_string(ms / 100);
+  if (tenths.size() < 2) tenths.insert(0, 2 - tenths.size(), '0');
+  return tenths.substr(0, tenths.size() - 1) + "." + tenths.back() + " s";
+}
 }  // namespace
+
+bool Lifecycle::LivenessOn() const {
+  return liveness_.timeout > std::chrono::milliseconds(0);
+}
 
 void Lifecycle::OnLogOutput(TimePoint now) {
   if (state_ == ChildState::kStarting) state_ = ChildState::kLoading;
@@ -62,13 +81,22 @@ void Lifecycle::OnPortLearned(int port, TimePoint now) {
 }
 
 void Lifecycle::OnHealth(int http_status, TimePoint now) {
+  probe_in_flight_ = false;
+  if (state_ == ChildState::kReady) {
+    if (unresponsive_ || !LivenessOn()) return;
+    if (http_status == 200) failing_since_.reset();
+    probe_at_ = now + liveness_.interval;
+    return;
+  }
   if (!Launching(state_) || timed_out_) return;
   if (http_status == 200) {
     state_ = ChildState::kReady;
     ready_at_ = now;
     probe_at_.reset();
+    if (LivenessOn()) probe_at_ = now + liveness_.interval;
     return;
   }
+  if (probe_at_) return;  // the child wrote to its log while the probe was out: probe again at once
   probe_at_ = now + probe_delay_;
   probe_delay_ = std::min(probe_delay_ * 2, kMaxProbeDelay);
 }
@@ -85,6 +113,7 @@ bool Lifecycle::OnStopRequested(TimePoint now, std::chrono::milliseconds grace) 
   state_before_stop_ = state_;
   state_ = ChildState::kStopping;
   probe_at_.reset();
+  failing_since_.reset();
   kill_at_ = now + grace;
   return true;
 }
@@ -93,7 +122,8 @@ void Lifecycle::OnExit(int status, bool we_killed) {
   if (IsTerminal(state_)) return;
   probe_at_.reset();
   kill_at_.reset();
-  if (timed_out_) {
+  failing_since_.reset();
+  if (timed_out_ || unresponsive_) {
     state_ = ChildState::kFailed;  // failure_ was set when the timeout fired
     return;
   }
@@ -131,12 +161,22 @@ Action Lifecycle::OnTick(TimePoint now) {
                     (port_ == 0 ? "(it never reported a listening address)" : "(/health never answered 200)")};
     return Action::kKillForTimeout;
   }
+  if (state_ == ChildState::kReady && !unresponsive_ && failing_since_ && now >= *failing_since_ + liveness_.timeout) {
+    unresponsive_ = true;
+    probe_at_.reset();
+    failure_ = {FailureKind::kUnresponsive, 0, 0,
+                "unresponsive: /health did not answer for " + Seconds(liveness_.timeout)};
+    return Action::kKillUnresponsive;
+  }
   if (state_ == ChildState::kStopping && kill_at_ && now >= *kill_at_) {
     kill_at_.reset();
     return Action::kKillAfterGrace;
   }
-  if (Launching(state_) && probe_at_ && now >= *probe_at_) {
+  const bool probing = Launching(state_) || (state_ == ChildState::kReady && !unresponsive_);
+  if (probing && probe_at_ && !probe_in_flight_ && now >= *probe_at_) {
     probe_at_.reset();
+    probe_in_flight_ = true;
+    if (state_ == ChildState::kReady && !failing_since_) failing_since_ = now;
     return Action::kProbe;
   }
   return Action::kNone;
@@ -147,7 +187,8 @@ std::optional<TimePoint> Lifecycle::NextDeadline() const {
   auto take = [&next](TimePoint t) { next = next ? std::min(*next, t) : t; };
   if (Launching(state_) && !timed_out_) take(health_deadline_);
   if (kill_at_) take(*kill_at_);
-  if (probe_at_) take(*probe_at_);
+  if (probe_at_ && !probe_in_flight_) take(*probe_at_);
+  if (state_ == ChildState::kReady && !unresponsive_ && failing_since_) take(*failing_since_ + liveness_.timeout);
   return next;
 }
 

@@ -2,20 +2,27 @@
 //
 //            spawn ok           first log output          /health == 200
 //  (none) ───────────► starting ────────────────► loading ────────────────► ready
-//                        │  │                        │ │                      │
-//                        │  └──────────┐  ┌──────────┘ │                      │
-//                        │    Stop()   ▼  ▼   Stop()   │ exit / signal /      │ Stop()
-//                        │          stopping ◄─────────┼──────────────────────┘
-//                        │             │               │ health timeout
-//                        │  exit after │ SIGTERM       │ (we SIGKILL the group)
-//                        │  (or grace  │ → SIGKILL)    ▼
-//                        └─────────────┼──────────► failed(reason)
+//                        │  │                        │ │                    │   │
+//                        │  └──────────┐  ┌──────────┘ │                    │   │ exit / signal /
+//                        │    Stop()   ▼  ▼   Stop()   │ exit / signal /    │   │ unresponsive
+//                        │          stopping ◄─────────┼────── Stop() ──────┘   │ (we SIGKILL
+//                        │             │               │ health timeout         │  the group)
+//                        │  exit after │ SIGTERM       │ (we SIGKILL the group) │
+//                        │  (or grace  │ → SIGKILL)    ▼                        │
+//                        └─────────────┼──────────► failed(reason) ◄────────────┘
 //                                      ▼
 //                                   stopped
 //
 // failed(reason): kSpawn (exec failed), kExited (exit code), kSignaled (a signal we did not
 // send), kOomKilled (SIGKILL we did not send: the kernel's OOM killer, or a user's kill -9),
-// kHealthTimeout (not ready within the model-size-scaled timeout).
+// kHealthTimeout (not ready within the model-size-scaled timeout), kUnresponsive (ready, then
+// /health went unanswered for the liveness timeout: a hung or SIGSTOPped child).
+//
+// Liveness of a ready child: one /health probe in flight at a time, the next `interval` after
+// the last answer. The first probe of a run of failed or unanswered ones starts the clock; if
+// no 200 arrives within `timeout` of it, the child is unresponsive. The clock starts when a
+// probe is *sent* (not at the last answer), so a monitor thread that was itself paused (the
+// daemon stopped with Ctrl+Z) probes again before it judges anyone.
 //
 // Time is passed in by the caller (`now`), so timeouts and probe backoff are tested without
 // sleeping. Thread-safety: none; the supervisor guards each Lifecycle with its mutex.
@@ -36,7 +43,7 @@ std::string_view to_string(ChildState s);
 // True for stopped and failed: the process is gone and reaped.
 bool IsTerminal(ChildState s);
 
-enum class FailureKind { kNone, kSpawn, kExited, kSignaled, kOomKilled, kHealthTimeout };
+enum class FailureKind { kNone, kSpawn, kExited, kSignaled, kOomKilled, kHealthTimeout, kUnresponsive };
 std::string_view to_string(FailureKind k);
 
 struct Failure {
@@ -46,17 +53,29 @@ struct Failure {
   std::string message;  // one human sentence: "exited with code 1 while loading"
 };
 
-// What the caller must do after an event or a tick.
-enum class Action { kNone, kProbe, kKillForTimeout, kKillAfterGrace };
+// What the caller must do after an event or a tick. kProbe: send one GET /health and report
+// its answer with OnHealth (no other probe is asked for until then).
+enum class Action { kNone, kProbe, kKillForTimeout, kKillAfterGrace, kKillUnresponsive };
 
 // Readiness probe backoff: first retry after kFirstProbeDelay, doubling to kMaxProbeDelay;
 // a log write (the child is doing something) resets it to kFirstProbeDelay.
 inline constexpr std::chrono::milliseconds kFirstProbeDelay{2};
 inline constexpr std::chrono::milliseconds kMaxProbeDelay{50};
 
+// Liveness probing of a ready child (see the top of this file). timeout 0 = off.
+struct Liveness {
+  std::chrono::milliseconds interval{0};  // from an answer to the next probe
+  std::chrono::milliseconds timeout{0};   // unanswered this long → unresponsive
+};
+// The liveness the supervisor uses for a timeout: a probe every quarter of it, at most every
+// kMaxLivenessInterval, at least kMinLivenessInterval apart. timeout 0 = off.
+inline constexpr std::chrono::milliseconds kMaxLivenessInterval{3000};
+inline constexpr std::chrono::milliseconds kMinLivenessInterval{20};
+Liveness LivenessFor(std::chrono::milliseconds timeout);
+
 class Lifecycle {
  public:
-  Lifecycle(TimePoint started, std::chrono::milliseconds health_timeout);
+  Lifecycle(TimePoint started, std::chrono::milliseconds health_timeout, Liveness liveness = {});
 
   ChildState state() const { return state_; }
   const Failure& failure() const { return failure_; }
@@ -67,7 +86,9 @@ class Lifecycle {
   void OnLogOutput(TimePoint now);
   // The child said where it listens. A probe is due now.
   void OnPortLearned(int port, TimePoint now);
-  // A /health answer: 200 → ready; anything else (503 loading, refused) → retry with backoff.
+  // A /health answer (0: nothing answered within the probe's deadline). Starting up: 200 →
+  // ready; anything else (503 loading, refused) → retry with backoff. Ready: 200 → alive;
+  // anything else keeps the unresponsive clock running; the next probe `interval` later.
   void OnHealth(int http_status, TimePoint now);
   // The process could not be executed at all.
   void OnSpawnFailed(std::string message);
@@ -75,7 +96,7 @@ class Lifecycle {
   // there is nothing to stop (already stopping or terminal).
   bool OnStopRequested(TimePoint now, std::chrono::milliseconds grace);
   // The process is gone. `status` is the waitpid status; `we_killed` says whether Corral sent
-  // SIGKILL itself (grace expired or health timeout).
+  // SIGKILL itself (grace expired, health timeout or unresponsive).
   void OnExit(int status, bool we_killed);
 
   // Adds the child's own words to a failure ("...: error loading model: ...").
@@ -89,6 +110,8 @@ class Lifecycle {
   std::optional<TimePoint> NextDeadline() const;
 
  private:
+  bool LivenessOn() const;
+
   ChildState state_ = ChildState::kStarting;
   Failure failure_;
   TimePoint health_deadline_;
@@ -97,6 +120,10 @@ class Lifecycle {
   std::optional<TimePoint> kill_at_;
   std::optional<TimePoint> ready_at_;
   bool timed_out_ = false;
+  Liveness liveness_;
+  bool probe_in_flight_ = false;
+  std::optional<TimePoint> failing_since_;  // when the first of a run of failed probes was sent
+  bool unresponsive_ = false;
   ChildState state_before_stop_ = ChildState::kStarting;
   int port_ = 0;
 };

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -36,6 +35,7 @@ namespace {
 constexpr uint64_t kTagWake = 1ULL << 32;
 constexpr uint64_t kTagInotify = 2ULL << 32;
 constexpr uint64_t kTagPidfd = 3ULL << 32;
+constexpr uint64_t kTagProbe = 4ULL << 32;                  // | the probe's id
 constexpr size_t kMaxLogReadPerEvent = size_t{256} * 1024;  // bytes scanned per log-growth event
 constexpr size_t kPortScanTail = 256;                       // bytes kept across reads for the port line
 constexpr size_t kFailureLogLines = 20;
@@ -44,54 +44,25 @@ constexpr int kMaxRestartDelayFactor = 30;
 constexpr std::chrono::seconds kStableUptime{60};
 constexpr int kMaxCrashesInARow = 5;
 constexpr uint64_t kFailureLogWindowBytes = 16 * 1024;  // read from the end of the log
-constexpr std::chrono::milliseconds kProbeConnectTimeout{200};
-constexpr std::chrono::milliseconds kProbeReadTimeout{1000};
+// A /health probe's own deadline, connect to status line: a readiness probe's, and the
+// least a liveness probe gets (it gets its interval when that is longer).
+constexpr std::chrono::milliseconds kProbeTimeout{1000};
+constexpr size_t kStatusLineBytes = 12;  // "HTTP/1.1 200"
+constexpr char kHealthRequest[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
 constexpr std::chrono::seconds kStopExtraWait{5};
 
 int PidfdOpen(pid_t pid) {
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 }
 
-// GET /health on 127.0.0.1:port; returns the HTTP status, or 0 when nothing answered.
-// Hand-written (a dozen lines of socket code) so the supervisor needs no HTTP library and
-// the probe costs one connect + one small read on loopback.
-int ProbeHealth(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+// "HTTP/1.1 200 ..." → 200; 0 when the bytes are not an HTTP status line.
+int ParseStatusLine(const char* buf, size_t got) {
+  if (got < kStatusLineBytes || std::memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ') return 0;
   int status = 0;
-  do {
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      if (errno != EINPROGRESS) break;
-      pollfd p{fd, POLLOUT, 0};
-      if (::poll(&p, 1, static_cast<int>(kProbeConnectTimeout.count())) != 1) break;
-      int err = 0;
-      socklen_t len = sizeof(err);
-      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) break;
-    }
-    static constexpr char kRequest[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    if (::send(fd, kRequest, sizeof(kRequest) - 1, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(kRequest) - 1)) break;
-    char buf[64];
-    size_t got = 0;
-    auto deadline = Clock::now() + kProbeReadTimeout;
-    while (got < 12) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0) break;
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left)) != 1) break;
-      ssize_t r = ::recv(fd, buf + got, sizeof(buf) - got, 0);
-      if (r <= 0) break;
-      got += static_cast<size_t>(r);
-    }
-    // "HTTP/1.1 200 OK"
-    if (got >= 12 && std::memcmp(buf, "HTTP/1.", 7) == 0) {
-      status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
-    }
-  } while (false);
-  ::close(fd);
+  for (size_t i = 9; i < 12; ++i) {
+    if (buf[i] < '0' || buf[i] > '9') return 0;
+    status = status * 10 + (buf[i] - '0');
+  }
   return status;
 }
 
@@ -111,6 +82,19 @@ std::string FirstError(const std::string& log_tail) {
 }
 
 }  // namespace
+
+// One GET /health in flight, as a small state machine on the monitor's epoll set:
+// non-blocking connect (EPOLLOUT) → send the request → read the status line (EPOLLIN), all
+// before `deadline`. `id` tags its epoll events, so an event of an older probe of the same
+// child is never taken for this one's.
+struct Supervisor::HealthProbe {
+  int fd = -1;
+  uint32_t id = 0;
+  bool sent = false;
+  TimePoint deadline;
+  size_t got = 0;
+  char buf[kStatusLineBytes] = {};
+};
 
 struct Supervisor::Child {
   uint32_t serial = 0;
@@ -134,8 +118,10 @@ struct Supervisor::Child {
   uint32_t restarts = 0;                // restart policy: times started again
   int crashes_in_a_row = 0;             // reset by a minute of being ready
   std::optional<TimePoint> restart_at;  // a restart is pending
+  HealthProbe probe;                    // the /health probe in flight, if any (probe.fd >= 0)
 
-  Child(LaunchSpec s, TimePoint now, std::chrono::milliseconds timeout) : spec(std::move(s)), lifecycle(now, timeout) {}
+  Child(LaunchSpec s, TimePoint now, std::chrono::milliseconds timeout, Liveness liveness)
+      : spec(std::move(s)), lifecycle(now, timeout, liveness) {}
 };
 
 Status CheckChildName(const std::string& name) {
@@ -182,6 +168,7 @@ Supervisor::~Supervisor() {
   Wake();
   monitor_.join();
   for (auto& [name, c] : children_) {
+    AbortProbeLocked(*c);
     if (c->pidfd >= 0) ::close(c->pidfd);
     if (c->log_fd >= 0) ::close(c->log_fd);
   }
@@ -257,12 +244,14 @@ Result<ChildInfo> Supervisor::Start(const LaunchSpec& spec) {
     }
   }
 
-  auto child = std::make_unique<Child>(spec, Clock::now(), HealthTimeoutFor(spec.model_bytes));
+  auto child = std::make_unique<Child>(spec, Clock::now(), HealthTimeoutFor(spec.model_bytes),
+                                       LivenessFor(options_.liveness_timeout));
   Child& c = *child;
   c.serial = next_serial_++;
   c.argv = BuildArgv(options_.llama_server, spec);
   c.log_path = options_.log_dir + "/" + spec.name + ".log";
   if (it != children_.end()) {
+    AbortProbeLocked(*it->second);
     if (it->second->log_fd >= 0) ::close(it->second->log_fd);
     children_.erase(it);
   }
@@ -304,6 +293,7 @@ Result<ChildInfo> Supervisor::Stop(const std::string& name) {
     }
   }
   ChildInfo info = InfoLocked(*c);
+  AbortProbeLocked(*c);
   if (c->log_fd >= 0) ::close(c->log_fd);
   children_.erase(it);
   changed_ = true;
@@ -544,12 +534,23 @@ void Supervisor::ReadLogLocked(Child& c, TimePoint now) {
 }
 
 void Supervisor::ReapLocked(Child& c) {
+  if (c.pid <= 0) return;
+  // Has it ended? Asked without reaping: while the leader is an unreaped zombie its pid (and
+  // so its group id) cannot be reused, so the group kill below reaches only what it left.
+  siginfo_t ended{};
+  if (::waitid(P_PID, static_cast<id_t>(c.pid), &ended, WEXITED | WNOHANG | WNOWAIT) != 0 || ended.si_pid != c.pid) {
+    return;  // not yet (pidfd readiness and waitid agree; spurious wake-ups are harmless)
+  }
+  ::kill(-c.pid, SIGKILL);  // anything the child left in its group
   int status = 0;
-  pid_t w = ::waitpid(c.pid, &status, WNOHANG);
-  if (w != c.pid) return;  // not yet (pidfd readiness and waitpid agree; spurious wake-ups are harmless)
+  pid_t w;
+  do {
+    w = ::waitpid(c.pid, &status, 0);  // it has ended: does not block
+  } while (w < 0 && errno == EINTR);
+  if (w != c.pid) return;
   ReadLogLocked(c, Clock::now());
   c.lifecycle.OnExit(status, c.we_killed);
-  ::kill(-c.pid, SIGKILL);  // anything the child left in its group
+  AbortProbeLocked(c);
   if (c.pidfd >= 0) {
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.pidfd, nullptr);
     ::close(c.pidfd);
@@ -588,7 +589,8 @@ void Supervisor::ReapLocked(Child& c) {
 void Supervisor::RespawnLocked(Child& c) {
   c.restart_at.reset();
   ++c.restarts;
-  c.lifecycle = Lifecycle(Clock::now(), HealthTimeoutFor(c.spec.model_bytes));
+  AbortProbeLocked(c);
+  c.lifecycle = Lifecycle(Clock::now(), HealthTimeoutFor(c.spec.model_bytes), LivenessFor(options_.liveness_timeout));
   if (c.log_fd >= 0) ::close(c.log_fd);
   c.log_fd = -1;
   c.log_offset = 0;
@@ -601,6 +603,85 @@ void Supervisor::RespawnLocked(Child& c) {
   if (c.pid > 0) ReadLogLocked(c, Clock::now());
 }
 
+void Supervisor::StartProbeLocked(Child& c, TimePoint now) {
+  AbortProbeLocked(c);
+  HealthProbe& p = c.probe;
+  p = HealthProbe{};
+  p.id = next_probe_id_++;
+  if (p.id == 0) p.id = next_probe_id_++;  // 0 is "none"
+  const auto limit = c.lifecycle.state() == ChildState::kReady
+                         ? std::max(kProbeTimeout, LivenessFor(options_.liveness_timeout).interval)
+                         : kProbeTimeout;
+  p.deadline = now + limit;
+  p.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (p.fd < 0) return FinishProbeLocked(c, 0, now);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(c.lifecycle.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool connected = ::connect(p.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  if (!connected && errno != EINPROGRESS) return FinishProbeLocked(c, 0, now);
+  epoll_event ev{};
+  ev.events = EPOLLOUT;
+  ev.data.u64 = kTagProbe | p.id;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, p.fd, &ev) != 0) return FinishProbeLocked(c, 0, now);
+  if (connected) AdvanceProbeLocked(c, EPOLLOUT, now);
+}
+
+void Supervisor::AdvanceProbeLocked(Child& c, uint32_t events, TimePoint now) {
+  HealthProbe& p = c.probe;
+  if (p.fd < 0) return;
+  if (!p.sent) {
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) return;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (::getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) return FinishProbeLocked(c, 0, now);
+    // 60 bytes into an empty loopback socket buffer: all or nothing.
+    constexpr size_t kLen = sizeof(kHealthRequest) - 1;
+    if (::send(p.fd, kHealthRequest, kLen, MSG_NOSIGNAL) != static_cast<ssize_t>(kLen)) {
+      return FinishProbeLocked(c, 0, now);
+    }
+    p.sent = true;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kTagProbe | p.id;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, p.fd, &ev) != 0) return FinishProbeLocked(c, 0, now);
+    return;  // the answer comes with EPOLLIN
+  }
+  while (p.got < sizeof(p.buf)) {
+    ssize_t r = ::recv(p.fd, p.buf + p.got, sizeof(p.buf) - p.got, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // more later
+    if (r <= 0) return FinishProbeLocked(c, ParseStatusLine(p.buf, p.got), now);
+    p.got += static_cast<size_t>(r);
+  }
+  FinishProbeLocked(c, ParseStatusLine(p.buf, p.got), now);
+}
+
+void Supervisor::FinishProbeLocked(Child& c, int http_status, TimePoint now) {
+  AbortProbeLocked(c);
+  ChildState before = c.lifecycle.state();
+  c.lifecycle.OnHealth(http_status, now);
+  if (c.lifecycle.state() != before) BumpLocked(c);
+}
+
+void Supervisor::AbortProbeLocked(Child& c) {
+  if (c.probe.fd >= 0) {
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.probe.fd, nullptr);
+    ::close(c.probe.fd);
+  }
+  c.probe.fd = -1;
+  c.probe.id = 0;
+}
+
+Supervisor::Child* Supervisor::FindProbeLocked(uint32_t id) {
+  if (id == 0) return nullptr;
+  for (auto& [name, c] : children_) {
+    if (c->probe.fd >= 0 && c->probe.id == id) return c.get();
+  }
+  return nullptr;
+}
+
 void Supervisor::MonitorLoop() {
   epoll_event events[32];
   for (;;) {
@@ -611,7 +692,9 @@ void Supervisor::MonitorLoop() {
       auto now = Clock::now();
       for (auto& [name, c] : children_) {
         auto d = c->lifecycle.NextDeadline();
-        if (c->restart_at && (!d || *c->restart_at < *d)) d = c->restart_at;
+        auto take = [&d](TimePoint t) { d = d ? std::min(*d, t) : t; };
+        if (c->restart_at) take(*c->restart_at);
+        if (c->probe.fd >= 0) take(c->probe.deadline);
         if (d) {
           auto ms = std::chrono::ceil<std::chrono::milliseconds>(*d - now).count();
           ms = std::max<int64_t>(0, ms);
@@ -624,14 +707,13 @@ void Supervisor::MonitorLoop() {
       std::fprintf(stderr, "corral: supervisor: epoll_wait: %s\n", std::strerror(errno));
       std::abort();
     }
-    std::vector<std::pair<uint32_t, int>> probes;  // serial, port
     bool notify = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto now = Clock::now();
       for (int i = 0; i < n; ++i) {
         uint64_t tag = events[i].data.u64 & 0xffffffff00000000ULL;
-        uint32_t serial = static_cast<uint32_t>(events[i].data.u64 & 0xffffffffULL);
+        uint32_t low = static_cast<uint32_t>(events[i].data.u64 & 0xffffffffULL);
         if (tag == kTagWake) {
           uint64_t v;
           ssize_t r = ::read(wake_fd_, &v, sizeof(v));
@@ -650,7 +732,9 @@ void Supervisor::MonitorLoop() {
             }
           }
         } else if (tag == kTagPidfd) {
-          if (Child* c = FindSerialLocked(serial)) ReapLocked(*c);
+          if (Child* c = FindSerialLocked(low)) ReapLocked(*c);
+        } else if (tag == kTagProbe) {
+          if (Child* c = FindProbeLocked(low)) AdvanceProbeLocked(*c, events[i].events, now);
         }
       }
       // Commands.
@@ -663,40 +747,29 @@ void Supervisor::MonitorLoop() {
           SpawnLocked(*c);
           if (c->pid > 0) ReadLogLocked(*c, Clock::now());
         } else if (c->lifecycle.OnStopRequested(Clock::now(), std::chrono::milliseconds(stop_grace_ms_.load()))) {
-          ::kill(-c->pid, SIGTERM);
+          AbortProbeLocked(*c);
+          if (c->pid > 0) ::kill(-c->pid, SIGTERM);
           BumpLocked(*c);
         }
       }
-      // Timers.
+      // Timers: restarts, probe deadlines, then each lifecycle's own.
       now = Clock::now();
       for (auto& [name, c] : children_) {
         if (c->restart_at && *c->restart_at <= now) RespawnLocked(*c);
+        if (c->probe.fd >= 0 && now >= c->probe.deadline) FinishProbeLocked(*c, 0, now);
         for (;;) {
           Action a = c->lifecycle.OnTick(now);
           if (a == Action::kNone) break;
           if (a == Action::kProbe) {
-            probes.emplace_back(c->serial, c->lifecycle.port());
-          } else if (c->pid > 0) {  // kKillForTimeout, kKillAfterGrace
-            c->we_killed = true;
-            ::kill(-c->pid, SIGKILL);
+            StartProbeLocked(*c, now);
+          } else {  // kKillForTimeout, kKillAfterGrace, kKillUnresponsive
+            AbortProbeLocked(*c);
+            if (c->pid > 0) {
+              c->we_killed = true;
+              ::kill(-c->pid, SIGKILL);  // the whole group: its connections close, its streams are cut
+            }
           }
         }
-      }
-      notify = changed_ && probes.empty();
-      if (notify) changed_ = false;
-    }
-    // Probes run without the lock: ps and friends are never blocked by a slow child.
-    if (!probes.empty()) {
-      std::vector<std::pair<uint32_t, int>> results;
-      for (auto [serial, port] : probes) results.emplace_back(serial, ProbeHealth(port));
-      std::lock_guard<std::mutex> lock(mu_);
-      auto now = Clock::now();
-      for (auto [serial, code] : results) {
-        Child* c = FindSerialLocked(serial);
-        if (c == nullptr) continue;
-        ChildState before = c->lifecycle.state();
-        c->lifecycle.OnHealth(code, now);
-        if (c->lifecycle.state() != before) BumpLocked(*c);
       }
       notify = changed_;
       changed_ = false;

@@ -5,11 +5,17 @@
 // destructor, owns every child process: it forks them (so PR_SET_PDEATHSIG, which fires
 // when the *forking thread* exits, is tied to a thread that lives as long as the
 // supervisor), and it watches them all with one epoll set: a pidfd per child (exit), one
-// inotify fd (log growth: the port line, loading progress), an eventfd (commands) and the
-// epoll timeout (probe backoff, health timeout, stop grace). Public methods may be called
-// from any thread; they take `mu_`, queue a command for the monitor thread when a process
-// must be touched, and wait on `cv_` for its result. Health probes run on the monitor
-// thread without holding `mu_`.
+// inotify fd (log growth: the port line, loading progress), the socket of each /health probe
+// in flight (non-blocking: connect, send, read the status line; never a blocking call), an
+// eventfd (commands) and the epoll timeout (probe backoff and deadlines, health timeout,
+// liveness, stop grace). Public methods may be called from any thread; they take `mu_`, queue
+// a command for the monitor thread when a process must be touched, and wait on `cv_` for its
+// result. The monitor holds `mu_` only for non-blocking work.
+//
+// Liveness: a ready child is probed every LivenessFor(liveness_timeout).interval; when /health
+// goes unanswered for liveness_timeout (lifecycle.h has the exact rule) its process group gets
+// SIGKILL, it is failed as kUnresponsive ("unresponsive: /health did not answer for 15 s") and
+// the restart policy applies as to any crash.
 //
 // Children never outlive the daemon: each child gets PR_SET_PDEATHSIG=SIGKILL (checked
 // against the getppid() race), runs in its own process group, has stdin on /dev/null and
@@ -55,6 +61,10 @@ struct SupervisorOptions {
   std::chrono::milliseconds health_timeout_base{std::chrono::seconds(60)};
   std::chrono::milliseconds health_timeout_per_gib{std::chrono::seconds(30)};
   std::chrono::milliseconds stop_grace{std::chrono::seconds(10)};
+  // A ready child whose /health does not answer this long is killed and failed
+  // (kUnresponsive); 0 = no liveness probes. llama-server answers /health from its HTTP
+  // threads even while it decodes, so only a hung (or stopped) process stays silent.
+  std::chrono::milliseconds liveness_timeout{std::chrono::seconds(15)};
   // Restart policy: the first delay; it doubles per crash in a row, up to 30 times this.
   std::chrono::milliseconds restart_delay{std::chrono::seconds(1)};
   // Called on the monitor thread, without locks held, after any child changed state
@@ -128,6 +138,7 @@ class Supervisor {
 
  private:
   struct Child;
+  struct HealthProbe;
   enum class CommandKind { kSpawn, kStop };
   struct Command {
     CommandKind kind;
@@ -142,6 +153,12 @@ class Supervisor {
   void ReapLocked(Child& c);
   void RespawnLocked(Child& c);
   Child* FindSerialLocked(uint32_t serial);
+  // The /health probe of a child (one at a time), on the epoll set.
+  void StartProbeLocked(Child& c, TimePoint now);
+  void AdvanceProbeLocked(Child& c, uint32_t epoll_events, TimePoint now);
+  void FinishProbeLocked(Child& c, int http_status, TimePoint now);  // reports to the lifecycle
+  void AbortProbeLocked(Child& c);                                   // closes it, reports nothing
+  Child* FindProbeLocked(uint32_t probe_id);
   ChildInfo InfoLocked(const Child& c) const;
   void BumpLocked(Child& c);
   uint64_t ReservedLocked() const;
@@ -158,6 +175,7 @@ class Supervisor {
   std::map<std::string, std::unique_ptr<Child>> children_;  // GUARDED_BY(mu_)
   std::vector<Command> commands_;                           // GUARDED_BY(mu_)
   uint32_t next_serial_ = 1;                                // GUARDED_BY(mu_)
+  uint32_t next_probe_id_ = 1;                              // GUARDED_BY(mu_)
   bool quit_ = false;                                       // GUARDED_BY(mu_)
   bool changed_ = false;                                    // GUARDED_BY(mu_)
 

@@ -139,6 +139,147 @@ TEST(LifecycleTest, SpawnFailureIsTerminal) {
   EXPECT_FALSE(lc.OnStopRequested(TimePoint{}, milliseconds(1)));
 }
 
+// Liveness (issue 11, item 8): a ready child is probed every interval; a run of failed or
+// unanswered probes that lasts the timeout, counted from the first probe of the run, kills it.
+TEST(LifecycleTest, ReadyChildIsProbedAndAnAnswerKeepsItAlive) {
+  TimePoint t0{};
+  Lifecycle lc(t0, milliseconds(1000), Liveness{milliseconds(100), milliseconds(400)});
+  lc.OnPortLearned(5, t0);
+  ASSERT_EQ(lc.OnTick(t0), Action::kProbe);
+  lc.OnHealth(200, t0 + milliseconds(1));
+  ASSERT_EQ(lc.state(), ChildState::kReady);
+  TimePoint t = t0 + milliseconds(1);
+  // Answered probes, one interval apart, for far longer than the timeout.
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(*lc.NextDeadline(), t + milliseconds(100)) << i;
+    EXPECT_EQ(lc.OnTick(t + milliseconds(99)), Action::kNone) << i;
+    t += milliseconds(100);
+    ASSERT_EQ(lc.OnTick(t), Action::kProbe) << i;
+    EXPECT_EQ(lc.OnTick(t), Action::kNone) << "one probe in flight at a time";
+    t += milliseconds(30);  // a slow answer
+    lc.OnHealth(200, t);
+  }
+  EXPECT_EQ(lc.state(), ChildState::kReady);
+  EXPECT_EQ(lc.failure().kind, FailureKind::kNone);
+}
+
+TEST(LifecycleTest, UnansweredProbesForTheTimeoutMakeTheChildUnresponsive) {
+  TimePoint t0{};
+  Lifecycle lc(t0, milliseconds(1000), Liveness{milliseconds(100), milliseconds(400)});
+  lc.OnPortLearned(5, t0);
+  ASSERT_EQ(lc.OnTick(t0), Action::kProbe);
+  lc.OnHealth(200, t0);
+  // The probe at 100 ms never comes back (SIGSTOP): the clock runs from when it was sent.
+  ASSERT_EQ(lc.OnTick(t0 + milliseconds(100)), Action::kProbe);
+  EXPECT_EQ(*lc.NextDeadline(), t0 + milliseconds(500));
+  // The supervisor abandons it at the probe's own deadline (here 150 ms) and reports 0; the
+  // next probe goes out an interval later, and the clock keeps running.
+  lc.OnHealth(0, t0 + milliseconds(250));
+  EXPECT_EQ(*lc.NextDeadline(), t0 + milliseconds(350));
+  ASSERT_EQ(lc.OnTick(t0 + milliseconds(350)), Action::kProbe);
+  lc.OnHealth(503, t0 + milliseconds(360));  // an answer that is not 200 does not count
+  ASSERT_EQ(lc.OnTick(t0 + milliseconds(460)), Action::kProbe);
+  EXPECT_EQ(*lc.NextDeadline(), t0 + milliseconds(500));
+  EXPECT_EQ(lc.OnTick(t0 + milliseconds(499)), Action::kNone);
+  EXPECT_EQ(lc.OnTick(t0 + milliseconds(500)), Action::kKillUnresponsive);
+  EXPECT_EQ(lc.OnTick(t0 + milliseconds(501)), Action::kNone);  // fires once, and no more probes
+  EXPECT_FALSE(lc.NextDeadline().has_value());
+  lc.OnHealth(200, t0 + milliseconds(502));  // too late: the kill is on its way
+  lc.OnExit(Signaled(SIGKILL), /*we_killed=*/true);
+  EXPECT_EQ(lc.state(), ChildState::kFailed);
+  EXPECT_EQ(lc.failure().kind, FailureKind::kUnresponsive);
+  EXPECT_EQ(lc.failure().message, "unresponsive: /health did not answer for 0.4 s");
+  EXPECT_EQ(to_string(FailureKind::kUnresponsive), "unresponsive");
+}
+
+TEST(LifecycleTest, AnAnswerInTimeEndsTheRunOfFailedProbes) {
+  TimePoint t0{};
+  Lifecycle lc(t0, milliseconds(1000), Liveness{milliseconds(100), milliseconds(12000)});
+  lc.OnPortLearned(5, t0);
+  ASSERT_EQ(lc.OnTick(t0), Action::kProbe);
+  lc.OnHealth(200, t0);
+  TimePoint t = t0;
+  for (int i = 0; i < 10; ++i) {  // 11.9 s without a 200 (SIGSTOP, then SIGCONT)...
+    t += milliseconds(100);
+    ASSERT_EQ(lc.OnTick(t), Action::kProbe);
+    t += milliseconds(1000);
+    lc.OnHealth(0, t);
+  }
+  t = t0 + milliseconds(100) + milliseconds(11900);
+  ASSERT_EQ(lc.OnTick(t - milliseconds(1)), Action::kProbe);
+  lc.OnHealth(200, t - milliseconds(1));  // ...then it answers, 1 ms before the bound
+  EXPECT_EQ(lc.OnTick(t + milliseconds(50)), Action::kNone);
+  ASSERT_EQ(lc.OnTick(t + milliseconds(99)), Action::kProbe);
+  EXPECT_EQ(*lc.NextDeadline(), t + milliseconds(99) + milliseconds(12000)) << "a new run starts a new clock";
+  EXPECT_EQ(lc.state(), ChildState::kReady);
+  EXPECT_EQ(lc.failure().kind, FailureKind::kNone);
+  // The message names the bound in whole seconds.
+  EXPECT_EQ(lc.OnTick(t + milliseconds(99) + milliseconds(12000)), Action::kKillUnresponsive);
+  EXPECT_EQ(lc.failure().message, "unresponsive: /health did not answer for 12 s");
+}
+
+TEST(LifecycleTest, APausedMonitorProbesBeforeItJudges) {
+  // The daemon itself was stopped (Ctrl+Z) for a minute with no probe out: the first tick
+  // after it sends a probe; nothing is judged on the old answer's age.
+  TimePoint t0{};
+  Lifecycle lc(t0, milliseconds(1000), Liveness{milliseconds(100), milliseconds(400)});
+  lc.OnPortLearned(5, t0);
+  ASSERT_EQ(lc.OnTick(t0), Action::kProbe);
+  lc.OnHealth(200, t0);
+  TimePoint later = t0 + std::chrono::seconds(60);
+  EXPECT_EQ(lc.OnTick(later), Action::kProbe);
+  lc.OnHealth(200, later + milliseconds(1));
+  EXPECT_EQ(lc.state(), ChildState::kReady);
+}
+
+TEST(LifecycleTest, LivenessOffStopAndCrashNeedNoProbes) {
+  TimePoint t0{};
+  {
+    Lifecycle off(t0, milliseconds(1000));  // no liveness: a ready child has no deadline
+    off.OnPortLearned(5, t0);
+    off.OnHealth(200, t0);
+    EXPECT_FALSE(off.NextDeadline().has_value());
+  }
+  Lifecycle lc(t0, milliseconds(1000), Liveness{milliseconds(100), milliseconds(400)});
+  lc.OnPortLearned(5, t0);
+  lc.OnHealth(200, t0);
+  ASSERT_EQ(lc.OnTick(t0 + milliseconds(100)), Action::kProbe);
+  // A stop while a probe is out: only the grace deadline is left, never kKillUnresponsive.
+  ASSERT_TRUE(lc.OnStopRequested(t0 + milliseconds(110), milliseconds(10000)));
+  EXPECT_EQ(*lc.NextDeadline(), t0 + milliseconds(10110));
+  EXPECT_EQ(lc.OnTick(t0 + milliseconds(600)), Action::kNone);
+  lc.OnExit(Signaled(SIGTERM), false);
+  EXPECT_EQ(lc.state(), ChildState::kStopped);
+  // A crash while a probe is out is a crash, with its own reason.
+  Lifecycle crash(t0, milliseconds(1000), Liveness{milliseconds(100), milliseconds(400)});
+  crash.OnPortLearned(5, t0);
+  crash.OnHealth(200, t0);
+  ASSERT_EQ(crash.OnTick(t0 + milliseconds(100)), Action::kProbe);
+  crash.OnExit(Signaled(SIGSEGV), false);
+  EXPECT_EQ(crash.failure().kind, FailureKind::kSignaled);
+  EXPECT_EQ(crash.failure().message, "killed by SIGSEGV while serving");
+}
+
+TEST(LifecycleTest, LivenessForScalesTheIntervalWithTheTimeout) {
+  EXPECT_EQ(LivenessFor(milliseconds(0)).timeout, milliseconds(0));
+  EXPECT_EQ(LivenessFor(std::chrono::seconds(15)).interval, std::chrono::seconds(3));
+  EXPECT_EQ(LivenessFor(std::chrono::seconds(2)).interval, milliseconds(500));
+  EXPECT_EQ(LivenessFor(milliseconds(40)).interval, kMinLivenessInterval);
+}
+
+// A log write while a readiness probe is out: the next probe goes out as soon as the answer
+// (a 503) is in, not after the backoff.
+TEST(LifecycleTest, LogOutputDuringAProbeMakesTheNextOneImmediate) {
+  TimePoint t{};
+  Lifecycle lc(t, milliseconds(100000));
+  lc.OnPortLearned(1, t);
+  ASSERT_EQ(lc.OnTick(t), Action::kProbe);
+  lc.OnLogOutput(t + milliseconds(1));
+  EXPECT_EQ(lc.OnTick(t + milliseconds(1)), Action::kNone) << "still one probe at a time";
+  lc.OnHealth(503, t + milliseconds(3));
+  EXPECT_EQ(lc.OnTick(t + milliseconds(3)), Action::kProbe);
+}
+
 TEST(LifecycleTest, ToStringCoversEveryState) {
   EXPECT_EQ(to_string(ChildState::kStarting), "starting");
   EXPECT_EQ(to_string(ChildState::kLoading), "loading");
@@ -148,6 +289,7 @@ TEST(LifecycleTest, ToStringCoversEveryState) {
   EXPECT_EQ(to_string(ChildState::kFailed), "failed");
   EXPECT_EQ(to_string(FailureKind::kOomKilled), "oom_killed");
   EXPECT_EQ(to_string(FailureKind::kHealthTimeout), "health_timeout");
+  EXPECT_EQ(to_string(FailureKind::kUnresponsive), "unresponsive");
 }
 
 }  // namespace

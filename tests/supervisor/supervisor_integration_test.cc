@@ -284,6 +284,68 @@ TEST_F(LifecycleCliTest, RestartFlagBringsACrashedChildBack) {
   EXPECT_EQ(Corral({"stop", m["name"]}).exit_code, 0);
 }
 
+// Liveness (issue 11, item 8): a SIGSTOPped llama-server stops answering /health; with a
+// 2 s liveness bound it is killed, shown in ps as failed with the reason, and the restart
+// policy brings it back on a new pid.
+TEST_F(LifecycleCliTest, StoppedChildIsKilledAsUnresponsiveAndRestarted) {
+  std::map<std::string, std::string> fast = {{"CORRAL_LIVENESS_TIMEOUT", "2"}};
+  json m = Json({"start", model_, "--restart", "--json"}, fast)["model"];
+  ASSERT_EQ(m["state"], "ready") << m;
+  const int pid = m["pid"];
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  json failed;
+  std::string plain;
+  json back;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    back = PsModel(m["name"]);
+    if (failed.is_null() && back["state"] == "failed") {
+      failed = back;
+      plain = Corral({"ps"}).out;  // the 1 s restart delay leaves time to see it
+    }
+    if (back["state"] == "ready" && back.value("restarts", 0) >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(WaitGone(pid)) << "the stopped child was not killed";
+  ASSERT_FALSE(failed.is_null()) << "never listed as failed; last: " << back;
+  EXPECT_EQ(failed["failure"]["kind"], "unresponsive") << failed;
+  EXPECT_EQ(failed["failure"]["message"], "unresponsive: /health did not answer for 2 s") << failed;
+  EXPECT_NE(plain.find("unresponsive: /health did not answer for 2 s"), std::string::npos) << plain;
+  ASSERT_EQ(back["state"], "ready") << back;
+  EXPECT_GE(back.value("restarts", 0), 1) << back;
+  EXPECT_NE(back["pid"], pid);
+  auto health = testing::Http("GET", back["port"].get<int>(), "/health");
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(Corral({"stop", m["name"]}).exit_code, 0);
+}
+
+// Issue 11, item 10: two real children killed at once with different signals are each
+// reported with their own.
+TEST_F(LifecycleCliTest, TwoChildrenKilledWithDifferentSignalsKeepTheirOwnReasons) {
+  json a = Json({"start", model_, "--json"})["model"];
+  json b = Json({"start", model_, "--name", "second", "--json"})["model"];
+  ASSERT_EQ(::kill(a["pid"].get<int>(), SIGSEGV), 0);
+  ASSERT_EQ(::kill(b["pid"].get<int>(), SIGKILL), 0);
+  json fa;
+  json fb;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    fa = PsModel(a["name"]);
+    fb = PsModel("second");
+    if (fa["state"] == "failed" && fb["state"] == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(fa["state"], "failed") << fa;
+  ASSERT_EQ(fb["state"], "failed") << fb;
+  EXPECT_EQ(fa["failure"]["kind"], "signaled") << fa;
+  EXPECT_EQ(fa["failure"]["signal"], SIGSEGV) << fa;
+  EXPECT_EQ(fa["failure"]["message"], "killed by SIGSEGV while serving") << fa;
+  EXPECT_EQ(fb["failure"]["kind"], "oom_killed") << fb;
+  EXPECT_EQ(fb["failure"]["signal"], SIGKILL) << fb;
+  EXPECT_EQ(fb["failure"]["message"].get<std::string>().rfind("killed by SIGKILL while serving", 0), 0u) << fb;
+}
+
 TEST_F(LifecycleCliTest, CorruptGgufFailsToLoadWithAClearReason) {
   // A truncated copy: the header is intact, the tensor data is not.
   std::string bad = dir_.File("trunc.gguf");

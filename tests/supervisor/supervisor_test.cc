@@ -57,10 +57,11 @@ bool Gone(pid_t pid) {
   return paren + 2 < stat->size() && (*stat)[paren + 2] == 'Z';
 }
 
-// A tiny /health server: answers 503 `busy` times, then 200. One thread, blocking.
+// A tiny /health server: answers 503 `busy` times, then 200. One thread, blocking. While
+// hung (SetHung), it accepts connections and never answers them, like a SIGSTOPped child.
 class FakeHealth {
  public:
-  explicit FakeHealth(int busy) : busy_(busy) {
+  explicit FakeHealth(int busy, bool hung = false) : busy_(busy), hung_(hung) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -74,6 +75,11 @@ class FakeHealth {
       for (;;) {
         int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (c < 0) return;
+        if (hung_.load()) {
+          held_.push_back(c);  // never answered; closed when the fake ends
+          hung_requests_.fetch_add(1);
+          continue;
+        }
         char buf[512];
         ssize_t r = ::recv(c, buf, sizeof(buf), 0);
         (void)r;
@@ -90,12 +96,18 @@ class FakeHealth {
     ::shutdown(fd_, SHUT_RDWR);
     ::close(fd_);
     thread_.join();
+    for (int c : held_) ::close(c);
   }
   int port() const { return port_; }
   int requests() const { return requests_.load(); }
+  int hung_requests() const { return hung_requests_.load(); }
+  void SetHung(bool hung) { hung_.store(hung); }
 
  private:
   int busy_;
+  std::atomic<bool> hung_;
+  std::atomic<int> hung_requests_{0};
+  std::vector<int> held_;  // the accept thread's only
   int fd_ = -1;
   int port_ = 0;
   std::atomic<int> requests_{0};
@@ -301,6 +313,135 @@ TEST(SupervisorTest, RestartPolicySkipsAChildThatNeverGotReadyAndStopCancels) {
   ASSERT_TRUE(sup2.Stop("crash-once").ok());
   EXPECT_FALSE(sup2.Get("crash-once").ok());
   EXPECT_EQ(sup2.reserved_bytes(), 0U);
+}
+
+// Waits (bounded) until `pred(info)` holds for the child, following its generations.
+template <typename Pred>
+Result<ChildInfo> WaitFor(const Supervisor& sup, const std::string& name, Pred pred,
+                          std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  auto info = sup.Get(name);
+  while (info.ok() && !pred(*info) && std::chrono::steady_clock::now() < deadline) {
+    info = sup.WaitForChange(name, info->generation, milliseconds(100));
+  }
+  if (info.ok() && !pred(*info)) return Status(StatusCode::kTimeout, "condition not reached");
+  return info;
+}
+
+// Liveness (issue 11, item 8): a ready child whose /health stops answering is killed (its
+// group), failed as unresponsive with the reason, and the restart policy brings it back.
+TEST(SupervisorTest, UnresponsiveReadyChildIsKilledFailedAndRestarted) {
+  TempDir dir;
+  FakeHealth health(/*busy=*/0);
+  std::string exe = Script(dir, "fake.sh",
+                           "echo \"main: server is listening on http://127.0.0.1:$FAKE_PORT\"\n"
+                           "exec sleep 60");
+  SupervisorOptions o = Options(dir, exe);
+  o.liveness_timeout = milliseconds(400);
+  o.restart_delay = milliseconds(300);
+  Supervisor sup(o);
+  LaunchSpec spec = Spec("hangs");
+  spec.env = {"FAKE_PORT=" + std::to_string(health.port()), "PATH=/usr/bin:/bin"};
+  spec.restart = true;
+  ASSERT_TRUE(sup.Start(spec).ok());
+  auto ready = sup.WaitSettled("hangs", std::chrono::seconds(30));
+  ASSERT_TRUE(ready.ok());
+  ASSERT_EQ(ready->state, ChildState::kReady) << ready->failure.message;
+  // Answered liveness probes keep it ready: wait for two of them (100 ms apart).
+  const int before = health.requests();
+  auto probed = WaitFor(
+      sup, "hangs", [&](const ChildInfo&) { return health.requests() >= before + 2; }, std::chrono::seconds(10));
+  (void)probed;
+  ASSERT_GE(health.requests(), before + 2) << "no liveness probes";
+  ASSERT_EQ(sup.Get("hangs")->state, ChildState::kReady);
+
+  health.SetHung(true);
+  auto failed = WaitFor(sup, "hangs", [](const ChildInfo& i) { return i.state == ChildState::kFailed; });
+  ASSERT_TRUE(failed.ok()) << failed.status().ToString();
+  EXPECT_EQ(failed->failure.kind, FailureKind::kUnresponsive) << failed->failure.message;
+  EXPECT_EQ(failed->failure.message, "unresponsive: /health did not answer for 0.4 s");
+  EXPECT_GE(failed->restart_in_ms, 0) << "the restart policy applies";
+  EXPECT_TRUE(Gone(ready->pid));
+  EXPECT_GE(health.hung_requests(), 1);
+
+  health.SetHung(false);
+  auto back =
+      WaitFor(sup, "hangs", [](const ChildInfo& i) { return i.state == ChildState::kReady && i.restarts >= 1; });
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_NE(back->pid, ready->pid);
+  EXPECT_EQ(back->failure.kind, FailureKind::kNone);
+}
+
+// Non-blocking probes (issue 12, item 7): a child whose /health never answers does not hold
+// up another child's start or readiness (the blocking probe held the monitor thread up to
+// 1.2 s per probe, one child after another).
+TEST(SupervisorTest, AHungProbeDoesNotDelayAnotherChildsReadiness) {
+  TempDir dir;
+  FakeHealth silent(/*busy=*/0, /*hung=*/true);
+  FakeHealth quick(/*busy=*/0);
+  std::string exe = Script(dir, "fake.sh",
+                           "echo \"main: server is listening on http://127.0.0.1:$FAKE_PORT\"\n"
+                           "exec sleep 60");
+  Supervisor sup(Options(dir, exe));
+  LaunchSpec a = Spec("silent");
+  a.env = {"FAKE_PORT=" + std::to_string(silent.port()), "PATH=/usr/bin:/bin"};
+  ASSERT_TRUE(sup.Start(a).ok());
+  // Wait until a probe of the silent child is out (bounded poll on the fake's counter).
+  for (int i = 0; i < 3000 && silent.hung_requests() == 0; ++i) std::this_thread::sleep_for(milliseconds(2));
+  ASSERT_GE(silent.hung_requests(), 1);
+  LaunchSpec b = Spec("quick");
+  b.env = {"FAKE_PORT=" + std::to_string(quick.port()), "PATH=/usr/bin:/bin"};
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(sup.Start(b).ok());
+  auto info = sup.WaitSettled("quick", std::chrono::seconds(30));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(info.ok());
+  ASSERT_EQ(info->state, ChildState::kReady);
+  EXPECT_LT(took, milliseconds(700)) << "the silent child's probe held up the monitor thread";
+  EXPECT_EQ(sup.Get("silent")->state, ChildState::kLoading);
+}
+
+// Issue 11, item 10: each child's exit status is its own. Three children killed at once with
+// three different signals are each reported with their own signal; again after the restart
+// policy brought them back (same serial, new pid and pidfd), with the signals rotated.
+TEST(SupervisorTest, ChildrenKilledTogetherEachKeepTheirOwnReason) {
+  TempDir dir;
+  FakeHealth health(/*busy=*/0);
+  std::string exe = Script(dir, "fake.sh",
+                           "echo \"main: server is listening on http://127.0.0.1:$FAKE_PORT\"\n"
+                           "exec sleep 60");
+  SupervisorOptions o = Options(dir, exe);
+  o.restart_delay = milliseconds(300);
+  Supervisor sup(o);
+  const std::vector<std::string> names = {"a", "b", "c"};
+  const std::vector<int> signals = {SIGSEGV, SIGKILL, SIGTERM};
+  for (const auto& name : names) {
+    LaunchSpec spec = Spec(name);
+    spec.env = {"FAKE_PORT=" + std::to_string(health.port()), "PATH=/usr/bin:/bin"};
+    spec.restart = true;
+    ASSERT_TRUE(sup.Start(spec).ok());
+  }
+  for (uint32_t round = 0; round < 2; ++round) {
+    std::vector<pid_t> pids;
+    for (const auto& name : names) {
+      auto info =
+          WaitFor(sup, name, [&](const ChildInfo& i) { return i.state == ChildState::kReady && i.restarts == round; });
+      ASSERT_TRUE(info.ok()) << name << ": " << info.status().ToString();
+      pids.push_back(info->pid);
+    }
+    std::vector<int> sent;
+    for (size_t i = 0; i < names.size(); ++i) sent.push_back(signals[(i + round) % signals.size()]);
+    for (size_t i = 0; i < names.size(); ++i) ASSERT_EQ(::kill(pids[i], sent[i]), 0);
+    for (size_t i = 0; i < names.size(); ++i) {
+      auto info = WaitFor(sup, names[i], [](const ChildInfo& c) { return c.state == ChildState::kFailed; });
+      ASSERT_TRUE(info.ok()) << names[i];
+      EXPECT_EQ(info->failure.signal, sent[i]) << names[i] << ": " << info->failure.message;
+      const std::string abbrev = std::string("SIG") + ::sigabbrev_np(sent[i]);
+      EXPECT_EQ(info->failure.message.rfind("killed by " + abbrev + " while serving", 0), 0u)
+          << names[i] << ": " << info->failure.message;
+      EXPECT_EQ(info->failure.kind, sent[i] == SIGKILL ? FailureKind::kOomKilled : FailureKind::kSignaled) << names[i];
+    }
+  }
 }
 
 TEST(SupervisorTest, NamesAreUniqueWhileLive) {
