@@ -159,6 +159,10 @@ Result<UpMessage> ParseUp(std::string_view text) {
   return m;
 }
 
+// Every ProxyOptions field must cross the link (listen_fd excepted: the process's own fd 3).
+// A new field changes the size: add it to EncodeOptions and ParseDown, then update this.
+static_assert(sizeof(proxy::ProxyOptions) == 224, "a ProxyOptions field is missing from the proxy-process link");
+
 std::string EncodeOptions(const proxy::ProxyOptions& o) {
   json j = {{"t", "options"},
             {"listen", o.listen},
@@ -175,8 +179,13 @@ std::string EncodeOptions(const proxy::ProxyOptions& o) {
             {"relay_buffer_bytes", o.relay_buffer_bytes},
             {"max_pipelined_bytes", o.max_pipelined_bytes},
             {"add_model_header", o.add_model_header},
-            {"version", o.version}};
-  return j.dump();
+            {"version", o.version},
+            {"max_json_depth", o.max_json_depth},
+            {"cors_origins", o.cors_origins},
+            {"max_connections", o.max_connections},
+            {"max_connections_per_client", o.max_connections_per_client},
+            {"max_buffered_body_bytes", o.max_buffered_body_bytes}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string EncodeRoutes(const proxy::RouteMap& routes) {
@@ -253,6 +262,11 @@ Result<DownMessage> ParseDown(std::string_view text) {
       o.max_pipelined_bytes = j.at("max_pipelined_bytes").get<size_t>();
       o.add_model_header = j.at("add_model_header").get<bool>();
       o.version = j.at("version").get<std::string>();
+      o.max_json_depth = j.at("max_json_depth").get<size_t>();
+      o.cors_origins = j.at("cors_origins").get<std::vector<std::string>>();
+      o.max_connections = j.at("max_connections").get<size_t>();
+      o.max_connections_per_client = j.at("max_connections_per_client").get<size_t>();
+      o.max_buffered_body_bytes = j.at("max_buffered_body_bytes").get<uint64_t>();
     } else if (t == "routes") {
       d.type = DownMessage::Type::kRoutes;
       for (const auto& r : j.at("r")) {

@@ -73,6 +73,11 @@ TEST(EdgeLinkTest, DownMessagesRoundTrip) {
   o.client_timeout = std::chrono::milliseconds(777);
   o.preconnect = false;
   o.version = "9.9";
+  o.max_json_depth = 9;
+  o.cors_origins = {"http://a.example", "*"};
+  o.max_connections = 11;
+  o.max_connections_per_client = 12;
+  o.max_buffered_body_bytes = 13;
   auto d = ParseDown(EncodeOptions(o));
   ASSERT_TRUE(d.ok()) << d.status().message();
   EXPECT_EQ(d->options.listen, o.listen);
@@ -81,6 +86,11 @@ TEST(EdgeLinkTest, DownMessagesRoundTrip) {
   EXPECT_EQ(d->options.client_timeout, o.client_timeout);
   EXPECT_FALSE(d->options.preconnect);
   EXPECT_EQ(d->options.version, "9.9");
+  EXPECT_EQ(d->options.max_json_depth, 9U);
+  EXPECT_EQ(d->options.cors_origins, o.cors_origins);
+  EXPECT_EQ(d->options.max_connections, 11U);
+  EXPECT_EQ(d->options.max_connections_per_client, 12U);
+  EXPECT_EQ(d->options.max_buffered_body_bytes, 13U);
 
   proxy::RouteMap routes;
   routes.routes["alpha"] = {"127.0.0.1", 4000};
