@@ -22,6 +22,8 @@ int RunServe(const GlobalOptions& global) {
   if (!config.ok()) return ToInt(ExitCode::kUsage);
   Status s = daemon::Run(*config);
   if (s.code() == StatusCode::kAlreadyExists) return Fail(ExitCode::kOther, s.message());
+  // A value the daemon refused (memory_budget, models: args) is a usage error, as a bad flag is.
+  if (s.code() == StatusCode::kInvalidArgument) return Fail(ExitCode::kUsage, "daemon: " + s.message());
   if (!s.ok()) return Fail(ExitCode::kOther, "daemon: " + s.message());
   return 0;
 }
