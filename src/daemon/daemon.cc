@@ -46,6 +46,7 @@ constexpr uint64_t kMaxLogWindow = 8ULL << 20;
 constexpr std::chrono::milliseconds kMaxLongPoll{5000};
 constexpr std::chrono::milliseconds kSpawnTimeout{15000};
 constexpr std::chrono::milliseconds kLockWait{10000};
+constexpr std::chrono::milliseconds kStateLockWait{2000};
 
 // The daemon's log (stderr; daemon.log for a background daemon). `log_level` filters it:
 // error < warn < info (the default) < debug, trace (nothing more verbose than info yet).
@@ -689,11 +690,19 @@ Status Run(const config::Config& config) {
     ::close(lock_fd);
     return ErrnoError("open " + StateLockPath(), e);
   }
-  if (::flock(state_lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(state_lock_fd);
-    ::close(lock_fd);
-    return Status(StatusCode::kAlreadyExists,
-                  "another Corral daemon uses the state directory " + StateDir() + " (lock " + StateLockPath() + ")");
+  // A daemon SIGKILLed a moment ago releases this lock with its runtime lock, but not at the
+  // same instant: wait a little (kStateLockWait) before calling it another daemon's.
+  const auto state_deadline = std::chrono::steady_clock::now() + kStateLockWait;
+  delay = std::chrono::milliseconds(5);
+  while (::flock(state_lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (std::chrono::steady_clock::now() >= state_deadline) {
+      ::close(state_lock_fd);
+      ::close(lock_fd);
+      return Status(StatusCode::kAlreadyExists,
+                    "another Corral daemon uses the state directory " + StateDir() + " (lock " + StateLockPath() + ")");
+    }
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(100));
   }
   auto release_locks = [&] {
     ::close(state_lock_fd);
