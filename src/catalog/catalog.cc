@@ -5,6 +5,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -526,33 +528,92 @@ nlohmann::json EstimateJson(const MemoryEstimate& e) {
                         {"total_bytes", e.total_bytes}};
 }
 
-Result<Model> Catalog::Resolve(std::string_view ref_view) const {
-  const std::string ref(ref_view);
+Status CheckReference(std::string_view ref) {
   if (ref.empty()) return InvalidArgument("empty model reference");
-  const std::string lref = Lower(ref);
+  if (ref.size() > kMaxReferenceBytes) {
+    return InvalidArgument("model reference too long (" + std::to_string(ref.size()) + " bytes; at most " +
+                           std::to_string(kMaxReferenceBytes) + ")");
+  }
+  for (char c : ref) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "0x%02x", u);
+      return InvalidArgument(std::string("model reference contains a control character (") + hex +
+                             "); model names never do");
+    }
+  }
+  return Status::Ok();
+}
 
+const Model* Catalog::FindExact(std::string_view name) const {
+  const std::string lname = Lower(name);
+  for (const auto& m : models_) {
+    if (Lower(m.name) == lname) return &m;
+  }
+  for (const auto& m : models_) {
+    for (const auto& a : m.aliases) {
+      if (a == name) return &m;
+    }
+  }
+  return nullptr;
+}
+
+Result<Model> Catalog::ResolveFile(const std::string& path) const {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return ErrnoError(path, errno);
+  if (!S_ISREG(st.st_mode)) return InvalidArgument(path + " is not a regular file");
+  for (const auto& m : models_) {
+    for (const auto& f : m.files) {
+      struct stat fs {};
+      if (::stat(f.c_str(), &fs) == 0 && fs.st_dev == st.st_dev && fs.st_ino == st.st_ino) return m;
+    }
+  }
+  CORRAL_ASSIGN_OR_RETURN(Model m, ModelFromFile(path));
+  // A name belongs to one file: a file outside the catalog never takes a catalog model's
+  // name (its metadata may say anything), so a request by that name keeps reaching the
+  // catalog's file.
+  if (FindExact(m.name) != nullptr) {
+    char hex[17];
+    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(Fnv1a(m.path)));
+    m.name += "-" + SourceTag(m.source) + "-" + std::string(hex, 6);
+  }
+  return m;
+}
+
+Result<Model> Catalog::Resolve(std::string_view ref_view) const {
+  CORRAL_RETURN_IF_ERROR(CheckReference(ref_view));
+  const std::string ref(ref_view);
   // A path: a known model's file (links included), else read on the spot.
   if (ref.find('/') != std::string::npos || Lower(ref).ends_with(".gguf")) {
     struct stat st {};
     const std::string p = ExpandHome(ref);
-    if (::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-      for (const auto& m : models_) {
-        for (const auto& f : m.files) {
-          struct stat fs {};
-          if (::stat(f.c_str(), &fs) == 0 && fs.st_dev == st.st_dev && fs.st_ino == st.st_ino) return m;
-        }
-      }
-      return ModelFromFile(p);
-    }
+    if (::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return ResolveFile(p);
   }
-  for (const auto& m : models_) {
-    if (Lower(m.name) == lref) return m;
+  return MatchName(ref);
+}
+
+Result<Model> Catalog::ResolveName(std::string_view ref) const {
+  CORRAL_RETURN_IF_ERROR(CheckReference(ref));
+  bool pathlike = ref.front() == '/' || ref.front() == '~' || ref.find('\\') != std::string_view::npos;
+  size_t start = 0;
+  while (!pathlike && start <= ref.size()) {
+    size_t end = ref.find('/', start);
+    if (end == std::string_view::npos) end = ref.size();
+    const std::string_view part = ref.substr(start, end - start);
+    pathlike = part == "." || part == "..";
+    start = end + 1;
   }
-  for (const auto& m : models_) {
-    for (const auto& a : m.aliases) {
-      if (a == ref) return m;
-    }
+  if (pathlike) {
+    return InvalidArgument(
+        "model references in requests are model names, not file paths (see `corral list` for the names)");
   }
+  return MatchName(std::string(ref));
+}
+
+Result<Model> Catalog::MatchName(const std::string& ref) const {
+  const std::string lref = Lower(ref);
+  if (const Model* m = FindExact(ref)) return *m;
   std::vector<const Model*> hits;
   for (const auto& m : models_) {
     if (!m.origin.empty() && Lower(m.origin) == lref) hits.push_back(&m);

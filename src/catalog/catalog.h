@@ -83,10 +83,29 @@ class Catalog {
   const std::vector<std::string>& warnings() const { return warnings_; }
 
   // Accepts a canonical name, an alias, a unique substring, or a path to a .gguf file
-  // (a path outside every scanned directory is read on the spot).
+  // (ResolveFile). For the local user (CLI, control socket) only: a reference that comes
+  // from the network goes through ResolveName.
   // No match: StatusCode::kNotFound; several: StatusCode::kAmbiguous; the message names
-  // the candidates (the CLI maps both to exit code 66).
+  // the candidates (the CLI maps both to exit code 66). A reference CheckReference refuses:
+  // kInvalidArgument.
   Result<Model> Resolve(std::string_view ref) const;
+
+  // Names only, never the filesystem: a canonical name (any case), an alias, the source
+  // tool's name (origin, "org/repo", "llama3.2:3b"), or a unique substring of those. A
+  // reference that looks like a path (leading '/' or '~', a "." or ".." component) is
+  // refused with kInvalidArgument before any matching. For model references from requests.
+  Result<Model> ResolveName(std::string_view ref) const;
+
+  // The model whose canonical name (any case) or alias is exactly `name`; nullptr when
+  // none. No substrings, no paths: the one file a name belongs to.
+  const Model* FindExact(std::string_view name) const;
+
+  // The model in the regular file at `path` (a .gguf, links followed): the catalog's own
+  // entry when the file is one of its models' files (same device and inode), else read on
+  // the spot (source "path"); then a name a catalog model already holds (canonical or
+  // alias) is never given to another file: it gets a "-path-HASH" suffix, as duplicate
+  // names in the catalog get theirs.
+  Result<Model> ResolveFile(const std::string& path) const;
 
   // Index statistics of the last Load: entries reused and files read.
   struct Stats {
@@ -97,10 +116,19 @@ class Catalog {
   const Stats& stats() const { return stats_; }
 
  private:
+  // Exact name, alias, origin, then unique substring (the name half of Resolve).
+  Result<Model> MatchName(const std::string& ref) const;
+
   std::vector<Model> models_;
   std::vector<std::string> warnings_;
   Stats stats_;
 };
+
+// Refuses a model reference no model can have: empty, longer than kMaxReferenceBytes, or
+// holding a control character (bytes 0x00-0x1f and 0x7f: CR, LF, NUL, ESC ...). The
+// message never repeats the reference (it may be a terminal escape or a header break).
+inline constexpr size_t kMaxReferenceBytes = 1024;
+Status CheckReference(std::string_view ref);
 
 // The model a single GGUF file (and its sibling shards) makes, read on the spot.
 Result<Model> ModelFromFile(const std::string& path, std::string source = "path");

@@ -61,6 +61,20 @@ struct Walker {
     char* real = ::realpath(path.c_str(), nullptr);
     f.real_path = real != nullptr ? std::string(real) : path;
     std::free(real);
+    // Both directories: the one it was found in and the one a link leads to.
+    mode_t dir_modes = 0;
+    for (const std::string* p : {&f.path, &f.real_path}) {
+      struct stat dst {};
+      const size_t slash = p->rfind('/');
+      const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : p->substr(0, slash);
+      if (::stat(dir.c_str(), &dst) == 0) dir_modes |= dst.st_mode;
+    }
+    if (IsForeignInOpenPlace(st.st_uid, st.st_mode, dir_modes, ::geteuid())) {
+      out.warnings.push_back(path + ": owned by another user (uid " + std::to_string(st.st_uid) +
+                             ") in a place anyone can write; not listed (move it to a directory of yours "
+                             "to use it)");
+      return;
+    }
     f.source = source;
     f.origin = origin;
     f.mmproj = mmproj;
@@ -275,6 +289,11 @@ bool IsIncompleteDownload(std::string_view name) {
     if (EndsWith(name, s)) return true;
   }
   return name.find(".tmp.") != std::string_view::npos;  // our own AtomicFile temporaries
+}
+
+bool IsForeignInOpenPlace(uid_t owner, mode_t file_mode, mode_t dir_mode, uid_t me) {
+  if (owner == me || owner == 0) return false;
+  return (file_mode & S_IWOTH) != 0 || (dir_mode & S_IWOTH) != 0;
 }
 
 DiscoveryResult Discover(const DiscoveryInput& in) {

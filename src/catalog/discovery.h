@@ -49,6 +49,12 @@ struct DiscoveryResult {
 
 DiscoveryResult Discover(const DiscoveryInput& input);
 
+// True for a file another local user could have planted or rewritten: owned by neither
+// `me` nor root, while the file itself or its directory (`dir_mode`) is writable by
+// everyone (/tmp, a world-writable share). Discovery does not list such files (a warning
+// says why): their metadata could claim any model's name. docs/catalog.md.
+bool IsForeignInOpenPlace(uid_t owner, mode_t file_mode, mode_t dir_mode, uid_t me);
+
 // True for names of files still being downloaded.
 bool IsIncompleteDownload(std::string_view name);
 

@@ -22,6 +22,8 @@ int RunServe(const GlobalOptions& global) {
   if (!config.ok()) return ToInt(ExitCode::kUsage);
   Status s = daemon::Run(*config);
   if (s.code() == StatusCode::kAlreadyExists) return Fail(ExitCode::kOther, s.message());
+  // A value the daemon refused (memory_budget, models: args) is a usage error, as a bad flag is.
+  if (s.code() == StatusCode::kInvalidArgument) return Fail(ExitCode::kUsage, "daemon: " + s.message());
   if (!s.ok()) return Fail(ExitCode::kOther, "daemon: " + s.message());
   return 0;
 }
@@ -46,6 +48,9 @@ int RunDaemonStart(const GlobalOptions& global) {
 }
 
 int RunDaemonStop(const GlobalOptions& global) {
+  if (Status s = control::CheckSocketAccess(daemon::SocketPath()); !s.ok()) {
+    return Fail(ExitCode::kDaemonUnreachable, s.message());
+  }
   control::ControlClient client(daemon::SocketPath());
   if (!client.Ping()) {
     if (global.json) {
@@ -79,6 +84,9 @@ int RunDaemonStop(const GlobalOptions& global) {
 }
 
 int RunDaemonStatus(const GlobalOptions& global) {
+  if (Status s = control::CheckSocketAccess(daemon::SocketPath()); !s.ok()) {
+    return Fail(ExitCode::kDaemonUnreachable, s.message());
+  }
   control::ControlClient client(daemon::SocketPath());
   auto reply = client.Call("GET", "/v1/status", nullptr, std::chrono::seconds(5));
   if (!reply.ok() || reply->error) {
@@ -99,6 +107,9 @@ int RunDaemonStatus(const GlobalOptions& global) {
 // `corral daemon reload`: the daemon re-reads config.yaml (as on SIGHUP). Exit 64 when the
 // file is rejected (the daemon keeps its running config), 65 when no daemon runs.
 int RunDaemonReload(const GlobalOptions& global) {
+  if (Status s = control::CheckSocketAccess(daemon::SocketPath()); !s.ok()) {
+    return Fail(ExitCode::kDaemonUnreachable, s.message());
+  }
   control::ControlClient client(daemon::SocketPath());
   if (!client.Ping())
     return Fail(ExitCode::kDaemonUnreachable, "no daemon running (socket " + daemon::SocketPath() + ")");

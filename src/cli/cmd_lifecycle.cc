@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "cli/commands.h"
 #include "cli/lifecycle_client.h"
 #include "control/api.h"
@@ -159,6 +160,7 @@ StartOutcome StartAndWait(const GlobalOptions& global, control::ControlClient& c
 }
 
 int RunStart(const GlobalOptions& global, const StartArgs& a) {
+  if (Status s = catalog::CheckReference(a.model); !s.ok()) return Fail(ExitCode::kUsage, "start: " + s.message());
   if (Status s = supervisor::CheckRawArgs(a.raw); !s.ok()) return Fail(ExitCode::kUsage, s.message());
   auto client = ConnectDaemon(global, a.no_spawn);
   if (!client.ok()) return Fail(ExitCode::kDaemonUnreachable, client.status().message());
@@ -274,6 +276,9 @@ int RunStop(const GlobalOptions& global, const std::vector<std::string>& names, 
   if (names.empty() && !all) return Fail(ExitCode::kUsage, "stop: name a model or pass --all");
   (void)no_spawn;  // stop never starts a daemon: with none running, nothing runs
   auto client = ConnectDaemon(global, /*no_spawn=*/true);
+  if (!client.ok() && client.status().code() == StatusCode::kFailedPrecondition) {
+    return Fail(ExitCode::kDaemonUnreachable, client.status().message());
+  }
   if (!client.ok()) {
     if (names.empty()) {
       std::printf(global.json ? "{\"stopped\": []}\n" : "nothing to stop (no daemon running)\n");
@@ -346,6 +351,7 @@ int FollowFile(const std::string& path, uint64_t offset) {
 }
 
 int RunLogs(const GlobalOptions& global, const std::string& name, int lines, bool follow, bool no_spawn) {
+  if (lines < 0) return Fail(ExitCode::kUsage, "logs: --lines must be 0 or more");
   auto client = ConnectDaemon(global, no_spawn);
   if (!client.ok()) return Fail(ExitCode::kDaemonUnreachable, client.status().message());
   auto reply = (*client)->Call("GET", "/v1/logs?name=" + control::UrlEncode(name) + "&lines=" + std::to_string(lines));
@@ -495,6 +501,7 @@ struct RunArgs {
 };
 
 int RunRun(const GlobalOptions& global, RunArgs& a) {
+  if (Status s = catalog::CheckReference(a.start.model); !s.ok()) return Fail(ExitCode::kUsage, "run: " + s.message());
   auto client = ConnectDaemon(global, a.start.no_spawn);
   if (!client.ok()) return Fail(ExitCode::kDaemonUnreachable, client.status().message());
   a.start.wait = true;
@@ -603,7 +610,7 @@ static void RegisterLifecycle(CLI::App& app, GlobalOptions& global, RunFn& run) 
     auto* s = app.add_subcommand("logs", "Show a model's llama-server log");
     s->fallthrough();
     s->add_option("name", a->name, "Model instance name")->required();
-    s->add_option("-n,--lines", a->lines, "Lines from the end")->capture_default_str();
+    s->add_option("-n,--lines", a->lines, "Lines from the end")->capture_default_str()->check(CLI::NonNegativeNumber);
     s->add_flag("-f,--follow", a->follow, "Keep printing as the log grows");
     s->add_flag("--json", global.json, "Print JSON");
     s->add_flag("--no-spawn", a->no_spawn, "Do not start a daemon when none is running");

@@ -35,7 +35,10 @@ inline std::vector<std::string> ServeArgsFor(const GlobalOptions& global) {
   return args;
 }
 
+// Another user's socket is "permission denied" (kFailedPrecondition), never "no daemon",
+// and never a reason to start one.
 inline Result<std::unique_ptr<control::ControlClient>> ConnectDaemon(const GlobalOptions& global, bool no_spawn) {
+  CORRAL_RETURN_IF_ERROR(control::CheckSocketAccess(daemon::SocketPath()));
   return daemon::Connect(!no_spawn, ServeArgsFor(global));
 }
 

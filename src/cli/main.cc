@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "supervisor/launch.h"
 
 namespace {
 
@@ -31,6 +32,18 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return corral::cli::ToInt(ExitCode::kUsage);
+  }
+  // Values the config module stores as text are checked here, so a bad one is a usage
+  // error of this command, not a daemon that fails to start (or ignores it) later.
+  if (auto it = global.flags.by_key.find("memory_budget"); it != global.flags.by_key.end()) {
+    for (const auto& v : it->second) {
+      if (v == "auto") continue;
+      auto bytes = corral::supervisor::ParseByteSize(v);
+      if (!bytes.ok()) {
+        return corral::cli::Fail(ExitCode::kUsage,
+                                 "--memory-budget: " + bytes.status().message() + " (a size like 12GiB, or auto)");
+      }
+    }
   }
   if (show_version && !run) return corral::cli::PrintVersion(global);
   if (!run) {

@@ -85,7 +85,49 @@ Result<std::string> Decode(std::string_view s) {
   return out;
 }
 
+// Bytes 0x00-0x1f and 0x7f.
+bool HasControl(std::string_view s) {
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+Result<nlohmann::json> ParseJsonBounded(std::string_view text, JsonLimits limits) {
+  if (text.size() > limits.max_bytes) {
+    return Status(StatusCode::kResourceExhausted, "JSON of " + std::to_string(text.size()) + " bytes; at most " +
+                                                      std::to_string(limits.max_bytes) + " are accepted");
+  }
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, whatever it is
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limits.max_depth) {
+        return Status(StatusCode::kResourceExhausted,
+                      "JSON nested deeper than " + std::to_string(limits.max_depth) + " levels");
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Corrupt("not valid JSON");
+  return j;
+}
 
 std::string_view to_string(ErrorCode c) {
   return Lookup(c).name;
@@ -110,8 +152,9 @@ nlohmann::json ErrorBody(ErrorCode code, std::string_view message) {
 }
 
 std::optional<ApiError> ParseError(std::string_view body) {
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return std::nullopt;
+  auto parsed = ParseJsonBounded(body, kReplyJsonLimits);
+  if (!parsed.ok() || !parsed->is_object()) return std::nullopt;
+  const nlohmann::json& j = *parsed;
   auto e = j.find("error");
   if (e == j.end() || !e->is_object()) return std::nullopt;
   ApiError out;
@@ -125,8 +168,9 @@ std::optional<ApiError> ParseError(std::string_view body) {
 
 Result<StartRequest> ParseStartRequest(std::string_view body) {
   if (body.size() > kMaxStartBody) return Bad("body too large");
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Bad("body is not valid JSON");
+  auto parsed = ParseJsonBounded(body, kRequestJsonLimits);
+  if (!parsed.ok()) return Bad("body: " + parsed.status().message());
+  const nlohmann::json& j = *parsed;
   if (!j.is_object()) return Bad("body must be a JSON object");
   StartRequest r;
   for (const auto& [key, value] : j.items()) {
@@ -134,6 +178,7 @@ Result<StartRequest> ParseStartRequest(std::string_view body) {
       if (!value.is_string()) return Bad(key + " must be a string");
       const auto& s = value.get_ref<const std::string&>();
       if (s.size() > 4096 || s.find('\0') != std::string::npos) return Bad(key + " is not a usable string");
+      if (HasControl(s)) return Bad(key + " contains a control character; names never do");
       (key == "model" ? r.model : r.name) = s;
     } else if (key == "ctx") {
       if (!value.is_number_unsigned() || value.get<uint64_t>() > uint64_t{16} * 1024 * 1024) {

@@ -57,6 +57,21 @@ struct ApiError {
 };
 std::optional<ApiError> ParseError(std::string_view body);
 
+// Bounds for JSON the control plane parses: request bodies, the daemon's answers, the state
+// file. Plain value.
+struct JsonLimits {
+  size_t max_bytes = size_t{1} << 20;
+  size_t max_depth = 16;  // arrays and objects nested at most this deep
+};
+inline constexpr JsonLimits kRequestJsonLimits{size_t{1} << 20, 8};
+inline constexpr JsonLimits kReplyJsonLimits{size_t{64} << 20, 64};
+
+// Parses `text` as one JSON value within `limits`. Too large or too deep: kResourceExhausted;
+// not JSON: kCorrupt; the message says which. The depth is measured by a flat scan before
+// the parser runs, so nothing recursive (parser, destructor, dump) ever meets a deep
+// document. Iterative and O(size).
+Result<nlohmann::json> ParseJsonBounded(std::string_view text, JsonLimits limits);
+
 struct StartRequest {
   std::string model;  // reference: name, alias, substring or .gguf path
   std::string name;   // "" = derived from the model
@@ -68,7 +83,8 @@ struct StartRequest {
   bool dry_run = false;          // plan only: argv, env, memory; nothing launched
   bool restart = false;          // restart with backoff if it crashes after being ready
 };
-// Bounded, strict parse of a start request body (fuzzed: fuzz_control).
+// Bounded (kRequestJsonLimits), strict parse of a start request body: known fields with
+// their types; model and name without control characters (fuzzed: fuzz_control).
 Result<StartRequest> ParseStartRequest(std::string_view body);
 nlohmann::json ToJson(const StartRequest& r);
 

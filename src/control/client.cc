@@ -4,6 +4,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "control/transport.h"
 
 namespace corral::control {
@@ -11,6 +18,24 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using local = asio::local::stream_protocol;
+
+Status CheckSocketAccess(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) return Status::Ok();  // the client reports it
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::Ok();
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && (err == EACCES || err == EPERM)) {
+    return Status(
+        StatusCode::kFailedPrecondition,
+        "permission denied on " + path + ": it belongs to another user (each user runs their own Corral daemon)");
+  }
+  return Status::Ok();
+}
 
 struct ControlClient::Impl {
   asio::io_context ioc;
@@ -38,6 +63,12 @@ Result<Reply> ControlClient::Call(std::string_view method, std::string_view targ
       impl_->sock->connect(local::endpoint(socket_path_), ec);
       if (ec) {
         impl_->sock.reset();
+        if (ec == boost::system::errc::permission_denied || ec == boost::system::errc::operation_not_permitted) {
+          // The socket (or its directory) is there but not ours: another user's daemon.
+          return Status(StatusCode::kFailedPrecondition,
+                        "permission denied on " + socket_path_ +
+                            ": it belongs to another user (each user runs their own Corral daemon)");
+        }
         return Unavailable("no Corral daemon answers on " + socket_path_ + " (" + ec.message() + ")");
       }
       impl_->buffer.clear();
@@ -87,12 +118,14 @@ Result<Reply> ControlClient::Call(std::string_view method, std::string_view targ
     if (reply.http_status >= 400) {
       reply.error = ParseError(res.body());
       if (!reply.error) reply.error = ApiError{ErrorCode::kInternal, "HTTP " + std::to_string(reply.http_status)};
-      reply.body = nlohmann::json::parse(res.body(), nullptr, false);  // details beside the error, if any
-      if (reply.body.is_discarded()) reply.body = nullptr;
+      auto details = ParseJsonBounded(res.body(), kReplyJsonLimits);  // details beside the error, if any
+      reply.body = details.ok() ? std::move(*details) : nlohmann::json();
       return reply;
     }
-    reply.body = nlohmann::json::parse(res.body(), nullptr, false);
-    if (reply.body.is_discarded()) return Status(StatusCode::kCorrupt, "the daemon answered invalid JSON");
+    auto parsed = ParseJsonBounded(res.body(), kReplyJsonLimits);
+    if (!parsed.ok())
+      return Status(StatusCode::kCorrupt, "the daemon answered invalid JSON: " + parsed.status().message());
+    reply.body = std::move(*parsed);
     return reply;
   }
   return Unavailable("the Corral daemon keeps closing the connection");

@@ -27,6 +27,12 @@ namespace corral::control {
 // open to group/others (a socket there could be swapped by another user).
 Status PrepareSocketDir(const std::string& dir);
 
+// Whether this user may connect to the socket at `path`: kFailedPrecondition ("permission
+// denied ... another user") when the socket or its directory is there but refuses us
+// (EACCES/EPERM), Ok otherwise, also when nothing listens (that is "no daemon", which a
+// connect then reports). One connect(2), no request.
+Status CheckSocketAccess(const std::string& path);
+
 struct Request {
   std::string method;  // "GET", "POST"
   Target target;

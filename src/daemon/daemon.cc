@@ -26,6 +26,7 @@
 #include "daemon/config_watch.h"
 #include "daemon/models.h"
 #include "daemon/router.h"
+#include "daemon/state_file.h"
 #include "edge/host.h"
 #include "engine/engine.h"
 #include "proxy/proxy.h"
@@ -42,12 +43,12 @@ using control::Request;
 using control::Response;
 using nlohmann::json;
 
-constexpr uint64_t kMaxStateBytes = 4 << 20;
 constexpr int kMaxLogLines = 10000;
 constexpr uint64_t kMaxLogWindow = 8ULL << 20;
 constexpr std::chrono::milliseconds kMaxLongPoll{5000};
 constexpr std::chrono::milliseconds kSpawnTimeout{15000};
 constexpr std::chrono::milliseconds kLockWait{10000};
+constexpr std::chrono::milliseconds kStateLockWait{2000};
 
 Response Error(ErrorCode code, const std::string& message) {
   return {control::HttpStatusFor(code), ErrorBody(code, message)};
@@ -515,6 +516,7 @@ class Daemon {
     if (r.name.empty()) {
       auto existing = supervisor_->Get(name);
       if (existing.ok() && !supervisor::IsTerminal(existing->state) && existing->model_path == model->path) {
+        router_->RegisterStarted(name, {name}, /*pinned=*/true);  // loaded on demand before: pinned now
         json j = {{"model", ModelJson(*existing)}, {"already_running", true}};
         return {200, j};
       }
@@ -555,49 +557,37 @@ class Daemon {
   }
 
   void SaveState() {
-    json models = json::array();
+    StateFile state;
+    state.daemon_pid = ::getpid();
     if (sup_ != nullptr) {
       for (const auto& i : sup_->List()) {
         if (supervisor::IsTerminal(i.state)) continue;
-        models.push_back({{"name", i.name},
-                          {"model", i.model},
-                          {"model_path", i.model_path},
-                          {"pid", i.pid},
-                          {"port", i.port},
-                          {"state", std::string(supervisor::to_string(i.state))},
-                          {"argv", i.argv}});
+        state.models.push_back(
+            {i.name, i.model, i.model_path, i.pid, i.port, std::string(supervisor::to_string(i.state)), i.argv});
       }
     }
-    json j = {{"version", 1}, {"daemon_pid", ::getpid()}, {"models", models}};
     std::lock_guard<std::mutex> lock(state_mu_);
     Status s = MakeDirs(StateDir(), 0700);
-    if (s.ok()) s = WriteFileAtomic(StateFilePath(), j.dump(2) + "\n", 0600);
+    if (s.ok()) s = WriteStateFile(StateFilePath(), state);
     if (!s.ok()) LogError("cannot write the state file: %s", s.message().c_str());
   }
 
+  // Never fatal: a bad file is moved aside with a notice (state_file.h).
   void LoadPreviousState() {
-    auto text = ReadFileBounded(StateFilePath(), kMaxStateBytes);
-    if (!text.ok()) return;  // none yet
-    json j = json::parse(*text, nullptr, false);
-    bool valid = j.is_object() && j.contains("models") && j["models"].is_array();
-    if (!valid) {
-      std::string aside = StateFilePath() + ".corrupt-" + std::to_string(std::time(nullptr));
-      ::rename(StateFilePath().c_str(), aside.c_str());
-      std::string n = "the state file was corrupt; moved it aside to " + aside;
-      LogWarn("%s", n.c_str());
-      notices_.push_back(n);
-      return;
+    StateRead read = ReadStateFile(StateFilePath(), std::time(nullptr));
+    if (!read.notice.empty()) {
+      LogWarn("%s", read.notice.c_str());
+      notices_.push_back(read.notice);
     }
+    if (!read.state) return;
     std::string names;
-    for (const auto& m : j["models"]) {
-      if (!m.is_object()) continue;
-      std::string name = m.value("name", std::string("?"));
-      int pid = m.value("pid", 0);
-      bool alive = pid > 0 && ProcessLives(pid);
-      names += (names.empty() ? "" : ", ") + name + (alive ? " (pid " + std::to_string(pid) + " still alive!)" : "");
+    for (const auto& m : read.state->models) {
+      const bool alive = m.pid > 0 && ProcessLives(m.pid);
+      names += (names.empty() ? "" : ", ") + (m.name.empty() ? std::string("?") : m.name) +
+               (alive ? " (pid " + std::to_string(m.pid) + " still alive!)" : "");
     }
     if (!names.empty()) {
-      std::string n = "the previous daemon (pid " + std::to_string(j.value("daemon_pid", 0)) +
+      std::string n = "the previous daemon (pid " + std::to_string(read.state->daemon_pid) +
                       ") ended without draining; its models went with it: " + names;
       Log("%s", n.c_str());
       notices_.push_back(n);
@@ -644,6 +634,9 @@ std::string SocketPath() {
 std::string LockPath() {
   return RuntimeDir() + "/corral.lock";
 }
+std::string StateLockPath() {
+  return StateDir() + "/corral.lock";
+}
 std::string StateFilePath() {
   return StateDir() + "/state.json";
 }
@@ -673,6 +666,38 @@ Status Run(const config::Config& config) {
     delay = std::min(delay * 2, std::chrono::milliseconds(100));
   }
 
+  // One daemon per state directory too: two daemons with different runtime dirs (another
+  // XDG_RUNTIME_DIR) but one state dir would overwrite each other's state and logs.
+  int state_lock_fd = -1;
+  if (Status s = MakeDirs(StateDir(), 0700); !s.ok()) {
+    ::close(lock_fd);
+    return s;
+  }
+  state_lock_fd = ::open(StateLockPath().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (state_lock_fd < 0) {
+    const int e = errno;
+    ::close(lock_fd);
+    return ErrnoError("open " + StateLockPath(), e);
+  }
+  // A daemon SIGKILLed a moment ago releases this lock with its runtime lock, but not at the
+  // same instant: wait a little (kStateLockWait) before calling it another daemon's.
+  const auto state_deadline = std::chrono::steady_clock::now() + kStateLockWait;
+  delay = std::chrono::milliseconds(5);
+  while (::flock(state_lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (std::chrono::steady_clock::now() >= state_deadline) {
+      ::close(state_lock_fd);
+      ::close(lock_fd);
+      return Status(StatusCode::kAlreadyExists,
+                    "another Corral daemon uses the state directory " + StateDir() + " (lock " + StateLockPath() + ")");
+    }
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(100));
+  }
+  auto release_locks = [&] {
+    ::close(state_lock_fd);
+    ::close(lock_fd);
+  };
+
   // Signals: blocked in every thread (threads inherit the mask), taken here with sigwait.
   sigset_t set;
   sigemptyset(&set);
@@ -685,13 +710,13 @@ Status Run(const config::Config& config) {
   Daemon d(config);
   Status init = d.Init();
   if (!init.ok()) {
-    ::close(lock_fd);
+    release_locks();
     return init;
   }
   control::ControlServer server([&d](const Request& r) { return d.Handle(r); });
   Status listen = server.Listen(SocketPath());
   if (!listen.ok()) {
-    ::close(lock_fd);
+    release_locks();
     return listen;
   }
   // config.yaml changes on disk reload the config (as SIGHUP and `corral daemon reload` do).
@@ -716,7 +741,7 @@ Status Run(const config::Config& config) {
   d.Drain();
   server.Stop();
   d.Finish();
-  ::close(lock_fd);
+  release_locks();
   Log("stopped cleanly");
   return Status::Ok();
 }

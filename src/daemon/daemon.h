@@ -30,6 +30,7 @@ namespace corral::daemon {
 
 std::string SocketPath();     // RuntimeDir()/corral.sock
 std::string LockPath();       // RuntimeDir()/corral.lock (flock: one daemon per user)
+std::string StateLockPath();  // StateDir()/corral.lock (flock: one daemon per state dir)
 std::string StateFilePath();  // StateDir()/state.json
 std::string DaemonLogPath();  // StateDir()/daemon.log (stdout/stderr of a background daemon)
 std::string ModelLogDir();    // StateDir()/logs

@@ -22,35 +22,50 @@ bool IsRegularFile(const std::string& p, uint64_t* size) {
 }
 }  // namespace
 
-Result<ResolvedModel> ResolveModel(const config::Config& config, std::string_view ref) {
-  if (ref.empty()) return NotFound("empty model reference");
-  const std::string r = ExpandHome(ref);
+namespace {
+ResolvedModel FromCatalog(catalog::Model model) {
   ResolvedModel m;
-  if (IsRegularFile(r, &m.size_bytes)) {
-    // A file: read its header on the spot; no need to scan every cache.
-    std::error_code ec;
-    fs::path abs = fs::absolute(r, ec);
-    m.path = ec ? r : abs.lexically_normal().string();
-    auto model = catalog::ModelFromFile(m.path);
-    if (model.ok()) {
-      m.name = model->name;
-      m.size_bytes = model->size_bytes;
-      m.path = model->path;
-      m.catalog = std::move(*model);
-    } else if (model.status().code() == StatusCode::kInvalidArgument) {
-      return model.status();  // e.g. a multimodal projector: not a model
-    } else {
-      m.name = fs::path(m.path).stem().string();  // unreadable header: llama-server decides
-    }
-    return m;
-  }
-  CORRAL_ASSIGN_OR_RETURN(catalog::Catalog cat, catalog::Catalog::Load(config));
-  CORRAL_ASSIGN_OR_RETURN(catalog::Model model, cat.Resolve(ref));
   m.name = model.name;
   m.path = model.path;
   m.size_bytes = model.size_bytes;
   m.catalog = std::move(model);
   return m;
+}
+}  // namespace
+
+Result<ResolvedModel> ResolveModel(const config::Config& config, std::string_view ref) {
+  CORRAL_RETURN_IF_ERROR(catalog::CheckReference(ref));
+  const std::string r = ExpandHome(ref);
+  ResolvedModel m;
+  if (IsRegularFile(r, &m.size_bytes)) {
+    std::error_code ec;
+    fs::path abs = fs::absolute(r, ec);
+    m.path = ec ? r : abs.lexically_normal().string();
+    // The catalog says whether this file is one of its models, and which names are taken.
+    // Without a catalog (it failed to load) the file is read on its own.
+    auto cat = catalog::Catalog::Load(config);
+    auto model = cat.ok() ? cat->ResolveFile(m.path) : catalog::ModelFromFile(m.path);
+    if (model.ok()) return FromCatalog(std::move(*model));
+    if (model.status().code() == StatusCode::kInvalidArgument) {
+      return model.status();  // e.g. a multimodal projector: not a model
+    }
+    // An unreadable header: llama-server decides (and says why not).
+    m.name = fs::path(m.path).stem().string();
+    if (cat.ok() && cat->FindExact(m.name) != nullptr) {
+      const std::string base = m.name + "-path";
+      m.name = base;
+      for (int n = 2; n < 1000 && cat->FindExact(m.name) != nullptr; ++n) m.name = base + "-" + std::to_string(n);
+    }
+    return m;
+  }
+  CORRAL_ASSIGN_OR_RETURN(catalog::Catalog cat, catalog::Catalog::Load(config));
+  CORRAL_ASSIGN_OR_RETURN(catalog::Model model, cat.Resolve(ref));
+  return FromCatalog(std::move(model));
+}
+
+Result<ResolvedModel> ResolveRequestModel(const catalog::Catalog& catalog, std::string_view ref) {
+  CORRAL_ASSIGN_OR_RETURN(catalog::Model model, catalog.ResolveName(ref));
+  return FromCatalog(std::move(model));
 }
 
 uint64_t EstimateModelMemory(const config::Config& /*config*/, const ResolvedModel& model, uint32_t ctx) {

@@ -24,9 +24,18 @@ struct ResolvedModel {
   std::optional<catalog::Model> catalog;
 };
 
-// A path to a file is read on the spot (no scan); anything else goes through
-// Catalog::Load + Resolve. kNotFound / kAmbiguous (CLI exit 66) name the candidates.
+// For the control plane (`corral start`: the local user over the 0600 socket): a path to a
+// regular file, or a name through Catalog::Load + Resolve. A file that is one of the
+// catalog's models is that model (its name, its path); another file gets its metadata name
+// unless a catalog model holds that name (then "-path-HASH" is added: a name belongs to one
+// file). kNotFound / kAmbiguous (CLI exit 66) name the candidates; a reference with a
+// control character is kInvalidArgument.
 Result<ResolvedModel> ResolveModel(const config::Config& config, std::string_view ref);
+
+// For a model named by a network request (the router's on-demand start): catalog names
+// only (canonical name, alias, origin, unique substring; Catalog::ResolveName), never a
+// path and never the filesystem. Messages carry names, never paths.
+Result<ResolvedModel> ResolveRequestModel(const catalog::Catalog& catalog, std::string_view ref);
 
 // Bytes a llama-server with this model and context is expected to need (weights + KV cache
 // + compute buffers). ctx 0 = llama-server's default.

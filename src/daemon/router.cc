@@ -1,6 +1,7 @@
 #include "daemon/router.h"
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 
 #include "daemon/models.h"
@@ -40,6 +41,25 @@ proxy::ModelState StateOf(ChildState s) {
     case ChildState::kFailed: return proxy::ModelState::kFailed;
   }
   return proxy::ModelState::kStopped;
+}
+
+// Why a child failed, for a client: the kind and the exit code or signal, never the child's
+// own words (they may quote the file it was given) nor paths. The daemon log has the rest.
+std::string ClientReason(const supervisor::Failure& f) {
+  using supervisor::FailureKind;
+  switch (f.kind) {
+    case FailureKind::kSpawn: return "llama-server could not be started";
+    case FailureKind::kExited: return "llama-server exited with code " + std::to_string(f.exit_code);
+    case FailureKind::kSignaled: {
+      const char* abbrev = ::sigabbrev_np(f.signal);
+      return std::string("llama-server was killed by ") +
+             (abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(f.signal));
+    }
+    case FailureKind::kOomKilled: return "llama-server was killed by SIGKILL (likely out of memory)";
+    case FailureKind::kHealthTimeout: return "llama-server was not ready before the health timeout";
+    case FailureKind::kNone: break;
+  }
+  return "llama-server stopped";
 }
 
 // The context a child runs with: its -c/--ctx-size argument, else `fallback` (llama-server
@@ -95,19 +115,82 @@ void ModelRouter::Deliver(std::vector<Answer>& answers) {
   answers.clear();
 }
 
-std::string ModelRouter::ChildForLocked(const std::string& name) const {
-  if (auto it = names_.find(name); it != names_.end()) return it->second;
-  const ChildInfo* by_model = nullptr;
-  for (const auto& c : children_) {
-    if (c.name == name) return c.name;
-    if (c.model == name && (by_model == nullptr || c.state == ChildState::kReady)) by_model = &c;
+const ChildInfo* ModelRouter::ChildServingLocked(const std::string& path, const std::string& preferred,
+                                                 const std::vector<ChildInfo>& children) const {
+  if (path.empty()) return nullptr;
+  const auto named = names_.find(preferred);
+  auto rank = [&](const ChildInfo& c) {
+    if (named != names_.end() && c.name == named->second && !supervisor::IsTerminal(c.state)) return 4;
+    auto u = usage_.find(c.name);
+    const bool evicting = u != usage_.end() && u->second.evicting;
+    if (c.state == ChildState::kReady && !evicting) return 3;
+    return supervisor::IsTerminal(c.state) ? 1 : 2;
+  };
+  const ChildInfo* best = nullptr;
+  int best_rank = 0;
+  for (const auto& c : children) {
+    if (c.model_path != path) continue;
+    const int r = rank(c);
+    if (r > best_rank) {
+      best = &c;
+      best_rank = r;
+    }
   }
-  return by_model != nullptr ? by_model->name : std::string();
+  return best;
+}
+
+bool ModelRouter::MayRouteLocked(const std::string& name, const ChildInfo& c) const {
+  const catalog::Model* m = catalog_.FindExact(name);
+  return m == nullptr || m->path == c.model_path;
+}
+
+ModelRouter::Target ModelRouter::TargetForLocked(const std::string& name,
+                                                 const std::vector<ChildInfo>& children) const {
+  Target t;
+  t.key = name;
+  auto serving = [&](const catalog::Model& m) {
+    t.key = m.name;
+    t.path = m.path;
+    t.child = ChildServingLocked(m.path, m.name, children);
+    return t;
+  };
+  // 1. A name the catalog gives a file (canonical, alias): that file and nothing else.
+  if (const catalog::Model* m = catalog_.FindExact(name)) return serving(*m);
+  // 2. A running child by its own name, a name registered for it, or its model's name.
+  auto by_child = [&](const std::string& child) -> const ChildInfo* {
+    for (const auto& c : children) {
+      if (c.name == child) return &c;
+    }
+    return nullptr;
+  };
+  const ChildInfo* c = nullptr;
+  if (auto it = names_.find(name); it != names_.end()) c = by_child(it->second);
+  if (c == nullptr) c = by_child(name);
+  if (c == nullptr) {
+    for (const auto& ci : children) {
+      if (ci.model == name && (c == nullptr || ci.state == ChildState::kReady)) c = &ci;
+    }
+  }
+  if (c != nullptr) {
+    t.path = c->model_path;
+    t.child = c;
+    return t;
+  }
+  // 3. An origin, or a unique substring of a catalog name, alias or origin.
+  auto m = catalog_.ResolveName(name);
+  if (m.ok()) return serving(*m);
+  return t;
+}
+
+bool ModelRouter::PinnedLocked(const ChildInfo& c) {
+  if (usage_[c.name].pinned) return true;
+  const config::ModelSettings* s = SettingsForLocked(c.model_path);
+  return s != nullptr && s->pinned;
 }
 
 std::vector<std::string> ModelRouter::KnownNamesLocked() const {
   std::vector<std::string> out;
-  for (const auto& m : catalog_) {
+  for (const auto& m : catalog_.models()) {
     out.push_back(m.name);
     out.insert(out.end(), m.aliases.begin(), m.aliases.end());
   }
@@ -125,6 +208,7 @@ void ModelRouter::RegisterStarted(const std::string& child, const std::vector<st
     }
     Usage& u = usage_[child];
     u.pinned = pinned;
+    if (pinned) u.keep_alive.reset();  // `corral start`: stays until stopped
     u.last_used = Clock::now();
     SettleLocked(children, answers);
   }
@@ -153,42 +237,50 @@ void ModelRouter::SettleLocked(const std::vector<ChildInfo>& children, std::vect
   std::erase_if(usage_, [&](const auto& kv) { return by_name.count(kv.first) == 0; });
   std::erase_if(names_, [&](const auto& kv) { return by_name.count(kv.second) == 0; });
 
-  // Routes: every ready child by its name, its model's canonical name, and registered names.
+  // Routes: every ready child by its name, its model's name and registered names, except
+  // names the catalog gives another file; then every catalog name and alias to the child
+  // serving its file (a name belongs to one file).
   proxy::RouteMap map;
   auto routable = [&](const ChildInfo& c) {
     return c.state == ChildState::kReady && c.port > 0 && !usage_[c.name].evicting;
   };
   for (const auto& c : children_) {
     if (!routable(c)) continue;
-    map.routes[c.name] = EndpointOf(c);
-    if (!c.model.empty()) map.routes.try_emplace(c.model, EndpointOf(c));
+    if (MayRouteLocked(c.name, c)) map.routes[c.name] = EndpointOf(c);
+    if (!c.model.empty() && MayRouteLocked(c.model, c)) map.routes.try_emplace(c.model, EndpointOf(c));
   }
   for (const auto& [client, child] : names_) {
     const ChildInfo* c = by_name[child];
-    if (c != nullptr && routable(*c)) map.routes[client] = EndpointOf(*c);
+    if (c != nullptr && routable(*c) && MayRouteLocked(client, *c)) map.routes[client] = EndpointOf(*c);
+  }
+  for (const auto& m : catalog_.models()) {
+    const ChildInfo* c = ChildServingLocked(m.path, m.name, children_);
+    if (c == nullptr || !routable(*c)) continue;
+    map.routes[m.name] = EndpointOf(*c);
+    for (const auto& a : m.aliases) map.routes[a] = EndpointOf(*c);
   }
   routes_.Publish(std::move(map));
 
   // Parked requests whose child is now ready or failed.
   for (auto it = waiters_.begin(); it != waiters_.end();) {
-    const std::string child = ChildForLocked(it->first);
-    auto found = by_name.find(child);
-    if (child.empty() || found == by_name.end()) {
+    const Target t = TargetForLocked(it->first, children_);
+    if (t.child == nullptr) {
       QueueStartLocked(it->first);  // its child went away (stopped, evicted): start again
       ++it;
       continue;
     }
-    const ChildInfo& c = *found->second;
+    const ChildInfo& c = *t.child;
     std::optional<proxy::EnsureResult> result;
     if (routable(c)) {
       result = EndpointOf(c);
     } else if (c.state == ChildState::kFailed && c.restart_in_ms >= 0) {
       // The restart policy brings it back: keep waiting (the request's deadline bounds it).
     } else if (c.state == ChildState::kFailed) {
-      std::string why = "model '" + it->first + "' failed to start: " + c.failure.message;
-      if (!c.last_log_lines.empty()) why += "\nlast log lines:\n" + c.last_log_lines;
-      failed_at_[it->first] = now;
-      failed_why_[it->first] = why;
+      // The client learns the kind of failure; `corral logs` and the daemon log say more.
+      const std::string why = "model '" + it->first + "' failed to start: " + ClientReason(c.failure) +
+                              " (its log: `corral logs " + c.name + "`)";
+      failed_at_[c.model_path] = now;
+      failed_why_[c.model_path] = why;
       result = Err(proxy::EnsureErrorCode::kStartFailed, why, static_cast<int>(options_.failed_backoff.count()));
     } else if (c.state == ChildState::kStopped) {
       QueueStartLocked(it->first);  // stopped under us (evicted, unloaded): start again
@@ -205,6 +297,10 @@ void ModelRouter::SettleLocked(const std::vector<ChildInfo>& children, std::vect
 
 void ModelRouter::EnsureReady(const std::string& model, std::chrono::steady_clock::time_point deadline,
                               std::function<void(proxy::EnsureResult)> done) {
+  if (Status s = catalog::CheckReference(model); !s.ok()) {
+    done(Err(proxy::EnsureErrorCode::kNotFound, "no such model: " + s.message()));
+    return;
+  }
   std::vector<Answer> answers;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -212,11 +308,9 @@ void ModelRouter::EnsureReady(const std::string& model, std::chrono::steady_cloc
       answers.emplace_back(std::move(done),
                            Err(proxy::EnsureErrorCode::kUnavailable, "corral is shutting down", kTimeoutRetryAfterS));
     } else {
-      const std::string child = ChildForLocked(model);
-      const ChildInfo* c = nullptr;
-      for (const auto& ci : children_) {
-        if (ci.name == child) c = &ci;
-      }
+      // Every spelling of a model waits under its canonical name: one start, one backoff.
+      const Target t = TargetForLocked(model, children_);
+      const ChildInfo* c = t.child;
       if (c != nullptr && c->state == ChildState::kReady && c->port > 0 && !usage_[c->name].evicting) {
         answers.emplace_back(std::move(done), EndpointOf(*c));
       } else if (n_waiters_ >= options_.max_waiters) {
@@ -225,14 +319,14 @@ void ModelRouter::EnsureReady(const std::string& model, std::chrono::steady_cloc
                                  std::to_string(n_waiters_) + " requests are already waiting for models to start",
                                  kQueueFullRetryAfterS));
       } else {
-        waiters_[model].push_back({deadline, std::move(done)});
+        waiters_[t.key].push_back({deadline, std::move(done)});
         ++n_waiters_;
         // A child on its way up (or whose restart is pending) answers through the settle;
         // anything else (none, failed, stopping, being evicted) needs a start.
         const bool coming = c != nullptr && (c->state == ChildState::kStarting || c->state == ChildState::kLoading ||
                                              (c->state == ChildState::kReady && !usage_[c->name].evicting) ||
                                              (c->state == ChildState::kFailed && c->restart_in_ms >= 0));
-        if (!coming) QueueStartLocked(model);
+        if (!coming) QueueStartLocked(t.key);
       }
     }
   }
@@ -273,16 +367,16 @@ void ModelRouter::QueueStartLocked(const std::string& model) {
 }
 
 bool ModelRouter::SetKeepAlive(const std::string& model, std::chrono::seconds keep_alive) {
+  if (!catalog::CheckReference(model).ok()) return false;
   std::lock_guard<std::mutex> lock(mu_);
-  const std::string child = ChildForLocked(model);
-  if (child.empty()) {
-    // Not running: nothing to unload; known if the catalog has it.
-    for (const auto& m : catalog_) {
-      if (m.name == model || std::find(m.aliases.begin(), m.aliases.end(), model) != m.aliases.end()) return true;
-    }
-    return false;
+  const Target t = TargetForLocked(model, children_);
+  if (t.child == nullptr || supervisor::IsTerminal(t.child->state)) {
+    return !t.path.empty();  // not running: nothing to unload; known if the catalog has it
   }
-  Usage& u = usage_[child];
+  // Pinned (`corral start`, or the config): stays until stopped; a request's keep_alive
+  // neither unloads it nor gives it a TTL.
+  if (PinnedLocked(*t.child)) return true;
+  Usage& u = usage_[t.child->name];
   u.keep_alive = keep_alive;
   u.last_used = Clock::now();
   cv_.notify_one();
@@ -296,12 +390,12 @@ std::vector<proxy::ModelInfo> ModelRouter::ListModels() const {
   auto best_child = [&](const catalog::Model& m) -> const ChildInfo* {
     const ChildInfo* best = nullptr;
     for (const auto& c : children_) {
-      if (c.model != m.name && c.model_path != m.path) continue;
+      if (c.model_path != m.path) continue;  // by file: a name in another file's metadata is not this model
       if (best == nullptr || (c.state == ChildState::kReady && best->state != ChildState::kReady)) best = &c;
     }
     return best;
   };
-  for (const auto& m : catalog_) {
+  for (const auto& m : catalog_.models()) {
     proxy::ModelInfo info;
     info.name = m.name;
     info.size_bytes = m.size_bytes;
@@ -356,7 +450,7 @@ void ModelRouter::RefreshCatalog() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (cat.ok()) {
-    catalog_ = cat->models();
+    catalog_ = std::move(*cat);
     settings_by_path_ = std::move(by_path);
     settings_warnings_ = std::move(warnings);
   }
@@ -456,7 +550,8 @@ void ModelRouter::StarterLoop() {
     for (const auto& c : children_) {
       if (c.state != ChildState::kReady) continue;
       const Usage& u = usage_[c.name];
-      unload_now = unload_now || (u.in_flight == 0 && !u.evicting && u.keep_alive && u.keep_alive->count() == 0);
+      unload_now =
+          unload_now || (u.in_flight == 0 && !u.evicting && !u.pinned && u.keep_alive && u.keep_alive->count() == 0);
     }
     if (now >= next_idle_check || unload_now) {
       next_idle_check = now + kIdleCheckInterval;
@@ -473,105 +568,118 @@ void ModelRouter::StarterLoop() {
 
 void ModelRouter::StartOnDemand(const std::string& model) {
   std::vector<Answer> answers;
-  auto fail_all = [&](const proxy::EnsureError& error, bool remember) {
+  // `model` is a waiters' key: a canonical name, or a name the snapshot did not know.
+  auto fail_all = [&](const proxy::EnsureError& error, const std::string& remember_path) {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = waiters_.find(model); it != waiters_.end()) {
       for (auto& w : it->second) answers.emplace_back(std::move(w.done), error);
       n_waiters_ -= it->second.size();
       waiters_.erase(it);
     }
-    if (remember) {
-      failed_at_[model] = Clock::now();
-      failed_why_[model] = error.message;
+    if (!remember_path.empty()) {
+      failed_at_[remember_path] = Clock::now();
+      failed_why_[remember_path] = error.message;
     }
   };
 
   // The work; every early return still delivers the answers collected so far.
   auto run = [&] {
     std::vector<ChildInfo> children = supervisor_.List();
+    Result<ResolvedModel> resolved = NotFound("");
+    bool stale = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (waiters_.find(model) == waiters_.end()) return;  // nobody waits any more
-      const std::string child = ChildForLocked(model);
-      for (const auto& c : children) {
-        if (c.name == child && !supervisor::IsTerminal(c.state)) {
-          SettleLocked(children, answers);  // already starting or ready: the settle answers
-          return;
-        }
+      const Target t = TargetForLocked(model, children);
+      if (t.child != nullptr && !supervisor::IsTerminal(t.child->state)) {
+        SettleLocked(children, answers);  // already starting or ready: the settle answers
+        return;
       }
+      // Catalog names only, from the snapshot (no disk on a hit).
+      resolved = ResolveRequestModel(catalog_, model);
+      stale = Clock::now() - catalog_loaded_ >= options_.catalog_miss_refresh;
+    }
+    if (!resolved.ok() && resolved.status().code() == StatusCode::kNotFound && stale) {
+      RefreshCatalog();  // a model downloaded since the last load
+      std::lock_guard<std::mutex> lock(mu_);
+      resolved = ResolveRequestModel(catalog_, model);
+    }
+    if (!resolved.ok()) {
+      std::vector<std::string> close;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        close = proxy::CloseMatches(model, KnownNamesLocked());
+      }
+      fail_all(Err(proxy::EnsureErrorCode::kNotFound, resolved.status().message(), 0, close), "");
+      return;
     }
     {
-      // Restart backoff after a failed on-demand start.
+      // Failure backoff, per file: every spelling of the model shares it.
       std::optional<proxy::EnsureError> backoff;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        if (auto f = failed_at_.find(model); f != failed_at_.end()) {
+        if (auto f = failed_at_.find(resolved->path); f != failed_at_.end()) {
           const auto since = Clock::now() - f->second;
           if (since < options_.failed_backoff) {
             const auto left = std::chrono::duration_cast<std::chrono::seconds>(options_.failed_backoff - since);
-            backoff = Err(proxy::EnsureErrorCode::kStartFailed, failed_why_[model], static_cast<int>(left.count()) + 1);
+            backoff = Err(proxy::EnsureErrorCode::kStartFailed, failed_why_[resolved->path],
+                          static_cast<int>(left.count()) + 1);
           }
         }
       }
       if (backoff) {
-        fail_all(*backoff, false);
+        fail_all(*backoff, "");
         return;
       }
-
-      const config::Config config = ConfigCopy();
-      auto resolved = ResolveModel(config, model);
-      if (!resolved.ok()) {
-        std::vector<std::string> close;
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          close = proxy::CloseMatches(model, KnownNamesLocked());
-        }
-        fail_all(Err(proxy::EnsureErrorCode::kNotFound, resolved.status().message(), 0, close), false);
-        return;
-      }
-
-      // Named by an alias or a substring: a live child may already serve that file.
-      for (const auto& c : children) {
-        if (!supervisor::IsTerminal(c.state) && c.model_path == resolved->path) {
-          RegisterStarted(c.name, {model}, /*pinned=*/false);
-          return;
-        }
-      }
-
-      supervisor::LaunchSpec spec;
-      spec.name = ChildNameFor(resolved->name);
-      for (int n = 2; n < 100; ++n) {
-        auto taken = supervisor_.Get(spec.name);
-        if (!taken.ok()) break;
-        if (supervisor::IsTerminal(taken->state)) {
-          (void)supervisor_.Stop(spec.name);  // forget the failed child; this start replaces it
-          break;
-        }
-        spec.name = ChildNameFor(resolved->name) + "-" + std::to_string(n);
-      }
-      spec.model = resolved->name;
-      spec.model_path = resolved->path;
-      spec.model_bytes = resolved->size_bytes;
-      // The config's `models:` settings for this file: context, raw args, pinned.
-      const std::optional<config::ModelSettings> settings = SettingsFor(resolved->path);
-      if (settings) {
-        spec.ctx = settings->ctx;
-        spec.preset_args = settings->args;
-      }
-      spec.reserved_bytes = EstimateModelMemory(config, *resolved, spec.ctx);
-      for (;;) {
-        auto started = supervisor_.Start(spec);
-        if (started.ok()) break;
-        if (started.status().code() == StatusCode::kResourceExhausted && EvictOne(spec.name)) continue;
-        const bool no_room = started.status().code() == StatusCode::kResourceExhausted;
-        fail_all(Err(no_room ? proxy::EnsureErrorCode::kUnavailable : proxy::EnsureErrorCode::kStartFailed,
-                     "cannot start '" + model + "': " + started.status().message(),
-                     static_cast<int>(options_.failed_backoff.count())),
-                 /*remember=*/!no_room);
-        return;
-      }
-      RegisterStarted(spec.name, {model, resolved->name}, /*pinned=*/settings && settings->pinned);
     }
+
+    // Named by an alias or a substring: a live child may already serve that file.
+    for (const auto& c : children) {
+      if (!supervisor::IsTerminal(c.state) && c.model_path == resolved->path) {
+        OnSupervisorChange();
+        return;
+      }
+    }
+
+    const config::Config config = ConfigCopy();
+    supervisor::LaunchSpec spec;
+    spec.name = ChildNameFor(resolved->name);
+    for (int n = 2; n < 100; ++n) {
+      auto taken = supervisor_.Get(spec.name);
+      if (!taken.ok()) break;
+      if (supervisor::IsTerminal(taken->state)) {
+        (void)supervisor_.Stop(spec.name);  // forget the failed child; this start replaces it
+        break;
+      }
+      spec.name = ChildNameFor(resolved->name) + "-" + std::to_string(n);
+    }
+    spec.model = resolved->name;
+    spec.model_path = resolved->path;
+    spec.model_bytes = resolved->size_bytes;
+    // The config's `models:` settings for this file: context, raw args, pinned.
+    const std::optional<config::ModelSettings> settings = SettingsFor(resolved->path);
+    if (settings) {
+      spec.ctx = settings->ctx;
+      spec.preset_args = settings->args;
+    }
+    spec.reserved_bytes = EstimateModelMemory(config, *resolved, spec.ctx);
+    for (;;) {
+      auto started = supervisor_.Start(spec);
+      if (started.ok()) break;
+      const StatusCode code = started.status().code();
+      if (code == StatusCode::kResourceExhausted && EvictOne(spec.name)) continue;
+      // Admission and name clashes speak of names and sizes; anything else (a spawn error
+      // names the engine's path) is summarised for the client: the daemon log has it.
+      const bool no_room = code == StatusCode::kResourceExhausted;
+      const std::string why = no_room || code == StatusCode::kAlreadyExists
+                                  ? started.status().message()
+                                  : "llama-server could not be started (the daemon log says why)";
+      fail_all(Err(no_room ? proxy::EnsureErrorCode::kUnavailable : proxy::EnsureErrorCode::kStartFailed,
+                   "cannot start '" + resolved->name + "': " + why, static_cast<int>(options_.failed_backoff.count())),
+               no_room ? std::string() : resolved->path);
+      return;
+    }
+    RegisterStarted(spec.name, {resolved->name}, /*pinned=*/settings && settings->pinned);
   };
   run();
   Deliver(answers);
@@ -613,15 +721,15 @@ void ModelRouter::ExpireIdle() {
       if (c.state != ChildState::kReady) continue;
       Usage& u = usage_[c.name];
       if (u.in_flight > 0 || u.evicting) continue;
-      // keep_alive (Ollama) wins; then pinned (by `corral start` or the config); then the
-      // model's own ttl from the config; then model_ttl_s. Read now, so a reload applies
-      // to children already running.
+      // Pinned (by `corral start` or the config) wins: it stays until stopped; then
+      // keep_alive (Ollama); then the model's own ttl from the config; then model_ttl_s.
+      // Read now, so a reload applies to children already running.
       const config::ModelSettings* s = SettingsForLocked(c.model_path);
       std::chrono::seconds ttl = idle_ttl_;
-      if (u.keep_alive) {
-        ttl = *u.keep_alive;
-      } else if (u.pinned || (s != nullptr && s->pinned)) {
+      if (u.pinned || (s != nullptr && s->pinned)) {
         continue;
+      } else if (u.keep_alive) {
+        ttl = *u.keep_alive;
       } else if (s != nullptr && s->ttl_s) {
         ttl = std::chrono::seconds(*s->ttl_s);
       }

@@ -14,8 +14,19 @@
 // Callbacks (`done`) are always called without `mu_` held.
 //
 // Pinned models: children started through the control plane (`corral start`) are pinned:
-// never evicted and never unloaded by TTL. Children started on demand by a request are not,
+// never evicted, never unloaded by TTL, and an Ollama keep_alive (0 or any other) from a
+// request changes nothing for them. Children started on demand by a request are not,
 // unless the config's `models:` section says `pinned: true` for their model.
+//
+// Names from requests (EnsureReady, SetKeepAlive) name catalog models only: a canonical
+// name, an alias, an origin or a unique substring (Catalog::ResolveName; never a path), or
+// a running child's own name. A name belongs to one file: a name the catalog gives to
+// file F (canonical or alias) routes only to a child serving F, whatever other children
+// are called or what their metadata says. Every spelling of one model shares one start,
+// one failure backoff (per file) and the routes of its canonical name and aliases; a
+// spelling adds no route and no per-spelling state, so distinct spellings cannot grow
+// memory. Errors for clients carry names, never paths, file bytes or log lines (the
+// daemon log and `corral logs` have those).
 //
 // Config reload (UpdateConfig): the router keeps its own copy of the config under `mu_`.
 // A new config refreshes the catalog, re-resolves the per-model settings (`models:` keys
@@ -53,6 +64,9 @@ struct RouterOptions {
   size_t max_waiters = 256;                  // requests parked for starts, all models together
   std::chrono::seconds failed_backoff{5};    // an on-demand start that failed is not retried sooner
   std::chrono::seconds catalog_refresh{30};  // ListModels' catalog snapshot is refreshed this often
+  // A name the snapshot does not know reloads the catalog (a model just downloaded), at
+  // most this often.
+  std::chrono::milliseconds catalog_miss_refresh{1000};
 };
 
 class ModelRouter final : public proxy::ModelProvider {
@@ -70,7 +84,8 @@ class ModelRouter final : public proxy::ModelProvider {
   void OnSupervisorChange();
 
   // A child started through the control plane: route `names` (its child name, the model's
-  // canonical name, aliases) to it, pinned.
+  // canonical name, aliases) to it, pinned. A name the catalog gives another file is
+  // kept but never routes to this child.
   void RegisterStarted(const std::string& child, const std::vector<std::string>& names, bool pinned);
 
   // A reloaded config (already validated). Loads the catalog (slow: call it off the data
@@ -118,7 +133,21 @@ class ModelRouter final : public proxy::ModelProvider {
   // Rebuilds the routes from the supervisor's children and collects answers for waiters
   // whose child is ready or failed. mu_ held.
   void SettleLocked(const std::vector<supervisor::ChildInfo>& children, std::vector<Answer>& out);
-  std::string ChildForLocked(const std::string& name) const;
+  // What a client's name means. mu_ held; `child` points into `children`.
+  struct Target {
+    std::string key;   // waiters, starts: the catalog's canonical name, else the name as given
+    std::string path;  // the model file; "" when unknown
+    const supervisor::ChildInfo* child = nullptr;  // the child serving it (ready first), or none
+  };
+  Target TargetForLocked(const std::string& name, const std::vector<supervisor::ChildInfo>& children) const;
+  // The best child serving `path`: the one `preferred` names, else ready, else launching,
+  // else a failed or stopped one. mu_ held.
+  const supervisor::ChildInfo* ChildServingLocked(const std::string& path, const std::string& preferred,
+                                                  const std::vector<supervisor::ChildInfo>& children) const;
+  // False when the catalog gives `name` to a file other than `c`'s. mu_ held.
+  bool MayRouteLocked(const std::string& name, const supervisor::ChildInfo& c) const;
+  // Pinned by `corral start` or by the config. mu_ held.
+  bool PinnedLocked(const supervisor::ChildInfo& c);
   // The child listening on `upstream`'s port, or "" (it may be gone already). mu_ held.
   std::string ChildAtLocked(const proxy::Endpoint& upstream) const;
   // Queues a start for `model` unless one is pending. mu_ held.
@@ -143,9 +172,9 @@ class ModelRouter final : public proxy::ModelProvider {
   size_t n_waiters_ = 0;                                           // GUARDED_BY(mu_)
   std::deque<std::string> to_start_;                               // client names; GUARDED_BY(mu_)
   std::map<std::string, bool> start_pending_;                      // names in to_start_; GUARDED_BY(mu_)
-  std::map<std::string, Clock::time_point> failed_at_;             // client name -> last failed start; GUARDED_BY(mu_)
-  std::map<std::string, std::string> failed_why_;                  // GUARDED_BY(mu_)
-  std::vector<catalog::Model> catalog_;                            // GUARDED_BY(mu_)
+  std::map<std::string, Clock::time_point> failed_at_;             // model file -> last failed start; GUARDED_BY(mu_)
+  std::map<std::string, std::string> failed_why_;                  // model file -> why; GUARDED_BY(mu_)
+  catalog::Catalog catalog_;                                       // GUARDED_BY(mu_)
   Clock::time_point catalog_loaded_{};                             // GUARDED_BY(mu_)
   std::vector<supervisor::ChildInfo> children_;                    // last seen; GUARDED_BY(mu_)
   std::thread starter_;

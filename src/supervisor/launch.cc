@@ -37,12 +37,24 @@ Status CheckRawArgs(const std::vector<std::string>& args) {
   return Status::Ok();
 }
 
+namespace {
+bool PassesAlias(const std::vector<std::string>& args) {
+  return std::any_of(args.begin(), args.end(),
+                     [](const std::string& a) { return a == "-a" || a == "--alias" || a.starts_with("--alias="); });
+}
+}  // namespace
+
 std::vector<std::string> BuildArgv(const std::string& llama_server, const LaunchSpec& spec) {
   std::vector<std::string> argv = {llama_server, "-m",     spec.model_path,          "--host",
                                    "127.0.0.1",  "--port", std::to_string(spec.port)};
   if (spec.ctx != 0) {
     argv.emplace_back("-c");
     argv.push_back(std::to_string(spec.ctx));
+  }
+  // Responses name the model as clients do ("model": NAME), not by its file's path.
+  if (!spec.model.empty() && !PassesAlias(spec.preset_args) && !PassesAlias(spec.raw_args)) {
+    argv.emplace_back("--alias");
+    argv.push_back(spec.model);
   }
   argv.insert(argv.end(), spec.preset_args.begin(), spec.preset_args.end());
   argv.insert(argv.end(), spec.raw_args.begin(), spec.raw_args.end());

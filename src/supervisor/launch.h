@@ -38,7 +38,10 @@ const std::vector<std::string_view>& OwnedFlags();
 // reference). The message names the flag and what to do instead.
 Status CheckRawArgs(const std::vector<std::string>& args);
 
-// The exact argv: LLAMA_SERVER -m MODEL --host 127.0.0.1 --port P [-c N] [preset] [raw].
+// The exact argv: LLAMA_SERVER -m MODEL --host 127.0.0.1 --port P [-c N] [--alias NAME]
+// [preset] [raw]. --alias gives the model's name (spec.model) to llama-server, so its
+// answers say "model": NAME instead of the file's absolute path; left out when spec.model
+// is empty or the preset or raw args pass their own -a/--alias.
 std::vector<std::string> BuildArgv(const std::string& llama_server, const LaunchSpec& spec);
 
 // A shell-quoted single line for display (`corral start --dry-run`).

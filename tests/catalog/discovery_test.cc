@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <set>
@@ -310,6 +311,38 @@ TEST(IndexCache, ACorruptIndexIsIgnoredAndRebuilt) {
     ASSERT_TRUE(warm.ok());
     EXPECT_EQ(warm->stats().headers_read, 0u) << junk;
   }
+}
+
+// Issue 11 (3): a GGUF another user dropped where anyone can write (/tmp) could claim any
+// model's name in its metadata; such files are not listed.
+TEST(Discovery, ForeignFilesInOpenPlacesRule) {
+  const uid_t me = 1000;
+  EXPECT_FALSE(IsForeignInOpenPlace(me, 0644, 01777, me));  // mine, in /tmp
+  EXPECT_FALSE(IsForeignInOpenPlace(0, 0644, 01777, me));   // root's
+  EXPECT_FALSE(
+      IsForeignInOpenPlace(2000, 0644, 0755, me));  // another user's, in their own dir (a shared read-only store)
+  EXPECT_TRUE(IsForeignInOpenPlace(2000, 0644, 01777, me));  // another user's, in /tmp
+  EXPECT_TRUE(IsForeignInOpenPlace(2000, 0666, 0755, me));   // another user's, writable by anyone
+}
+
+TEST(Discovery, ForeignFilesInOpenPlacesAreNotListed) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a file to another user";
+  TempDir root;
+  const auto& m = SyntheticModels::Get();
+  Copy(m.alpha, root.File("open/theirs.gguf"));
+  Copy(m.beta, root.File("open/mine.gguf"));
+  ASSERT_EQ(::chmod(root.File("open").c_str(), 01777), 0);
+  ASSERT_EQ(::chown(root.File("open/theirs.gguf").c_str(), 65534, 65534), 0);
+  DiscoveryResult found = Discover({{root.File("open")}, "", "", {}, ""});
+  ASSERT_EQ(found.files.size(), 1u);
+  EXPECT_EQ(found.files[0].path, root.File("open/mine.gguf"));
+  bool warned = false;
+  for (const auto& w : found.warnings)
+    warned = warned || w.find("theirs.gguf: owned by another user") != std::string::npos;
+  EXPECT_TRUE(warned);
+  // The same file in a directory only its owner can write is listed.
+  ASSERT_EQ(::chmod(root.File("open").c_str(), 0755), 0);
+  EXPECT_EQ(Discover({{root.File("open")}, "", "", {}, ""}).files.size(), 2u);
 }
 
 TEST(Discovery, IncompleteDownloadNames) {

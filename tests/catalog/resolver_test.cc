@@ -125,6 +125,61 @@ TEST(Resolver, NamesAliasesSubstringsAndPaths) {
   EXPECT_EQ(cat->Resolve(t.root.File("outside/missing.gguf")).status().code(), StatusCode::kNotFound);
 }
 
+// Issue 11 (2, 3): names from requests never reach the filesystem, control characters are
+// refused everywhere, and a file outside the catalog never takes a catalog model's name.
+TEST(Resolver, RequestNamesAreNamesNeverPaths) {
+  ResolverTree t;
+  t.sources.aliases = {{"chat", "alpha"}};
+  auto cat = Catalog::Load(t.sources);
+  ASSERT_TRUE(cat.ok()) << cat.status().ToString();
+
+  // Names, aliases and substrings resolve as in Resolve.
+  EXPECT_EQ(cat->ResolveName("alpha-4m-f16")->name, "alpha-4m-f16");
+  EXPECT_EQ(cat->ResolveName("ALPHA-4M-F16")->name, "alpha-4m-f16");
+  EXPECT_EQ(cat->ResolveName("chat")->name, "alpha-4m-f16");
+  EXPECT_EQ(cat->ResolveName("lph")->name, "alpha-4m-f16");
+
+  // A path, even one to a catalog model's own file, is refused before any matching.
+  for (const std::string& ref :
+       {t.root.File("user/alpha.gguf"), std::string("/etc/passwd"), std::string("../../etc/passwd"),
+        std::string("./alpha.gguf"), std::string("~/alpha.gguf"), std::string("a/../b"), std::string("..")}) {
+    auto r = cat->ResolveName(ref);
+    ASSERT_FALSE(r.ok()) << ref;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << ref;
+    EXPECT_NE(r.status().message().find("not file paths"), std::string::npos) << r.status().message();
+  }
+  // A relative file name is only a name: no file in the working directory is read.
+  EXPECT_EQ(cat->ResolveName("alpha.gguf").status().code(), StatusCode::kNotFound);
+
+  // Control characters: refused by every resolver, without echoing the reference.
+  for (const std::string& ref : {std::string("alpha\r\nSet-Cookie: x"), std::string("a\x1b[2Jb"),
+                                 std::string("al\0pha", 6), std::string("x\x7f")}) {
+    for (auto r : {cat->ResolveName(ref), cat->Resolve(ref)}) {
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+      EXPECT_NE(r.status().message().find("control character"), std::string::npos) << r.status().message();
+      EXPECT_EQ(r.status().message().find("Set-Cookie"), std::string::npos);
+    }
+  }
+  EXPECT_FALSE(CheckReference(std::string(kMaxReferenceBytes + 1, 'a')).ok());
+  EXPECT_TRUE(CheckReference("llama3.2:3b").ok());
+
+  // FindExact: canonical names (any case) and aliases, nothing else.
+  ASSERT_NE(cat->FindExact("Alpha-4M-F16"), nullptr);
+  EXPECT_EQ(cat->FindExact("chat")->name, "alpha-4m-f16");
+  EXPECT_EQ(cat->FindExact("lph"), nullptr);
+
+  // A file outside the catalog whose metadata says "Alpha": read on the spot, but never
+  // named like the catalog's alpha (a name belongs to one file).
+  auto outside = cat->ResolveFile(t.root.File("outside/alpha-elsewhere.gguf"));
+  ASSERT_TRUE(outside.ok()) << outside.status().ToString();
+  EXPECT_NE(outside->name, "alpha-4m-f16");
+  EXPECT_TRUE(outside->name.starts_with("alpha-4m-f16-path-")) << outside->name;
+  EXPECT_EQ(cat->Resolve(t.root.File("outside/alpha-elsewhere.gguf"))->name, outside->name);
+  // A link to a catalog file is that model.
+  EXPECT_EQ(cat->ResolveFile(t.root.File("outside/link.gguf"))->name, "alpha-4m-f16");
+}
+
 TEST(Resolver, EmptyCatalogSaysSo) {
   TempDir root;
   Sources s;

@@ -58,6 +58,37 @@ TEST(ControlApiTest, StartRequestRejectsBadInput) {
   EXPECT_FALSE(ParseStartRequest(std::string(2 << 20, ' ')).ok());
 }
 
+// Issue 11: every JSON the control plane parses has a depth and a size limit, checked
+// before the parser runs; names with control characters are refused.
+TEST(ControlApiTest, JsonIsBoundedInDepthAndSize) {
+  EXPECT_TRUE(
+      ParseJsonBounded(R"({"a":[1,{"b":"[[[[[[[[[[[[[[[[["}]})", {1024, 3}).ok());  // brackets in strings do not count
+  EXPECT_TRUE(ParseJsonBounded(R"({"a":"\"[[[[[["})", {1024, 1}).ok());             // nor after an escaped quote
+  auto deep = ParseJsonBounded(std::string(5, '[') + std::string(5, ']'), {1024, 4});
+  ASSERT_FALSE(deep.ok());
+  EXPECT_EQ(deep.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(deep.status().message().find("deeper than 4"), std::string::npos);
+  auto big = ParseJsonBounded(std::string(2000, ' ') + "1", {1024, 4});
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(ParseJsonBounded("{", {1024, 4}).status().code(), StatusCode::kCorrupt);
+
+  // A start request nested 100,000 deep (200 KB) is refused by the scan, quickly.
+  const std::string nested = R"({"model":"m","raw_args":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  auto start = ParseStartRequest(nested);
+  ASSERT_FALSE(start.ok());
+  EXPECT_EQ(start.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(start.status().message().find("nested deeper"), std::string::npos) << start.status().message();
+  EXPECT_FALSE(ParseError(std::string(100000, '[') + std::string(100000, ']')).has_value());
+
+  // Control characters in names: refused with a clear error.
+  for (const char* body : {R"({"model":"a\r\nb"})", R"({"model":"m","name":"x\u001b[2J"})", R"({"model":"m\u007f"})"}) {
+    auto r = ParseStartRequest(body);
+    ASSERT_FALSE(r.ok()) << body;
+    EXPECT_NE(r.status().message().find("control character"), std::string::npos) << r.status().message();
+  }
+}
+
 TEST(ControlApiTest, Targets) {
   auto t = ParseTarget("/v1/logs?name=a%20b&lines=5&flag&x=1+2");
   ASSERT_TRUE(t.ok());

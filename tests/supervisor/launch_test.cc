@@ -24,6 +24,27 @@ TEST(LaunchTest, ArgvIsExactlyWhatTheUserWouldType) {
             (std::vector<std::string>{"ls", "-m", "/m/a model.gguf", "--host", "127.0.0.1", "--port", "8081"}));
 }
 
+// Issue 11 (10): llama-server's answers said "model": "/abs/path.gguf"; --alias NAME makes
+// them say the model's name, unless the user's own args name an alias.
+TEST(LaunchTest, ModelNameIsPassedAsAliasUnlessTheArgsGiveOne) {
+  LaunchSpec spec;
+  spec.model = "alpha-4m-f16";
+  spec.model_path = "/m/alpha.gguf";
+  EXPECT_EQ(BuildArgv("ls", spec), (std::vector<std::string>{"ls", "-m", "/m/alpha.gguf", "--host", "127.0.0.1",
+                                                             "--port", "0", "--alias", "alpha-4m-f16"}));
+  for (const std::vector<std::string>& own :
+       std::vector<std::vector<std::string>>{{"-a", "mine"}, {"--alias", "mine"}, {"--alias=mine"}}) {
+    spec.raw_args = own;
+    std::vector<std::string> want = {"ls", "-m", "/m/alpha.gguf", "--host", "127.0.0.1", "--port", "0"};
+    want.insert(want.end(), own.begin(), own.end());
+    EXPECT_EQ(BuildArgv("ls", spec), want) << own[0];
+    spec.raw_args.clear();
+    spec.preset_args = own;
+    EXPECT_EQ(BuildArgv("ls", spec), want) << "preset " << own[0];
+    spec.preset_args.clear();
+  }
+}
+
 TEST(LaunchTest, OwnedFlagsAreRefusedInEveryForm) {
   for (const char* flag : {"--host", "--port", "--api-key", "--api-key-file", "--ssl-key-file", "--ssl-cert-file"}) {
     Status s = CheckRawArgs({"--temp", "1", flag, "x"});

@@ -141,20 +141,22 @@ TEST_F(LifecycleCliTest, DryRunPrintsTheExactArgvAndLaunchesNothing) {
   RunResult r = Corral({"start", model_, "--dry-run", "--ctx", "256", "--", "--threads", "1", "--temp", "0.5"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string first = r.out.substr(0, r.out.find('\n'));
-  EXPECT_EQ(first, testing::PinnedLlamaServer() + " -m " + model_ +
-                       " --host 127.0.0.1 --port 0 -c 256 --threads 1 --temp 0.5");
-  EXPECT_NE(r.out.find("# environment: this shell's"), std::string::npos);
   json plan = Json({"start", model_, "--dry-run", "--json"})["plan"];
-  EXPECT_EQ(plan["argv"],
-            json::array({testing::PinnedLlamaServer(), "-m", model_, "--host", "127.0.0.1", "--port", "0"}));
+  const std::string name = plan.value("model", std::string());  // passed as --alias (issue 11)
+  ASSERT_FALSE(name.empty());
+  EXPECT_EQ(first, testing::PinnedLlamaServer() + " -m " + model_ + " --host 127.0.0.1 --port 0 -c 256 --alias " +
+                       name + " --threads 1 --temp 0.5");
+  EXPECT_NE(r.out.find("# environment: this shell's"), std::string::npos);
+  EXPECT_EQ(plan["argv"], json::array({testing::PinnedLlamaServer(), "-m", model_, "--host", "127.0.0.1", "--port", "0",
+                                       "--alias", name}));
   EXPECT_TRUE(Ps().empty());
 }
 
 // Suite A's argv proof: the child Corral starts has byte for byte the cmdline of the same
 // llama-server started by hand with the same arguments.
 TEST_F(LifecycleCliTest, ChildCmdlineEqualsTheHandStartedOneByteForByte) {
-  std::vector<std::string> extra = {"-c", "256", "--threads", "1"};
   json m = Json({"start", model_, "--json", "--ctx", "256", "--", "--threads", "1"})["model"];
+  std::vector<std::string> extra = {"-c", "256", "--alias", m.value("model", std::string()), "--threads", "1"};
   std::string ours = Cmdline(m["pid"]);
   auto by_hand = testing::LlamaServer::Start(model_, extra);
   ASSERT_TRUE(by_hand.ok()) << by_hand.status().ToString();

@@ -199,7 +199,7 @@ TEST(SupervisorTest, ArgvEnvironmentAndStdioReachTheChild) {
     std::this_thread::sleep_for(milliseconds(5));
   }
   EXPECT_NE(log.find("arg:-m\narg:/fake/model.gguf\narg:--host\narg:127.0.0.1\narg:--port\narg:0\narg:-c\narg:512\n"
-                     "arg:--temp\narg:0.5 with space\n"),
+                     "arg:--alias\narg:fake\narg:--temp\narg:0.5 with space\n"),
             std::string::npos)
       << log;
   EXPECT_NE(log.find("env:hello"), std::string::npos) << log;
