@@ -64,7 +64,9 @@ Metrics::Metrics() : proxy_added_us_({10, 25, 50, 100, 250, 500, 1000, 2500, 100
 
 ModelMetrics& Metrics::For(const std::string& model) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto& slot = models_[model];
+  // Names come from clients (any unique substring of a model routes): past the cap, new
+  // spellings share one series instead of growing the map and /metrics without bound.
+  auto& slot = models_.size() < kMaxModelSeries || models_.contains(model) ? models_[model] : models_[kOtherModels];
   if (!slot) slot = std::make_unique<ModelMetrics>();
   return *slot;
 }

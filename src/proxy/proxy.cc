@@ -286,9 +286,10 @@ class Proxy::Impl {
   ModelMetrics& MetricsFor(Worker& w, const std::string& model) {
     auto it = w.metrics_cache.find(model);
     if (it != w.metrics_cache.end()) return *it->second;
-    // Bound the cache: model names come from clients, but only routed (known) ones get here.
+    // Names come from clients (only routed ones get here, but any unique substring routes):
+    // the cache is bounded like the series it points to.
     ModelMetrics& m = metrics.For(model);
-    w.metrics_cache.emplace(model, &m);
+    if (w.metrics_cache.size() < Metrics::kMaxModelSeries) w.metrics_cache.emplace(model, &m);
     return m;
   }
 };

@@ -265,3 +265,24 @@ TEST(ProxyCommandTest, BadUpstreamSpecsAreUsageErrors) {
 
 }  // namespace
 }  // namespace corral::proxy
+
+namespace corral::proxy {
+namespace {
+
+// Model names come from clients: 10,000 spellings must not make 10,000 series (issue 11).
+TEST(MetricsTest, ModelSeriesAreBounded) {
+  Metrics m;
+  for (int i = 0; i < 10000; ++i) m.For("spelling-" + std::to_string(i)).requests.fetch_add(1);
+  std::string text = m.Render();
+  size_t series = 0;
+  for (size_t at = text.find("corral_model_requests_total{"); at != std::string::npos;
+       at = text.find("corral_model_requests_total{", at + 1)) {
+    ++series;
+  }
+  EXPECT_LE(series, Metrics::kMaxModelSeries + 1);
+  EXPECT_NE(text.find(Metrics::kOtherModels), std::string::npos);
+  EXPECT_EQ(&m.For("spelling-1"), &m.For("spelling-1"));  // the first ones keep their own
+}
+
+}  // namespace
+}  // namespace corral::proxy
