@@ -57,6 +57,7 @@ std::string ClientReason(const supervisor::Failure& f) {
     }
     case FailureKind::kOomKilled: return "llama-server was killed by SIGKILL (likely out of memory)";
     case FailureKind::kHealthTimeout: return "llama-server was not ready before the health timeout";
+    case FailureKind::kUnresponsive: return "llama-server stopped answering its health check and was killed";
     case FailureKind::kNone: break;
   }
   return "llama-server stopped";
