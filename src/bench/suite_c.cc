@@ -311,6 +311,11 @@ ColdStart MeasureColdStart(const HopEndpoints& hop, const SuiteCOptions& c, cons
     cs.reason = "--cold-starts 0";
     return cs;
   }
+  if (!hop.cold_start_skip.empty()) {
+    cs.status = "skipped";
+    cs.reason = hop.cold_start_skip;
+    return cs;
+  }
   if (!hop.stop_model || hop.child_log_path.empty() || hop.cold_start_model.empty()) {
     cs.status = "skipped";
     cs.reason = "needs the daemon the bench started the model through (not run with --direct-url/--proxy-url)";

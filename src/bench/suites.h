@@ -157,6 +157,7 @@ struct HopEndpoints {
   std::string cold_start_model;        // the `model` a cold-start request sends
   std::function<Status()> stop_model;  // stops the child (`corral stop`); empty = no cold start
   bool model_was_running = false;      // running before the bench: the cold starts restart it
+  std::string cold_start_skip;         // non-empty: why a cold start cannot be timed here
 };
 
 struct SuiteCOptions {

@@ -382,8 +382,24 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
       CORRAL_ASSIGN_OR_RETURN(nlohmann::json status, CorralJson({"status", "--json"}));
       e.daemon_pid = status.contains("daemon") ? status["daemon"].value("pid", -1) : -1;
       e.child_log_path = m.value("log_path", std::string());
-      e.cold_start_model = m.value("model_path", std::string());
+      // Requests name catalog models, never files: the cold start asks for the model's name.
+      e.cold_start_model = m.value("model", name);
+      const std::string model_path = m.value("model_path", std::string());
       e.model_was_running = started.value("already_running", false);
+      // A request can start only a catalog model (never a file by path): a --model file
+      // outside the catalog's folders cannot be timed cold through the proxy.
+      bool in_catalog = false;
+      if (auto listing = CorralJson({"list", "--json"}); listing.ok() && listing->contains("models")) {
+        for (const auto& row : (*listing)["models"]) {
+          for (const auto& f : row.value("files", nlohmann::json::array())) {
+            in_catalog = in_catalog || (f.is_string() && f.get<std::string>() == model_path);
+          }
+        }
+      }
+      if (!in_catalog) {
+        e.cold_start_skip = "the model file is not in the catalog, and requests can start only catalog models; "
+                            "add its folder to model_paths to time cold starts";
+      }
       // A cold start needs this child to be the only instance of its file: the daemon routes
       // a request for the file to any running instance rather than starting one.
       std::string others;
@@ -391,7 +407,7 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
         const nlohmann::json& list = ps->is_object() && ps->contains("models") ? (*ps)["models"] : *ps;
         if (list.is_array()) {
           for (const auto& c : list) {
-            if (c.is_object() && c.value("model_path", std::string()) == e.cold_start_model &&
+            if (c.is_object() && c.value("model_path", std::string()) == model_path &&
                 c.value("name", std::string()) != name) {
               others += (others.empty() ? "" : ", ") + c.value("name", std::string());
             }
