@@ -279,6 +279,9 @@ SuiteResult RunSuiteC(const HopProvider& provider, const SuiteCOptions& c, const
   if (direct.name.empty()) direct.name = "direct";
   if (proxied.name.empty()) proxied.name = "proxy";
   DetectTarget(direct);
+  // The same child through the proxy: the proxy is asked for the direct child's model (a
+  // proxy lists every model; the first of its list may be another one).
+  if (proxied.model.empty()) proxied.model = direct.model;
   DetectTarget(proxied);
   s.targets = {direct, proxied};
 
@@ -330,8 +333,8 @@ SuiteResult RunSuiteC(const HopProvider& provider, const SuiteCOptions& c, const
     }
   }
   for (Target t : c.extra_proxies) {
-    DetectTarget(t);
     if (t.model.empty()) t.model = direct.model;
+    DetectTarget(t);
     s.targets.push_back(std::move(t));
   }
   s = Finish(std::move(s), workloads, options, progress);

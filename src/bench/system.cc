@@ -161,13 +161,24 @@ pid_t ProxyProcessPid(pid_t daemon_pid) {
   return -1;
 }
 
+namespace {
+// "Pss:" from /proc/<pid>/smaps_rollup, in bytes.
+Result<uint64_t> ReadPssBytes(pid_t pid) {
+  CORRAL_ASSIGN_OR_RETURN(std::string text, ReadProcFile(pid, "smaps_rollup"));
+  std::string v = AfterColon(FirstLineWith(text, "Pss:"));
+  if (v.empty()) return NotFound("no Pss in /proc/" + std::to_string(pid) + "/smaps_rollup");
+  return std::strtoull(v.c_str(), nullptr, 10) * 1024;
+}
+}  // namespace
+
 Result<uint64_t> ReadDaemonRssBytes(pid_t daemon_pid) {
-  CORRAL_ASSIGN_OR_RETURN(uint64_t rss, ReadRssBytes(daemon_pid));
-  if (pid_t proxy = ProxyProcessPid(daemon_pid); proxy > 0) {
-    CORRAL_ASSIGN_OR_RETURN(uint64_t proxy_rss, ReadRssBytes(proxy));
-    rss += proxy_rss;
-  }
-  return rss;
+  pid_t proxy = ProxyProcessPid(daemon_pid);
+  if (proxy <= 0) return ReadRssBytes(daemon_pid);
+  // Two processes of one binary: their RSS would count the shared pages (the binary, libc)
+  // twice; the sum of their proportional set sizes counts every page once.
+  CORRAL_ASSIGN_OR_RETURN(uint64_t keeper, ReadPssBytes(daemon_pid));
+  CORRAL_ASSIGN_OR_RETURN(uint64_t edge, ReadPssBytes(proxy));
+  return keeper + edge;
 }
 
 std::vector<pid_t> ChildPids(pid_t pid) {

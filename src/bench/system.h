@@ -43,8 +43,8 @@ std::vector<pid_t> ChildPids(pid_t pid);
 // The daemon's proxy process (`corral __proxy-process`, a direct child), or -1 when the proxy
 // runs inside the daemon (proxy_process: false).
 pid_t ProxyProcessPid(pid_t daemon_pid);
-// The daemon's footprint: VmRSS of the daemon plus that of its proxy process, if any
-// (never its llama-server children).
+// The daemon's footprint (never its llama-server children): its VmRSS, or with a proxy
+// process the sum of both processes' PSS (RSS would count their shared pages twice).
 Result<uint64_t> ReadDaemonRssBytes(pid_t daemon_pid);
 
 // Byte-for-byte comparison of two processes' argv, environment and resource limits (suite A).

@@ -74,7 +74,7 @@ const std::vector<OptionDef>& Registry() {
        "Client connections the proxy holds open at once (also kept below half the open-file limit); "
        "beyond it a new connection gets 503.",
        OptionType::kInt, OnReload::kRestart},
-      {"max_connections_per_client", "--max-connections-per-client", "CORRAL_MAX_CONNECTIONS_PER_CLIENT", "1024",
+      {"max_connections_per_client", "--max-connections-per-client", "CORRAL_MAX_CONNECTIONS_PER_CLIENT", "2048",
        "Client connections open at once from one IP address (all local programs share 127.0.0.1); beyond it 503.",
        OptionType::kInt, OnReload::kRestart},
       {"max_buffered_body_bytes", "--max-buffered-body-bytes", "CORRAL_MAX_BUFFERED_BODY_BYTES", "268435456",

@@ -84,7 +84,7 @@ struct Config {
   int64_t max_json_depth = 128;                   // request bodies nested deeper: 400
   std::vector<std::string> cors_origins;          // browser origins allowed (CORS); empty = none
   int64_t max_connections = 4096;                 // client connections open at once
-  int64_t max_connections_per_client = 1024;      // ... from one IP address
+  int64_t max_connections_per_client = 2048;      // ... from one IP address
   int64_t max_buffered_body_bytes = 256LL << 20;  // request bodies buffered at once, all clients
 
   // From config.yaml, outside the option registry (file only; no flag or env var).

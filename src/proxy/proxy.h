@@ -71,7 +71,7 @@ struct ProxyOptions {
   // connection gets a 503 (Retry-After) and is closed at once. The total is also held below
   // half the open-file limit (every client may need an upstream connection too).
   size_t max_connections = 4096;
-  size_t max_connections_per_client = 1024;
+  size_t max_connections_per_client = 2048;  // 1000 idle keep-alive clients + 64 streams from one host fit
   // Request body bytes buffered across all connections (a body is charged its
   // Content-Length when its head arrives, a chunked one as it grows). Beyond it: 503 with
   // Retry-After and close. A body is always admitted when no other one is buffered, so a
