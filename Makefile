@@ -9,7 +9,7 @@ CORRAL := build/release/bin/corral
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := true
 
-.PHONY: run test setup bench-setup engine build build-asan build-tsan build-fuzz models fuzz format format-check tidy bench clean help
+.PHONY: run test setup bench-setup engine build build-bin build-asan build-tsan build-fuzz models fuzz format format-check tidy bench clean help
 
 help:
 	@echo "make run    - set up, build, make the default models, start Corral and stream an answer"
@@ -37,6 +37,12 @@ build: engine
 	$(call configure,release)
 	@cmake --build --preset release -j $(JOBS)
 
+# Just the binary: what `make run` needs (the tests and benchmarks are for `make test`).
+build-bin: engine
+	@mkdir -p build
+	$(call configure,release)
+	@cmake --build --preset release -j $(JOBS) --target corral
+
 build-asan: engine
 	@mkdir -p build
 	$(call configure,asan-ubsan)
@@ -52,7 +58,7 @@ build-fuzz: engine
 	$(call configure,fuzz)
 	@cmake --build --preset fuzz -j $(JOBS) --target corral_fuzzers
 
-models: build
+models: build-bin
 	@scripts/default-models.sh $(CORRAL)
 
 run: models
