@@ -101,6 +101,10 @@ void Lifecycle::OnHealth(int http_status, TimePoint now) {
   probe_delay_ = std::min(probe_delay_ * 2, kMaxProbeDelay);
 }
 
+void Lifecycle::OnProgress(TimePoint now) {
+  if (LivenessClockRunning()) failing_since_ = now;
+}
+
 void Lifecycle::OnSpawnFailed(std::string message) {
   state_ = ChildState::kFailed;
   failure_ = {FailureKind::kSpawn, 0, 0, std::move(message)};
@@ -165,7 +169,7 @@ Action Lifecycle::OnTick(TimePoint now) {
     unresponsive_ = true;
     probe_at_.reset();
     failure_ = {FailureKind::kUnresponsive, 0, 0,
-                "unresponsive: /health did not answer for " + Seconds(liveness_.timeout)};
+                "unresponsive: /health did not answer and it used no CPU for " + Seconds(liveness_.timeout)};
     return Action::kKillUnresponsive;
   }
   if (state_ == ChildState::kStopping && kill_at_ && now >= *kill_at_) {

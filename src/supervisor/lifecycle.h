@@ -16,7 +16,8 @@
 // failed(reason): kSpawn (exec failed), kExited (exit code), kSignaled (a signal we did not
 // send), kOomKilled (SIGKILL we did not send: the kernel's OOM killer, or a user's kill -9),
 // kHealthTimeout (not ready within the model-size-scaled timeout), kUnresponsive (ready, then
-// /health went unanswered for the liveness timeout: a hung or SIGSTOPped child).
+// /health went unanswered, and the child used no CPU, for the liveness timeout: a hung or
+// SIGSTOPped child; a busy one that answers late is never killed).
 //
 // Liveness of a ready child: one /health probe in flight at a time, the next `interval` after
 // the last answer. The first probe of a run of failed or unanswered ones starts the clock; if
@@ -90,6 +91,13 @@ class Lifecycle {
   // ready; anything else (503 loading, refused) → retry with backoff. Ready: 200 → alive;
   // anything else keeps the unresponsive clock running; the next probe `interval` later.
   void OnHealth(int http_status, TimePoint now);
+  // The child used CPU since the supervisor last looked: busy, not hung. A running
+  // unresponsive clock restarts from `now`. (A llama-server saturated by many streams may
+  // answer /health late; a SIGSTOPped or deadlocked one uses no CPU at all.)
+  void OnProgress(TimePoint now);
+  // True while a ready child's unresponsive clock runs (a probe out or failed): then the
+  // supervisor looks at the child's CPU time before each tick.
+  bool LivenessClockRunning() const { return state_ == ChildState::kReady && !unresponsive_ && failing_since_; }
   // The process could not be executed at all.
   void OnSpawnFailed(std::string message);
   // Stop requested: → stopping with a SIGKILL deadline `grace` from now. Returns false when

@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 
@@ -50,6 +51,35 @@ constexpr std::chrono::milliseconds kProbeTimeout{1000};
 constexpr size_t kStatusLineBytes = 12;  // "HTTP/1.1 200"
 constexpr char kHealthRequest[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
 constexpr std::chrono::seconds kStopExtraWait{5};
+
+// utime + stime of `pid` in clock ticks (/proc/<pid>/stat fields 14 and 15); 0 when unreadable.
+uint64_t CpuTicks(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char* p = std::strrchr(buf, ')');  // the command name may hold spaces and parentheses
+  if (p == nullptr) return 0;
+  // After ')': field 3 (state) is the first; utime and stime are the 12th and 13th.
+  uint64_t fields[13] = {};
+  int i = 0;
+  for (char* tok = const_cast<char*>(p + 1); i < 13;) {
+    while (*tok == ' ') ++tok;
+    if (*tok == 0) return 0;
+    char* end = nullptr;
+    fields[i++] = std::strtoull(tok, &end, 10);
+    if (end == tok) {  // the state letter
+      while (*end != 0 && *end != ' ') ++end;
+    }
+    tok = end;
+  }
+  return fields[11] + fields[12];
+}
 
 int PidfdOpen(pid_t pid) {
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
@@ -107,6 +137,7 @@ struct Supervisor::Child {
   int log_fd = -1;  // read side, for the port line and `logs`
   int watch = -1;   // inotify watch descriptor
   uint64_t log_offset = 0;
+  uint64_t cpu_ticks = 0;  // utime + stime at the last liveness look (see CpuTicks)
   std::string log_tail;  // last bytes read, so a port line split across reads is found
   bool spawn_done = false;
   bool stop_queued = false;
@@ -758,6 +789,14 @@ void Supervisor::MonitorLoop() {
         if (c->restart_at && *c->restart_at <= now) RespawnLocked(*c);
         if (c->probe.fd >= 0 && now >= c->probe.deadline) FinishProbeLocked(*c, 0, now);
         for (;;) {
+          if (c->lifecycle.LivenessClockRunning() && c->pid > 0) {
+            // Busy is not hung: CPU time that moves restarts the unresponsive clock.
+            uint64_t ticks = CpuTicks(c->pid);
+            if (ticks != 0 && ticks != c->cpu_ticks) {
+              c->cpu_ticks = ticks;
+              c->lifecycle.OnProgress(now);
+            }
+          }
           Action a = c->lifecycle.OnTick(now);
           if (a == Action::kNone) break;
           if (a == Action::kProbe) {

@@ -14,7 +14,7 @@
 //
 // Liveness: a ready child is probed every LivenessFor(liveness_timeout).interval; when /health
 // goes unanswered for liveness_timeout (lifecycle.h has the exact rule) its process group gets
-// SIGKILL, it is failed as kUnresponsive ("unresponsive: /health did not answer for 15 s") and
+// SIGKILL, it is failed as kUnresponsive ("unresponsive: /health did not answer and it used no CPU for 15 s") and
 // the restart policy applies as to any crash.
 //
 // Children never outlive the daemon: each child gets PR_SET_PDEATHSIG=SIGKILL (checked

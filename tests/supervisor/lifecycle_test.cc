@@ -188,8 +188,36 @@ TEST(LifecycleTest, UnansweredProbesForTheTimeoutMakeTheChildUnresponsive) {
   lc.OnExit(Signaled(SIGKILL), /*we_killed=*/true);
   EXPECT_EQ(lc.state(), ChildState::kFailed);
   EXPECT_EQ(lc.failure().kind, FailureKind::kUnresponsive);
-  EXPECT_EQ(lc.failure().message, "unresponsive: /health did not answer for 0.4 s");
+  EXPECT_EQ(lc.failure().message, "unresponsive: /health did not answer and it used no CPU for 0.4 s");
   EXPECT_EQ(to_string(FailureKind::kUnresponsive), "unresponsive");
+}
+
+// A llama-server saturated by 64 streams answered /health after more than the timeout and
+// was killed mid-stream (found by suite C's footprint cell). Busy is not hung: CPU time that
+// moves restarts the clock; only a child that neither answers nor runs is unresponsive.
+TEST(LifecycleTest, ABusyChildThatAnswersLateIsNeverKilled) {
+  TimePoint t0{};
+  Lifecycle lc(t0, milliseconds(1000), Liveness{milliseconds(100), milliseconds(400)});
+  lc.OnPortLearned(5, t0);
+  ASSERT_EQ(lc.OnTick(t0), Action::kProbe);
+  lc.OnHealth(200, t0);
+  EXPECT_FALSE(lc.LivenessClockRunning());
+  ASSERT_EQ(lc.OnTick(t0 + milliseconds(100)), Action::kProbe);  // out for a long time
+  EXPECT_TRUE(lc.LivenessClockRunning());
+  for (int ms = 200; ms <= 2000; ms += 100) {
+    lc.OnProgress(t0 + milliseconds(ms));  // the supervisor saw its CPU time move
+    EXPECT_NE(lc.OnTick(t0 + milliseconds(ms)), Action::kKillUnresponsive) << ms;
+  }
+  lc.OnHealth(200, t0 + milliseconds(2050));  // the late answer
+  EXPECT_EQ(lc.state(), ChildState::kReady);
+  EXPECT_FALSE(lc.LivenessClockRunning());
+  // Then it stops running (SIGSTOP): no progress, and the timeout applies again.
+  ASSERT_EQ(lc.OnTick(t0 + milliseconds(2150)), Action::kProbe);
+  EXPECT_EQ(lc.OnTick(t0 + milliseconds(2549)), Action::kNone);
+  EXPECT_EQ(lc.OnTick(t0 + milliseconds(2550)), Action::kKillUnresponsive);
+  lc.OnProgress(t0 + milliseconds(2551));  // too late to matter
+  lc.OnExit(Signaled(SIGKILL), /*we_killed=*/true);
+  EXPECT_EQ(lc.failure().kind, FailureKind::kUnresponsive);
 }
 
 TEST(LifecycleTest, AnAnswerInTimeEndsTheRunOfFailedProbes) {
@@ -215,7 +243,7 @@ TEST(LifecycleTest, AnAnswerInTimeEndsTheRunOfFailedProbes) {
   EXPECT_EQ(lc.failure().kind, FailureKind::kNone);
   // The message names the bound in whole seconds.
   EXPECT_EQ(lc.OnTick(t + milliseconds(99) + milliseconds(12000)), Action::kKillUnresponsive);
-  EXPECT_EQ(lc.failure().message, "unresponsive: /health did not answer for 12 s");
+  EXPECT_EQ(lc.failure().message, "unresponsive: /health did not answer and it used no CPU for 12 s");
 }
 
 TEST(LifecycleTest, APausedMonitorProbesBeforeItJudges) {

@@ -359,7 +359,7 @@ TEST(SupervisorTest, UnresponsiveReadyChildIsKilledFailedAndRestarted) {
   auto failed = WaitFor(sup, "hangs", [](const ChildInfo& i) { return i.state == ChildState::kFailed; });
   ASSERT_TRUE(failed.ok()) << failed.status().ToString();
   EXPECT_EQ(failed->failure.kind, FailureKind::kUnresponsive) << failed->failure.message;
-  EXPECT_EQ(failed->failure.message, "unresponsive: /health did not answer for 0.4 s");
+  EXPECT_EQ(failed->failure.message, "unresponsive: /health did not answer and it used no CPU for 0.4 s");
   EXPECT_GE(failed->restart_in_ms, 0) << "the restart policy applies";
   EXPECT_TRUE(Gone(ready->pid));
   EXPECT_GE(health.hung_requests(), 1);
