@@ -93,7 +93,7 @@ TEST_F(ConfigTest, ProxyHardeningOptions) {
   EXPECT_EQ(c->max_json_depth, 128);
   EXPECT_TRUE(c->cors_origins.empty());
   EXPECT_EQ(c->max_connections, 4096);
-  EXPECT_EQ(c->max_connections_per_client, 1024);
+  EXPECT_EQ(c->max_connections_per_client, 2048);
   EXPECT_EQ(c->max_buffered_body_bytes, 256LL << 20);
   c =
       Load(FlagsWithFile("max_json_depth: 64\nmax_connections: 10\nmax_connections_per_client: 2\n"
