@@ -499,7 +499,10 @@ TEST_F(ProxyIntegrationTest, MetricsCountRequestsAndTimings) {
   // Timings are recorded when a request ends, just after its last byte was written.
   auto m = ViaProxy("GET", "/metrics");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (m.ok() && m->body.find("corral_model_ttft_ms_count{model=\"chat\"} 2") == std::string::npos &&
+  // The in-flight gauge drops just after the timings are recorded: wait for both.
+  while (m.ok() &&
+         (m->body.find("corral_model_ttft_ms_count{model=\"chat\"} 2") == std::string::npos ||
+          m->body.find("corral_model_in_flight{model=\"chat\"} 0") == std::string::npos) &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     m = ViaProxy("GET", "/metrics");
