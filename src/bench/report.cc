@@ -90,7 +90,8 @@ json FootprintJson(const Footprint& f) {
           {"reason", f.reason},
           {"method",
            "open `requested` HTTP/1.1 keep-alive connections to the proxy, each sends GET /health once and then "
-           "sits idle for idle_hold_s; VmRSS of the daemon (/proc/<pid>/status; with a proxy process, the sum of both processes' PSS from smaps_rollup, as their RSS would count shared pages twice) before, with them held, and "
+           "sits idle for idle_hold_s; VmRSS of the daemon (/proc/<pid>/status; with a proxy process, the sum of both "
+           "processes' PSS from smaps_rollup, as their RSS would count shared pages twice) before, with them held, and "
            "sampled every 2 ms during `streams` concurrent streams through the proxy (idle connections still held); "
            "then every idle connection is checked for a close and sent one more GET /health. "
            "per_idle_connection = (with_idle - idle_before) / opened; per_stream = (peak - with_idle) / streams"},

@@ -397,8 +397,9 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
         }
       }
       if (!in_catalog) {
-        e.cold_start_skip = "the model file is not in the catalog, and requests can start only catalog models; "
-                            "add its folder to model_paths to time cold starts";
+        e.cold_start_skip =
+            "the model file is not in the catalog, and requests can start only catalog models; "
+            "add its folder to model_paths to time cold starts";
       }
       // A cold start needs this child to be the only instance of its file: the daemon routes
       // a request for the file to any running instance rather than starting one.

@@ -1,9 +1,9 @@
 // `corral __proxy-process`: internal. The daemon runs itself this way to serve the proxy in a
 // separate, restartable process (edge/host.h); fd 3 is the listening socket, fd 4 the link.
 // Not for people: hidden from --help, and it refuses to run without those descriptors.
-#include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "edge/proxy_process.h"

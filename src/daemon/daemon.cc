@@ -603,7 +603,7 @@ class Daemon {
   std::unique_ptr<ModelRouter> router_;
   std::atomic<ModelRouter*> router_ptr_{nullptr};  // for on_change on the monitor thread
   std::unique_ptr<proxy::Proxy> proxy_;            // proxy_process: false
-  std::unique_ptr<edge::ProxyHost> proxy_host_;   // proxy_process: true (the default)
+  std::unique_ptr<edge::ProxyHost> proxy_host_;    // proxy_process: true (the default)
   std::string proxy_url_;
   // The same object for the monitor thread's on_change callback, which may run while
   // Finish() is destroying supervisor_ (unique_ptr::reset nulls the pointer first).

@@ -138,9 +138,9 @@ class ProxyHost::Impl {
     std::unique_lock<std::mutex> lock(mu_);
     bool up = cv_.wait_for(lock, options_.ready_timeout, [this] { return ready_ || !start_error_.empty(); });
     if (up && ready_) return Status::Ok();
-    std::string why = start_error_.empty() ? "it did not answer within " +
-                                                 std::to_string(options_.ready_timeout.count()) + " ms"
-                                           : start_error_;
+    std::string why = start_error_.empty()
+                          ? "it did not answer within " + std::to_string(options_.ready_timeout.count()) + " ms"
+                          : start_error_;
     lock.unlock();
     Stop();
     return Unavailable("the proxy process did not start: " + why);
@@ -297,8 +297,7 @@ class ProxyHost::Impl {
   }
 
   void ScheduleRestart(bool stable) {
-    delay_ = stable ? milliseconds(0)
-                    : std::clamp(delay_ * 2, options_.restart_min, options_.restart_max);
+    delay_ = stable ? milliseconds(0) : std::clamp(delay_ * 2, options_.restart_min, options_.restart_max);
     restart_at_ = Clock::now() + delay_;
   }
 
@@ -510,12 +509,12 @@ class ProxyHost::Impl {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool quit_ = false;           // GUARDED_BY(mu_)
-  bool ready_ = false;          // GUARDED_BY(mu_): the first process said 'R'
-  std::string start_error_;     // GUARDED_BY(mu_)
-  Limits limits_{};             // GUARDED_BY(mu_)
-  bool limits_dirty_ = false;   // GUARDED_BY(mu_)
-  ProxyProcessInfo info_;       // GUARDED_BY(mu_)
+  bool quit_ = false;          // GUARDED_BY(mu_)
+  bool ready_ = false;         // GUARDED_BY(mu_): the first process said 'R'
+  std::string start_error_;    // GUARDED_BY(mu_)
+  Limits limits_{};            // GUARDED_BY(mu_)
+  bool limits_dirty_ = false;  // GUARDED_BY(mu_)
+  ProxyProcessInfo info_;      // GUARDED_BY(mu_)
 
   // The host's thread only.
   pid_t pid_ = 0;

@@ -40,20 +40,20 @@
 namespace corral::edge {
 
 struct ProxyHostOptions {
-  std::string exe;                // the corral binary to run as `EXE __proxy-process`
-  proxy::ProxyOptions proxy;      // listen is bound here; the rest is sent to the process
-  std::chrono::milliseconds ready_timeout{20'000};   // spawn -> 'R'
-  std::chrono::milliseconds stop_grace{5'000};       // SIGTERM -> SIGKILL
+  std::string exe;                                  // the corral binary to run as `EXE __proxy-process`
+  proxy::ProxyOptions proxy;                        // listen is bound here; the rest is sent to the process
+  std::chrono::milliseconds ready_timeout{20'000};  // spawn -> 'R'
+  std::chrono::milliseconds stop_grace{5'000};      // SIGTERM -> SIGKILL
   std::chrono::milliseconds restart_min{100};
   std::chrono::milliseconds restart_max{5'000};
-  std::chrono::milliseconds models_refresh{1'000};   // model list (states, expiry) pushed this often if changed
+  std::chrono::milliseconds models_refresh{1'000};  // model list (states, expiry) pushed this often if changed
 };
 
 // What `corral status` shows about the proxy process.
 struct ProxyProcessInfo {
-  int pid = 0;              // 0 while none runs
-  uint64_t restarts = 0;    // processes started after the first
-  std::string last_exit;    // "killed by SIGSEGV", "exit code 1"; empty when none died yet
+  int pid = 0;            // 0 while none runs
+  uint64_t restarts = 0;  // processes started after the first
+  std::string last_exit;  // "killed by SIGSEGV", "exit code 1"; empty when none died yet
 };
 
 class ProxyHost {

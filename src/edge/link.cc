@@ -205,9 +205,8 @@ std::string EncodeModels(const std::vector<ModelInfo>& models) {
                     {"family", m.family},
                     {"quant", m.quantization},
                     {"modified", m.modified_unix_s},
-                    {"expires_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       m.expires_at.time_since_epoch())
-                                       .count()}});
+                    {"expires_ms",
+                     std::chrono::duration_cast<std::chrono::milliseconds>(m.expires_at.time_since_epoch()).count()}});
   }
   return json{{"t", "models"}, {"m", list}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -284,8 +283,8 @@ Result<DownMessage> ParseDown(std::string_view text) {
         i.family = m.at("family").get<std::string>();
         i.quantization = m.at("quant").get<std::string>();
         i.modified_unix_s = m.at("modified").get<int64_t>();
-        i.expires_at = std::chrono::system_clock::time_point(
-            std::chrono::duration_cast<std::chrono::system_clock::duration>(
+        i.expires_at =
+            std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
                 std::chrono::milliseconds(m.at("expires_ms").get<int64_t>())));
         d.models.push_back(std::move(i));
       }

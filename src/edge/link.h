@@ -36,9 +36,9 @@
 
 namespace corral::edge {
 
-inline constexpr size_t kMaxFramePayload = 32U << 10;    // well under the default socket buffer
-inline constexpr size_t kMaxUpMessageBytes = 8U << 10;   // one frame; a model name fits easily
-inline constexpr size_t kMaxModelNameBytes = 4U << 10;   // longer names are refused up front
+inline constexpr size_t kMaxFramePayload = 32U << 10;   // well under the default socket buffer
+inline constexpr size_t kMaxUpMessageBytes = 8U << 10;  // one frame; a model name fits easily
+inline constexpr size_t kMaxModelNameBytes = 4U << 10;  // longer names are refused up front
 inline constexpr size_t kMaxDownMessageBytes = 64U << 20;
 
 // Splits `message` into frames (at least one).
@@ -61,10 +61,10 @@ enum class UpKind { kReady, kEnsure, kStart, kEnd, kKeepAlive };
 
 struct UpMessage {
   UpKind kind = UpKind::kReady;
-  uint64_t id = 0;             // kEnsure
-  int64_t value = 0;           // kEnsure: deadline in ms from now (>= 0); kKeepAlive: seconds
-  proxy::Endpoint endpoint;    // kStart, kEnd: an IP literal and a port
-  std::string model;           // every kind but kReady: non-empty, no control characters
+  uint64_t id = 0;           // kEnsure
+  int64_t value = 0;         // kEnsure: deadline in ms from now (>= 0); kKeepAlive: seconds
+  proxy::Endpoint endpoint;  // kStart, kEnd: an IP literal and a port
+  std::string model;         // every kind but kReady: non-empty, no control characters
 };
 
 std::string EncodeUp(const UpMessage& m);
@@ -82,12 +82,12 @@ std::string EncodeLimits(uint64_t max_body_bytes, std::chrono::milliseconds clie
 // One decoded down message; which members are set depends on `type`.
 struct DownMessage {
   enum class Type { kOptions, kRoutes, kModels, kAnswer, kLimits } type = Type::kOptions;
-  proxy::ProxyOptions options;                 // kOptions (listen_fd not included)
-  proxy::RouteMap routes;                      // kRoutes
-  std::vector<proxy::ModelInfo> models;        // kModels
-  uint64_t id = 0;                             // kAnswer
-  proxy::EnsureResult answer;                  // kAnswer
-  uint64_t max_body_bytes = 0;                 // kLimits
+  proxy::ProxyOptions options;                    // kOptions (listen_fd not included)
+  proxy::RouteMap routes;                         // kRoutes
+  std::vector<proxy::ModelInfo> models;           // kModels
+  uint64_t id = 0;                                // kAnswer
+  proxy::EnsureResult answer;                     // kAnswer
+  uint64_t max_body_bytes = 0;                    // kLimits
   std::chrono::milliseconds client_timeout{0};    // kLimits
   std::chrono::milliseconds upstream_timeout{0};  // kLimits
 };

@@ -16,7 +16,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::chrono::milliseconds kSendWait{1000};    // a keeper this slow to read is wedged
+constexpr std::chrono::milliseconds kSendWait{1000};  // a keeper this slow to read is wedged
 constexpr std::chrono::milliseconds kOptionsWait{10'000};
 
 proxy::EnsureError Refused(const std::string& why) {

@@ -62,8 +62,8 @@ class RemoteProvider final : public proxy::ModelProvider {
 
   mutable std::mutex mu_;
   std::map<uint64_t, std::function<void(proxy::EnsureResult)>> pending_;  // GUARDED_BY(mu_)
-  std::vector<proxy::ModelInfo> models_;                                   // GUARDED_BY(mu_)
-  std::set<std::string, std::less<>> known_;  // model and route names; GUARDED_BY(mu_)
+  std::vector<proxy::ModelInfo> models_;                                  // GUARDED_BY(mu_)
+  std::set<std::string, std::less<>> known_;                              // model and route names; GUARDED_BY(mu_)
 };
 
 // `corral __proxy-process`: serves until SIGTERM/SIGINT or until the keeper goes away.

@@ -69,7 +69,7 @@ std::string_view to_string(Refusal r);
 
 class Metrics {
  public:
-  static constexpr size_t kMaxModelSeries = 256;           // distinct model labels
+  static constexpr size_t kMaxModelSeries = 256;          // distinct model labels
   static constexpr const char* kOtherModels = "(other)";  // every name past the cap
   Metrics();
   ModelMetrics& For(const std::string& model);  // locks; cache the result

@@ -34,9 +34,9 @@ namespace corral::proxy {
 
 // Every tunable of the data plane in one place.
 struct ProxyOptions {
-  std::string listen = "127.0.0.1:11450";               // HOST:PORT; port 0 = any (see Proxy::port())
+  std::string listen = "127.0.0.1:11450";  // HOST:PORT; port 0 = any (see Proxy::port())
   int listen_fd = -1;  // >= 0: serve on this already-listening socket (the keeper's; see edge/host.h)
-  int threads = 0;                                      // event-loop threads; 0 = min(hardware threads, 4)
+  int threads = 0;     // event-loop threads; 0 = min(hardware threads, 4)
   uint64_t max_body_bytes = 32ULL << 20;                // request body limit -> 413
   uint32_t max_header_bytes = 64U << 10;                // request head limit -> 431
   std::chrono::milliseconds client_timeout{60'000};     // idle keep-alive, slow request, stalled reader

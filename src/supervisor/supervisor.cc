@@ -138,7 +138,7 @@ struct Supervisor::Child {
   int watch = -1;   // inotify watch descriptor
   uint64_t log_offset = 0;
   uint64_t cpu_ticks = 0;  // utime + stime at the last liveness look (see CpuTicks)
-  std::string log_tail;  // last bytes read, so a port line split across reads is found
+  std::string log_tail;    // last bytes read, so a port line split across reads is found
   bool spawn_done = false;
   bool stop_queued = false;
   bool we_killed = false;

@@ -5,10 +5,10 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -33,8 +33,8 @@ class ProxyProcessTest : public testing::PrivateDaemonTest {
  protected:
   void SetUp() override {
     PrivateDaemonTest::SetUp();
-    std::vector<std::string> dims = {"--n-embd", "64", "--n-layer", "2",    "--n-head", "4",
-                                     "--n-ff",   "128", "--ctx",    "4096", "--name",   "alpha"};
+    std::vector<std::string> dims = {"--n-embd", "64",  "--n-layer", "2",    "--n-head", "4",
+                                     "--n-ff",   "128", "--ctx",     "4096", "--name",   "alpha"};
     ASSERT_FALSE(testing::MakeModel(dir_.File("data/corral/models"), "alpha.gguf", dims).empty());
   }
   json ProxyProcess() { return Json({"status", "--json"})["proxy"]["process"]; }
@@ -82,9 +82,10 @@ class ProxyProcessTest : public testing::PrivateDaemonTest {
                             {"ignore_eos", true},
                             {"messages", {{{"role", "user"}, {"content", "hello"}}}}}
                            .dump();
-    std::string req = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                      "Content-Length: " +
-                      std::to_string(body.size()) + "\r\n\r\n" + body;
+    std::string req =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
     if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return -1;
     timeval tv{30, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

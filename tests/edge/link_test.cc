@@ -28,12 +28,33 @@ TEST(EdgeLinkTest, UpMessagesRoundTrip) {
 }
 
 TEST(EdgeLinkTest, TheKeeperRefusesAnythingOffProtocol) {
-  for (const std::string& bad : std::vector<std::string>{
-           "", "X", "R ", "R x", "E", "E 1", "E 1 2", "E x 2 m", "E 1 -5 m", "E 1 99999999999 m", "E +1 2 m", "E 01 2 m", "K -0 m", "K -01 m",
-           "E 1 2 ", "S 127.0.0.1 80", "S evil.example 80 m", "S 127.0.0.1 0 m", "S 127.0.0.1 65536 m",
-           "S 127.0.0.1 80 m\nx", "D 1.2.3.4 8 a\rb", "K 1e3 m", "K 99999999999 m", "K  m",
-           std::string("E 1 2 a\0b", 9), "S 127.0.0.1 80 " + std::string(kMaxModelNameBytes + 1, 'm'),
-           std::string(kMaxUpMessageBytes + 1, 'R')}) {
+  for (const std::string& bad : std::vector<std::string>{"",
+                                                         "X",
+                                                         "R ",
+                                                         "R x",
+                                                         "E",
+                                                         "E 1",
+                                                         "E 1 2",
+                                                         "E x 2 m",
+                                                         "E 1 -5 m",
+                                                         "E 1 99999999999 m",
+                                                         "E +1 2 m",
+                                                         "E 01 2 m",
+                                                         "K -0 m",
+                                                         "K -01 m",
+                                                         "E 1 2 ",
+                                                         "S 127.0.0.1 80",
+                                                         "S evil.example 80 m",
+                                                         "S 127.0.0.1 0 m",
+                                                         "S 127.0.0.1 65536 m",
+                                                         "S 127.0.0.1 80 m\nx",
+                                                         "D 1.2.3.4 8 a\rb",
+                                                         "K 1e3 m",
+                                                         "K 99999999999 m",
+                                                         "K  m",
+                                                         std::string("E 1 2 a\0b", 9),
+                                                         "S 127.0.0.1 80 " + std::string(kMaxModelNameBytes + 1, 'm'),
+                                                         std::string(kMaxUpMessageBytes + 1, 'R')}) {
     EXPECT_FALSE(ParseUp(bad).ok()) << bad;
   }
 }
@@ -60,7 +81,7 @@ TEST(EdgeLinkTest, TheAssemblerBoundsMessagesAndRefusesBadFrames) {
   EXPECT_FALSE(a.Add("xabc").ok());
   ASSERT_TRUE(a.Add("+12345").ok());
   EXPECT_FALSE(a.Add("+123456").ok());  // 11 bytes > 10
-  auto r = a.Add(".ok");                 // the assembler starts over after an error
+  auto r = a.Add(".ok");                // the assembler starts over after an error
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(**r, "ok");
 }
@@ -137,9 +158,10 @@ TEST(EdgeLinkTest, DownMessagesRoundTrip) {
 }
 
 TEST(EdgeLinkTest, BadDownMessagesAreErrorsNotCrashes) {
-  for (const std::string& bad : std::vector<std::string>{"", "[]", "{}", "{\"t\":1}", "{\"t\":\"nope\"}", "{\"t\":\"routes\",\"r\":[[1,2,3]]}",
-                          "{\"t\":\"answer\",\"id\":1,\"code\":99,\"message\":\"\",\"close\":[],\"retry\":0}",
-                          "{\"t\":\"routes\",\"r\":" + std::string(100, '[') + std::string(100, ']') + "}"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", "[]", "{}", "{\"t\":1}", "{\"t\":\"nope\"}", "{\"t\":\"routes\",\"r\":[[1,2,3]]}",
+                                "{\"t\":\"answer\",\"id\":1,\"code\":99,\"message\":\"\",\"close\":[],\"retry\":0}",
+                                "{\"t\":\"routes\",\"r\":" + std::string(100, '[') + std::string(100, ']') + "}"}) {
     EXPECT_FALSE(ParseDown(bad).ok()) << bad;
   }
 }

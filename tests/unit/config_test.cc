@@ -286,8 +286,8 @@ TEST_F(ConfigTest, DiffNamesChangesAndWhatNeedsARestart) {
     const std::string k = d.key;
     const bool restart = k == "listen" || k == "proxy_threads" || k == "proxy_preconnect" || k == "llama_server" ||
                          k == "max_json_depth" || k == "cors_origins" || k == "max_connections" ||
-                         k == "max_connections_per_client" || k == "max_buffered_body_bytes" ||
-                         k == "proxy_process" || k == "liveness_timeout";
+                         k == "max_connections_per_client" || k == "max_buffered_body_bytes" || k == "proxy_process" ||
+                         k == "liveness_timeout";
     EXPECT_EQ(d.reload, restart ? OnReload::kRestart : OnReload::kLive) << k;
   }
 }
