@@ -5,10 +5,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "common/fs.h"
 #include "config/options.h"
@@ -34,43 +38,73 @@ void WriteViaRename(const std::string& path, const std::string& text) {
   ASSERT_EQ(::rename((path + ".tmp").c_str(), path.c_str()), 0);
 }
 
+// What the callback saw, one entry per call: the file's text at that moment ("<none>" when
+// absent). Calls run one after another on the watcher thread, so once the entry for a later
+// sentinel write is there, every call that came before it is recorded too: the tests assert
+// that nothing extra happened by the sentinel's arrival, not after a fixed sleep.
+class Seen {
+ public:
+  explicit Seen(std::string file) : file_(std::move(file)) {}
+  void Record() {
+    std::string text = "<none>";
+    if (auto r = ReadFileBounded(file_, 4096); r.ok()) text = *r;
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.push_back(std::move(text));
+  }
+  std::vector<std::string> Calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  bool Saw(const std::string& text) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::find(calls_.begin(), calls_.end(), text) != calls_.end();
+  }
+
+ private:
+  const std::string file_;
+  std::mutex mu_;
+  std::vector<std::string> calls_;
+};
+
 TEST(ConfigWatcherTest, RenameIntoPlaceIsSeenAndBurstsAreCoalesced) {
   testing::TempDir dir;
   const std::string file = dir.File("config.yaml");
-  std::atomic<int> calls{0};
+  Seen seen(file);
   // A long quiet period, so the burst below surely falls inside one.
   ConfigWatcher w(
-      file, [&] { calls.fetch_add(1); }, milliseconds(400));
+      file, [&] { seen.Record(); }, milliseconds(400));
   ASSERT_TRUE(w.Start().ok());
 
   WriteViaRename(file, "a: 1\n");
   WriteViaRename(file, "a: 2\n");
   WriteViaRename(file, "a: 3\n");
-  ASSERT_TRUE(WaitFor([&] { return calls.load() >= 1; }));
-  std::this_thread::sleep_for(milliseconds(800));  // no second call for the same burst
-  EXPECT_EQ(calls.load(), 1);
+  ASSERT_TRUE(WaitFor([&] { return seen.Saw("a: 3\n"); }));
 
-  // An in-place write (close after write) counts too.
+  // The sentinel is an in-place write (close after write), which must count too. By the time
+  // its call arrives, a second call for the burst would have been recorded before it.
   FILE* f = std::fopen(file.c_str(), "w");
   ASSERT_NE(f, nullptr);
   std::fputs("a: 4\n", f);
   std::fclose(f);
-  EXPECT_TRUE(WaitFor([&] { return calls.load() >= 2; }));
+  ASSERT_TRUE(WaitFor([&] { return seen.Saw("a: 4\n"); }));
+  EXPECT_EQ(seen.Calls(), (std::vector<std::string>{"a: 3\n", "a: 4\n"}));
 }
 
 TEST(ConfigWatcherTest, OtherFilesInTheDirectoryAreIgnored) {
   testing::TempDir dir;
-  std::atomic<int> calls{0};
+  Seen seen(dir.File("config.yaml"));
   ConfigWatcher w(
-      dir.File("config.yaml"), [&] { calls.fetch_add(1); }, milliseconds(20));
+      dir.File("config.yaml"), [&] { seen.Record(); }, milliseconds(20));
   ASSERT_TRUE(w.Start().ok());
   ASSERT_TRUE(WriteFileAtomic(dir.File("other.yaml"), "x\n", 0600).ok());
   ASSERT_TRUE(WriteFileAtomic(dir.File("config.yaml.bak"), "x\n", 0600).ok());
-  // The sentinel: a change to the watched file arrives after the others, and alone counts.
+  // The sentinels: changes to the watched file arrive after the others, and alone count (a
+  // call for another file would have recorded "<none>" first).
   WriteViaRename(dir.File("config.yaml"), "a: 1\n");
-  ASSERT_TRUE(WaitFor([&] { return calls.load() >= 1; }));
-  std::this_thread::sleep_for(milliseconds(200));
-  EXPECT_EQ(calls.load(), 1);
+  ASSERT_TRUE(WaitFor([&] { return seen.Saw("a: 1\n"); }));
+  WriteViaRename(dir.File("config.yaml"), "a: 2\n");
+  ASSERT_TRUE(WaitFor([&] { return seen.Saw("a: 2\n"); }));
+  EXPECT_EQ(seen.Calls(), (std::vector<std::string>{"a: 1\n", "a: 2\n"}));
 }
 
 TEST(ConfigWatcherTest, ADirectoryThatAppearsLaterIsWatched) {
