@@ -6,6 +6,11 @@ target_compile_options(corral_flags INTERFACE
 if(CORRAL_WERROR)
   target_compile_options(corral_flags INTERFACE -Werror)
 endif()
+# Clang checks the locking rules written with common/thread_annotations.h. The fuzz build
+# (clang, part of `make test`) compiles every module with a mutex, so CI enforces them.
+if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  target_compile_options(corral_flags INTERFACE -Wthread-safety)
+endif()
 
 if(CORRAL_SANITIZE STREQUAL "asan-ubsan")
   set(_san -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)

@@ -95,7 +95,7 @@ ModelRouter::~ModelRouter() {
 void ModelRouter::Shutdown() {
   std::vector<Answer> answers;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     quit_ = true;
     for (auto& [name, parked] : waiters_) {
       for (auto& w : parked) {
@@ -120,7 +120,7 @@ const ChildInfo* ModelRouter::ChildServingLocked(const std::string& path, const 
                                                  const std::vector<ChildInfo>& children) const {
   if (path.empty()) return nullptr;
   const auto named = names_.find(preferred);
-  auto rank = [&](const ChildInfo& c) {
+  auto rank = [&](const ChildInfo& c) CORRAL_REQUIRES(mu_) {
     if (named != names_.end() && c.name == named->second && !supervisor::IsTerminal(c.state)) return 4;
     auto u = usage_.find(c.name);
     const bool evicting = u != usage_.end() && u->second.evicting;
@@ -149,7 +149,7 @@ ModelRouter::Target ModelRouter::TargetForLocked(const std::string& name,
                                                  const std::vector<ChildInfo>& children) const {
   Target t;
   t.key = name;
-  auto serving = [&](const catalog::Model& m) {
+  auto serving = [&](const catalog::Model& m) CORRAL_REQUIRES(mu_) {
     t.key = m.name;
     t.path = m.path;
     t.child = ChildServingLocked(m.path, m.name, children);
@@ -203,7 +203,7 @@ void ModelRouter::RegisterStarted(const std::string& child, const std::vector<st
   auto children = supervisor_.List();
   std::vector<Answer> answers;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& n : names) {
       if (!n.empty()) names_[n] = child;
     }
@@ -220,7 +220,7 @@ void ModelRouter::OnSupervisorChange() {
   auto children = supervisor_.List();
   std::vector<Answer> answers;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     SettleLocked(children, answers);
   }
   Deliver(answers);
@@ -242,7 +242,7 @@ void ModelRouter::SettleLocked(const std::vector<ChildInfo>& children, std::vect
   // names the catalog gives another file; then every catalog name and alias to the child
   // serving its file (a name belongs to one file).
   proxy::RouteMap map;
-  auto routable = [&](const ChildInfo& c) {
+  auto routable = [&](const ChildInfo& c) CORRAL_REQUIRES(mu_) {
     return c.state == ChildState::kReady && c.port > 0 && !usage_[c.name].evicting;
   };
   for (const auto& c : children_) {
@@ -304,7 +304,7 @@ void ModelRouter::EnsureReady(const std::string& model, std::chrono::steady_cloc
   }
   std::vector<Answer> answers;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (quit_) {
       answers.emplace_back(std::move(done),
                            Err(proxy::EnsureErrorCode::kUnavailable, "corral is shutting down", kTimeoutRetryAfterS));
@@ -342,7 +342,7 @@ std::string ModelRouter::ChildAtLocked(const proxy::Endpoint& upstream) const {
 }
 
 void ModelRouter::OnRequestStart(const std::string& /*model*/, const proxy::Endpoint& upstream) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   const std::string child = ChildAtLocked(upstream);
   if (child.empty()) return;
   Usage& u = usage_[child];
@@ -351,7 +351,7 @@ void ModelRouter::OnRequestStart(const std::string& /*model*/, const proxy::Endp
 }
 
 void ModelRouter::OnRequestEnd(const std::string& /*model*/, const proxy::Endpoint& upstream) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   const std::string child = ChildAtLocked(upstream);
   if (child.empty()) return;  // the child is gone; its usage went with it
   Usage& u = usage_[child];
@@ -369,7 +369,7 @@ void ModelRouter::QueueStartLocked(const std::string& model) {
 
 bool ModelRouter::SetKeepAlive(const std::string& model, std::chrono::seconds keep_alive) {
   if (!catalog::CheckReference(model).ok()) return false;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   const Target t = TargetForLocked(model, children_);
   if (t.child == nullptr || supervisor::IsTerminal(t.child->state)) {
     return !t.path.empty();  // not running: nothing to unload; known if the catalog has it
@@ -385,10 +385,10 @@ bool ModelRouter::SetKeepAlive(const std::string& model, std::chrono::seconds ke
 }
 
 std::vector<proxy::ModelInfo> ModelRouter::ListModels() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<proxy::ModelInfo> out;
   std::map<std::string, bool> listed;
-  auto best_child = [&](const catalog::Model& m) -> const ChildInfo* {
+  auto best_child = [&](const catalog::Model& m) CORRAL_REQUIRES(mu_) -> const ChildInfo* {
     const ChildInfo* best = nullptr;
     for (const auto& c : children_) {
       if (c.model_path != m.path) continue;  // by file: a name in another file's metadata is not this model
@@ -424,7 +424,7 @@ std::vector<proxy::ModelInfo> ModelRouter::ListModels() const {
 }
 
 config::Config ModelRouter::ConfigCopy() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return config_;
 }
 
@@ -449,7 +449,7 @@ void ModelRouter::RefreshCatalog() {
       }
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (cat.ok()) {
     catalog_ = std::move(*cat);
     settings_by_path_ = std::move(by_path);
@@ -461,7 +461,7 @@ void ModelRouter::RefreshCatalog() {
 std::vector<std::string> ModelRouter::UpdateConfig(const config::Config& config) {
   std::map<std::string, std::string> before_aliases;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (config_.aliases) before_aliases = *config_.aliases;
     config_ = config;
     idle_ttl_ = std::chrono::seconds(config.model_ttl_s);
@@ -473,7 +473,7 @@ std::vector<std::string> ModelRouter::UpdateConfig(const config::Config& config)
   std::vector<Answer> answers;
   std::vector<std::string> warnings;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     // An alias that is gone or now names another model no longer routes to the child it
     // used to; the child itself keeps running (and serving what is in flight).
     const std::map<std::string, std::string> none;
@@ -496,19 +496,19 @@ const config::ModelSettings* ModelRouter::SettingsForLocked(const std::string& m
 }
 
 std::optional<config::ModelSettings> ModelRouter::SettingsFor(const std::string& model_path) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   const config::ModelSettings* s = SettingsForLocked(model_path);
   if (s == nullptr) return std::nullopt;
   return *s;
 }
 
 std::vector<std::string> ModelRouter::SettingsWarnings() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return settings_warnings_;
 }
 
 void ModelRouter::StarterLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Clock::time_point next_idle_check = Clock::now() + kIdleCheckInterval;
   while (!quit_) {
     const auto now = Clock::now();
@@ -533,18 +533,18 @@ void ModelRouter::StarterLoop() {
       it = parked.empty() ? waiters_.erase(it) : std::next(it);
     }
     if (!answers.empty()) {
-      lock.unlock();
+      lock.Unlock();
       Deliver(answers);
-      lock.lock();
+      lock.Lock();
       continue;
     }
     if (!to_start_.empty()) {
       std::string model = std::move(to_start_.front());
       to_start_.pop_front();
       start_pending_.erase(model);
-      lock.unlock();
+      lock.Unlock();
       StartOnDemand(model);
-      lock.lock();
+      lock.Lock();
       continue;
     }
     bool unload_now = false;
@@ -557,13 +557,13 @@ void ModelRouter::StarterLoop() {
     if (now >= next_idle_check || unload_now) {
       next_idle_check = now + kIdleCheckInterval;
       const bool refresh = now - catalog_loaded_ >= options_.catalog_refresh;
-      lock.unlock();
+      lock.Unlock();
       ExpireIdle();
       if (refresh) RefreshCatalog();
-      lock.lock();
+      lock.Lock();
       continue;
     }
-    cv_.wait_until(lock, std::min(wake, next_idle_check));
+    cv_.wait_until(lock.native(), std::min(wake, next_idle_check));
   }
 }
 
@@ -571,7 +571,7 @@ void ModelRouter::StartOnDemand(const std::string& model) {
   std::vector<Answer> answers;
   // `model` is a waiters' key: a canonical name, or a name the snapshot did not know.
   auto fail_all = [&](const proxy::EnsureError& error, const std::string& remember_path) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (auto it = waiters_.find(model); it != waiters_.end()) {
       for (auto& w : it->second) answers.emplace_back(std::move(w.done), error);
       n_waiters_ -= it->second.size();
@@ -589,7 +589,7 @@ void ModelRouter::StartOnDemand(const std::string& model) {
     Result<ResolvedModel> resolved = NotFound("");
     bool stale = false;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (waiters_.find(model) == waiters_.end()) return;  // nobody waits any more
       const Target t = TargetForLocked(model, children);
       if (t.child != nullptr && !supervisor::IsTerminal(t.child->state)) {
@@ -602,13 +602,13 @@ void ModelRouter::StartOnDemand(const std::string& model) {
     }
     if (!resolved.ok() && resolved.status().code() == StatusCode::kNotFound && stale) {
       RefreshCatalog();  // a model downloaded since the last load
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       resolved = ResolveRequestModel(catalog_, model);
     }
     if (!resolved.ok()) {
       std::vector<std::string> close;
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         close = proxy::CloseMatches(model, KnownNamesLocked());
       }
       fail_all(Err(proxy::EnsureErrorCode::kNotFound, resolved.status().message(), 0, close), "");
@@ -618,7 +618,7 @@ void ModelRouter::StartOnDemand(const std::string& model) {
       // Failure backoff, per file: every spelling of the model shares it.
       std::optional<proxy::EnsureError> backoff;
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         if (auto f = failed_at_.find(resolved->path); f != failed_at_.end()) {
           const auto since = Clock::now() - f->second;
           if (since < options_.failed_backoff) {
@@ -690,7 +690,7 @@ bool ModelRouter::EvictOne(const std::string& except_child) {
   std::string victim;
   std::vector<Answer> answers;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     Clock::time_point oldest = Clock::time_point::max();
     for (const auto& c : children_) {
       if (c.name == except_child || c.state != ChildState::kReady) continue;
@@ -716,7 +716,7 @@ void ModelRouter::ExpireIdle() {
   std::vector<std::string> expired;
   std::vector<Answer> answers;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     const auto now = Clock::now();
     for (const auto& c : children_) {
       if (c.state != ChildState::kReady) continue;

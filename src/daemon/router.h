@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "catalog/catalog.h"
+#include "common/thread_annotations.h"
 #include "config/options.h"
 #include "proxy/model_provider.h"
 #include "proxy/routing_table.h"
@@ -128,55 +129,57 @@ class ModelRouter final : public proxy::ModelProvider {
   void ExpireIdle();
   // Loads the catalog for the current config and re-resolves the `models:` settings.
   void RefreshCatalog();
-  const config::ModelSettings* SettingsForLocked(const std::string& model_path) const;
+  const config::ModelSettings* SettingsForLocked(const std::string& model_path) const CORRAL_REQUIRES(mu_);
   config::Config ConfigCopy() const;
   // Rebuilds the routes from the supervisor's children and collects answers for waiters
   // whose child is ready or failed. mu_ held.
-  void SettleLocked(const std::vector<supervisor::ChildInfo>& children, std::vector<Answer>& out);
+  void SettleLocked(const std::vector<supervisor::ChildInfo>& children, std::vector<Answer>& out) CORRAL_REQUIRES(mu_);
   // What a client's name means. mu_ held; `child` points into `children`.
   struct Target {
     std::string key;   // waiters, starts: the catalog's canonical name, else the name as given
     std::string path;  // the model file; "" when unknown
     const supervisor::ChildInfo* child = nullptr;  // the child serving it (ready first), or none
   };
-  Target TargetForLocked(const std::string& name, const std::vector<supervisor::ChildInfo>& children) const;
+  Target TargetForLocked(const std::string& name, const std::vector<supervisor::ChildInfo>& children) const
+      CORRAL_REQUIRES(mu_);
   // The best child serving `path`: the one `preferred` names, else ready, else launching,
   // else a failed or stopped one. mu_ held.
   const supervisor::ChildInfo* ChildServingLocked(const std::string& path, const std::string& preferred,
-                                                  const std::vector<supervisor::ChildInfo>& children) const;
+                                                  const std::vector<supervisor::ChildInfo>& children) const
+      CORRAL_REQUIRES(mu_);
   // False when the catalog gives `name` to a file other than `c`'s. mu_ held.
-  bool MayRouteLocked(const std::string& name, const supervisor::ChildInfo& c) const;
+  bool MayRouteLocked(const std::string& name, const supervisor::ChildInfo& c) const CORRAL_REQUIRES(mu_);
   // Pinned by `corral start` or by the config. mu_ held.
-  bool PinnedLocked(const supervisor::ChildInfo& c);
+  bool PinnedLocked(const supervisor::ChildInfo& c) CORRAL_REQUIRES(mu_);
   // The child listening on `upstream`'s port, or "" (it may be gone already). mu_ held.
-  std::string ChildAtLocked(const proxy::Endpoint& upstream) const;
+  std::string ChildAtLocked(const proxy::Endpoint& upstream) const CORRAL_REQUIRES(mu_);
   // Queues a start for `model` unless one is pending. mu_ held.
-  void QueueStartLocked(const std::string& model);
-  std::vector<std::string> KnownNamesLocked() const;
+  void QueueStartLocked(const std::string& model) CORRAL_REQUIRES(mu_);
+  std::vector<std::string> KnownNamesLocked() const CORRAL_REQUIRES(mu_);
   static void Deliver(std::vector<Answer>& answers);
 
   supervisor::Supervisor& supervisor_;
   proxy::RoutingTable& routes_;
   const RouterOptions options_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  config::Config config_;                                          // GUARDED_BY(mu_)
-  std::chrono::seconds idle_ttl_{0};                               // GUARDED_BY(mu_)
-  std::map<std::string, config::ModelSettings> settings_by_path_;  // model path -> settings; GUARDED_BY(mu_)
-  std::vector<std::string> settings_warnings_;                     // GUARDED_BY(mu_)
-  bool quit_ = false;                                              // GUARDED_BY(mu_)
-  std::map<std::string, std::string> names_;                       // client name -> child name; GUARDED_BY(mu_)
-  std::map<std::string, Usage> usage_;                             // child name -> usage; GUARDED_BY(mu_)
-  std::map<std::string, std::vector<Waiter>> waiters_;             // client name -> parked requests; GUARDED_BY(mu_)
-  size_t n_waiters_ = 0;                                           // GUARDED_BY(mu_)
-  std::deque<std::string> to_start_;                               // client names; GUARDED_BY(mu_)
-  std::map<std::string, bool> start_pending_;                      // names in to_start_; GUARDED_BY(mu_)
-  std::map<std::string, Clock::time_point> failed_at_;             // model file -> last failed start; GUARDED_BY(mu_)
-  std::map<std::string, std::string> failed_why_;                  // model file -> why; GUARDED_BY(mu_)
-  catalog::Catalog catalog_;                                       // GUARDED_BY(mu_)
-  Clock::time_point catalog_loaded_{};                             // GUARDED_BY(mu_)
-  std::vector<supervisor::ChildInfo> children_;                    // last seen; GUARDED_BY(mu_)
+  config::Config config_ CORRAL_GUARDED_BY(mu_);
+  std::chrono::seconds idle_ttl_ CORRAL_GUARDED_BY(mu_) = std::chrono::seconds(0);
+  std::map<std::string, config::ModelSettings> settings_by_path_ CORRAL_GUARDED_BY(mu_);  // model path -> settings
+  std::vector<std::string> settings_warnings_ CORRAL_GUARDED_BY(mu_);
+  bool quit_ CORRAL_GUARDED_BY(mu_) = false;
+  std::map<std::string, std::string> names_ CORRAL_GUARDED_BY(mu_);            // client name -> child name
+  std::map<std::string, Usage> usage_ CORRAL_GUARDED_BY(mu_);                  // child name -> usage
+  std::map<std::string, std::vector<Waiter>> waiters_ CORRAL_GUARDED_BY(mu_);  // client name -> parked requests
+  size_t n_waiters_ CORRAL_GUARDED_BY(mu_) = 0;
+  std::deque<std::string> to_start_ CORRAL_GUARDED_BY(mu_);                    // client names
+  std::map<std::string, bool> start_pending_ CORRAL_GUARDED_BY(mu_);           // names in to_start_
+  std::map<std::string, Clock::time_point> failed_at_ CORRAL_GUARDED_BY(mu_);  // model file -> last failed start
+  std::map<std::string, std::string> failed_why_ CORRAL_GUARDED_BY(mu_);       // model file -> why
+  catalog::Catalog catalog_ CORRAL_GUARDED_BY(mu_);
+  Clock::time_point catalog_loaded_ CORRAL_GUARDED_BY(mu_);
+  std::vector<supervisor::ChildInfo> children_ CORRAL_GUARDED_BY(mu_);  // last seen
   std::thread starter_;
 };
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/thread_annotations.h"
 #include "edge/link.h"
 
 namespace corral::edge {
@@ -135,20 +136,21 @@ class ProxyHost::Impl {
       }
     });
     thread_ = std::thread([this] { Run(); });
-    std::unique_lock<std::mutex> lock(mu_);
-    bool up = cv_.wait_for(lock, options_.ready_timeout, [this] { return ready_ || !start_error_.empty(); });
+    MutexLock lock(mu_);
+    bool up = cv_.wait_for(lock.native(), options_.ready_timeout,
+                           [this]() CORRAL_REQUIRES(mu_) { return ready_ || !start_error_.empty(); });
     if (up && ready_) return Status::Ok();
     std::string why = start_error_.empty()
                           ? "it did not answer within " + std::to_string(options_.ready_timeout.count()) + " ms"
                           : start_error_;
-    lock.unlock();
+    lock.Unlock();
     Stop();
     return Unavailable("the proxy process did not start: " + why);
   }
 
   void Stop() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (quit_ && !thread_.joinable()) return;
       quit_ = true;
     }
@@ -161,7 +163,7 @@ class ProxyHost::Impl {
 
   void SetLimits(uint64_t max_body, milliseconds client, milliseconds upstream) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       limits_ = {max_body, client, upstream};
       limits_dirty_ = true;
     }
@@ -169,7 +171,7 @@ class ProxyHost::Impl {
   }
 
   ProxyProcessInfo info() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     return info_;
   }
 
@@ -183,7 +185,7 @@ class ProxyHost::Impl {
   };
 
   bool Quitting() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     return quit_;
   }
 
@@ -270,14 +272,14 @@ class ProxyHost::Impl {
     spawned_at_ = Clock::now();
     assembler_ = FrameAssembler(kMaxUpMessageBytes);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (info_.pid != 0 || generation_ > 1) ++info_.restarts;
       info_.pid = pid;
       limits_dirty_ = false;
     }
     proxy::ProxyOptions opts = options_.proxy;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       opts.max_body_bytes = limits_.max_body;
       opts.client_timeout = limits_.client;
       opts.upstream_timeout = limits_.upstream;
@@ -291,7 +293,7 @@ class ProxyHost::Impl {
   void SpawnFailed(const std::string& why) {
     LogError("proxy process: cannot start: %s", why.c_str());
     ScheduleRestart(/*stable=*/false);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!ready_) start_error_ = why;
     cv_.notify_all();
   }
@@ -320,7 +322,7 @@ class ProxyHost::Impl {
   void Handle(const UpMessage& m) {
     switch (m.kind) {
       case UpKind::kReady: {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         ready_ = true;
         cv_.notify_all();
         return;
@@ -402,7 +404,7 @@ class ProxyHost::Impl {
     in_flight_.clear();
     bool quitting = Quitting();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       info_.pid = 0;
       info_.last_exit = how;
       if (!ready_ && start_error_.empty()) start_error_ = how;
@@ -431,7 +433,7 @@ class ProxyHost::Impl {
     }
     std::optional<Limits> limits;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (limits_dirty_) limits = limits_;
       limits_dirty_ = false;
     }
@@ -507,14 +509,14 @@ class ProxyHost::Impl {
   uint16_t port_ = 0;
   std::thread thread_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  bool quit_ = false;          // GUARDED_BY(mu_)
-  bool ready_ = false;         // GUARDED_BY(mu_): the first process said 'R'
-  std::string start_error_;    // GUARDED_BY(mu_)
-  Limits limits_{};            // GUARDED_BY(mu_)
-  bool limits_dirty_ = false;  // GUARDED_BY(mu_)
-  ProxyProcessInfo info_;      // GUARDED_BY(mu_)
+  bool quit_ CORRAL_GUARDED_BY(mu_) = false;
+  bool ready_ CORRAL_GUARDED_BY(mu_) = false;  // the first process said 'R'
+  std::string start_error_ CORRAL_GUARDED_BY(mu_);
+  Limits limits_ CORRAL_GUARDED_BY(mu_) = Limits{};
+  bool limits_dirty_ CORRAL_GUARDED_BY(mu_) = false;
+  ProxyProcessInfo info_ CORRAL_GUARDED_BY(mu_);
 
   // The host's thread only.
   pid_t pid_ = 0;

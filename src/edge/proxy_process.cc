@@ -90,7 +90,7 @@ bool RemoteProvider::Send(const UpMessage& m) {
 }
 
 std::vector<proxy::ModelInfo> RemoteProvider::ListModels() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return models_;
 }
 
@@ -104,7 +104,7 @@ void RemoteProvider::EnsureReady(const std::string& model, Clock::time_point dea
   }
   const uint64_t id = next_id_.fetch_add(1);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     pending_.emplace(id, std::move(done));
   }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -112,7 +112,7 @@ void RemoteProvider::EnsureReady(const std::string& model, Clock::time_point dea
   if (Send(m) && !closing_.load()) return;
   std::function<void(proxy::EnsureResult)> back;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto it = pending_.find(id);
     if (it == pending_.end()) return;  // answered meanwhile
     back = std::move(it->second);
@@ -133,7 +133,7 @@ bool RemoteProvider::SetKeepAlive(const std::string& model, std::chrono::seconds
   if (!IsCleanModelName(model)) return false;
   bool known = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     known = known_.contains(model);
   }
   Send(UpMessage{UpKind::kKeepAlive, 0, keep_alive.count(), {}, model});
@@ -143,7 +143,7 @@ bool RemoteProvider::SetKeepAlive(const std::string& model, std::chrono::seconds
 void RemoteProvider::FailPending(const std::string& why) {
   std::map<uint64_t, std::function<void(proxy::EnsureResult)>> pending;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     pending.swap(pending_);
   }
   for (auto& [id, done] : pending) done(Refused(why));
@@ -174,7 +174,7 @@ void RemoteProvider::Apply(DownMessage& d) {
     case DownMessage::Type::kOptions: return;  // only the first message; handled before Start
     case DownMessage::Type::kRoutes: {
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         known_.clear();
         for (const auto& m : models_) known_.insert(m.name);
         for (const auto& [name, ep] : d.routes.routes) known_.insert(name);
@@ -183,7 +183,7 @@ void RemoteProvider::Apply(DownMessage& d) {
       return;
     }
     case DownMessage::Type::kModels: {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       models_ = std::move(d.models);
       for (const auto& m : models_) known_.insert(m.name);
       return;
@@ -191,7 +191,7 @@ void RemoteProvider::Apply(DownMessage& d) {
     case DownMessage::Type::kAnswer: {
       std::function<void(proxy::EnsureResult)> done;
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         auto it = pending_.find(d.id);
         if (it == pending_.end()) return;
         done = std::move(it->second);

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/thread_annotations.h"
 #include "edge/link.h"
 #include "proxy/model_provider.h"
 #include "proxy/routing_table.h"
@@ -60,10 +61,10 @@ class RemoteProvider final : public proxy::ModelProvider {
   std::atomic<bool> closing_{false};
   std::atomic<uint64_t> next_id_{1};
 
-  mutable std::mutex mu_;
-  std::map<uint64_t, std::function<void(proxy::EnsureResult)>> pending_;  // GUARDED_BY(mu_)
-  std::vector<proxy::ModelInfo> models_;                                  // GUARDED_BY(mu_)
-  std::set<std::string, std::less<>> known_;                              // model and route names; GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::map<uint64_t, std::function<void(proxy::EnsureResult)>> pending_ CORRAL_GUARDED_BY(mu_);
+  std::vector<proxy::ModelInfo> models_ CORRAL_GUARDED_BY(mu_);
+  std::set<std::string, std::less<>> known_ CORRAL_GUARDED_BY(mu_);  // model and route names
 };
 
 // `corral __proxy-process`: serves until SIGTERM/SIGINT or until the keeper goes away.

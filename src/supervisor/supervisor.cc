@@ -193,7 +193,7 @@ Supervisor::Supervisor(SupervisorOptions options)
 Supervisor::~Supervisor() {
   StopAll();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     quit_ = true;
   }
   Wake();
@@ -241,7 +241,7 @@ uint64_t Supervisor::ReservedLocked() const {
 }
 
 uint64_t Supervisor::reserved_bytes() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return ReservedLocked();
 }
 
@@ -251,7 +251,7 @@ Result<ChildInfo> Supervisor::Start(const LaunchSpec& spec) {
   CORRAL_RETURN_IF_ERROR(CheckRawArgs(spec.preset_args).WithContext("preset"));
   if (spec.port < 0 || spec.port > 65535) return InvalidArgument("port must be 0-65535");
 
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = children_.find(spec.name);
   if (it != children_.end() && !IsTerminal(it->second->lifecycle.state())) {
     return Status(StatusCode::kAlreadyExists, "a model named '" + spec.name + "' is already " +
@@ -289,7 +289,7 @@ Result<ChildInfo> Supervisor::Start(const LaunchSpec& spec) {
   children_[spec.name] = std::move(child);
   commands_.push_back({CommandKind::kSpawn, c.serial});
   Wake();
-  cv_.wait(lock, [&c] { return c.spawn_done; });
+  cv_.wait(lock.native(), [&c] { return c.spawn_done; });
   ChildInfo info = InfoLocked(c);
   if (c.lifecycle.state() == ChildState::kFailed && c.lifecycle.failure().kind == FailureKind::kSpawn) {
     return Status(StatusCode::kUnavailable, c.lifecycle.failure().message);
@@ -298,7 +298,7 @@ Result<ChildInfo> Supervisor::Start(const LaunchSpec& spec) {
 }
 
 Result<ChildInfo> Supervisor::Stop(const std::string& name) {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = children_.find(name);
   if (it == children_.end()) return NotFound("no model named '" + name + "' is running");
   Child* c = it->second.get();
@@ -310,7 +310,7 @@ Result<ChildInfo> Supervisor::Stop(const std::string& name) {
     }
     auto limit = std::chrono::milliseconds(stop_grace_ms_.load()) + kStopExtraWait;
     uint32_t serial = c->serial;
-    bool gone = cv_.wait_for(lock, limit, [&] {
+    bool gone = cv_.wait_for(lock.native(), limit, [&]() CORRAL_REQUIRES(mu_) {
       auto f = children_.find(name);
       return f == children_.end() || f->second->serial != serial || IsTerminal(f->second->lifecycle.state());
     });
@@ -328,7 +328,7 @@ Result<ChildInfo> Supervisor::Stop(const std::string& name) {
   if (c->log_fd >= 0) ::close(c->log_fd);
   children_.erase(it);
   changed_ = true;
-  lock.unlock();
+  lock.Unlock();
   if (options_.on_change) options_.on_change();
   return info;
 }
@@ -336,7 +336,7 @@ Result<ChildInfo> Supervisor::Stop(const std::string& name) {
 void Supervisor::StopAll() {
   std::vector<std::string> names;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (auto& [name, c] : children_) {
       if (IsTerminal(c->lifecycle.state()) || c->stop_queued) continue;
       c->stop_queued = true;
@@ -345,22 +345,23 @@ void Supervisor::StopAll() {
     }
   }
   Wake();
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, std::chrono::milliseconds(stop_grace_ms_.load()) + kStopExtraWait, [&] {
-    return std::all_of(children_.begin(), children_.end(),
-                       [](const auto& kv) { return IsTerminal(kv.second->lifecycle.state()); });
-  });
+  MutexLock lock(mu_);
+  cv_.wait_for(lock.native(), std::chrono::milliseconds(stop_grace_ms_.load()) + kStopExtraWait,
+               [&]() CORRAL_REQUIRES(mu_) {
+                 return std::all_of(children_.begin(), children_.end(),
+                                    [](const auto& kv) { return IsTerminal(kv.second->lifecycle.state()); });
+               });
 }
 
 std::vector<ChildInfo> Supervisor::List() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<ChildInfo> out;
   for (const auto& [name, c] : children_) out.push_back(InfoLocked(*c));
   return out;
 }
 
 Result<ChildInfo> Supervisor::Get(const std::string& name) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = children_.find(name);
   if (it == children_.end()) return NotFound("no model named '" + name + "' is running");
   return InfoLocked(*it->second);
@@ -368,8 +369,8 @@ Result<ChildInfo> Supervisor::Get(const std::string& name) const {
 
 Result<ChildInfo> Supervisor::WaitForChange(const std::string& name, uint64_t seen_generation,
                                             std::chrono::milliseconds timeout) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [&] {
+  MutexLock lock(mu_);
+  cv_.wait_for(lock.native(), timeout, [&]() CORRAL_REQUIRES(mu_) {
     auto it = children_.find(name);
     return it == children_.end() || it->second->generation != seen_generation;
   });
@@ -379,8 +380,8 @@ Result<ChildInfo> Supervisor::WaitForChange(const std::string& name, uint64_t se
 }
 
 Result<ChildInfo> Supervisor::WaitSettled(const std::string& name, std::chrono::milliseconds timeout) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [&] {
+  MutexLock lock(mu_);
+  cv_.wait_for(lock.native(), timeout, [&]() CORRAL_REQUIRES(mu_) {
     auto it = children_.find(name);
     if (it == children_.end()) return true;
     ChildState s = it->second->lifecycle.state();
@@ -443,7 +444,7 @@ void RotateLogs(const std::string& path, int keep) {
 }  // namespace
 
 void Supervisor::SpawnLocked(Child& c) {
-  auto fail = [&](const std::string& msg) {
+  auto fail = [&](const std::string& msg) CORRAL_REQUIRES(mu_) {
     c.lifecycle.OnSpawnFailed(msg);
     c.last_log_lines = msg + "\n";
     c.spawn_done = true;
@@ -718,7 +719,7 @@ void Supervisor::MonitorLoop() {
   for (;;) {
     int timeout_ms = -1;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (quit_) return;
       auto now = Clock::now();
       for (auto& [name, c] : children_) {
@@ -740,7 +741,7 @@ void Supervisor::MonitorLoop() {
     }
     bool notify = false;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       auto now = Clock::now();
       for (int i = 0; i < n; ++i) {
         uint64_t tag = events[i].data.u64 & 0xffffffff00000000ULL;

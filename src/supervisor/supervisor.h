@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "supervisor/launch.h"
 #include "supervisor/lifecycle.h"
 
@@ -148,20 +149,20 @@ class Supervisor {
   void MonitorLoop();
   void Wake();
   // Monitor thread, mu_ held.
-  void SpawnLocked(Child& c);
-  void ReadLogLocked(Child& c, TimePoint now);
-  void ReapLocked(Child& c);
-  void RespawnLocked(Child& c);
-  Child* FindSerialLocked(uint32_t serial);
+  void SpawnLocked(Child& c) CORRAL_REQUIRES(mu_);
+  void ReadLogLocked(Child& c, TimePoint now) CORRAL_REQUIRES(mu_);
+  void ReapLocked(Child& c) CORRAL_REQUIRES(mu_);
+  void RespawnLocked(Child& c) CORRAL_REQUIRES(mu_);
+  Child* FindSerialLocked(uint32_t serial) CORRAL_REQUIRES(mu_);
   // The /health probe of a child (one at a time), on the epoll set.
-  void StartProbeLocked(Child& c, TimePoint now);
-  void AdvanceProbeLocked(Child& c, uint32_t epoll_events, TimePoint now);
-  void FinishProbeLocked(Child& c, int http_status, TimePoint now);  // reports to the lifecycle
-  void AbortProbeLocked(Child& c);                                   // closes it, reports nothing
-  Child* FindProbeLocked(uint32_t probe_id);
-  ChildInfo InfoLocked(const Child& c) const;
-  void BumpLocked(Child& c);
-  uint64_t ReservedLocked() const;
+  void StartProbeLocked(Child& c, TimePoint now) CORRAL_REQUIRES(mu_);
+  void AdvanceProbeLocked(Child& c, uint32_t epoll_events, TimePoint now) CORRAL_REQUIRES(mu_);
+  void FinishProbeLocked(Child& c, int http_status, TimePoint now) CORRAL_REQUIRES(mu_);  // reports to the lifecycle
+  void AbortProbeLocked(Child& c) CORRAL_REQUIRES(mu_);                                   // closes it, reports nothing
+  Child* FindProbeLocked(uint32_t probe_id) CORRAL_REQUIRES(mu_);
+  ChildInfo InfoLocked(const Child& c) const CORRAL_REQUIRES(mu_);
+  void BumpLocked(Child& c) CORRAL_REQUIRES(mu_);
+  uint64_t ReservedLocked() const CORRAL_REQUIRES(mu_);
 
   const SupervisorOptions options_;  // the limits in it are only the initial values of these:
   std::atomic<uint64_t> budget_bytes_;
@@ -170,14 +171,14 @@ class Supervisor {
   std::atomic<int64_t> stop_grace_ms_;
   const pid_t self_pid_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   mutable std::condition_variable cv_;
-  std::map<std::string, std::unique_ptr<Child>> children_;  // GUARDED_BY(mu_)
-  std::vector<Command> commands_;                           // GUARDED_BY(mu_)
-  uint32_t next_serial_ = 1;                                // GUARDED_BY(mu_)
-  uint32_t next_probe_id_ = 1;                              // GUARDED_BY(mu_)
-  bool quit_ = false;                                       // GUARDED_BY(mu_)
-  bool changed_ = false;                                    // GUARDED_BY(mu_)
+  std::map<std::string, std::unique_ptr<Child>> children_ CORRAL_GUARDED_BY(mu_);
+  std::vector<Command> commands_ CORRAL_GUARDED_BY(mu_);
+  uint32_t next_serial_ CORRAL_GUARDED_BY(mu_) = 1;
+  uint32_t next_probe_id_ CORRAL_GUARDED_BY(mu_) = 1;
+  bool quit_ CORRAL_GUARDED_BY(mu_) = false;
+  bool changed_ CORRAL_GUARDED_BY(mu_) = false;
 
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
