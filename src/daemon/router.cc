@@ -81,8 +81,8 @@ uint32_t ContextOf(const ChildInfo& c, uint32_t fallback) {
 
 }  // namespace
 
-ModelRouter::ModelRouter(const config::Config& config, supervisor::Supervisor& supervisor, proxy::RoutingTable& routes,
-                         RouterOptions options)
+ModelRouter::ModelRouter(const config::Config& config, supervisor::ChildControl& supervisor,
+                         proxy::RoutingTable& routes, RouterOptions options)
     : supervisor_(supervisor), routes_(routes), options_(options), config_(config), idle_ttl_(options.idle_ttl) {
   RefreshCatalog();
   starter_ = std::thread([this] { StarterLoop(); });
@@ -210,10 +210,14 @@ void ModelRouter::RegisterStarted(const std::string& child, const std::vector<st
     Usage& u = usage_[child];
     u.pinned = pinned;
     if (pinned) u.keep_alive.reset();  // `corral start`: stays until stopped
-    u.last_used = Clock::now();
+    u.last_used = Now();
     SettleLocked(children, answers);
   }
   Deliver(answers);
+}
+
+void ModelRouter::Poke() {
+  cv_.notify_all();
 }
 
 void ModelRouter::OnSupervisorChange() {
@@ -228,7 +232,7 @@ void ModelRouter::OnSupervisorChange() {
 
 void ModelRouter::SettleLocked(const std::vector<ChildInfo>& children, std::vector<Answer>& out) {
   children_ = children;
-  const auto now = Clock::now();
+  const auto now = Now();
   std::map<std::string, const ChildInfo*> by_name;
   for (const auto& c : children_) {
     by_name[c.name] = &c;
@@ -347,7 +351,7 @@ void ModelRouter::OnRequestStart(const std::string& /*model*/, const proxy::Endp
   if (child.empty()) return;
   Usage& u = usage_[child];
   ++u.in_flight;
-  u.last_used = Clock::now();
+  u.last_used = Now();
 }
 
 void ModelRouter::OnRequestEnd(const std::string& /*model*/, const proxy::Endpoint& upstream) {
@@ -356,7 +360,7 @@ void ModelRouter::OnRequestEnd(const std::string& /*model*/, const proxy::Endpoi
   if (child.empty()) return;  // the child is gone; its usage went with it
   Usage& u = usage_[child];
   u.in_flight = std::max(0, u.in_flight - 1);
-  u.last_used = Clock::now();
+  u.last_used = Now();
   if (u.in_flight == 0 && u.keep_alive && u.keep_alive->count() == 0) cv_.notify_one();
 }
 
@@ -379,7 +383,7 @@ bool ModelRouter::SetKeepAlive(const std::string& model, std::chrono::seconds ke
   if (PinnedLocked(*t.child)) return true;
   Usage& u = usage_[t.child->name];
   u.keep_alive = keep_alive;
-  u.last_used = Clock::now();
+  u.last_used = Now();
   cv_.notify_one();
   return true;
 }
@@ -455,7 +459,7 @@ void ModelRouter::RefreshCatalog() {
     settings_by_path_ = std::move(by_path);
     settings_warnings_ = std::move(warnings);
   }
-  catalog_loaded_ = Clock::now();
+  catalog_loaded_ = Now();
 }
 
 std::vector<std::string> ModelRouter::UpdateConfig(const config::Config& config) {
@@ -509,9 +513,9 @@ std::vector<std::string> ModelRouter::SettingsWarnings() const {
 
 void ModelRouter::StarterLoop() {
   MutexLock lock(mu_);
-  Clock::time_point next_idle_check = Clock::now() + kIdleCheckInterval;
+  Clock::time_point next_idle_check = Now() + kIdleCheckInterval;
   while (!quit_) {
-    const auto now = Clock::now();
+    const auto now = Now();
     // Deadlines of parked requests.
     std::vector<Answer> answers;
     Clock::time_point wake = now + kIdleCheckInterval;
@@ -563,7 +567,9 @@ void ModelRouter::StarterLoop() {
       lock.Lock();
       continue;
     }
-    cv_.wait_until(lock.native(), std::min(wake, next_idle_check));
+    // A wait for a duration, not until a time point: the injected clock of a test need not
+    // be the steady clock.
+    cv_.wait_for(lock.native(), std::min(wake, next_idle_check) - now);
   }
 }
 
@@ -578,7 +584,7 @@ void ModelRouter::StartOnDemand(const std::string& model) {
       waiters_.erase(it);
     }
     if (!remember_path.empty()) {
-      failed_at_[remember_path] = Clock::now();
+      failed_at_[remember_path] = Now();
       failed_why_[remember_path] = error.message;
     }
   };
@@ -598,7 +604,7 @@ void ModelRouter::StartOnDemand(const std::string& model) {
       }
       // Catalog names only, from the snapshot (no disk on a hit).
       resolved = ResolveRequestModel(catalog_, model);
-      stale = Clock::now() - catalog_loaded_ >= options_.catalog_miss_refresh;
+      stale = Now() - catalog_loaded_ >= options_.catalog_miss_refresh;
     }
     if (!resolved.ok() && resolved.status().code() == StatusCode::kNotFound && stale) {
       RefreshCatalog();  // a model downloaded since the last load
@@ -620,7 +626,7 @@ void ModelRouter::StartOnDemand(const std::string& model) {
       {
         MutexLock lock(mu_);
         if (auto f = failed_at_.find(resolved->path); f != failed_at_.end()) {
-          const auto since = Clock::now() - f->second;
+          const auto since = Now() - f->second;
           if (since < options_.failed_backoff) {
             const auto left = std::chrono::duration_cast<std::chrono::seconds>(options_.failed_backoff - since);
             backoff = Err(proxy::EnsureErrorCode::kStartFailed, failed_why_[resolved->path],
@@ -717,7 +723,7 @@ void ModelRouter::ExpireIdle() {
   std::vector<Answer> answers;
   {
     MutexLock lock(mu_);
-    const auto now = Clock::now();
+    const auto now = Now();
     for (const auto& c : children_) {
       if (c.state != ChildState::kReady) continue;
       Usage& u = usage_[c.name];

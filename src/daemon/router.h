@@ -68,11 +68,14 @@ struct RouterOptions {
   // A name the snapshot does not know reloads the catalog (a model just downloaded), at
   // most this often.
   std::chrono::milliseconds catalog_miss_refresh{1000};
+  // The router's clock for deadlines, TTLs, backoff and LRU; empty = steady_clock::now.
+  // Tests inject one and call Poke() after moving it.
+  std::function<std::chrono::steady_clock::time_point()> clock;
 };
 
 class ModelRouter final : public proxy::ModelProvider {
  public:
-  ModelRouter(const config::Config& config, supervisor::Supervisor& supervisor, proxy::RoutingTable& routes,
+  ModelRouter(const config::Config& config, supervisor::ChildControl& children, proxy::RoutingTable& routes,
               RouterOptions options);
   ~ModelRouter() override;  // Shutdown()
   ModelRouter(const ModelRouter&) = delete;
@@ -83,6 +86,9 @@ class ModelRouter final : public proxy::ModelProvider {
 
   // The supervisor's on_change hook (monitor thread).
   void OnSupervisorChange();
+  // Wakes the starter thread to look at deadlines and idle times again now (a test that
+  // moved the injected clock). Production never needs it.
+  void Poke();
 
   // A child started through the control plane: route `names` (its child name, the model's
   // canonical name, aliases) to it, pinned. A name the catalog gives another file is
@@ -158,7 +164,9 @@ class ModelRouter final : public proxy::ModelProvider {
   std::vector<std::string> KnownNamesLocked() const CORRAL_REQUIRES(mu_);
   static void Deliver(std::vector<Answer>& answers);
 
-  supervisor::Supervisor& supervisor_;
+  Clock::time_point Now() const { return options_.clock ? options_.clock() : Clock::now(); }
+
+  supervisor::ChildControl& supervisor_;
   proxy::RoutingTable& routes_;
   const RouterOptions options_;
 

@@ -94,10 +94,21 @@ struct ChildInfo {
   double restart_in_ms = -1;   // a restart is pending in this many ms (-1: none)
 };
 
-class Supervisor {
+// What the router drives: start, stop, look. An interface so the router's rules can be
+// unit-tested against a scripted fake, with no process (tests/daemon/router_test.cc).
+class ChildControl {
+ public:
+  virtual ~ChildControl() = default;
+  virtual Result<ChildInfo> Start(const LaunchSpec& spec) = 0;
+  virtual Result<ChildInfo> Stop(const std::string& name) = 0;
+  virtual std::vector<ChildInfo> List() const = 0;
+  virtual Result<ChildInfo> Get(const std::string& name) const = 0;
+};
+
+class Supervisor final : public ChildControl {
  public:
   explicit Supervisor(SupervisorOptions options);
-  ~Supervisor();
+  ~Supervisor() override;
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
@@ -105,15 +116,15 @@ class Supervisor {
   // kInvalidArgument (bad name, owned flag), kAlreadyExists (name live),
   // kResourceExhausted (budget; the message has the numbers), kIoError (log), or a spawn
   // failure (the child is then listed as failed).
-  Result<ChildInfo> Start(const LaunchSpec& spec);
+  Result<ChildInfo> Start(const LaunchSpec& spec) override;
   // SIGTERM to the child's group, SIGKILL after the grace period; waits until it is gone and
   // forgets it. A failed child is just forgotten. kNotFound for an unknown name.
-  Result<ChildInfo> Stop(const std::string& name);
+  Result<ChildInfo> Stop(const std::string& name) override;
   // Stops every child (used by the daemon's drain).
   void StopAll();
 
-  std::vector<ChildInfo> List() const;
-  Result<ChildInfo> Get(const std::string& name) const;
+  std::vector<ChildInfo> List() const override;
+  Result<ChildInfo> Get(const std::string& name) const override;
   // Waits until the child's generation differs from `seen_generation`, or `timeout`.
   Result<ChildInfo> WaitForChange(const std::string& name, uint64_t seen_generation,
                                   std::chrono::milliseconds timeout) const;
