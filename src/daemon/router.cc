@@ -82,7 +82,7 @@ uint32_t ContextOf(const ChildInfo& c, uint32_t fallback) {
 }  // namespace
 
 ModelRouter::ModelRouter(const config::Config& config, supervisor::ChildControl& supervisor,
-                         proxy::RoutingTable& routes, RouterOptions options)
+                         proxy::RoutingTable& routes, const RouterOptions& options)
     : supervisor_(supervisor), routes_(routes), options_(options), config_(config), idle_ttl_(options.idle_ttl) {
   RefreshCatalog();
   starter_ = std::thread([this] { StarterLoop(); });

@@ -76,7 +76,7 @@ struct RouterOptions {
 class ModelRouter final : public proxy::ModelProvider {
  public:
   ModelRouter(const config::Config& config, supervisor::ChildControl& children, proxy::RoutingTable& routes,
-              RouterOptions options);
+              const RouterOptions& options);
   ~ModelRouter() override;  // Shutdown()
   ModelRouter(const ModelRouter&) = delete;
   ModelRouter& operator=(const ModelRouter&) = delete;

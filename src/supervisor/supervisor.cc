@@ -44,7 +44,7 @@ constexpr size_t kFailureLogLines = 20;
 constexpr int kMaxRestartDelayFactor = 30;
 constexpr std::chrono::seconds kStableUptime{60};
 constexpr int kMaxCrashesInARow = 5;
-constexpr uint64_t kFailureLogWindowBytes = 16 * 1024;  // read from the end of the log
+constexpr uint64_t kFailureLogWindowBytes = uint64_t{16} * 1024;  // read from the end of the log
 // A /health probe's own deadline, connect to status line: a readiness probe's, and the
 // least a liveness probe gets (it gets its interval when that is longer).
 constexpr std::chrono::milliseconds kProbeTimeout{1000};
@@ -105,7 +105,7 @@ std::string FirstError(const std::string& log_tail) {
     std::string_view line(log_tail.data() + pos, (eol == std::string::npos ? log_tail.size() : eol) - pos);
     pos = eol == std::string::npos ? log_tail.size() : eol + 1;
     size_t mark = line.find(" E ");
-    if (mark != std::string_view::npos && mark < 20) return std::string(line.substr(mark + 3));
+    if (mark < 20) return std::string(line.substr(mark + 3));  // npos is never < 20
     if (line.starts_with("error: ")) return std::string(line.substr(7));
   }
   return "";
