@@ -72,19 +72,22 @@ class Reporter {
           j = {{"event", "resolved"}, {"repo", e.file}, {"total", e.total}, {"message", e.message}};
           break;
         case K::kFileStart:
-          j = {{"event", "start"}, {"file", e.file}, {"completed", e.done}, {"total", e.total}};
+          j = {{"event", "start"}, {"file", e.file}, {"sha256", e.sha256}, {"completed", e.done}, {"total", e.total}};
           break;
         case K::kProgress:
-          j = {{"event", "progress"},
-               {"file", e.file},
-               {"completed", e.done},
-               {"total", e.total},
-               {"bytes_per_second", static_cast<uint64_t>(rate)}};
+          j = {{"event", "progress"}, {"file", e.file},   {"sha256", e.sha256},
+               {"completed", e.done}, {"total", e.total}, {"bytes_per_second", static_cast<uint64_t>(rate)}};
           break;
         case K::kFileDone:
-          j = {{"event", "done"}, {"file", e.file}, {"total", e.total}, {"cached", e.message == "cached"}};
+          j = {{"event", "done"},
+               {"file", e.file},
+               {"sha256", e.sha256},
+               {"total", e.total},
+               {"cached", e.message == "cached"}};
           break;
-        case K::kRetry: j = {{"event", "retry"}, {"file", e.file}, {"completed", e.done}, {"error", e.message}}; break;
+        case K::kRetry:
+          j = {{"event", "retry"}, {"file", e.file}, {"sha256", e.sha256}, {"completed", e.done}, {"error", e.message}};
+          break;
       }
       std::cout << j.dump() << std::endl;
       return;

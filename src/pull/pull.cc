@@ -140,7 +140,7 @@ Status FetchBlob(HttpClient& http, const PullOptions& o, const HubRepoCache& cac
                  const RemoteFile& f, const EventFn& on_event, uint64_t& downloaded) {
   if (cache.HasBlob(f.sha256)) {
     if (FileSize(cache.BlobPath(f.sha256)) == f.size) {
-      on_event({PullEvent::Kind::kFileDone, f.path, f.size, f.size, "cached"});
+      on_event({PullEvent::Kind::kFileDone, f.path, f.sha256, f.size, f.size, "cached"});
       return Status::Ok();
     }
     ::unlink(cache.BlobPath(f.sha256).c_str());  // a blob of the wrong size is not that blob
@@ -148,12 +148,12 @@ Status FetchBlob(HttpClient& http, const PullOptions& o, const HubRepoCache& cac
   FileLock lock;
   CORRAL_RETURN_IF_ERROR(lock.TryLock(cache.LockPath(f.sha256)));
   const std::string part = cache.IncompletePath(f.sha256);
-  on_event({PullEvent::Kind::kFileStart, f.path, FileSize(part), f.size, ""});
+  on_event({PullEvent::Kind::kFileStart, f.path, f.sha256, FileSize(part), f.size, ""});
   auto delay = o.retry_delay;
   for (int attempt = 0;; ++attempt) {
     const uint64_t before = FileSize(part);
     auto r = http.Download(url, part, f.size, [&](uint64_t done, uint64_t total) {
-      on_event({PullEvent::Kind::kProgress, f.path, done, total, ""});
+      on_event({PullEvent::Kind::kProgress, f.path, f.sha256, done, total, ""});
     });
     const uint64_t after = FileSize(part);
     if (after > before) downloaded += after - before;
@@ -165,7 +165,7 @@ Status FetchBlob(HttpClient& http, const PullOptions& o, const HubRepoCache& cac
         ::unlink(part.c_str());  // a full disk wants its space back; a bad range starts over
       }
       if (!retry) return r.status().WithContext(f.path);
-      on_event({PullEvent::Kind::kRetry, f.path, after, f.size, r.status().message()});
+      on_event({PullEvent::Kind::kRetry, f.path, f.sha256, after, f.size, r.status().message()});
       std::this_thread::sleep_for(delay);
       delay *= 2;
       continue;
@@ -181,7 +181,7 @@ Status FetchBlob(HttpClient& http, const PullOptions& o, const HubRepoCache& cac
   const std::string blob = cache.BlobPath(f.sha256);
   if (::rename(part.c_str(), blob.c_str()) != 0) return ErrnoError("renaming " + part, errno);
   SyncDir(cache.dir() + "/blobs");
-  on_event({PullEvent::Kind::kFileDone, f.path, f.size, f.size, ""});
+  on_event({PullEvent::Kind::kFileDone, f.path, f.sha256, f.size, f.size, ""});
   return Status::Ok();
 }
 
@@ -261,7 +261,8 @@ Result<PullResult> Pull(const PullRef& ref, const PullOptions& o, const EventFn&
                       std::to_string(sel.model.files.size()) + " file(s)" + (sel.mmproj.empty() ? "" : " + mmproj") +
                       ", " + Mib(result.total_bytes);
     for (const auto& n : sel.notes) msg += "; " + n;
-    on_event({PullEvent::Kind::kResolved, ref.repo + "@" + result.commit.substr(0, 12), 0, result.total_bytes, msg});
+    on_event(
+        {PullEvent::Kind::kResolved, ref.repo + "@" + result.commit.substr(0, 12), "", 0, result.total_bytes, msg});
   }
   if (o.offline) {
     for (const auto& f : sel.model.files) result.files.push_back(cache.SnapshotPath(result.commit, f.path));

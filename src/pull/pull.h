@@ -40,6 +40,7 @@ struct PullEvent {
   enum class Kind { kResolved, kFileStart, kProgress, kFileDone, kRetry };
   Kind kind = Kind::kProgress;
   std::string file;     // path inside the repo
+  std::string sha256;   // the file's (kFileStart, kProgress, kFileDone, kRetry)
   uint64_t done = 0;    // bytes of this file on disk
   uint64_t total = 0;   // its size (kResolved: all files together)
   std::string message;  // kResolved: what was chosen and why; kRetry: the error

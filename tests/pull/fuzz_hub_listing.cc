@@ -6,10 +6,12 @@
 #include <string_view>
 
 #include "pull/hub.h"
+#include "pull/ollama_progress.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   (void)corral::pull::ParseRevision(text);
+  (void)corral::pull::OllamaPullLines(text);
   (void)corral::pull::ParsePullRef(text.substr(0, 256));
   auto files = corral::pull::ParseTree(text);
   if (!files.ok()) return 0;

@@ -8,8 +8,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
 #include "pull/hub.h"
+
 #include "pull/hub_cache.h"
+#include "pull/ollama_progress.h"
 #include "pull/token.h"
 #include "support/test_support.h"
 
@@ -206,6 +209,29 @@ TEST(Token, WorldReadableFileRefused) {
   EXPECT_EQ(t->source, "HF_TOKEN");
   ::unsetenv("HF_TOKEN");
   ::unsetenv("HF_TOKEN_PATH");
+}
+
+}  // namespace
+}  // namespace corral::pull
+
+namespace corral::pull {
+namespace {
+
+TEST(OllamaPull, TranslatesCorralPullLines) {
+  const std::string sha(64, 'f');
+  EXPECT_EQ(OllamaPullLines(R"({"event":"resolved","repo":"a/b@1","total":9})"), "{\"status\":\"pulling manifest\"}\n");
+  auto progress = nlohmann::json::parse(
+      OllamaPullLines(R"({"event":"progress","file":"x.gguf","sha256":")" + sha + R"(","completed":5,"total":9})"));
+  EXPECT_EQ(progress["status"], "pulling ffffffffffff");
+  EXPECT_EQ(progress["digest"], "sha256:" + sha);
+  EXPECT_EQ(progress["completed"], 5);
+  EXPECT_EQ(progress["total"], 9);
+  EXPECT_EQ(OllamaPullLines(R"({"event":"success","files":[]})"),
+            "{\"status\":\"verifying sha256 digest\"}\n{\"status\":\"writing manifest\"}\n{\"status\":\"success\"}\n");
+  EXPECT_EQ(OllamaPullLines(R"({"event":"error","message":"no quant"})"), "{\"error\":\"no quant\"}\n");
+  EXPECT_EQ(OllamaPullLines(R"({"event":"retry"})"), "");
+  EXPECT_EQ(OllamaPullLines("not json"), "");
+  EXPECT_EQ(OllamaPullLines(std::string(100, '[')), "");
 }
 
 }  // namespace
