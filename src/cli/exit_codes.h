@@ -14,6 +14,9 @@ enum class ExitCode : int {
   kStopFailed = 68,         // a model could not be stopped
   kEngineMissing = 70,      // no llama-server binary found
   kOther = 71,              // anything else
+  kDownloadFailed = 72,     // corral pull: network, HTTP error, stalled server, sha256 mismatch
+  kAccessDenied = 73,       // corral pull: 401/403 (gated or private repo; a token is needed)
+  kNoSpace = 74,            // corral pull: not enough disk space
 };
 
 inline int ToInt(ExitCode c) {

@@ -473,11 +473,20 @@ void Supervisor::SpawnLocked(Child& c) {
   std::vector<char*> argv;
   for (auto& a : c.argv) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // The daemon's environment, less the Hugging Face token (`corral pull` reads it; a
+  // llama-server child has no use for it: docs/pull.md).
   std::vector<std::string> env_copy = c.spec.env;
+  if (env_copy.empty()) {
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view kv(*e);
+      if (kv.starts_with("HF_TOKEN=") || kv.starts_with("HUGGING_FACE_HUB_TOKEN=")) continue;
+      env_copy.emplace_back(kv);
+    }
+  }
   std::vector<char*> envp;
   for (auto& e : env_copy) envp.push_back(e.data());
   envp.push_back(nullptr);
-  char* const* child_env = c.spec.env.empty() ? environ : envp.data();
+  char* const* child_env = envp.data();
   const pid_t parent = self_pid_;
 
   pid_t pid = ::fork();

@@ -208,6 +208,31 @@ TEST(SupervisorTest, ArgvEnvironmentAndStdioReachTheChild) {
   EXPECT_EQ(::getpgid(r->pid), r->pid);
 }
 
+// A child launched with the daemon's own environment gets all of it except the Hugging Face
+// token (`corral pull` reads it; llama-server never needs it: docs/pull.md).
+TEST(SupervisorTest, InheritedEnvironmentLeavesOutTheHfToken) {
+  TempDir dir;
+  std::string exe = Script(dir, "fake.sh",
+                           "echo \"env:$CORRAL_FAKE_INHERITED tok:[$HF_TOKEN$HUGGING_FACE_HUB_TOKEN]\"\n"
+                           "exec sleep 60");
+  ::setenv("CORRAL_FAKE_INHERITED", "yes", 1);
+  ::setenv("HF_TOKEN", "hf_secret", 1);
+  ::setenv("HUGGING_FACE_HUB_TOKEN", "hf_old", 1);
+  Supervisor sup(Options(dir, exe));
+  auto r = sup.Start(Spec("envtoken"));
+  ::unsetenv("HF_TOKEN");
+  ::unsetenv("HUGGING_FACE_HUB_TOKEN");
+  ::unsetenv("CORRAL_FAKE_INHERITED");
+  ASSERT_TRUE(r.ok());
+  std::string log;
+  for (int i = 0; i < 2000 && log.find("tok:") == std::string::npos; ++i) {
+    auto t = ReadFileBounded(r->log_path, 1 << 20);
+    if (t.ok()) log = *t;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_NE(log.find("env:yes tok:[]"), std::string::npos) << log;
+}
+
 TEST(SupervisorTest, ReadyFromThePortLineAndHealth) {
   TempDir dir;
   FakeHealth health(/*busy=*/3);
