@@ -449,6 +449,19 @@ Result<Model> ModelFromFile(const std::string& path, std::string source) {
   return m;
 }
 
+bool IsEmbeddingModel(const ModelInfo& info) {
+  return info.pooling_type >= 1 && info.pooling_type <= 3;
+}
+
+std::vector<std::string> Capabilities(const Model& m) {
+  if (IsEmbeddingModel(m.info)) return {"embedding"};
+  std::vector<std::string> out = {"completion"};
+  if (m.info.template_tools) out.push_back("tools");
+  if (m.info.template_thinking) out.push_back("thinking");
+  if (!m.mmproj.empty()) out.push_back("vision");
+  return out;
+}
+
 std::string HumanBytes(uint64_t b) {
   static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   double v = static_cast<double>(b);
@@ -484,6 +497,7 @@ nlohmann::json ModelJson(const Model& m) {
   return nlohmann::json{{"name", m.name},
                         {"aliases", m.aliases},
                         {"names", OtherNames(m.Names())},
+                        {"capabilities", Capabilities(m)},
                         {"source", m.source},
                         {"origin", m.origin},
                         {"path", m.path},

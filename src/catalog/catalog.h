@@ -139,6 +139,13 @@ Status CheckReference(std::string_view ref);
 // The model a single GGUF file (and its sibling shards) makes, read on the spot.
 Result<Model> ModelFromFile(const std::string& path, std::string source = "path");
 
+// What the model can do, in Ollama's words (/api/show "capabilities"): "embedding" for an
+// embedding model (a pooling type in its header), else "completion" plus "tools" and
+// "thinking" (from the chat template) and "vision" (a paired projector).
+std::vector<std::string> Capabilities(const Model& m);
+// True for a model made to embed (its header names a pooling type).
+bool IsEmbeddingModel(const ModelInfo& info);
+
 // "1.5 GiB", "812 MiB", "4.0 KiB", "17 B".
 std::string HumanBytes(uint64_t bytes);
 // "1.2B", "25M", "800K".
