@@ -30,8 +30,8 @@
 #include "proxy/metrics.h"
 #include "proxy/ollama.h"
 #include "proxy/request_guard.h"
-#include "proxy/upstream_errors.h"
 #include "proxy/request_routing.h"
+#include "proxy/upstream_errors.h"
 
 namespace corral::proxy {
 
@@ -1192,8 +1192,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                             std::to_string(kMaxReshapedErrorBytes) + " bytes");
     }
     if (!rparser_->is_done()) return RelayNext();
-    ReshapedError r =
-        ReshapeUpstreamError(route_.api, RequestPath(), static_cast<int>(status_), decoded_, model_);
+    ReshapedError r = ReshapeUpstreamError(route_.api, RequestPath(), static_cast<int>(status_), decoded_, model_);
     decoded_.clear();
     local_body_ = std::move(r.body);
     translated_out_ = "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(ReasonFor(r.status)) +
@@ -1204,16 +1203,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     translated_out_ += "\r\n" + local_body_;
     response_started_ = true;
     SetClientDeadline(px_.client_timeout());
-    asio::async_write(client_, asio::buffer(translated_out_), [self = shared_from_this()](const error_code& ec, size_t) {
-      if (self->closed_) return;
-      self->client_deadline_ = Clock::time_point::max();
-      self->translated_out_.clear();
-      if (ec) {
-        self->client_gone_ = true;
-        return self->Close();
-      }
-      self->RelayNext();  // the message is done: finishes the exchange
-    });
+    asio::async_write(client_, asio::buffer(translated_out_),
+                      [self = shared_from_this()](const error_code& ec, size_t) {
+                        if (self->closed_) return;
+                        self->client_deadline_ = Clock::time_point::max();
+                        self->translated_out_.clear();
+                        if (ec) {
+                          self->client_gone_ = true;
+                          return self->Close();
+                        }
+                        self->RelayNext();  // the message is done: finishes the exchange
+                      });
   }
 
   // ---- Ollama ----
@@ -1290,7 +1290,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Ollama translation state.
   bool translated_ = false;
   bool reshape_ = false;  // buffering an upstream error body to answer it in the route's shape
-  std::string up_body_;  // the translated request body (owned)
+  std::string up_body_;   // the translated request body (owned)
   std::unique_ptr<OllamaResponseTranslator> ollama_;
   std::optional<std::chrono::seconds> ollama_keep_alive_;
   std::string translated_out_;
