@@ -220,6 +220,37 @@ TEST(Discovery, NamesPeopleTypeInEveryCache) {
   EXPECT_NE(j["names"].dump().find("hf.co/acme/Alpha-GGUF:F16"), std::string::npos) << j["names"].dump();
 }
 
+// Issue 14: what /api/show calls capabilities comes from the header: tools and thinking
+// from the chat template, embedding from the pooling type, vision from a paired projector.
+TEST(Discovery, CapabilitiesFromTheHeader) {
+  TempDir root;
+  auto model = [&](const std::string& file, const std::string& tmpl, int pooling) {
+    GgufBuilder b;
+    b.Header(3, 0, 3 + (pooling >= 0 ? 1 : 0));
+    b.KvStr("general.architecture", "llama");
+    b.KvStr("general.name", file);
+    b.KvStr("tokenizer.chat_template", tmpl);
+    if (pooling >= 0) b.KvU32("llama.pooling_type", static_cast<uint32_t>(pooling));
+    WriteText(root.File("m/" + file + "/" + file + ".gguf"), b.bytes());
+  };
+  model("Agent", "{% for t in tools %}{{ t }}{% endfor %}<think>", -1);
+  model("Plain", "{{ messages }}", -1);
+  model("Embed", "{{ messages }}", 1);
+  WriteText(root.File("m/Plain/mmproj-Plain.gguf"), Projector());
+  Sources s;
+  s.user = {root.File("m")};
+  auto cat = Catalog::Load(s);
+  ASSERT_TRUE(cat.ok()) << cat.status().ToString();
+  auto caps = [&](const std::string& stem) {
+    auto m = cat->Resolve(stem);
+    EXPECT_TRUE(m.ok()) << stem << ": " << m.status().ToString();
+    return m.ok() ? Capabilities(*m) : std::vector<std::string>{};
+  };
+  EXPECT_EQ(caps("Agent"), (std::vector<std::string>{"completion", "tools", "thinking"}));
+  EXPECT_EQ(caps("Embed"), (std::vector<std::string>{"embedding"}));
+  EXPECT_EQ(caps("Plain"), (std::vector<std::string>{"completion", "vision"}));  // its projector beside it
+}
+
 TEST(Discovery, NamesAreStableAcrossRuns) {
   Layout l;
   auto a = Catalog::Load(l.sources);
