@@ -115,8 +115,15 @@ TEST_F(ProxyIntegrationTest, EveryNonStreamingSurfaceAnswersAsDirect) {
     auto direct = Direct(c.method, c.target, c.body);
     auto proxied = ViaProxy(c.method, c.target, c.body);
     ASSERT_TRUE(direct.ok() && proxied.ok());
-    EXPECT_EQ(proxied->status, direct->status) << proxied->body << "\n---\n" << direct->body;
     EXPECT_EQ(proxied->headers["x-corral-model"], "chat");
+    if (std::string_view(c.target) == "/v1/embeddings") {
+      // Issue 14 changes this one: llama-server's 501 (retried by SDKs) becomes a 400 naming
+      // the fix (NamesAndUpstreamErrorsAsClientsExpect checks the message).
+      EXPECT_EQ(direct->status, 501) << direct->body;
+      EXPECT_EQ(proxied->status, 400) << proxied->body;
+      continue;
+    }
+    EXPECT_EQ(proxied->status, direct->status) << proxied->body << "\n---\n" << direct->body;
     EXPECT_EQ(proxied->headers["content-type"], direct->headers["content-type"]);
     if (c.exact) {
       EXPECT_EQ(proxied->body, direct->body);
