@@ -494,6 +494,11 @@ class Daemon {
     auto it = req.target.query.find("name");
     if (it == req.target.query.end()) return Error(ErrorCode::kBadRequest, "logs: name is required");
     auto child = ChildForReference(it->second, /*for_logs=*/true);
+    // A child gone and outside the catalog (started from a path): its log keeps its name.
+    if (!child.ok() && supervisor::CheckChildName(it->second).ok() &&
+        ::access((ModelLogDir() + "/" + it->second + ".log").c_str(), R_OK) == 0) {
+      child = it->second;
+    }
     if (!child.ok()) return ReferenceError(child.status());
     const std::string& name = *child;
     if (Status s = supervisor::CheckChildName(name); !s.ok()) return Error(ErrorCode::kBadRequest, s.message());
