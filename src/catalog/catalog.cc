@@ -22,7 +22,6 @@ namespace corral::catalog {
 namespace {
 
 constexpr uint64_t kMaxConfigBytes = 4u << 20;
-constexpr size_t kMaxCandidatesShown = 10;
 
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
@@ -209,27 +208,6 @@ Result<std::map<std::string, std::string>> ReadAliases(const std::string& config
   return out;
 }
 
-Status CandidatesError(StatusCode code, std::string_view ref, const std::vector<const Model*>& models,
-                       size_t total_known) {
-  std::string msg;
-  if (code == StatusCode::kAmbiguous) {
-    msg = "'" + std::string(ref) + "' matches " + std::to_string(models.size()) + " models:";
-  } else {
-    msg = "no model matches '" + std::string(ref) + "'";
-    if (models.empty()) {
-      msg += total_known == 0 ? " (no models found; see corral list)" : " (see corral list)";
-      return {code, msg};
-    }
-    msg += "; known models:";
-  }
-  for (size_t k = 0; k < models.size() && k < kMaxCandidatesShown; ++k) {
-    msg += " " + models[k]->name + (k + 1 < models.size() && k + 1 < kMaxCandidatesShown ? "," : "");
-  }
-  if (models.size() > kMaxCandidatesShown)
-    msg += " (and " + std::to_string(models.size() - kMaxCandidatesShown) + " more)";
-  return {code, msg};
-}
-
 }  // namespace
 
 std::string BaseName(const ModelInfo& info, const std::string& fallback_path) {
@@ -369,6 +347,8 @@ Result<Catalog> Catalog::Load(const Sources& sources) {
     }
     m.source = it.file->source;
     m.origin = it.file->origin;
+    // Ollama blobs are named by digest: no name anyone types.
+    if (m.source != "ollama") m.stem = ModelFileStem(m.path);
     m.mmproj = !it.file->mmproj.empty() ? it.file->mmproj : PickProjector(m.path, projectors[DirOf(m.path)]);
     m.architecture = m.info.architecture;
     m.n_params = m.info.n_params;
@@ -407,6 +387,7 @@ Result<Catalog> Catalog::Load(const Sources& sources) {
   }
   std::sort(cat.models_.begin(), cat.models_.end(), [](const Model& a, const Model& b) { return a.name < b.name; });
 
+  for (const auto& m : cat.models_) cat.entries_.push_back(m.Names());
   // Aliases from config: each must resolve to exactly one model and not shadow a name.
   for (const auto& [alias, ref] : sources.aliases) {
     if (taken.count(alias) != 0) {
@@ -422,6 +403,8 @@ Result<Catalog> Catalog::Load(const Sources& sources) {
       if (m.path == target->path) m.aliases.push_back(alias);
     }
   }
+  cat.entries_.clear();
+  for (const auto& m : cat.models_) cat.entries_.push_back(m.Names());
   return cat;
 }
 
@@ -462,7 +445,21 @@ Result<Model> ModelFromFile(const std::string& path, std::string source) {
   m.quant = m.info.quant;
   m.n_ctx_train = m.info.n_ctx_train;
   m.name = BaseName(m.info, m.path);
+  m.stem = ModelFileStem(m.path);
   return m;
+}
+
+bool IsEmbeddingModel(const ModelInfo& info) {
+  return info.pooling_type >= 1 && info.pooling_type <= 3;
+}
+
+std::vector<std::string> Capabilities(const Model& m) {
+  if (IsEmbeddingModel(m.info)) return {"embedding"};
+  std::vector<std::string> out = {"completion"};
+  if (m.info.template_tools) out.push_back("tools");
+  if (m.info.template_thinking) out.push_back("thinking");
+  if (!m.mmproj.empty()) out.push_back("vision");
+  return out;
 }
 
 std::string HumanBytes(uint64_t b) {
@@ -499,6 +496,8 @@ std::string HumanCount(uint64_t n) {
 nlohmann::json ModelJson(const Model& m) {
   return nlohmann::json{{"name", m.name},
                         {"aliases", m.aliases},
+                        {"names", OtherNames(m.Names())},
+                        {"capabilities", Capabilities(m)},
                         {"source", m.source},
                         {"origin", m.origin},
                         {"path", m.path},
@@ -553,7 +552,7 @@ const Model* Catalog::FindExact(std::string_view name) const {
   }
   for (const auto& m : models_) {
     for (const auto& a : m.aliases) {
-      if (a == name) return &m;
+      if (Lower(a) == lname) return &m;
     }
   }
   return nullptr;
@@ -612,25 +611,8 @@ Result<Model> Catalog::ResolveName(std::string_view ref) const {
 }
 
 Result<Model> Catalog::MatchName(const std::string& ref) const {
-  const std::string lref = Lower(ref);
-  if (const Model* m = FindExact(ref)) return *m;
-  std::vector<const Model*> hits;
-  for (const auto& m : models_) {
-    if (!m.origin.empty() && Lower(m.origin) == lref) hits.push_back(&m);
-  }
-  if (hits.size() == 1) return *hits[0];
-  if (hits.size() > 1) return CandidatesError(StatusCode::kAmbiguous, ref, hits, models_.size());
-  for (const auto& m : models_) {
-    bool hit = Lower(m.name).find(lref) != std::string::npos ||
-               (!m.origin.empty() && Lower(m.origin).find(lref) != std::string::npos);
-    for (const auto& a : m.aliases) hit = hit || Lower(a).find(lref) != std::string::npos;
-    if (hit) hits.push_back(&m);
-  }
-  if (hits.size() == 1) return *hits[0];
-  if (hits.size() > 1) return CandidatesError(StatusCode::kAmbiguous, ref, hits, models_.size());
-  std::vector<const Model*> all;
-  for (const auto& m : models_) all.push_back(&m);
-  return CandidatesError(StatusCode::kNotFound, ref, all, models_.size());
+  CORRAL_ASSIGN_OR_RETURN(size_t index, MatchReference(ref, entries_));
+  return models_[index];
 }
 
 }  // namespace corral::catalog

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catalog/model_info.h"
+#include "catalog/names.h"
 #include "common/status.h"
 #include "config/options.h"
 
@@ -36,7 +37,11 @@ struct Model {
 
   // Added beyond the contract.
   std::string origin;  // the name the source tool uses: "llama3.2:3b", "org/repo", "publisher/repo"
+  std::string stem;    // the file stem ("bar-tiny"; a split model's without -00001-of-0000N)
   ModelInfo info;      // the header facts (tensor bytes summed over shards)
+
+  // The model as the name rules see it (catalog/names.h).
+  NameEntry Names() const { return {name, aliases, stem, origin, quant}; }
 };
 
 struct MemoryEstimate {
@@ -90,8 +95,8 @@ class Catalog {
   // kInvalidArgument.
   Result<Model> Resolve(std::string_view ref) const;
 
-  // Names only, never the filesystem: a canonical name (any case), an alias, the source
-  // tool's name (origin, "org/repo", "llama3.2:3b"), or a unique substring of those. A
+  // Names only, never the filesystem: the rules of catalog/names.h (canonical name, alias,
+  // file stem, origin, "owner/repo:QUANT", "hf.co/...", unique substring). A
   // reference that looks like a path (leading '/' or '~', a "." or ".." component) is
   // refused with kInvalidArgument before any matching. For model references from requests.
   Result<Model> ResolveName(std::string_view ref) const;
@@ -116,10 +121,11 @@ class Catalog {
   const Stats& stats() const { return stats_; }
 
  private:
-  // Exact name, alias, origin, then unique substring (the name half of Resolve).
+  // The name rules (catalog/names.h) over models_ (the name half of Resolve).
   Result<Model> MatchName(const std::string& ref) const;
 
   std::vector<Model> models_;
+  std::vector<NameEntry> entries_;  // models_[i].Names(), built once by Load
   std::vector<std::string> warnings_;
   Stats stats_;
 };
@@ -132,6 +138,13 @@ Status CheckReference(std::string_view ref);
 
 // The model a single GGUF file (and its sibling shards) makes, read on the spot.
 Result<Model> ModelFromFile(const std::string& path, std::string source = "path");
+
+// What the model can do, in Ollama's words (/api/show "capabilities"): "embedding" for an
+// embedding model (a pooling type in its header), else "completion" plus "tools" and
+// "thinking" (from the chat template) and "vision" (a paired projector).
+std::vector<std::string> Capabilities(const Model& m);
+// True for a model made to embed (its header names a pooling type).
+bool IsEmbeddingModel(const ModelInfo& info);
 
 // "1.5 GiB", "812 MiB", "4.0 KiB", "17 B".
 std::string HumanBytes(uint64_t bytes);

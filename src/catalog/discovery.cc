@@ -55,7 +55,15 @@ struct Walker {
       return;
     }
     if (!S_ISREG(st.st_mode)) return;
-    if (!seen_files.insert({st.st_dev, st.st_ino}).second) return;  // a link to a file already listed
+    if (!seen_files.insert({st.st_dev, st.st_ino}).second) {
+      // A link to a file already listed: it keeps the place it was first found in, and takes
+      // this cache's name for it when it had none (a user link into the hub cache is still
+      // `owner/repo`: the names people type, issue 14).
+      for (auto& seen : out.files) {
+        if (seen.dev == st.st_dev && seen.ino == st.st_ino && seen.origin.empty()) seen.origin = origin;
+      }
+      return;
+    }
     FoundFile f;
     f.path = path;
     char* real = ::realpath(path.c_str(), nullptr);

@@ -17,7 +17,7 @@ namespace corral::catalog {
 
 class Index {
  public:
-  static constexpr int kVersion = 1;
+  static constexpr int kVersion = 2;  // 2: template_tools, template_thinking, pooling_type
 
   struct Entry {
     uint64_t size = 0;

@@ -125,6 +125,16 @@ ModelInfo ExtractModelInfo(const GgufFile& f) {
     m.n_vocab = f.GetUint(a + "vocab_size").value_or(0);
   }
   m.chat_template = f.Find("tokenizer.chat_template") != nullptr;
+  if (auto tmpl = f.GetString("tokenizer.chat_template")) {
+    // What Ollama's /api/show calls capabilities, read the way llama.cpp's chat code does:
+    // a template that iterates `tools` can call them; one that knows a reasoning block thinks.
+    m.template_tools = tmpl->find("tools") != std::string::npos;
+    for (const char* mark : {"<think>", "enable_thinking", "reasoning_content", "<|channel|>", "thinking"}) {
+      m.template_thinking = m.template_thinking || tmpl->find(mark) != std::string::npos;
+    }
+  }
+  if (auto pooling = f.GetUint(a + "pooling_type"))
+    m.pooling_type = static_cast<int32_t>(std::min<uint64_t>(*pooling, 255));
   m.split_no = Clamp32(f.GetUint("split.no").value_or(0));
   m.split_count = Clamp32(f.GetUint("split.count").value_or(0));
   if (m.split_count != 0) m.split_no += 1;  // gguf-split numbers shards from 0
@@ -164,6 +174,9 @@ nlohmann::json ToJson(const ModelInfo& m) {
                         {"tokenizer", m.tokenizer},
                         {"n_vocab", m.n_vocab},
                         {"chat_template", m.chat_template},
+                        {"template_tools", m.template_tools},
+                        {"template_thinking", m.template_thinking},
+                        {"pooling_type", m.pooling_type},
                         {"split_no", m.split_no},
                         {"split_count", m.split_count}};
 }
@@ -195,6 +208,9 @@ Result<ModelInfo> ModelInfoFromJson(const nlohmann::json& j) {
     m.tokenizer = j.at("tokenizer").get<std::string>();
     m.n_vocab = j.at("n_vocab").get<uint64_t>();
     m.chat_template = j.at("chat_template").get<bool>();
+    m.template_tools = j.at("template_tools").get<bool>();
+    m.template_thinking = j.at("template_thinking").get<bool>();
+    m.pooling_type = j.at("pooling_type").get<int32_t>();
     m.split_no = j.at("split_no").get<uint32_t>();
     m.split_count = j.at("split_count").get<uint32_t>();
     return m;

@@ -48,6 +48,9 @@ struct ModelInfo {
   std::string tokenizer;  // tokenizer.ggml.model ("llama", "gpt2", ...)
   uint64_t n_vocab = 0;   // tokenizer.ggml.tokens count (or {arch}.vocab_size)
   bool chat_template = false;
+  bool template_tools = false;     // the chat template renders tool definitions
+  bool template_thinking = false;  // the chat template knows reasoning (<think>, enable_thinking, ...)
+  int32_t pooling_type = -1;       // {arch}.pooling_type: 0 none, 1 mean, 2 cls, 3 last, 4 rank; -1 absent
 
   // Splits (gguf-split): 0 when not split.
   uint32_t split_no = 0;

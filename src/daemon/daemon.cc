@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstdarg>
@@ -385,13 +386,67 @@ class Daemon {
     return {200, {{"models", models}}};
   }
 
-  Response Get(const std::string& name) {
+  // The child a reference from the CLI names (`corral stop|logs|ps NAME`, the one resolver):
+  // a child's own name; else the model the catalog resolves it to (name, alias, stem,
+  // owner/repo:QUANT, Ollama name, unique substring, path) and the child serving that file;
+  // else a unique substring of a child's name. `for_logs`: a model that is not running
+  // gives its default child name (its log outlives it). Errors name the candidates.
+  Result<std::string> ChildForReference(const std::string& ref, bool for_logs = false) {
+    if (supervisor_->Get(ref).ok()) return ref;
+    CORRAL_RETURN_IF_ERROR(catalog::CheckReference(ref));
+    const auto children = supervisor_->List();
+    const catalog::Catalog cat = router_->CatalogSnapshot();
+    auto model = cat.Resolve(ref);
+    if (model.ok()) {
+      std::vector<std::string> live, any;
+      for (const auto& c : children) {
+        if (c.model_path != model->path) continue;
+        any.push_back(c.name);
+        if (!supervisor::IsTerminal(c.state)) live.push_back(c.name);
+      }
+      const auto& hits = !live.empty() ? live : any;
+      if (hits.size() == 1) return hits[0];
+      if (hits.size() > 1) {
+        std::string msg =
+            "'" + ref + "' is " + model->name + ", served by " + std::to_string(hits.size()) + " children:";
+        for (size_t k = 0; k < hits.size(); ++k) msg += (k == 0 ? " " : ", ") + hits[k];
+        return Status(StatusCode::kAmbiguous, msg);
+      }
+      if (for_logs) return ChildNameFor(model->name);
+      return NotFound("model " + model->name + " is not running" + (ref != model->name ? " ('" + ref + "')" : ""));
+    }
+    std::vector<std::string> hits;
+    std::string lref = ref;
+    for (char& ch : lref) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    for (const auto& c : children) {
+      std::string lname = c.name;
+      for (char& ch : lname) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (lname.find(lref) != std::string::npos) hits.push_back(c.name);
+    }
+    if (hits.size() == 1) return hits[0];
+    return model.status();
+  }
+
+  // A control error for a failed ChildForReference.
+  static Response ReferenceError(const Status& s) {
+    if (s.code() == StatusCode::kInvalidArgument) return Error(ErrorCode::kBadRequest, s.message());
+    if (s.code() == StatusCode::kAmbiguous) return Error(ErrorCode::kModelReference, s.message());
+    return Error(ErrorCode::kNotRunning, s.message());
+  }
+
+  Response Get(const std::string& ref) {
+    auto child = ChildForReference(ref);
+    if (!child.ok()) return ReferenceError(child.status());
+    const std::string& name = *child;
     auto i = supervisor_->Get(name);
     if (!i.ok()) return Error(ErrorCode::kNotRunning, i.status().message());
     return {200, {{"model", ModelJson(*i)}}};
   }
 
-  Response Wait(const std::string& name, const Request& req) {
+  Response Wait(const std::string& ref, const Request& req) {
+    auto child = ChildForReference(ref);
+    if (!child.ok()) return ReferenceError(child.status());
+    const std::string& name = *child;
     uint64_t gen = 0;
     int64_t timeout_ms = 1000;
     try {
@@ -407,7 +462,10 @@ class Daemon {
     return {200, {{"model", ModelJson(*i)}}};
   }
 
-  Response Stop(const std::string& name) {
+  Response Stop(const std::string& ref) {
+    auto child = ChildForReference(ref);
+    if (!child.ok()) return ReferenceError(child.status());
+    const std::string& name = *child;
     auto i = supervisor_->Stop(name);
     if (!i.ok()) {
       if (i.status().code() == StatusCode::kNotFound) return Error(ErrorCode::kNotRunning, i.status().message());
@@ -435,7 +493,14 @@ class Daemon {
   Response Logs(const Request& req) {
     auto it = req.target.query.find("name");
     if (it == req.target.query.end()) return Error(ErrorCode::kBadRequest, "logs: name is required");
-    const std::string& name = it->second;
+    auto child = ChildForReference(it->second, /*for_logs=*/true);
+    // A child gone and outside the catalog (started from a path): its log keeps its name.
+    if (!child.ok() && supervisor::CheckChildName(it->second).ok() &&
+        ::access((ModelLogDir() + "/" + it->second + ".log").c_str(), R_OK) == 0) {
+      child = it->second;
+    }
+    if (!child.ok()) return ReferenceError(child.status());
+    const std::string& name = *child;
     if (Status s = supervisor::CheckChildName(name); !s.ok()) return Error(ErrorCode::kBadRequest, s.message());
     int lines = 50;
     if (auto l = req.target.query.find("lines"); l != req.target.query.end()) {

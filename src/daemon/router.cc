@@ -406,10 +406,17 @@ std::vector<proxy::ModelInfo> ModelRouter::ListModels() const {
     info.size_bytes = m.size_bytes;
     info.family = m.architecture;
     info.quantization = m.quant;
+    info.aliases = m.aliases;
+    info.stem = m.stem;
+    info.origin = m.origin;
+    info.n_params = m.n_params;
+    info.context_length = m.n_ctx_train;
+    info.capabilities = catalog::Capabilities(m);
     if (const ChildInfo* c = best_child(m)) {
       info.state = StateOf(c->state);
       info.context = ContextOf(*c, m.n_ctx_train);
       info.memory_bytes = c->rss_bytes != 0 ? c->rss_bytes : c->reserved_bytes;
+      if (c->state == ChildState::kReady) info.expires_at = ExpiresAtLocked(*c);
       listed[c->name] = true;
     }
     out.push_back(std::move(info));
@@ -422,9 +429,15 @@ std::vector<proxy::ModelInfo> ModelRouter::ListModels() const {
     info.state = StateOf(c.state);
     info.context = ContextOf(c, 0);
     info.memory_bytes = c.rss_bytes != 0 ? c.rss_bytes : c.reserved_bytes;
+    if (c.state == ChildState::kReady) info.expires_at = ExpiresAtLocked(c);
     out.push_back(std::move(info));
   }
   return out;
+}
+
+catalog::Catalog ModelRouter::CatalogSnapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return catalog_;
 }
 
 config::Config ModelRouter::ConfigCopy() const {
@@ -718,6 +731,39 @@ bool ModelRouter::EvictOne(const std::string& except_child) {
   return true;
 }
 
+std::optional<std::chrono::seconds> ModelRouter::IdleTtlLocked(const ChildInfo& c) const {
+  // Pinned (by `corral start` or the config) wins: it stays until stopped; then
+  // keep_alive (Ollama); then the model's own ttl from the config; then model_ttl_s.
+  // Read now, so a reload applies to children already running.
+  auto it = usage_.find(c.name);
+  const Usage none;
+  const Usage& u = it != usage_.end() ? it->second : none;
+  const config::ModelSettings* s = SettingsForLocked(c.model_path);
+  std::chrono::seconds ttl = idle_ttl_;
+  if (u.pinned || (s != nullptr && s->pinned)) {
+    return std::nullopt;
+  } else if (u.keep_alive) {
+    ttl = *u.keep_alive;
+  } else if (s != nullptr && s->ttl_s) {
+    ttl = std::chrono::seconds(*s->ttl_s);
+  }
+  if (!u.keep_alive && ttl.count() == 0) return std::nullopt;  // 0 = never
+  if (ttl.count() < 0) return std::nullopt;                    // keep loaded
+  return ttl;
+}
+
+std::chrono::system_clock::time_point ModelRouter::ExpiresAtLocked(const ChildInfo& c) const {
+  const auto now = std::chrono::system_clock::now();
+  const std::optional<std::chrono::seconds> ttl = IdleTtlLocked(c);
+  // Never: Ollama's own answer for keep_alive -1 is "now + the longest duration" (year
+  // 2318); the same here, so clients that sort or compare dates see a far future.
+  if (!ttl) return now + std::chrono::hours(24 * 365 * 292);
+  auto it = usage_.find(c.name);
+  if (it == usage_.end() || it->second.in_flight > 0) return now + *ttl;  // busy: the clock starts when it ends
+  const auto left = it->second.last_used + *ttl - Now();
+  return now + std::chrono::duration_cast<std::chrono::system_clock::duration>(std::max(left, Clock::duration::zero()));
+}
+
 void ModelRouter::ExpireIdle() {
   std::vector<std::string> expired;
   std::vector<Answer> answers;
@@ -728,21 +774,9 @@ void ModelRouter::ExpireIdle() {
       if (c.state != ChildState::kReady) continue;
       Usage& u = usage_[c.name];
       if (u.in_flight > 0 || u.evicting) continue;
-      // Pinned (by `corral start` or the config) wins: it stays until stopped; then
-      // keep_alive (Ollama); then the model's own ttl from the config; then model_ttl_s.
-      // Read now, so a reload applies to children already running.
-      const config::ModelSettings* s = SettingsForLocked(c.model_path);
-      std::chrono::seconds ttl = idle_ttl_;
-      if (u.pinned || (s != nullptr && s->pinned)) {
-        continue;
-      } else if (u.keep_alive) {
-        ttl = *u.keep_alive;
-      } else if (s != nullptr && s->ttl_s) {
-        ttl = std::chrono::seconds(*s->ttl_s);
-      }
-      if (!u.keep_alive && ttl.count() == 0) continue;  // 0 = never
-      if (ttl.count() < 0) continue;                    // keep loaded
-      if (now - u.last_used >= ttl) {
+      const std::optional<std::chrono::seconds> ttl = IdleTtlLocked(c);
+      if (!ttl) continue;
+      if (now - u.last_used >= *ttl) {
         u.evicting = true;
         expired.push_back(c.name);
       }

@@ -99,6 +99,10 @@ class ModelRouter final : public proxy::ModelProvider {
   // plane). Returns warnings: `models:` keys that match no model or several.
   std::vector<std::string> UpdateConfig(const config::Config& config);
 
+  // A copy of the catalog snapshot (control plane: the local user's references go through
+  // Catalog::Resolve, paths included; copied so no file is read under the router's lock).
+  catalog::Catalog CatalogSnapshot() const;
+
   // The `models:` settings that apply to the model file at `model_path`, if any.
   std::optional<config::ModelSettings> SettingsFor(const std::string& model_path) const;
   // Warnings from resolving the `models:` keys at the last catalog load.
@@ -155,6 +159,11 @@ class ModelRouter final : public proxy::ModelProvider {
       CORRAL_REQUIRES(mu_);
   // False when the catalog gives `name` to a file other than `c`'s. mu_ held.
   bool MayRouteLocked(const std::string& name, const supervisor::ChildInfo& c) const CORRAL_REQUIRES(mu_);
+  // The idle time after which `c` is unloaded; nullopt = never (pinned, ttl 0, keep_alive
+  // negative). mu_ held.
+  std::optional<std::chrono::seconds> IdleTtlLocked(const supervisor::ChildInfo& c) const CORRAL_REQUIRES(mu_);
+  // When `c` will be unloaded if no request comes (Ollama /api/ps expires_at). mu_ held.
+  std::chrono::system_clock::time_point ExpiresAtLocked(const supervisor::ChildInfo& c) const CORRAL_REQUIRES(mu_);
   // Pinned by `corral start` or by the config. mu_ held.
   bool PinnedLocked(const supervisor::ChildInfo& c) CORRAL_REQUIRES(mu_);
   // The child listening on `upstream`'s port, or "" (it may be gone already). mu_ held.

@@ -194,6 +194,28 @@ std::string EncodeRoutes(const proxy::RouteMap& routes) {
   return json{{"t", "routes"}, {"r", r}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+// Issue 14's fields of a model row (names, header facts), optional on the wire so either
+// side may be older.
+static void EncodeModelExtras(const ModelInfo& m, json& row) {
+  row["aliases"] = m.aliases;
+  row["stem"] = m.stem;
+  row["origin"] = m.origin;
+  row["n_params"] = m.n_params;
+  row["ctx_train"] = m.context_length;
+  row["caps"] = m.capabilities;
+  row["vram"] = m.vram_bytes;
+}
+
+static void DecodeModelExtras(const json& row, ModelInfo& m) {
+  m.aliases = row.value("aliases", std::vector<std::string>{});
+  m.stem = row.value("stem", std::string());
+  m.origin = row.value("origin", std::string());
+  m.n_params = row.value("n_params", uint64_t{0});
+  m.context_length = row.value("ctx_train", uint32_t{0});
+  m.capabilities = row.value("caps", std::vector<std::string>{});
+  m.vram_bytes = row.value("vram", uint64_t{0});
+}
+
 std::string EncodeModels(const std::vector<ModelInfo>& models) {
   json list = json::array();
   for (const auto& m : models) {
@@ -207,6 +229,7 @@ std::string EncodeModels(const std::vector<ModelInfo>& models) {
                     {"modified", m.modified_unix_s},
                     {"expires_ms",
                      std::chrono::duration_cast<std::chrono::milliseconds>(m.expires_at.time_since_epoch()).count()}});
+    EncodeModelExtras(m, list.back());
   }
   return json{{"t", "models"}, {"m", list}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -286,6 +309,7 @@ Result<DownMessage> ParseDown(std::string_view text) {
         i.expires_at =
             std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
                 std::chrono::milliseconds(m.at("expires_ms").get<int64_t>())));
+        DecodeModelExtras(m, i);
         d.models.push_back(std::move(i));
       }
     } else if (t == "answer") {

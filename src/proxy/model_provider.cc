@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "catalog/names.h"
+
 namespace corral::proxy {
 
 std::string Endpoint::ToString() const {
@@ -57,6 +59,30 @@ size_t EditDistance(const std::string& a, const std::string& b) {
 }
 
 }  // namespace
+
+namespace {
+catalog::NameEntry EntryOf(const ModelInfo& m) {
+  return {m.name, m.aliases, m.stem, m.origin, m.quantization};
+}
+}  // namespace
+
+const ModelInfo* FindModel(std::string_view ref, const std::vector<ModelInfo>& models, std::string* why) {
+  // Paths never name a model here: a reference with a '/' is only ever an owner/repo name.
+  std::vector<catalog::NameEntry> entries;
+  entries.reserve(models.size());
+  for (const auto& m : models) entries.push_back(EntryOf(m));
+  auto hit = catalog::MatchReference(ref, entries);
+  if (hit.ok()) return &models[*hit];
+  if (why != nullptr) *why = hit.status().message();
+  return nullptr;
+}
+
+std::vector<std::string> NamesOf(const ModelInfo& m) {
+  std::vector<std::string> out = {m.name};
+  out.insert(out.end(), m.aliases.begin(), m.aliases.end());
+  for (auto& n : catalog::OtherNames(EntryOf(m))) out.push_back(std::move(n));
+  return out;
+}
 
 std::vector<std::string> CloseMatches(std::string_view name, const std::vector<std::string>& candidates, size_t limit) {
   constexpr size_t kMaxNameForDistance = 256;

@@ -39,11 +39,28 @@ struct ModelInfo {
   uint32_t context = 0;                                // the running context size (n_ctx); 0 = unknown / not running
   uint64_t size_bytes = 0;                             // file size (Ollama /api/tags "size"); 0 = unknown
   uint64_t memory_bytes = 0;                           // resident estimate while running (Ollama /api/ps); 0 = unknown
+  uint64_t vram_bytes = 0;                             // of which in GPU memory (Ollama size_vram); 0 = none / unknown
   std::string family;                                  // "llama"; may be empty
   std::string quantization;                            // "Q8_0"; may be empty
   int64_t modified_unix_s = 0;                         // file mtime (Ollama /api/tags "modified_at"); 0 = unknown
   std::chrono::system_clock::time_point expires_at{};  // idle unload time while running; {} = none
+  // The other names that reach this model (issue 14; the rules of catalog/names.h).
+  std::vector<std::string> aliases;  // from the config
+  std::string stem;                  // the file stem ("bar-tiny"); may be empty
+  std::string origin;                // "llama3.2:3b", "owner/repo"; may be empty
+  // Header facts for Ollama's /api/show.
+  uint64_t n_params = 0;
+  uint32_t context_length = 0;            // trained context; 0 = unknown
+  std::vector<std::string> capabilities;  // "completion", "tools", "thinking", "vision", "embedding"; empty = unknown
 };
+
+// The model `ref` names in `models` by the catalog's name rules (catalog/names.h: canonical
+// name, alias, stem, owner/repo:QUANT, hf.co/..., :latest, unique substring), never a path;
+// nullptr when none or several (then `why`, if given, says which). For the proxy's own
+// answers (/api/show, /v1/models/{id}).
+const ModelInfo* FindModel(std::string_view ref, const std::vector<ModelInfo>& models, std::string* why = nullptr);
+// Every name a client may send for `m`, canonical first (/v1/models "names", /api/tags).
+std::vector<std::string> NamesOf(const ModelInfo& m);
 
 // Why EnsureReady could not produce an endpoint.
 enum class EnsureErrorCode {

@@ -36,13 +36,40 @@ std::string Now() {
   return Rfc3339(std::chrono::system_clock::now());
 }
 
+// Ollama's spelling of a parameter count: "8.0B", "25M", "" when unknown.
+std::string ParameterSize(uint64_t n) {
+  if (n == 0) return "";
+  char buf[32];
+  if (n >= 1'000'000'000ULL) {
+    std::snprintf(buf, sizeof buf, "%.1fB", static_cast<double>(n) / 1e9);
+  } else if (n >= 1'000'000ULL) {
+    std::snprintf(buf, sizeof buf, "%.0fM", static_cast<double>(n) / 1e6);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.0fK", static_cast<double>(n) / 1e3);
+  }
+  return buf;
+}
+
 json Details(const ModelInfo& m) {
   return {{"parent_model", ""},
           {"format", "gguf"},
           {"family", m.family.empty() ? "llama" : m.family},
           {"families", json::array({m.family.empty() ? "llama" : m.family})},
-          {"parameter_size", ""},
+          {"parameter_size", ParameterSize(m.n_params)},
           {"quantization_level", m.quantization}};
+}
+
+// A stable digest per model (Ollama clients group tags by it): FNV-1a of the canonical
+// name, as 64 hex digits like Ollama's sha256 digests. Not a content hash.
+std::string Digest(const ModelInfo& m) {
+  uint64_t h = 1469598103934665603ULL;
+  for (char c : m.name) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return std::string(buf) + std::string(48, '0');
 }
 
 std::string Modified(const ModelInfo& m) {
@@ -60,14 +87,30 @@ std::string OpenAIModelList(const std::vector<ModelInfo>& models) {
   for (const auto& m : models) {
     json meta = {{"state", to_string(m.state)}};
     if (m.context != 0) meta["n_ctx"] = m.context;
-    data.push_back({{"id", m.name},
-                    {"object", "model"},
-                    {"created", m.modified_unix_s},
-                    {"owned_by", "corral"},
-                    {"status", {{"value", m.state == ModelState::kReady ? "loaded" : to_string(m.state)}}},
-                    {"meta", meta}});
+    data.push_back(OpenAIModelJson(m));
   }
   return Dump({{"object", "list"}, {"data", data}});
+}
+
+nlohmann::json OpenAIModelJson(const ModelInfo& m) {
+  json meta = {{"state", to_string(m.state)}};
+  if (m.context != 0) meta["n_ctx"] = m.context;
+  if (m.context_length != 0) meta["n_ctx_train"] = m.context_length;
+  if (m.n_params != 0) meta["n_params"] = m.n_params;
+  if (!m.capabilities.empty()) meta["capabilities"] = m.capabilities;
+  std::vector<std::string> names = NamesOf(m);
+  names.erase(names.begin());  // the id itself
+  return {{"id", m.name},
+          {"object", "model"},
+          {"created", m.modified_unix_s},
+          {"owned_by", "corral"},
+          {"status", {{"value", m.state == ModelState::kReady ? "loaded" : to_string(m.state)}}},
+          {"names", names},  // other names a request may use (issue 14); the id always works
+          {"meta", meta}};
+}
+
+std::string OpenAIModel(const ModelInfo& m) {
+  return Dump(OpenAIModelJson(m));
 }
 
 std::string OllamaVersion(const std::string& version) {
@@ -75,14 +118,23 @@ std::string OllamaVersion(const std::string& version) {
 }
 
 std::string OllamaTags(const std::vector<ModelInfo>& models) {
+  // One entry per name a client may check for (Ollama lists a model once per tag, all with
+  // the same digest): the canonical name, "NAME:latest" (what Ollama clients compare with
+  // when the user typed no tag), aliases, the file stem, the Ollama tag and the
+  // hf.co/owner/repo:QUANT spelling.
   json list = json::array();
   for (const auto& m : models) {
-    list.push_back({{"name", m.name},
-                    {"model", m.name},
-                    {"modified_at", Modified(m)},
-                    {"size", m.size_bytes},
-                    {"digest", ""},
-                    {"details", Details(m)}});
+    std::vector<std::string> names = NamesOf(m);
+    if (m.name.find(':') == std::string::npos) names.insert(names.begin() + 1, m.name + ":latest");
+    const std::string digest = Digest(m);
+    for (const auto& n : names) {
+      list.push_back({{"name", n},
+                      {"model", n},
+                      {"modified_at", Modified(m)},
+                      {"size", m.size_bytes},
+                      {"digest", digest},
+                      {"details", Details(m)}});
+    }
   }
   return Dump({{"models", list}});
 }
@@ -91,8 +143,11 @@ std::string OllamaPs(const std::vector<ModelInfo>& models) {
   json list = json::array();
   for (const auto& m : models) {
     if (m.state != ModelState::kReady) continue;
-    json row = {{"name", m.name},        {"model", m.name}, {"size", m.memory_bytes},     {"digest", ""},
-                {"details", Details(m)}, {"size_vram", 0},  {"context_length", m.context}};
+    // size_vram: what the daemon knows sits in GPU memory (0 for a CPU-only engine, as Ollama
+    // reports it on a CPU machine).
+    json row = {
+        {"name", m.name},        {"model", m.name},           {"size", m.memory_bytes},     {"digest", Digest(m)},
+        {"details", Details(m)}, {"size_vram", m.vram_bytes}, {"context_length", m.context}};
     row["expires_at"] =
         m.expires_at == std::chrono::system_clock::time_point{} ? "0001-01-01T00:00:00Z" : Rfc3339(m.expires_at);
     list.push_back(row);
@@ -101,15 +156,19 @@ std::string OllamaPs(const std::vector<ModelInfo>& models) {
 }
 
 std::string OllamaShow(const ModelInfo& m) {
-  json info = {{"general.architecture", m.family.empty() ? "llama" : m.family}};
-  if (m.context != 0) info["llama.context_length"] = m.context;
+  const std::string arch = m.family.empty() ? "llama" : m.family;
+  json info = {{"general.architecture", arch}};
+  if (m.n_params != 0) info["general.parameter_count"] = m.n_params;
+  const uint32_t ctx = m.context_length != 0 ? m.context_length : m.context;
+  if (ctx != 0) info[arch + ".context_length"] = ctx;
+  json caps = m.capabilities.empty() ? json::array({"completion"}) : json(m.capabilities);
   return Dump({{"license", ""},
                {"modelfile", ""},
                {"parameters", ""},
                {"template", ""},
                {"details", Details(m)},
                {"model_info", info},
-               {"capabilities", json::array({"completion"})},
+               {"capabilities", caps},
                {"modified_at", Modified(m)}});
 }
 

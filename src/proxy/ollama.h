@@ -11,6 +11,8 @@
 #pragma once
 
 #include <chrono>
+
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,7 +26,17 @@ namespace corral::proxy {
 
 // GET /v1/models: {"object":"list","data":[{"id","object":"model","owned_by":"corral",
 // "created", "meta":{"state","n_ctx"}}]}
+// Each entry also says "names": the other names a request may use for it (issue 14).
 std::string OpenAIModelList(const std::vector<ModelInfo>& models);
+// GET /v1/models/{id}: one entry of the list.
+std::string OpenAIModel(const ModelInfo& model);
+nlohmann::json OpenAIModelJson(const ModelInfo& model);
+
+// The Ollama API version Corral answers on /api/version: the Ollama release whose API the
+// proxy implements for clients that gate on it (Codex `--oss` needs >= 0.13.4 to use
+// /v1/responses, which Corral forwards to llama-server). Corral's own version goes in the
+// `x-corral-version` response field.
+inline constexpr std::string_view kOllamaApiVersion = "0.13.5";
 std::string OllamaVersion(const std::string& version);
 std::string OllamaTags(const std::vector<ModelInfo>& models);
 std::string OllamaPs(const std::vector<ModelInfo>& models);  // running models only

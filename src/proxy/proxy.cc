@@ -31,6 +31,7 @@
 #include "proxy/ollama.h"
 #include "proxy/request_guard.h"
 #include "proxy/request_routing.h"
+#include "proxy/upstream_errors.h"
 
 namespace corral::proxy {
 
@@ -555,7 +556,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       case RouteKind::kMetrics: return SendLocal(200, "text/plain; version=0.0.4; charset=utf-8", px_.metrics.Render());
       case RouteKind::kModels: return SendLocal(200, "application/json", OpenAIModelList(px_.provider.ListModels()));
       case RouteKind::kOllamaRoot: return SendLocal(200, "text/plain; charset=utf-8", "Ollama is running");
-      case RouteKind::kOllamaVersion: return SendLocal(200, "application/json", OllamaVersion(px_.options.version));
+      case RouteKind::kModel: return ModelRoute();
+      case RouteKind::kOllamaVersion:
+        local_extra_head_ = "x-corral-version: " + CorralVersionField() + "\r\n";
+        return SendLocal(200, "application/json", OllamaVersion(std::string(kOllamaApiVersion)));
       case RouteKind::kOllamaTags: return SendLocal(200, "application/json", OllamaTags(px_.provider.ListModels()));
       case RouteKind::kOllamaPs: return SendLocal(200, "application/json", OllamaPs(px_.provider.ListModels()));
       case RouteKind::kOllamaShow: return OllamaShowRoute();
@@ -824,6 +828,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (!up_reusable_ && status_ < 500) px_.PreConnect(w_, pool_key_, endpoint_);
     if (status_ >= 400) CountError();
     if (translated_) return OnTranslatedHead();
+    if (!is_head_ && ReshapesUpstreamError(route_.api, RequestPath(), static_cast<int>(status_)) &&
+        (!res.has_content_length() || rparser_->content_length().value_or(0) <= kMaxReshapedErrorBytes)) {
+      return OnReshapeHead();
+    }
     out_head_.clear();
     out_head_.reserve(512);
     out_head_.append("HTTP/1.1 ").append(std::to_string(status_)).append(" ");
@@ -980,6 +988,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     size_t mine = Track(relay_.get(), n);
     if (track_tail_) AppendTail(relay_.get(), mine);
     if (translated_) return OnTranslatedBytes(mine);
+    if (reshape_) return ReshapeMore();
     if (dechunk_) return WriteClient({asio::buffer(decoded_), asio::const_buffer()});
     WriteClient({asio::buffer(relay_.get(), mine), asio::const_buffer()});
   }
@@ -1150,6 +1159,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     response_started_ = client_gone_ = parse_error_ = counted_error_ = added_latency_recorded_ = false;
     up_reusable_ = false;
     translated_ = false;
+    reshape_ = false;
     dechunk_ = false;
     status_ = 0;
     retry_after_s_ = 0;
@@ -1164,8 +1174,60 @@ class Connection : public std::enable_shared_from_this<Connection> {
     local_extra_head_.clear();
   }
 
+  // ---- upstream errors reshaped (upstream_errors.h) ----
+  std::string_view RequestPath() {
+    std::string_view t = parser_->get().target();
+    return t.substr(0, t.find('?'));
+  }
+  void OnReshapeHead() {
+    reshape_ = true;
+    rparser_->eager(true);
+    rparser_->get().body().sink = &decoded_;
+    if (upbuf_.size() != 0) Track(static_cast<const char*>(upbuf_.data().data()), upbuf_.size());
+    ReshapeMore();
+  }
+  void ReshapeMore() {
+    if (decoded_.size() > kMaxReshapedErrorBytes) {
+      return UpstreamFailed("upstream of model '" + model_ + "' sent an error body over " +
+                            std::to_string(kMaxReshapedErrorBytes) + " bytes");
+    }
+    if (!rparser_->is_done()) return RelayNext();
+    ReshapedError r = ReshapeUpstreamError(route_.api, RequestPath(), static_cast<int>(status_), decoded_, model_);
+    decoded_.clear();
+    local_body_ = std::move(r.body);
+    translated_out_ = "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(ReasonFor(r.status)) +
+                      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(local_body_.size()) +
+                      "\r\n";
+    AppendOwnFields(translated_out_);
+    if (!client_keep_alive_) translated_out_ += "Connection: close\r\n";
+    translated_out_ += "\r\n" + local_body_;
+    response_started_ = true;
+    SetClientDeadline(px_.client_timeout());
+    asio::async_write(client_, asio::buffer(translated_out_),
+                      [self = shared_from_this()](const error_code& ec, size_t) {
+                        if (self->closed_) return;
+                        self->client_deadline_ = Clock::time_point::max();
+                        self->translated_out_.clear();
+                        if (ec) {
+                          self->client_gone_ = true;
+                          return self->Close();
+                        }
+                        self->RelayNext();  // the message is done: finishes the exchange
+                      });
+  }
+
   // ---- Ollama ----
   void OllamaShowRoute();
+  void ModelRoute();  // GET /v1/models/{id}
+  void UnknownModel(const std::string& name, const std::vector<ModelInfo>& models, const std::string& why);
+  // Corral's own version for the x-corral-version field (printable ASCII only).
+  std::string CorralVersionField() const {
+    std::string v;
+    for (char c : px_.options.version) {
+      if (c > 0x20 && c < 0x7f) v += c;
+    }
+    return v.empty() ? "unknown" : v;
+  }
   void OllamaInferenceRoute();
   void OnTranslatedHead();
   void OnTranslatedBytes(size_t n);
@@ -1227,7 +1289,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Ollama translation state.
   bool translated_ = false;
-  std::string up_body_;  // the translated request body (owned)
+  bool reshape_ = false;  // buffering an upstream error body to answer it in the route's shape
+  std::string up_body_;   // the translated request body (owned)
   std::unique_ptr<OllamaResponseTranslator> ollama_;
   std::optional<std::chrono::seconds> ollama_keep_alive_;
   std::string translated_out_;
@@ -1250,14 +1313,29 @@ void Connection::OllamaShowRoute() {
   if (name.empty()) return SendError(400, "missing \"model\"", false);
   if (!CheckModelName(name)) return;
   auto models = px_.provider.ListModels();
-  for (const auto& m : models) {
-    if (m.name == name) return SendLocal(200, "application/json", OllamaShow(m));
-  }
+  // Every name /api/chat accepts (the catalog's rules), never a path.
+  std::string why;
+  if (const ModelInfo* m = FindModel(name, models, &why)) return SendLocal(200, "application/json", OllamaShow(*m));
+  UnknownModel(name, models, why);
+}
+
+void Connection::ModelRoute() {
+  const std::string id = ModelIdFromTarget(parser_->get().target());
+  if (id.empty()) return SendError(400, "missing model id", false);
+  if (!CheckModelName(id)) return;
+  auto models = px_.provider.ListModels();
+  std::string why;
+  if (const ModelInfo* m = FindModel(id, models, &why)) return SendLocal(200, "application/json", OpenAIModel(*m));
+  UnknownModel(id, models, why);
+}
+
+void Connection::UnknownModel(const std::string& name, const std::vector<ModelInfo>& models, const std::string& why) {
   std::vector<std::string> names;
   for (const auto& m : models) names.push_back(m.name);
   EnsureError e;
   e.code = EnsureErrorCode::kNotFound;
-  e.message = "model '" + name + "' not found";
+  // An ambiguous name says which models it matches; an unknown one gets close matches.
+  e.message = why.find(" matches ") != std::string::npos ? why : "model '" + name + "' not found";
   e.close_matches = CloseMatches(name, names);
   OnEnsureError(e);
 }

@@ -58,7 +58,7 @@ struct ProxyOptions {
   size_t relay_buffer_bytes = 16U << 10;   // per stream; the upstream read high watermark
   size_t max_pipelined_bytes = 64U << 10;  // client bytes read ahead while a response streams
   bool add_model_header = true;            // x-corral-model on forwarded responses
-  std::string version = "0.1.0";           // for /api/version
+  std::string version = "0.1.0";           // Corral's, for the x-corral-version field of /api/version
 
   // Hostile input (issue 11). Bodies nested deeper than this many levels of arrays/objects
   // are refused with 400 before anything parses or forwards them (json_guard.h).

@@ -13,6 +13,7 @@ std::string_view to_string(RouteKind kind) {
     case RouteKind::kHealth: return "health";
     case RouteKind::kMetrics: return "metrics";
     case RouteKind::kModels: return "models";
+    case RouteKind::kModel: return "model";
     case RouteKind::kOllamaRoot: return "ollama_root";
     case RouteKind::kOllamaVersion: return "ollama_version";
     case RouteKind::kOllamaTags: return "ollama_tags";
@@ -113,7 +114,30 @@ Route ClassifyRoute(std::string_view method, std::string_view target) {
     out.inference = r.inference;
     return out;
   }
+  constexpr std::string_view kModelPrefix = "/v1/models/";
+  if (!path_known && path.size() > kModelPrefix.size() && path.substr(0, kModelPrefix.size()) == kModelPrefix) {
+    out.kind = method == "GET" || method == "HEAD" ? RouteKind::kModel : RouteKind::kBadMethod;
+    return out;
+  }
   out.kind = path_known ? RouteKind::kBadMethod : RouteKind::kNotFound;
+  return out;
+}
+
+std::string ModelIdFromTarget(std::string_view target) {
+  constexpr std::string_view kModelPrefix = "/v1/models/";
+  std::string_view raw = target.substr(0, target.find('?'));
+  if (raw.size() <= kModelPrefix.size()) return {};
+  raw.remove_prefix(kModelPrefix.size());
+  std::string out;
+  out.reserve(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '%' && i + 2 < raw.size() && HexValue(raw[i + 1]) >= 0 && HexValue(raw[i + 2]) >= 0) {
+      out += static_cast<char>(HexValue(raw[i + 1]) * 16 + HexValue(raw[i + 2]));
+      i += 2;
+    } else {
+      out += raw[i];
+    }
+  }
   return out;
 }
 

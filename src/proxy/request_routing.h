@@ -22,6 +22,7 @@ enum class RouteKind {
   kHealth,          // GET /health
   kMetrics,         // GET /metrics
   kModels,          // GET /v1/models
+  kModel,           // GET /v1/models/{id} (the id percent-decoded: ModelIdFromTarget)
   kOllamaRoot,      // GET/HEAD /
   kOllamaVersion,   // GET /api/version
   kOllamaTags,      // GET /api/tags
@@ -54,6 +55,10 @@ Route ClassifyRoute(std::string_view method, std::string_view target);
 // The value of query parameter `key` in `target` ("/props?model=a%20b" -> "a b").
 // Empty when absent. Percent-decoding; '+' is a space.
 std::string QueryParam(std::string_view target, std::string_view key);
+
+// The {id} of GET /v1/models/{id}, percent-decoded ("/v1/models/hf.co%2Fa%2Fb:Q4" and
+// "/v1/models/hf.co/a/b:Q4" both give "hf.co/a/b:Q4"); the query is ignored.
+std::string ModelIdFromTarget(std::string_view target);
 
 enum class ModelFieldStatus { kFound, kMissing, kNotString, kBadJson };
 struct ModelField {

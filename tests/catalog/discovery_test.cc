@@ -188,6 +188,69 @@ TEST(Discovery, EveryCacheLayout) {
   for (const auto& m : cat->models()) EXPECT_TRUE(unique.insert(m.name).second) << m.name;
 }
 
+// Issue 14: the names people type reach the models of every cache, through Resolve (CLI)
+// and ResolveName (requests) alike.
+TEST(Discovery, NamesPeopleTypeInEveryCache) {
+  Layout l;
+  auto cat = Catalog::Load(l.sources);
+  ASSERT_TRUE(cat.ok()) << cat.status().ToString();
+  auto path_of = [&](std::string_view ref) {
+    auto a = cat->Resolve(ref);
+    auto b = cat->ResolveName(ref);
+    EXPECT_EQ(a.ok(), b.ok()) << ref;
+    return a.ok() ? a->path : "<" + a.status().message() + ">";
+  };
+  // The split model's first-shard stem, without -00001-of-00002.
+  EXPECT_EQ(path_of("Gamma-F32"), l.sources.user[0] + "/gamma/Gamma-F32-00001-of-00002.gguf");
+  // The HF repo, reached through a user link to its blob: the link keeps the repo's name.
+  const std::string link = l.sources.user[0] + "/link-to-hf.gguf";
+  EXPECT_EQ(path_of("acme/Alpha-GGUF"), link);
+  EXPECT_EQ(path_of("acme/Alpha-GGUF:F16"), link);
+  EXPECT_EQ(path_of("hf.co/acme/Alpha-GGUF:f16"), link);
+  EXPECT_EQ(path_of("link-to-hf"), link);
+  // Ollama's name (the blob has no stem anyone types).
+  EXPECT_EQ(path_of("beta:1b"), l.ollama_blob);
+  // LM Studio's publisher/repo and the llama.cpp cache's flat file stem.
+  EXPECT_NE(path_of("lmstudio-community/Alpha-GGUF").find("Alpha-Q8.gguf"), std::string::npos);
+  EXPECT_NE(path_of("acme_Beta-GGUF_beta-q8_0").find("llamacpp"), std::string::npos);
+  const Model* alpha = Find(*cat, "link-to-hf.gguf");
+  ASSERT_NE(alpha, nullptr);
+  EXPECT_EQ(alpha->origin, "acme/Alpha-GGUF");
+  auto j = ModelJson(*alpha);
+  EXPECT_NE(j["names"].dump().find("hf.co/acme/Alpha-GGUF:F16"), std::string::npos) << j["names"].dump();
+}
+
+// Issue 14: what /api/show calls capabilities comes from the header: tools and thinking
+// from the chat template, embedding from the pooling type, vision from a paired projector.
+TEST(Discovery, CapabilitiesFromTheHeader) {
+  TempDir root;
+  auto model = [&](const std::string& file, const std::string& tmpl, int pooling) {
+    GgufBuilder b;
+    b.Header(3, 0, 3 + (pooling >= 0 ? 1 : 0));
+    b.KvStr("general.architecture", "llama");
+    b.KvStr("general.name", file);
+    b.KvStr("tokenizer.chat_template", tmpl);
+    if (pooling >= 0) b.KvU32("llama.pooling_type", static_cast<uint32_t>(pooling));
+    WriteText(root.File("m/" + file + "/" + file + ".gguf"), b.bytes());
+  };
+  model("Agent", "{% for t in tools %}{{ t }}{% endfor %}<think>", -1);
+  model("Plain", "{{ messages }}", -1);
+  model("Embed", "{{ messages }}", 1);
+  WriteText(root.File("m/Plain/mmproj-Plain.gguf"), Projector());
+  Sources s;
+  s.user = {root.File("m")};
+  auto cat = Catalog::Load(s);
+  ASSERT_TRUE(cat.ok()) << cat.status().ToString();
+  auto caps = [&](const std::string& stem) {
+    auto m = cat->Resolve(stem);
+    EXPECT_TRUE(m.ok()) << stem << ": " << m.status().ToString();
+    return m.ok() ? Capabilities(*m) : std::vector<std::string>{};
+  };
+  EXPECT_EQ(caps("Agent"), (std::vector<std::string>{"completion", "tools", "thinking"}));
+  EXPECT_EQ(caps("Embed"), (std::vector<std::string>{"embedding"}));
+  EXPECT_EQ(caps("Plain"), (std::vector<std::string>{"completion", "vision"}));  // its projector beside it
+}
+
 TEST(Discovery, NamesAreStableAcrossRuns) {
   Layout l;
   auto a = Catalog::Load(l.sources);

@@ -57,7 +57,7 @@ struct ResolverTree {
 
 TEST(Resolver, NamesAliasesSubstringsAndPaths) {
   ResolverTree t;
-  t.sources.aliases = {{"chat", "alpha"}, {"amb", "beta"}, {"alpha-4m-f16", "beta.gguf"}, {"nothing", "zzz"}};
+  t.sources.aliases = {{"chat", "alpha"}, {"amb", "bet"}, {"alpha-4m-f16", "beta.gguf"}, {"nothing", "zzz"}};
   auto cat = Catalog::Load(t.sources);
   ASSERT_TRUE(cat.ok()) << cat.status().ToString();
   ASSERT_EQ(cat->models().size(), 3u);
@@ -90,9 +90,12 @@ TEST(Resolver, NamesAliasesSubstringsAndPaths) {
   }
   EXPECT_TRUE(warned_amb && warned_nothing && warned_shadow);
 
-  // Unique substring; ambiguous substring lists the candidates.
+  // Unique substring; ambiguous substring lists the candidates. (Issue 14: "beta" is now
+  // the file stem of beta.gguf, so the ambiguous spelling is "bet".)
   EXPECT_EQ(cat->Resolve("lph")->name, "alpha-4m-f16");
-  auto amb = cat->Resolve("beta");
+  EXPECT_EQ(cat->Resolve("beta")->path, t.root.File("user/beta.gguf"));
+  EXPECT_EQ(cat->Resolve("beta-copy")->path, t.root.File("user/sub/beta-copy.gguf"));
+  auto amb = cat->Resolve("bet");
   ASSERT_FALSE(amb.ok());
   EXPECT_EQ(amb.status().code(), StatusCode::kAmbiguous);
   EXPECT_NE(amb.status().message().find("beta-4m-q8_0,"), std::string::npos) << amb.status().message();
@@ -178,6 +181,77 @@ TEST(Resolver, RequestNamesAreNamesNeverPaths) {
   EXPECT_EQ(cat->Resolve(t.root.File("outside/alpha-elsewhere.gguf"))->name, outside->name);
   // A link to a catalog file is that model.
   EXPECT_EQ(cat->ResolveFile(t.root.File("outside/link.gguf"))->name, "alpha-4m-f16");
+}
+
+// Issue 14: every rule of catalog/names.h, on plain entries.
+TEST(Names, MatchReferenceRules) {
+  const std::vector<NameEntry> e = {
+      {"qwen3-8b-q4_k_m", {}, "Qwen3-8B-Q4_K_M", "Qwen/Qwen3-8B-GGUF", "Q4_K_M"},
+      {"qwen3-8b-q8_0", {"fast"}, "Qwen3-8B-Q8_0", "Qwen/Qwen3-8B-GGUF", "Q8_0"},
+      {"qwen3-8b-q4_k_m-hf", {}, "Qwen3-8B-UD-Q4_K_XL", "unsloth/Qwen3-8B-GGUF", "Q4_K_M"},
+      {"llama-3.2-3b-q4_k_m", {}, "", "llama3.2:3b", "Q4_K_M"},
+      {"gemma-3-1b-q4_0", {}, "", "gemma3:latest", "Q4_0"},
+      {"bar-tiny-25m-q8_0", {}, "bar-tiny", "", "Q8_0"},
+      {"big-1b-f16", {}, "big", "", "F16"},
+      {"other-1b-f16", {}, "big", "", "F16"},  // two files with one stem
+  };
+  auto name_of = [&](std::string_view ref) -> std::string {
+    auto r = MatchReference(ref, e);
+    return r.ok() ? e[*r].name : "<" + std::string(to_string(r.status().code())) + ">";
+  };
+  // 1, 2: canonical (any case) and alias (any case).
+  EXPECT_EQ(name_of("QWEN3-8B-Q8_0"), "qwen3-8b-q8_0");
+  EXPECT_EQ(name_of("Fast"), "qwen3-8b-q8_0");
+  // 3: the file stem, exactly (the issue's `corral start Qwen3-8B-Q4_K_M`).
+  EXPECT_EQ(name_of("Qwen3-8B-Q4_K_M"), "qwen3-8b-q4_k_m");
+  EXPECT_EQ(name_of("bar-tiny"), "bar-tiny-25m-q8_0");
+  EXPECT_EQ(name_of("bar-tiny:latest"), "bar-tiny-25m-q8_0");
+  EXPECT_EQ(name_of("big"), "<ambiguous>");
+  // Hugging Face: owner/repo:QUANT, Ollama's hf.co/ spelling, the quant as a stem token, and
+  // the repo alone picks its Q4_K_M.
+  EXPECT_EQ(name_of("Qwen/Qwen3-8B-GGUF:Q8_0"), "qwen3-8b-q8_0");
+  EXPECT_EQ(name_of("hf.co/Qwen/Qwen3-8B-GGUF:q8_0"), "qwen3-8b-q8_0");
+  EXPECT_EQ(name_of("huggingface.co/Qwen/Qwen3-8B-GGUF:Q4_K_M"), "qwen3-8b-q4_k_m");
+  EXPECT_EQ(name_of("Qwen/Qwen3-8B-GGUF"), "qwen3-8b-q4_k_m");
+  EXPECT_EQ(name_of("hf.co/Qwen/Qwen3-8B-GGUF:latest"), "qwen3-8b-q4_k_m");
+  EXPECT_EQ(name_of("unsloth/Qwen3-8B-GGUF:UD-Q4_K_XL"), "qwen3-8b-q4_k_m-hf");
+  EXPECT_EQ(name_of("unsloth/Qwen3-8B-GGUF"), "qwen3-8b-q4_k_m-hf");
+  EXPECT_EQ(name_of("Qwen/Qwen3-8B-GGUF:Q2_K"), "<not found>");
+  // Ollama names: the tag, and :latest spelt or not.
+  EXPECT_EQ(name_of("llama3.2:3b"), "llama-3.2-3b-q4_k_m");
+  EXPECT_EQ(name_of("gemma3"), "gemma-3-1b-q4_0");
+  EXPECT_EQ(name_of("gemma3:latest"), "gemma-3-1b-q4_0");
+  // 4: unique substring of a name, stem or origin; several: the candidates.
+  EXPECT_EQ(name_of("llama3"), "llama-3.2-3b-q4_k_m");
+  EXPECT_EQ(name_of("UD-Q4"), "qwen3-8b-q4_k_m-hf");
+  auto amb = MatchReference("qwen3", e);
+  ASSERT_FALSE(amb.ok());
+  EXPECT_EQ(amb.status().code(), StatusCode::kAmbiguous);
+  EXPECT_NE(amb.status().message().find("qwen3-8b-q8_0"), std::string::npos) << amb.status().message();
+  auto none = MatchReference("mistral", e);
+  EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(none.status().message().find("known models:"), std::string::npos);
+  EXPECT_EQ(MatchReference("x", {}).status().code(), StatusCode::kNotFound);
+  // Odd input: never a crash, never a match by accident.
+  for (std::string_view ref : {":", "zz:latest", "hf.co/", "/", "a/b:c:d", "hf.co/:latest", "::::"}) {
+    auto r = MatchReference(ref, e);
+    EXPECT_FALSE(r.ok()) << ref;
+  }
+}
+
+TEST(Names, FileStemsAndOtherNames) {
+  EXPECT_EQ(ModelFileStem("/m/bar-tiny.gguf"), "bar-tiny");
+  EXPECT_EQ(ModelFileStem("/m/Big-Q4_K_M-00001-of-00003.gguf"), "Big-Q4_K_M");
+  EXPECT_EQ(ModelFileStem("plain.GGUF"), "plain");
+  EXPECT_EQ(ModelFileStem("/m/x-00001-of-0000y.gguf"), "x-00001-of-0000y");
+  EXPECT_EQ(NormalizeReference("hf.co/a/b:latest"), "a/b");
+  EXPECT_EQ(NormalizeReference("llama3.2:3b"), "llama3.2:3b");
+  const NameEntry e{"qwen3-8b-q4_k_m", {"chat"}, "Qwen3-8B-Q4_K_M", "Qwen/Qwen3-8B-GGUF", "Q4_K_M"};
+  // (the stem equals the canonical name but for case: not repeated)
+  EXPECT_EQ(OtherNames(e), (std::vector<std::string>{"Qwen/Qwen3-8B-GGUF", "Qwen/Qwen3-8B-GGUF:Q4_K_M",
+                                                     "hf.co/Qwen/Qwen3-8B-GGUF:Q4_K_M"}));
+  const NameEntry same{"bar", {}, "BAR", "", "F16"};  // a stem equal to the name adds nothing
+  EXPECT_TRUE(OtherNames(same).empty());
 }
 
 TEST(Resolver, EmptyCatalogSaysSo) {

@@ -70,6 +70,14 @@ class DaemonHardeningTest : public testing::PrivateDaemonTest {
   }
 };
 
+// Models in an /api/tags answer: its distinct digests.
+size_t DistinctDigests(const std::string& body) {
+  const json tags = json::parse(body);
+  std::set<std::string> d;
+  for (const auto& m : tags["models"]) d.insert(m["digest"].get<std::string>());
+  return d.size();
+}
+
 // Before: {"model":"/etc/passwd"} launched llama-server on the file and the 503 quoted it;
 // ?model=../../etc/passwd resolved against the daemon's cwd; any GGUF on disk was served.
 TEST_F(DaemonHardeningTest, RequestsNameCatalogModelsNeverPaths) {
@@ -97,7 +105,11 @@ TEST_F(DaemonHardeningTest, RequestsNameCatalogModelsNeverPaths) {
   EXPECT_TRUE(Running().empty());
   auto tags = testing::Http("GET", port, "/api/tags");
   ASSERT_TRUE(tags.ok());
-  EXPECT_EQ(json::parse(tags->body)["models"].size(), 2U) << tags->body;
+  // Two models (issue 14 lists each once per name a client may check for, one digest per
+  // model); no spelling a request used was added.
+  EXPECT_EQ(DistinctDigests(tags->body), 2U) << tags->body;
+  EXPECT_EQ(tags->body.find("zz-unknown"), std::string::npos);
+  EXPECT_EQ(tags->body.find("etc/passwd"), std::string::npos);
 
   // Control characters: refused, not echoed (a CR LF would split a response head).
   auto crlf = testing::Http("POST", port, "/v1/chat/completions", Chat("alpha\r\nSet-Cookie: a=b"));
@@ -159,7 +171,11 @@ TEST_F(DaemonHardeningTest, SpellingsShareOneStartAndOneBackoff) {
   EXPECT_EQ(Ps().size(), 2U);
   auto tags = testing::Http("GET", port, "/api/tags");
   ASSERT_TRUE(tags.ok());
-  EXPECT_EQ(json::parse(tags->body)["models"].size(), 2U) << tags->body;
+  // Two models (issue 14 lists each once per name a client may check for, one digest per
+  // model); no spelling a request used was added.
+  EXPECT_EQ(DistinctDigests(tags->body), 2U) << tags->body;
+  EXPECT_EQ(tags->body.find("zz-unknown"), std::string::npos);
+  EXPECT_EQ(tags->body.find("etc/passwd"), std::string::npos);
 }
 
 // Before: a GGUF whose metadata said model A's name, started once, answered every later

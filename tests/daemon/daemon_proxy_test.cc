@@ -150,5 +150,61 @@ TEST_F(DaemonProxyTest, OllamaKeepAliveZeroUnloads) {
   EXPECT_TRUE(WaitRunning({}));
 }
 
+// Issue 14: the short name a user types works on every route and command, and what clients
+// get back names the model, never its file.
+TEST_F(DaemonProxyTest, ShortNamesWorkEverywhereAndNoPathReachesClients) {
+  int port = StartDaemon();
+  const std::string alpha = NameOf("alpha");
+  ASSERT_FALSE(alpha.empty());
+  ASSERT_NE(alpha, "alpha");  // the canonical name is longer; "alpha" is the file stem
+  auto r = testing::Http("POST", port, "/v1/chat/completions", Chat("alpha"));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  const std::string model_field = json::parse(r->body)["model"];
+  EXPECT_EQ(model_field.find('/'), std::string::npos) << model_field;  // --alias: a name, not the path
+  EXPECT_EQ(model_field, alpha);
+  r = testing::Http(
+      "POST", port, "/v1/messages",
+      json{{"model", "alpha"}, {"max_tokens", 4}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}}.dump());
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->body.find(dir_.path()), std::string::npos) << r->body;
+
+  // /api/show like /api/chat, with capabilities and the parameter size from the GGUF.
+  r = testing::Http("POST", port, "/api/show", R"({"model":"alpha"})");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  json show = json::parse(r->body);
+  EXPECT_EQ(show["capabilities"][0], "completion") << r->body;
+  EXPECT_FALSE(show["details"]["parameter_size"].get<std::string>().empty()) << r->body;
+  // /api/ps: a real expiry (pinned or no TTL: far future, never year 1), the model's size.
+  r = testing::Http("GET", port, "/api/ps");
+  ASSERT_TRUE(r.ok());
+  json ps = json::parse(r->body)["models"];
+  ASSERT_EQ(ps.size(), 1U) << r->body;
+  EXPECT_EQ(ps[0]["expires_at"].get<std::string>().rfind("0001", 0), std::string::npos) << r->body;
+  EXPECT_GT(ps[0]["size"].get<uint64_t>(), 0U);
+  // /v1/models/{id} by the short name; the list says which other names work.
+  r = testing::Http("GET", port, "/v1/models/alpha");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["id"], alpha);
+  EXPECT_NE(json::parse(r->body)["names"].dump().find("\"alpha\""), std::string::npos) << r->body;
+  // /api/tags lists the names a client compares with.
+  r = testing::Http("GET", port, "/api/tags");
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->body.find("\"name\":\"alpha\""), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("\"name\":\"" + alpha + ":latest\""), std::string::npos) << r->body;
+
+  // The CLI: logs and stop by the short name (start accepted it before; stop did not).
+  auto logs = Corral({"logs", "alpha", "--lines", "5"});
+  EXPECT_EQ(logs.exit_code, 0) << logs.err;
+  auto stop = Corral({"stop", "alpha"});
+  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_TRUE(WaitRunning({}));
+  stop = Corral({"stop", "zzz-nothing"});
+  EXPECT_EQ(stop.exit_code, 66) << stop.err;
+}
+
 }  // namespace
 }  // namespace corral

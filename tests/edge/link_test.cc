@@ -133,6 +133,32 @@ TEST(EdgeLinkTest, DownMessagesRoundTrip) {
   EXPECT_EQ(d->models[0].state, proxy::ModelState::kReady);
   EXPECT_EQ(d->models[0].context, 512U);
   EXPECT_EQ(d->models[0].expires_at, m.expires_at);
+  // Issue 14's names and header facts cross the link; a row without them (an older daemon)
+  // still parses.
+  m.aliases = {"chat"};
+  m.stem = "Alpha-Q8_0";
+  m.origin = "acme/Alpha-GGUF";
+  m.n_params = 25'000'000;
+  m.context_length = 4096;
+  m.capabilities = {"completion", "tools"};
+  m.vram_bytes = 1234;
+  d = ParseDown(EncodeModels({m}));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->models[0].aliases, m.aliases);
+  EXPECT_EQ(d->models[0].stem, m.stem);
+  EXPECT_EQ(d->models[0].origin, m.origin);
+  EXPECT_EQ(d->models[0].n_params, m.n_params);
+  EXPECT_EQ(d->models[0].context_length, m.context_length);
+  EXPECT_EQ(d->models[0].capabilities, m.capabilities);
+  EXPECT_EQ(d->models[0].vram_bytes, m.vram_bytes);
+  d = ParseDown(R"({"t":"models","m":[{"name":"a","state":"ready","context":0,"size":0,"memory":0,"family":"",)"
+                R"("quant":"","modified":0,"expires_ms":0}]})");
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_TRUE(d->models[0].aliases.empty());
+  // Wrong types in the new fields: refused, never a crash.
+  EXPECT_FALSE(ParseDown(R"({"t":"models","m":[{"name":"a","state":"ready","context":0,"size":0,"memory":0,)"
+                         R"("family":"","quant":"","modified":0,"expires_ms":0,"aliases":7}]})")
+                   .ok());
 
   d = ParseDown(EncodeAnswer(7, proxy::Endpoint{"127.0.0.1", 99}));
   ASSERT_TRUE(d.ok());

@@ -115,8 +115,15 @@ TEST_F(ProxyIntegrationTest, EveryNonStreamingSurfaceAnswersAsDirect) {
     auto direct = Direct(c.method, c.target, c.body);
     auto proxied = ViaProxy(c.method, c.target, c.body);
     ASSERT_TRUE(direct.ok() && proxied.ok());
-    EXPECT_EQ(proxied->status, direct->status) << proxied->body << "\n---\n" << direct->body;
     EXPECT_EQ(proxied->headers["x-corral-model"], "chat");
+    if (std::string_view(c.target) == "/v1/embeddings") {
+      // Issue 14 changes this one: llama-server's 501 (retried by SDKs) becomes a 400 naming
+      // the fix (NamesAndUpstreamErrorsAsClientsExpect checks the message).
+      EXPECT_EQ(direct->status, 501) << direct->body;
+      EXPECT_EQ(proxied->status, 400) << proxied->body;
+      continue;
+    }
+    EXPECT_EQ(proxied->status, direct->status) << proxied->body << "\n---\n" << direct->body;
     EXPECT_EQ(proxied->headers["content-type"], direct->headers["content-type"]);
     if (c.exact) {
       EXPECT_EQ(proxied->body, direct->body);
@@ -354,6 +361,63 @@ TEST_F(ProxyIntegrationTest, ErrorsInEachApiShape) {
   EXPECT_EQ(r->body, direct->body);
 }
 
+// Issue 14: names for the proxy's own answers, and llama-server's errors in the shape the
+// client's API expects.
+TEST_F(ProxyIntegrationTest, NamesAndUpstreamErrorsAsClientsExpect) {
+  StartServers(false);
+  // /v1/models/{id} and /api/show resolve like inference routes do (a unique substring here).
+  for (const std::string id : {"chat", "cha", "chat:latest"}) {
+    auto r = ViaProxy("GET", "/v1/models/" + id);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 200) << id << " " << r->body;
+    EXPECT_EQ(json::parse(r->body)["id"], "chat") << r->body;
+    r = ViaProxy("POST", "/api/show", R"({"model":")" + id + R"("})");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 200) << id << " " << r->body;
+  }
+  auto r = ViaProxy("GET", "/v1/models/nope");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 404);
+  EXPECT_TRUE(json::parse(r->body)["error"].is_object());
+  r = ViaProxy("GET", "/v1/models");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(json::parse(r->body)["data"][0]["names"].is_array()) << r->body;
+
+  // An error llama-server answers on /v1/messages reaches the client in Anthropic's shape.
+  const std::string bad = R"({"model":"chat","max_tokens":4,"messages":[{"role":"user"}]})";
+  auto direct = Direct("POST", "/v1/messages", bad);
+  ASSERT_TRUE(direct.ok());
+  ASSERT_GE(direct->status, 400);
+  ASSERT_TRUE(json::parse(direct->body)["error"].is_object()) << direct->body;  // OpenAI's shape upstream
+  r = ViaProxy("POST", "/v1/messages", bad, {{"x-api-key", "k"}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, direct->status);
+  json a = json::parse(r->body);
+  EXPECT_EQ(a["type"], "error") << r->body;
+  EXPECT_TRUE(a["error"]["type"].is_string());
+  EXPECT_EQ(a["error"]["message"], json::parse(direct->body)["error"]["message"]);
+  // Successes pass untouched.
+  r = ViaProxy("POST", "/v1/messages/count_tokens", R"({"model":"chat","messages":[{"role":"user","content":"hi"}]})",
+               {{"x-api-key", "k"}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200) << r->body;
+
+  // Embeddings from a model started without them: llama-server's 501 (which SDKs retry)
+  // becomes a 400 that says how to enable them.
+  direct = Direct("POST", "/v1/embeddings", R"({"model":"chat","input":"x"})");
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ(direct->status, 501) << direct->body;
+  r = ViaProxy("POST", "/v1/embeddings", R"({"model":"chat","input":"x"})");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 400) << r->body;
+  const std::string msg = json::parse(r->body)["error"]["message"];
+  EXPECT_NE(msg.find("corral start chat -- --embeddings"), std::string::npos) << msg;
+  // The connection stays usable after a reshaped answer.
+  r = ViaProxy("GET", "/health");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+}
+
 // Issue 11, item 1: a 1,000,000-deep array inside a normal chat body crashed llama-server
 // (SIGSEGV) when forwarded, and 100,000 deep in /api/chat crashed the proxy's translation.
 // Both are refused with 400 before forwarding; the same llama-server answers afterwards.
@@ -397,10 +461,17 @@ TEST_F(ProxyIntegrationTest, OllamaRoutes) {
   }
   r = ViaProxy("GET", "/api/version");
   ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(json::parse(r->body)["version"].is_string());
+  // Issue 14: the Ollama API version Corral implements (Codex --oss needs >= 0.13.4), and
+  // Corral's own version in a header.
+  EXPECT_EQ(json::parse(r->body)["version"], "0.13.5");
+  EXPECT_EQ(r->headers["x-corral-version"], "0.1.0");
   r = ViaProxy("GET", "/api/tags");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(json::parse(r->body)["models"].size(), 2U);
+  // Issue 14: each model once per name a client may check for (NAME and NAME:latest).
+  json tags = json::parse(r->body)["models"];
+  ASSERT_EQ(tags.size(), 4U) << r->body;
+  EXPECT_EQ(tags[1]["name"], "chat:latest");
+  EXPECT_EQ(tags[0]["digest"], tags[1]["digest"]);
   r = ViaProxy("GET", "/api/ps");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(json::parse(r->body)["models"][0]["name"], "chat");

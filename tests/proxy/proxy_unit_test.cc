@@ -11,6 +11,7 @@
 #include "proxy/request_routing.h"
 #include "proxy/routing_table.h"
 #include "proxy/static_provider.h"
+#include "proxy/upstream_errors.h"
 #include "support/test_support.h"
 
 namespace corral::proxy {
@@ -39,6 +40,107 @@ TEST(RouteTest, QueryParamDecodes) {
   EXPECT_EQ(QueryParam("/props?models=q", "model"), "");
   EXPECT_EQ(QueryParam("/props?model=%zz%4", "model"), "%zz%4");
   EXPECT_EQ(QueryParam("/props", "model"), "");
+}
+
+// Issue 14: GET /v1/models/{id}, names over the daemon's list, reshaped upstream errors and
+// the listings' extra facts.
+TEST(RouteTest, ModelByIdRoute) {
+  EXPECT_EQ(ClassifyRoute("GET", "/v1/models/chat").kind, RouteKind::kModel);
+  EXPECT_EQ(ClassifyRoute("GET", "/v1/models").kind, RouteKind::kModels);
+  EXPECT_EQ(ClassifyRoute("POST", "/v1/models/chat").kind, RouteKind::kBadMethod);
+  EXPECT_EQ(ModelIdFromTarget("/v1/models/hf.co%2Fa%2Fb:Q4_K_M?x=1"), "hf.co/a/b:Q4_K_M");
+  EXPECT_EQ(ModelIdFromTarget("/v1/models/hf.co/a/b:Q4_K_M"), "hf.co/a/b:Q4_K_M");
+  EXPECT_EQ(ModelIdFromTarget("/v1/models/%zz%4"), "%zz%4");
+  EXPECT_EQ(ModelIdFromTarget("/v1/models/"), "");
+}
+
+TEST(NamesTest, FindModelUsesTheCatalogRules) {
+  std::vector<ModelInfo> models(3);
+  models[0].name = "qwen3-8b-q4_k_m";
+  models[0].stem = "Qwen3-8B-Q4_K_M";
+  models[0].origin = "Qwen/Qwen3-8B-GGUF";
+  models[0].quantization = "Q4_K_M";
+  models[1].name = "corral-tiny-spm-25m-q8_0";
+  models[1].aliases = {"tiny"};
+  models[2].name = "corral-tiny-bpe-25m-q8_0";
+  for (std::string_view ref : {"qwen3-8b-q4_k_m", "Qwen3-8B-Q4_K_M", "hf.co/Qwen/Qwen3-8B-GGUF:Q4_K_M",
+                               "Qwen/Qwen3-8B-GGUF", "qwen3-8b-q4_k_m:latest"}) {
+    const ModelInfo* m = FindModel(ref, models);
+    ASSERT_NE(m, nullptr) << ref;
+    EXPECT_EQ(m->name, "qwen3-8b-q4_k_m");
+  }
+  EXPECT_EQ(FindModel("corral-tiny-spm", models)->name, "corral-tiny-spm-25m-q8_0");
+  EXPECT_EQ(FindModel("TINY", models)->name, "corral-tiny-spm-25m-q8_0");
+  std::string why;
+  EXPECT_EQ(FindModel("corral-tiny", models, &why), nullptr);
+  EXPECT_NE(why.find("matches 2 models"), std::string::npos) << why;
+  EXPECT_EQ(FindModel("/etc/passwd", models, &why), nullptr);
+  EXPECT_EQ(FindModel("x", {}, &why), nullptr);
+  EXPECT_EQ(NamesOf(models[0]),
+            (std::vector<std::string>{"qwen3-8b-q4_k_m", "Qwen/Qwen3-8B-GGUF", "Qwen/Qwen3-8B-GGUF:Q4_K_M",
+                                      "hf.co/Qwen/Qwen3-8B-GGUF:Q4_K_M"}));
+}
+
+TEST(UpstreamErrorsTest, AnthropicShapeAndTheEmbeddingsHint) {
+  EXPECT_TRUE(ReshapesUpstreamError(Api::kAnthropic, "/v1/messages", 400));
+  EXPECT_FALSE(ReshapesUpstreamError(Api::kAnthropic, "/v1/messages", 200));
+  EXPECT_FALSE(ReshapesUpstreamError(Api::kOpenAI, "/v1/chat/completions", 500));
+  EXPECT_TRUE(ReshapesUpstreamError(Api::kOpenAI, "/v1/embeddings", 501));
+  EXPECT_FALSE(ReshapesUpstreamError(Api::kOpenAI, "/v1/embeddings", 400));
+  auto a =
+      ReshapeUpstreamError(Api::kAnthropic, "/v1/messages", 400,
+                           R"({"error":{"code":400,"message":"bad 'content'","type":"invalid_request_error"}})", "m");
+  EXPECT_EQ(a.status, 400);
+  json j = json::parse(a.body);
+  EXPECT_EQ(j["type"], "error");
+  EXPECT_EQ(j["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(j["error"]["message"], "bad 'content'");
+  // Not JSON, too deep, empty: still a well-formed answer, control bytes gone.
+  for (std::string body : {std::string("oops\r\nX: y"), std::string(100000, '['), std::string()}) {
+    auto r = ReshapeUpstreamError(Api::kAnthropic, "/v1/messages", 500, body, "m");
+    json k = json::parse(r.body);
+    EXPECT_EQ(k["type"], "error");
+    EXPECT_EQ(k["error"]["message"].get<std::string>().find('\n'), std::string::npos);
+  }
+  auto e =
+      ReshapeUpstreamError(Api::kOpenAI, "/v1/embeddings", 501,
+                           R"({"error":{"code":501,"message":"This server does not support embeddings."}})", "chat");
+  EXPECT_EQ(e.status, 400);
+  const std::string msg = json::parse(e.body)["error"]["message"];
+  EXPECT_NE(msg.find("corral start chat -- --embeddings"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("does not support embeddings"), std::string::npos) << msg;
+}
+
+TEST(OllamaListingTest, TagsShowAndPsCarryNamesAndFacts) {
+  ModelInfo m;
+  m.name = "qwen3-8b-q4_k_m";
+  m.origin = "Qwen/Qwen3-8B-GGUF";
+  m.quantization = "Q4_K_M";
+  m.n_params = 8'190'735'360ULL;
+  m.context_length = 40960;
+  m.capabilities = {"completion", "tools", "thinking"};
+  m.state = ModelState::kReady;
+  m.memory_bytes = 5ULL << 30;
+  m.expires_at = std::chrono::system_clock::time_point(std::chrono::seconds(1'900'000'000));
+  json tags = json::parse(OllamaTags({m}))["models"];
+  std::vector<std::string> names;
+  for (const auto& t : tags) names.push_back(t["name"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"qwen3-8b-q4_k_m", "qwen3-8b-q4_k_m:latest", "Qwen/Qwen3-8B-GGUF",
+                                             "Qwen/Qwen3-8B-GGUF:Q4_K_M", "hf.co/Qwen/Qwen3-8B-GGUF:Q4_K_M"}));
+  EXPECT_EQ(tags[0]["digest"], tags[4]["digest"]);
+  EXPECT_EQ(tags[0]["digest"].get<std::string>().size(), 64U);
+  json show = json::parse(OllamaShow(m));
+  EXPECT_EQ(show["capabilities"], json({"completion", "tools", "thinking"}));
+  EXPECT_EQ(show["details"]["parameter_size"], "8.2B");
+  EXPECT_EQ(show["model_info"]["general.parameter_count"], 8'190'735'360ULL);
+  EXPECT_EQ(show["model_info"]["llama.context_length"], 40960);
+  json ps = json::parse(OllamaPs({m}))["models"][0];
+  EXPECT_EQ(ps["expires_at"].get<std::string>().substr(0, 10), "2030-03-17");
+  EXPECT_EQ(ps["size"], 5ULL << 30);
+  json list = json::parse(OpenAIModelList({m}))["data"][0];
+  EXPECT_EQ(list["id"], "qwen3-8b-q4_k_m");
+  EXPECT_EQ(list["names"][0], "Qwen/Qwen3-8B-GGUF");
+  EXPECT_EQ(list["meta"]["capabilities"].size(), 3U);
 }
 
 class ModelFieldTest : public ::testing::TestWithParam<bool> {
