@@ -436,7 +436,7 @@ std::vector<proxy::ModelInfo> ModelRouter::ListModels() const {
 }
 
 catalog::Catalog ModelRouter::CatalogSnapshot() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return catalog_;
 }
 
