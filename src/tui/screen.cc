@@ -13,11 +13,39 @@ size_t SeqLen(unsigned char c) {
   return 1;
 }
 
+// The code point of the UTF-8 sequence at `s` (len bytes); 0 for a broken one.
+uint32_t CodePoint(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(s[i])); };
+  switch (s.size()) {
+    case 2: return ((b(0) & 0x1f) << 6) | (b(1) & 0x3f);
+    case 3: return ((b(0) & 0x0f) << 12) | ((b(1) & 0x3f) << 6) | (b(2) & 0x3f);
+    case 4: return ((b(0) & 0x07) << 18) | ((b(1) & 0x3f) << 12) | ((b(2) & 0x3f) << 6) | (b(3) & 0x3f);
+    default: return 0;
+  }
+}
+
+// Terminals draw East Asian wide characters and most emoji in two cells (the usual wcwidth
+// ranges, without a locale lookup).
+bool IsWide(uint32_t c) {
+  return (c >= 0x1100 && c <= 0x115f) || (c >= 0x2e80 && c <= 0xa4cf && c != 0x303f) || (c >= 0xac00 && c <= 0xd7a3) ||
+         (c >= 0xf900 && c <= 0xfaff) || (c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff00 && c <= 0xff60) ||
+         (c >= 0xffe0 && c <= 0xffe6) || (c >= 0x1f300 && c <= 0x1f64f) || (c >= 0x1f900 && c <= 0x1f9ff) ||
+         (c >= 0x20000 && c <= 0x3fffd);
+}
+
+int GlyphWidth(std::string_view seq) {
+  return seq.size() >= 3 && IsWide(CodePoint(seq)) ? 2 : 1;
+}
+
 }  // namespace
 
 int CellWidth(std::string_view text) {
   int n = 0;
-  for (size_t i = 0; i < text.size(); i += SeqLen(static_cast<unsigned char>(text[i]))) ++n;
+  for (size_t i = 0; i < text.size();) {
+    size_t len = std::min(SeqLen(static_cast<unsigned char>(text[i])), text.size() - i);
+    n += GlyphWidth(text.substr(i, len));
+    i += len;
+  }
   return n;
 }
 
@@ -26,9 +54,12 @@ std::string Fit(std::string_view text, int width) {
   if (CellWidth(text) <= width) return std::string(text);
   std::string out;
   int n = 0;
-  for (size_t i = 0; i < text.size() && n < width - 1; ++n) {
+  for (size_t i = 0; i < text.size();) {
     size_t len = std::min(SeqLen(static_cast<unsigned char>(text[i])), text.size() - i);
+    const int gw = GlyphWidth(text.substr(i, len));
+    if (n + gw > width - 1) break;
     out.append(text.substr(i, len));
+    n += gw;
     i += len;
   }
   out += '~';
@@ -71,13 +102,21 @@ int Screen::Put(int x, int y, std::string_view text, Style style, int max_width)
   int n = 0;
   for (size_t i = 0; i < text.size() && n < limit;) {
     size_t len = std::min(SeqLen(static_cast<unsigned char>(text[i])), text.size() - i);
+    std::string_view glyph = text.substr(i, len);
+    const int gw = GlyphWidth(glyph);
+    if (gw == 2 && n + 1 >= limit) glyph = " ";  // half a wide character does not fit
     if (x + n >= 0) {
       Cell& c = cells_[static_cast<size_t>(y * w_ + x + n)];
-      c.glyph.assign(text.substr(i, len));
+      c.glyph.assign(glyph);
       c.style = style;
+      if (gw == 2 && glyph.size() > 1) {  // the next cell is covered by this one
+        Cell& next = cells_[static_cast<size_t>(y * w_ + x + n + 1)];
+        next.glyph.clear();
+        next.style = style;
+      }
     }
     i += len;
-    ++n;
+    n += glyph.size() > 1 ? gw : 1;
   }
   return n;
 }

@@ -34,7 +34,8 @@ class Screen {
   int width() const { return w_; }
   int height() const { return h_; }
   // Writes `text` at (x, y), clipped to the row and to `max_width` cells (-1: to the edge).
-  // One cell per byte of ASCII; a UTF-8 sequence takes one cell. Returns the cells written.
+  // One cell per byte of ASCII or UTF-8 sequence, two for East Asian wide characters (the
+  // covered cell is left empty). Returns the cells written.
   int Put(int x, int y, std::string_view text, Style style = {}, int max_width = -1);
   // Fills a row span with `style` (selection bars, headers).
   void Fill(int x, int y, int width, Style style);
@@ -52,7 +53,7 @@ class Screen {
   std::vector<Cell> cells_;
 };
 
-// Cells `text` takes (UTF-8 sequences count once).
+// Cells `text` takes (UTF-8 sequences count once, wide characters twice).
 int CellWidth(std::string_view text);
 // `text` cut to `width` cells, with "~" (ASCII) marking a cut.
 std::string Fit(std::string_view text, int width);

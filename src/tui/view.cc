@@ -204,13 +204,14 @@ std::vector<std::string> Wrap(const std::string& text, int width) {
       ++i;
       continue;
     }
-    if (n == width) {
+    const int gw = CellWidth(text.substr(i, len));
+    if (n + gw > width) {
       out.push_back(line);
       line.clear();
       n = 0;
     }
     line.append(text, i, len);
-    ++n;
+    n += gw;
     i += len;
   }
   out.push_back(line);

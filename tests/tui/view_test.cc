@@ -158,5 +158,13 @@ TEST(TuiViewTest, SanitizeKeepsEscapesOffTheTerminal) {
   EXPECT_EQ(Fit("abcdef", 4), "abc~");
 }
 
+TEST(TuiViewTest, WideCharactersTakeTwoCells) {
+  EXPECT_EQ(CellWidth("a\u5217b"), 4);
+  EXPECT_EQ(Fit("\u5217\u5217\u5217", 4), "\u5217~");
+  Screen scr(5, 1);
+  EXPECT_EQ(scr.Put(0, 0, "\u5217\u5217\u5217"), 5);  // two wide, then a blank: half of one does not fit
+  EXPECT_EQ(scr.Text(), "\u5217\u5217\n");
+}
+
 }  // namespace
 }  // namespace corral::tui
