@@ -40,6 +40,9 @@ int PrintVersion(const GlobalOptions& global);
 // Loads the configuration, printing a clear error on failure.
 Result<config::Config> LoadConfigOrReport(const GlobalOptions& global);
 
+// `corral` alone: the dashboard when stdin and stdout are terminals (its exit code), else -1.
+int RunDashboardIfTerminal();
+
 // Prints "corral: <message>" to stderr and returns the exit code.
 int Fail(ExitCode code, const std::string& message);
 

@@ -46,6 +46,9 @@ int Main(int argc, char** argv) {
     }
   }
   if (show_version && !run) return corral::cli::PrintVersion(global);
+  if (!run && argc == 1) {
+    if (int rc = corral::cli::RunDashboardIfTerminal(); rc >= 0) return rc;  // `corral` on a terminal
+  }
   if (!run) {
     std::cout << app.help();
     return corral::cli::ToInt(ExitCode::kUsage);

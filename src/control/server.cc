@@ -92,6 +92,29 @@ struct ControlServer::Impl {
     }
   }
 
+  // A streaming answer: head, then whatever `stream` writes, then close. Blocking sends with
+  // a timeout: a watcher that stops reading is dropped after kStreamSendTimeout, and until
+  // then its records queue (bounded) in the feed, not here.
+  static void ServeStream(local::socket& sock, const Response& r) {
+    const int fd = sock.native_handle();
+    timeval tv{static_cast<time_t>(kStreamSendTimeout.count()), 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    auto write = [fd](std::string_view bytes) {
+      while (!bytes.empty()) {
+        ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        bytes.remove_prefix(static_cast<size_t>(n));
+      }
+      return true;
+    };
+    if (!write("HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nCache-Control: no-cache\r\n"
+               "Server: corral\r\nConnection: close\r\n\r\n")) {
+      return;
+    }
+    r.stream(write);
+  }
+
   void Serve(local::socket& sock) {
     ucred cred{};
     socklen_t len = sizeof(cred);
@@ -134,6 +157,7 @@ struct ControlServer::Impl {
           }
         }
       }
+      if (r.stream) return ServeStream(sock, r);
       http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
       res.set(http::field::content_type, "application/json");
       res.set(http::field::server, "corral");

@@ -20,6 +20,7 @@
 
 #include "common/status.h"
 #include "control/api.h"
+#include "control/feed.h"
 
 namespace corral::control {
 
@@ -42,7 +43,13 @@ struct Request {
 struct Response {
   int status = 200;
   nlohmann::json body;
+  // A streaming answer (GET /v1/events) when set: the server sends a 200 head with
+  // application/x-ndjson and no length, then calls `stream` on the connection's thread with
+  // a blocking `write` (false once the peer is gone or stayed unwritable for
+  // kStreamSendTimeout); the connection closes when `stream` returns. `body` is unused.
+  std::function<void(const std::function<bool(std::string_view)>& write)> stream;
 };
+inline constexpr std::chrono::seconds kStreamSendTimeout{10};
 // Handles one request. Called on the connection's thread; must not throw.
 using Handler = std::function<Response(const Request&)>;
 
@@ -96,6 +103,29 @@ class ControlClient {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string socket_path_;
+};
+
+// The client end of GET /v1/events (control/feed.h): a non-blocking Unix socket the
+// caller polls (fd()) together with its other inputs. Thread-safety: one thread.
+class FeedConnection {
+ public:
+  // Connects, sends the request and waits up to `timeout` for the 200 head. kUnavailable
+  // when no daemon answers; the daemon's error message when it refuses (too many watchers).
+  static Result<std::unique_ptr<FeedConnection>> Open(const std::string& socket_path,
+                                                      std::chrono::milliseconds timeout);
+  ~FeedConnection();
+  FeedConnection(const FeedConnection&) = delete;
+  FeedConnection& operator=(const FeedConnection&) = delete;
+  int fd() const { return fd_; }
+  // Reads what is there without blocking and appends the decoded events. kUnavailable once
+  // the daemon closed the stream; kCorrupt / kResourceExhausted for a bad line.
+  Status Read(std::vector<FeedEvent>& out);
+
+ private:
+  explicit FeedConnection(int fd) : fd_(fd) {}
+  int fd_ = -1;
+  LineSplitter lines_;
+  std::string pending_;  // body bytes that came with the head
 };
 
 }  // namespace corral::control

@@ -24,6 +24,7 @@
 #include "common/version.h"
 #include "control/api.h"
 #include "control/transport.h"
+#include "daemon/activity.h"
 #include "daemon/config_watch.h"
 #include "daemon/models.h"
 #include "daemon/router.h"
@@ -81,10 +82,12 @@ class Daemon {
   ~Daemon() {
     router_ptr_.store(nullptr);
     if (router_) router_->Shutdown();
+    if (activity_) activity_->Close();
     proxy_.reset();
     proxy_host_.reset();
     supervisor_.reset();
     router_.reset();
+    activity_.reset();
   }
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
@@ -123,6 +126,18 @@ class Daemon {
     router_ = std::make_unique<ModelRouter>(config_, *supervisor_, routes_, ropts);
     router_ptr_.store(router_.get());
     for (const auto& w : router_->SettingsWarnings()) LogWarn("config: %s", w.c_str());
+    // The event feed (GET /v1/events): child changes, finished requests, gauges.
+    Activity::Sources sources;
+    sources.children = [this] { return supervisor_->List(); };
+    sources.budget_bytes = [this] { return supervisor_->memory_budget_bytes(); };
+    sources.reserved_bytes = [this] { return supervisor_->reserved_bytes(); };
+    sources.router = router_.get();
+    activity_ = std::make_unique<Activity>(std::move(sources));
+    activity_ptr_.store(activity_.get());
+    router_->SetRequestObserver(
+        [a = activity_.get()](const std::string& model, const std::string& child, const proxy::RequestRecord& r) {
+          a->OnRequest(model, child, r);
+        });
     proxy::ProxyOptions popts;
     popts.listen = config_.listen;
     popts.threads = static_cast<int>(config_.proxy_threads);
@@ -171,6 +186,7 @@ class Daemon {
     if (post && p == "/v1/models/start") return Start(req);
     if (post && p == "/v1/models/stop-all") return StopAll();
     if (get && p == "/v1/logs") return Logs(req);
+    if (get && p == "/v1/events") return activity_->Stream(FeedHello());
     if (post && p == "/v1/reload") {
       json result = ReloadConfig("control");
       if (result.value("ok", false)) return {200, result};
@@ -191,6 +207,7 @@ class Daemon {
       if (get && verb.empty()) return Get(name);
       if (get && verb == "wait") return Wait(name, req);
       if (post && verb == "stop") return Stop(name);
+      if (post && (verb == "pin" || verb == "unpin" || verb == "unload")) return Pin(name, verb);
     }
     return Error(ErrorCode::kBadRequest, "no route " + req.method + " " + p);
   }
@@ -284,6 +301,7 @@ class Daemon {
     // Answer parked requests first (the proxy's Stop waits for them), then stop taking
     // requests, then stop the children.
     if (router_) router_->Shutdown();
+    if (activity_) activity_->Close();  // ends every feed stream, so the control server can join them
     if (proxy_) proxy_->Stop();
     if (proxy_host_) proxy_host_->Stop();
     auto live = supervisor_->List();
@@ -303,6 +321,8 @@ class Daemon {
     supervisor_.reset();
     sup_ = nullptr;
     router_.reset();
+    activity_ptr_.store(nullptr);
+    activity_.reset();
     SaveState();
   }
 
@@ -378,6 +398,50 @@ class Daemon {
               {"models", models},
               {"notices", notices}};
     return {200, j};
+  }
+
+  // The first line of GET /v1/events: what a dashboard shows before anything changes.
+  json FeedHello() {
+    json models = json::array();
+    for (const auto& i : supervisor_->List()) models.push_back(ModelJson(i));
+    json catalog = json::array();
+    for (const auto& m : router_->ListModels()) {
+      catalog.push_back({{"name", m.name},
+                         {"state", proxy::to_string(m.state)},
+                         {"context", m.context},
+                         {"size_bytes", m.size_bytes},
+                         {"memory_bytes", m.memory_bytes},
+                         {"family", m.family},
+                         {"quant", m.quantization}});
+    }
+    uint64_t budget = 0;
+    {
+      std::lock_guard<std::mutex> lock(config_mu_);
+      budget = budget_;
+    }
+    return {
+        {"daemon",
+         {{"pid", ::getpid()},
+          {"version", kCorralVersion},
+          {"uptime_s",
+           std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - started_).count()}}},
+        {"proxy", {{"url", proxy_url_ + "/v1"}, {"base_url", proxy_url_}}},
+        {"memory",
+         {{"total_bytes", total_memory_}, {"budget_bytes", budget}, {"reserved_bytes", supervisor_->reserved_bytes()}}},
+        {"models", models},
+        {"catalog", catalog}};
+  }
+
+  // pin / unpin: the router's pin (never evicted, no TTL); unload: unpin, then unload once
+  // its requests in flight are done (the Ollama keep_alive 0 path; never cuts a stream).
+  Response Pin(const std::string& name, const std::string& verb) {
+    auto i = supervisor_->Get(name);
+    if (!i.ok() || supervisor::IsTerminal(i->state))
+      return Error(ErrorCode::kNotRunning, "no running model '" + name + "'");
+    router_->SetPinned(name, verb == "pin");
+    if (verb == "unload") router_->SetKeepAlive(name, std::chrono::seconds(0));
+    Log("%s %s", verb == "pin" ? "pinned" : verb == "unpin" ? "unpinned" : "unloading", name.c_str());
+    return {200, {{"model", ModelJson(*i)}, {"pinned", verb == "pin"}}};
   }
 
   Response Ps() {
@@ -605,6 +669,7 @@ class Daemon {
   void OnChange() {
     if (finishing_.load()) return;
     if (ModelRouter* r = router_ptr_.load()) r->OnSupervisorChange();
+    if (Activity* a = activity_ptr_.load()) a->OnChildren(sup_->List());
     // Log transitions once, then persist.
     for (const auto& i : sup_->List()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -669,6 +734,8 @@ class Daemon {
   std::atomic<ModelRouter*> router_ptr_{nullptr};  // for on_change on the monitor thread
   std::unique_ptr<proxy::Proxy> proxy_;            // proxy_process: false
   std::unique_ptr<edge::ProxyHost> proxy_host_;    // proxy_process: true (the default)
+  std::unique_ptr<Activity> activity_;             // the event feed; outlives the proxy and the supervisor
+  std::atomic<Activity*> activity_ptr_{nullptr};   // for on_change on the monitor thread
   std::string proxy_url_;
   // The same object for the monitor thread's on_change callback, which may run while
   // Finish() is destroying supervisor_ (unique_ptr::reset nulls the pointer first).

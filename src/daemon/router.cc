@@ -364,6 +364,63 @@ void ModelRouter::OnRequestEnd(const std::string& /*model*/, const proxy::Endpoi
   if (u.in_flight == 0 && u.keep_alive && u.keep_alive->count() == 0) cv_.notify_one();
 }
 
+void ModelRouter::OnRequestFinished(const std::string& model, const proxy::Endpoint& upstream,
+                                    const proxy::RequestRecord& record) {
+  OnRequestEnd(model, upstream);
+  if (!on_request_) return;
+  std::string child;
+  {
+    MutexLock lock(mu_);
+    child = ChildAtLocked(upstream);
+  }
+  on_request_(model, child, record);
+}
+
+void ModelRouter::SetRequestObserver(RequestObserver observer) {
+  on_request_ = std::move(observer);
+}
+
+size_t ModelRouter::waiting() const {
+  MutexLock lock(mu_);
+  return n_waiters_;
+}
+
+bool ModelRouter::SetPinned(const std::string& child, bool pinned) {
+  MutexLock lock(mu_);
+  for (const auto& c : children_) {
+    if (c.name != child || supervisor::IsTerminal(c.state)) continue;
+    Usage& u = usage_[child];
+    u.pinned = pinned;
+    u.last_used = Now();  // an unpinned model gets its whole TTL from now
+    cv_.notify_one();
+    return true;
+  }
+  return false;
+}
+
+std::vector<ModelRouter::UsageRow> ModelRouter::UsageSnapshot() const {
+  MutexLock lock(mu_);
+  std::vector<UsageRow> rows;
+  const auto now = Now();
+  for (const auto& c : children_) {
+    UsageRow r;
+    r.child = c.name;
+    auto it = usage_.find(c.name);
+    const Usage u = it != usage_.end() ? it->second : Usage();
+    r.in_flight = u.in_flight;
+    const config::ModelSettings* s = SettingsForLocked(c.model_path);
+    r.pinned = u.pinned || (s != nullptr && s->pinned);
+    // The same rule as ExpireIdle (IdleTtlLocked: pinned, keep_alive, the model's ttl, model_ttl_s).
+    const std::optional<std::chrono::seconds> ttl = IdleTtlLocked(c);
+    if (ttl && c.state == ChildState::kReady) {
+      auto idle = u.in_flight > 0 ? Clock::duration::zero() : now - u.last_used;
+      r.ttl_left_s = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::seconds>(*ttl - idle).count());
+    }
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
 void ModelRouter::QueueStartLocked(const std::string& model) {
   if (start_pending_[model]) return;
   start_pending_[model] = true;

@@ -108,12 +108,31 @@ class ModelRouter final : public proxy::ModelProvider {
   // Warnings from resolving the `models:` keys at the last catalog load.
   std::vector<std::string> SettingsWarnings() const;
 
+  // The event feed's view of the router (one row per child it knows). Any thread.
+  struct UsageRow {
+    std::string child;
+    int in_flight = 0;
+    bool pinned = false;
+    int64_t ttl_left_s = -1;  // -1: no TTL applies (pinned, ttl 0, keep loaded)
+  };
+  std::vector<UsageRow> UsageSnapshot() const;
+  size_t waiting() const;  // requests parked for starts
+  // Pins (never evicted, never unloaded by TTL) or unpins a running child. False when unknown.
+  bool SetPinned(const std::string& child, bool pinned);
+  // Called (on the proxy host's or a proxy worker's thread) for every finished request.
+  // `child`: the child that served it (by its upstream), "" when it is gone already.
+  using RequestObserver =
+      std::function<void(const std::string& model, const std::string& child, const proxy::RequestRecord&)>;
+  void SetRequestObserver(RequestObserver observer);  // before the proxy starts
+
   // proxy::ModelProvider
   std::vector<proxy::ModelInfo> ListModels() const override;
   void EnsureReady(const std::string& model, std::chrono::steady_clock::time_point deadline,
                    std::function<void(proxy::EnsureResult)> done) override;
   void OnRequestStart(const std::string& model, const proxy::Endpoint& upstream) override;
   void OnRequestEnd(const std::string& model, const proxy::Endpoint& upstream) override;
+  void OnRequestFinished(const std::string& model, const proxy::Endpoint& upstream,
+                         const proxy::RequestRecord& record) override;
   bool SetKeepAlive(const std::string& model, std::chrono::seconds keep_alive) override;
 
  private:
@@ -198,6 +217,7 @@ class ModelRouter final : public proxy::ModelProvider {
   Clock::time_point catalog_loaded_ CORRAL_GUARDED_BY(mu_);
   std::vector<supervisor::ChildInfo> children_ CORRAL_GUARDED_BY(mu_);  // last seen
   std::thread starter_;
+  RequestObserver on_request_;  // set once before the proxy starts, then read-only
 };
 
 }  // namespace corral::daemon

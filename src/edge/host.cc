@@ -353,11 +353,16 @@ class ProxyHost::Impl {
         provider_.OnRequestStart(m.model, m.endpoint);
         return;
       }
-      case UpKind::kEnd: {
+      case UpKind::kEnd:
+      case UpKind::kFinish: {
         auto it = in_flight_.find(InFlightKey(m));
         if (it == in_flight_.end()) return;  // an end without a start: ignored
         if (--it->second.count == 0) in_flight_.erase(it);
-        provider_.OnRequestEnd(m.model, m.endpoint);
+        if (m.kind == UpKind::kEnd) return provider_.OnRequestEnd(m.model, m.endpoint);
+        const FinishFields& f = m.finish;
+        proxy::RequestRecord r{f.route,           f.status,      f.ttft_us,       f.tokens,
+                               f.tok_per_s_milli, f.duration_us, f.proxy_added_us};
+        provider_.OnRequestFinished(m.model, m.endpoint, r);
         return;
       }
       case UpKind::kKeepAlive: provider_.SetKeepAlive(m.model, std::chrono::seconds(m.value)); return;

@@ -82,6 +82,14 @@ bool IsCleanModelName(std::string_view name) {
   return true;
 }
 
+std::string CleanRoute(std::string_view route) {
+  if (route.empty() || route.size() > kMaxRouteBytes) return "-";
+  for (unsigned char c : route) {
+    if (c <= 0x20 || c >= 0x7f) return "-";
+  }
+  return std::string(route);
+}
+
 std::vector<std::string> Frame(std::string_view message) {
   std::vector<std::string> frames;
   do {
@@ -121,6 +129,19 @@ std::string EncodeUp(const UpMessage& m) {
       return std::string(m.kind == UpKind::kStart ? "S " : "D ") + m.endpoint.host + " " +
              std::to_string(m.endpoint.port) + " " + m.model;
     case UpKind::kKeepAlive: return "K " + std::to_string(m.value) + " " + m.model;
+    case UpKind::kFinish: {
+      const FinishFields& f = m.finish;
+      std::string out = "F " + m.endpoint.host + " " + std::to_string(m.endpoint.port);
+      for (int64_t v : {int64_t{f.status}, f.ttft_us, f.tokens, f.tok_per_s_milli, f.duration_us, f.proxy_added_us}) {
+        out += ' ';
+        out += std::to_string(v);
+      }
+      out += ' ';
+      out += CleanRoute(f.route);
+      out += ' ';
+      out += m.model;
+      return out;
+    }
   }
   return "";
 }
@@ -146,6 +167,22 @@ Result<UpMessage> ParseUp(std::string_view text) {
     m.endpoint.host = std::string(NextField(rest));
     if (m.endpoint.host.size() > 45 || !IsIpLiteral(m.endpoint.host)) return BadUp("bad upstream host");
     if (!ParseNumber<uint16_t>(NextField(rest), 1, 65535, &m.endpoint.port)) return BadUp("bad upstream port");
+  } else if (verb == "F") {
+    m.kind = UpKind::kFinish;
+    m.endpoint.host = std::string(NextField(rest));
+    if (m.endpoint.host.size() > 45 || !IsIpLiteral(m.endpoint.host)) return BadUp("bad upstream host");
+    if (!ParseNumber<uint16_t>(NextField(rest), 1, 65535, &m.endpoint.port)) return BadUp("bad upstream port");
+    FinishFields& f = m.finish;
+    if (!ParseNumber<int>(NextField(rest), 0, 999, &f.status)) return BadUp("F: bad status");
+    constexpr int64_t kMax = int64_t{1} << 50;  // microseconds: decades; tokens: plenty
+    for (int64_t* v : {&f.ttft_us, &f.tokens, &f.tok_per_s_milli}) {
+      if (!ParseNumber<int64_t>(NextField(rest), -1, kMax, v)) return BadUp("F: bad number");
+    }
+    if (!ParseNumber<int64_t>(NextField(rest), 0, kMax, &f.duration_us)) return BadUp("F: bad duration");
+    if (!ParseNumber<int64_t>(NextField(rest), -1, kMax, &f.proxy_added_us)) return BadUp("F: bad added time");
+    std::string_view route = NextField(rest);
+    if (route.empty() || CleanRoute(route) != route) return BadUp("F: bad route");
+    f.route = std::string(route);
   } else if (verb == "K") {
     m.kind = UpKind::kKeepAlive;
     if (!ParseNumber<int64_t>(NextField(rest), -1'000'000'000, 1'000'000'000, &m.value)) {

@@ -16,6 +16,9 @@
 //   S <host> <port> <model>    OnRequestStart
 //   D <host> <port> <model>    OnRequestEnd
 //   K <seconds> <model>        SetKeepAlive (negative = forever)
+//   F <host> <port> <status> <ttft_us> <tokens> <tok_per_s_milli> <duration_us> <added_us> <route> <model>
+//                              OnRequestFinished: D plus the request's record for the event
+//                              feed (numbers, -1 = unknown; route a printable token; never text)
 // Down (keeper -> proxy process) is trusted: JSON objects with a "t" member:
 //   options (first, once), routes, models, answer, limits. Bounded all the same.
 //
@@ -57,7 +60,18 @@ class FrameAssembler {
   std::string partial_;
 };
 
-enum class UpKind { kReady, kEnsure, kStart, kEnd, kKeepAlive };
+enum class UpKind { kReady, kEnsure, kStart, kEnd, kKeepAlive, kFinish };
+
+inline constexpr size_t kMaxRouteBytes = 128;
+
+// kFinish: proxy::RequestRecord with owned strings.
+struct FinishFields {
+  std::string route;  // 1..kMaxRouteBytes printable ASCII, no space; "-" when unknown
+  int status = 0;     // 0..999
+  int64_t ttft_us = -1, tokens = -1, tok_per_s_milli = -1, duration_us = 0, proxy_added_us = -1;
+};
+// A route as the link carries it: printable ASCII without spaces, else "-".
+std::string CleanRoute(std::string_view route);
 
 struct UpMessage {
   UpKind kind = UpKind::kReady;
@@ -65,6 +79,7 @@ struct UpMessage {
   int64_t value = 0;         // kEnsure: deadline in ms from now (>= 0); kKeepAlive: seconds
   proxy::Endpoint endpoint;  // kStart, kEnd: an IP literal and a port
   std::string model;         // every kind but kReady: non-empty, no control characters
+  FinishFields finish;       // kFinish (with endpoint)
 };
 
 std::string EncodeUp(const UpMessage& m);

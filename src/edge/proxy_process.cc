@@ -129,6 +129,15 @@ void RemoteProvider::OnRequestEnd(const std::string& model, const proxy::Endpoin
   if (IsCleanModelName(model)) Send(UpMessage{UpKind::kEnd, 0, 0, upstream, model});
 }
 
+void RemoteProvider::OnRequestFinished(const std::string& model, const proxy::Endpoint& upstream,
+                                       const proxy::RequestRecord& r) {
+  if (!IsCleanModelName(model)) return;
+  UpMessage m{UpKind::kFinish, 0, 0, upstream, model};
+  m.finish = FinishFields{CleanRoute(r.route), std::clamp(r.status, 0, 999),        r.ttft_us,       r.tokens,
+                          r.tok_per_s_milli,   std::max<int64_t>(r.duration_us, 0), r.proxy_added_us};
+  Send(m);
+}
+
 bool RemoteProvider::SetKeepAlive(const std::string& model, std::chrono::seconds keep_alive) {
   if (!IsCleanModelName(model)) return false;
   bool known = false;

@@ -45,6 +45,9 @@ class RemoteProvider final : public proxy::ModelProvider {
                    std::function<void(proxy::EnsureResult)> done) override;
   void OnRequestStart(const std::string& model, const proxy::Endpoint& upstream) override;
   void OnRequestEnd(const std::string& model, const proxy::Endpoint& upstream) override;
+  // One 'F' message: the end and the event-feed record in one send(2), as 'D' was before.
+  void OnRequestFinished(const std::string& model, const proxy::Endpoint& upstream,
+                         const proxy::RequestRecord& record) override;
   bool SetKeepAlive(const std::string& model, std::chrono::seconds keep_alive) override;
 
  private:

@@ -104,6 +104,7 @@ UpstreamTimings ParseTimingsTail(std::string_view tail) {
   };
   t.prompt_ms = read("\"prompt_ms\"");
   t.predicted_per_second = read("\"predicted_per_second\"");
+  t.predicted_n = read("\"predicted_n\"");
   return t;
 }
 

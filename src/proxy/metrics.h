@@ -47,9 +47,10 @@ struct ModelMetrics {
 struct UpstreamTimings {
   double prompt_ms = -1;
   double predicted_per_second = -1;
+  double predicted_n = -1;  // tokens generated
 };
 // Finds the last "timings" object in `tail` (the last bytes of a response) and reads its
-// prompt_ms and predicted_per_second. Fields not found stay -1.
+// prompt_ms, predicted_per_second and predicted_n. Fields not found stay -1.
 UpstreamTimings ParseTimingsTail(std::string_view tail);
 
 // Why the proxy refused a connection or a request before forwarding it (issue 11):

@@ -61,6 +61,18 @@ struct ModelInfo {
 const ModelInfo* FindModel(std::string_view ref, const std::vector<ModelInfo>& models, std::string* why = nullptr);
 // Every name a client may send for `m`, canonical first (/v1/models "names", /api/tags).
 std::vector<std::string> NamesOf(const ModelInfo& m);
+// One finished request, for the daemon's event feed (control/feed.h): what happened, never
+// prompt or answer text. Plain value; the views point into the proxy's own buffers and are
+// valid only during the OnRequestFinished call.
+struct RequestRecord {
+  std::string_view route;        // the request path, e.g. "/v1/chat/completions"
+  int status = 0;                // HTTP status sent to the client; 0 = the client left first
+  int64_t ttft_us = -1;          // upstream timings.prompt_ms (time to first token); -1 = unknown
+  int64_t tokens = -1;           // upstream timings.predicted_n; -1 = unknown
+  int64_t tok_per_s_milli = -1;  // upstream timings.predicted_per_second x 1000; -1 = unknown
+  int64_t duration_us = 0;       // request fully read -> response ended
+  int64_t proxy_added_us = -1;   // request fully read -> written upstream; -1 = never sent
+};
 
 // Why EnsureReady could not produce an endpoint.
 enum class EnsureErrorCode {
@@ -122,6 +134,12 @@ class ModelProvider {
   // time feeds least-recently-used order and TTL expiry. Must be cheap (per request).
   virtual void OnRequestStart(const std::string& model, const Endpoint& upstream) = 0;
   virtual void OnRequestEnd(const std::string& model, const Endpoint& upstream) = 0;
+  // The proxy ends a request with this call instead of OnRequestEnd: the same accounting,
+  // plus what the request did (the event feed). The default is OnRequestEnd alone.
+  virtual void OnRequestFinished(const std::string& model, const Endpoint& upstream, const RequestRecord& record) {
+    (void)record;
+    OnRequestEnd(model, upstream);
+  }
 
   // Ollama "keep_alive": 0 unloads the model once its in-flight requests end; a positive
   // duration sets its idle TTL from now; negative = keep loaded until told otherwise.

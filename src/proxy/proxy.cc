@@ -768,6 +768,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         self->added_latency_recorded_ = true;
         auto us = std::chrono::duration<double, std::micro>(Clock::now() - self->request_read_at_).count();
         self->px_.metrics.ObserveProxyAdded(us);
+        self->added_us_ = static_cast<int64_t>(us);
       }
       self->ReadUpstreamHead();
     });
@@ -819,6 +820,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     SetUpstreamDeadline(px_.upstream_timeout());
     auto& res = rparser_->get();
     status_ = res.result_int();
+    sent_status_ = static_cast<int>(status_);
     // llama-server (cpp-httplib) closes the connection after every chunked (streamed)
     // response although it advertises keep-alive, and its FIN often arrives after we would
     // have pooled it: measured, 19 of 105 streamed requests then met a dead pooled
@@ -997,6 +999,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     up_deadline_ = Clock::time_point::max();
     if (track_tail_ && model_metrics_ != nullptr && status_ < 400) {
       UpstreamTimings t = ParseTimingsTail(tail_);
+      timings_ = t;
       if (t.prompt_ms >= 0) model_metrics_->ttft_ms.Observe(t.prompt_ms);
       if (t.predicted_per_second > 0) model_metrics_->tokens_per_s.Observe(t.predicted_per_second);
     }
@@ -1095,6 +1098,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // ---- local answers ----
   void SendLocal(int status, std::string_view content_type, std::string body) {
+    sent_status_ = status;
     local_body_ = std::move(body);
     out_head_.clear();
     out_head_.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(ReasonFor(status)).append("\r\n");
@@ -1135,7 +1139,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void EndInFlight() {
     if (!in_flight_) return;
     in_flight_ = false;
-    px_.provider.OnRequestEnd(model_, in_flight_endpoint_);
+    // One record per finished request for the event feed: numbers only, read once here.
+    RequestRecord r;
+    std::string_view target = parser_ ? std::string_view(parser_->get().target()) : std::string_view();
+    r.route = target.substr(0, target.find('?'));
+    // 499 (nginx's "client closed request"): cut mid-response, by the client or the upstream.
+    r.status = counted_error_ && sent_status_ < 400 ? 499 : sent_status_;
+    auto to_int = [](double v, double scale) { return v >= 0 ? static_cast<int64_t>(v * scale) : int64_t{-1}; };
+    r.ttft_us = to_int(timings_.prompt_ms, 1000);
+    r.tokens = to_int(timings_.predicted_n, 1);
+    r.tok_per_s_milli = to_int(timings_.predicted_per_second, 1000);
+    r.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - request_read_at_).count();
+    r.proxy_added_us = added_us_;
+    px_.provider.OnRequestFinished(model_, in_flight_endpoint_, r);
     if (model_metrics_ != nullptr) model_metrics_->in_flight.fetch_sub(1, std::memory_order_relaxed);
     if (ollama_keep_alive_) {
       px_.provider.SetKeepAlive(model_, *ollama_keep_alive_);
@@ -1162,6 +1178,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     reshape_ = false;
     dechunk_ = false;
     status_ = 0;
+    sent_status_ = 0;
+    added_us_ = -1;
+    timings_ = UpstreamTimings();
     retry_after_s_ = 0;
     model_metrics_ = nullptr;
     pending_.clear();
@@ -1271,6 +1290,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool counted_error_ = false, added_latency_recorded_ = false;
   bool watch_pending_ = false, resume_after_watch_ = false;
   unsigned status_ = 0;
+  int sent_status_ = 0;      // the status the client got (upstream's or a local answer)
+  int64_t added_us_ = -1;    // proxy-added time of this request (event feed)
+  UpstreamTimings timings_;  // read from the response's tail (event feed)
   int retry_after_s_ = 0;
   ModelMetrics* model_metrics_ = nullptr;
   std::string up_head_;

@@ -27,6 +27,43 @@ TEST(EdgeLinkTest, UpMessagesRoundTrip) {
   }
 }
 
+TEST(EdgeLinkTest, FinishCarriesTheRequestRecord) {
+  UpMessage m{UpKind::kFinish, 0, 0, {"127.0.0.1", 8080}, "corral-tiny bpe:Q4_0"};
+  m.finish = FinishFields{"/v1/chat/completions", 200, 12345, 64, 987654, 250000, 42};
+  const std::string wire = EncodeUp(m);
+  EXPECT_EQ(wire, "F 127.0.0.1 8080 200 12345 64 987654 250000 42 /v1/chat/completions corral-tiny bpe:Q4_0");
+  auto p = ParseUp(wire);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->kind, UpKind::kFinish);
+  EXPECT_EQ(p->endpoint, m.endpoint);
+  EXPECT_EQ(p->model, m.model);
+  EXPECT_EQ(p->finish.route, "/v1/chat/completions");
+  EXPECT_EQ(p->finish.status, 200);
+  EXPECT_EQ(p->finish.ttft_us, 12345);
+  EXPECT_EQ(p->finish.tokens, 64);
+  EXPECT_EQ(p->finish.tok_per_s_milli, 987654);
+  EXPECT_EQ(p->finish.duration_us, 250000);
+  EXPECT_EQ(p->finish.proxy_added_us, 42);
+  // Unknowns are -1; a route the link cannot carry becomes "-".
+  m.finish = FinishFields{"/a b", 499, -1, -1, -1, 0, -1};
+  auto q = ParseUp(EncodeUp(m));
+  ASSERT_TRUE(q.ok()) << EncodeUp(m);
+  EXPECT_EQ(q->finish.route, "-");
+  EXPECT_EQ(q->finish.ttft_us, -1);
+  for (const std::string& bad :
+       std::vector<std::string>{"F 127.0.0.1 80 200 1 1 1 1 1 /r",        // no model
+                                "F 127.0.0.1 80 1000 1 1 1 1 1 /r m",     // status out of range
+                                "F 127.0.0.1 80 200 -2 1 1 1 1 /r m",     // below -1
+                                "F 127.0.0.1 80 200 1 1 1 -1 1 /r m",     // duration unknown is not allowed
+                                "F 127.0.0.1 80 200 1 1 1 1 1 /r\x01 m",  // a control byte in the route
+                                "F 127.0.0.1 80 200 1 1 1 1 1 " + std::string(kMaxRouteBytes + 1, 'r') + " m",
+                                "F 127.0.0.1 80 200 1 1 1 1 99999999999999999 /r m",  // too large
+                                "F host 80 200 1 1 1 1 1 /r m", std::string("F 127.0.0.1 80 200 1 1 1 1 1 /r\x7f m"),
+                                std::string("F 127.0.0.1 80 200 1 1 1 1 1 /\xc3\xa9 m")}) {
+    EXPECT_FALSE(ParseUp(bad).ok()) << bad;
+  }
+}
+
 TEST(EdgeLinkTest, TheKeeperRefusesAnythingOffProtocol) {
   for (const std::string& bad : std::vector<std::string>{"",
                                                          "X",
