@@ -14,6 +14,7 @@ enum class ExitCode : int {
   kStopFailed = 68,         // a model could not be stopped
   kEngineMissing = 70,      // no llama-server binary found
   kOther = 71,              // anything else
+  kOpenBindRefused = 72,    // a routable listen address with no API key (see --allow-unauthenticated-lan)
 };
 
 inline int ToInt(ExitCode c) {
