@@ -20,6 +20,8 @@
 namespace corral::auth {
 namespace {
 
+using corral::testing::TempDir;
+
 std::string B64(const std::string& in) {
   static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;

@@ -26,6 +26,8 @@
 namespace corral::proxy {
 namespace {
 
+using corral::testing::TempDir;
+
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
 namespace beast = boost::beast;
@@ -38,7 +40,7 @@ const std::string kSse =
     "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
     "1c\r\ndata: {\"choices\":[\"tok1\"]}\n\n\r\n"
     "1c\r\ndata: {\"choices\":[\"tok2\"]}\n\n\r\n"
-    "4d\r\ndata: {\"timings\":{\"prompt_n\":7,\"predicted_n\":2,\"prompt_ms\":1.5,\"x\":1}}\n\n\r\n"
+    "48\r\ndata: {\"timings\":{\"prompt_n\":7,\"predicted_n\":2,\"prompt_ms\":1.5,\"x\":1}}\n\n\r\n"
     "0\r\n\r\n";
 
 // Streams kSse for every request (keep-alive, as a pooled upstream).
@@ -127,10 +129,17 @@ struct LanHarness {
 // A TLS client that trusts only the harness's CA (pinned), as an OpenAI SDK configured with
 // the CA bundle would.
 struct TlsClient {
-  TlsClient(const std::string& ca_file, int port, SSL_SESSION* resume = nullptr) : ctx(ssl::context::tls_client) {
-    ctx.load_verify_file(ca_file);
-    ctx.set_verify_mode(ssl::verify_peer);
-    stream = std::make_unique<ssl::stream<tcp::socket>>(ioc, ctx);
+  // A client context that trusts only `ca_file`.
+  static std::shared_ptr<ssl::context> Context(const std::string& ca_file) {
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+    ctx->load_verify_file(ca_file);
+    ctx->set_verify_mode(ssl::verify_peer);
+    return ctx;
+  }
+  TlsClient(const std::string& ca_file, int port, SSL_SESSION* resume = nullptr,
+            std::shared_ptr<ssl::context> shared = nullptr)
+      : ctx(shared ? std::move(shared) : Context(ca_file)) {
+    stream = std::make_unique<ssl::stream<tcp::socket>>(ioc, *ctx);
     stream->next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)));
     SSL_set_tlsext_host_name(stream->native_handle(), "localhost");
     stream->set_verify_callback(ssl::host_name_verification("127.0.0.1"));
@@ -153,7 +162,7 @@ struct TlsClient {
   }
   bool reused() const { return SSL_session_reused(stream->native_handle()) == 1; }
   asio::io_context ioc;
-  ssl::context ctx;
+  std::shared_ptr<ssl::context> ctx;
   std::unique_ptr<ssl::stream<tcp::socket>> stream;
   beast::flat_buffer buf;
   bool ok = false;
@@ -285,7 +294,8 @@ TEST(ProxyLanTest, TlsStreamsWithAPinnedCaAndResumesSessions) {
   EXPECT_EQ(SSL_version(first.stream->native_handle()), TLS1_3_VERSION);
   std::string body;
   EXPECT_EQ(first.Do(Chat("fake"), &body), 401);  // keys hold on TLS too
-  TlsClient second(h.ca, h.tls_port());
+  auto shared = TlsClient::Context(h.ca);         // one client context, as an SDK keeps one
+  TlsClient second(h.ca, h.tls_port(), nullptr, shared);
   ASSERT_TRUE(second.ok) << second.error;
   for (int i = 0; i < 3; ++i) {  // keep-alive: several streams on one TLS connection
     ASSERT_EQ(second.Do(Chat("fake", Bearer(h.inference)), &body), 200);
@@ -295,7 +305,7 @@ TEST(ProxyLanTest, TlsStreamsWithAPinnedCaAndResumesSessions) {
   // The ticket the server sent lets the next connection skip the full handshake.
   SSL_SESSION* session = SSL_get1_session(second.stream->native_handle());
   ASSERT_NE(session, nullptr);
-  TlsClient resumed(h.ca, h.tls_port(), session);
+  TlsClient resumed(h.ca, h.tls_port(), session, shared);
   SSL_SESSION_free(session);
   ASSERT_TRUE(resumed.ok) << resumed.error;
   EXPECT_TRUE(resumed.reused());
