@@ -1700,7 +1700,7 @@ void Proxy::SetLimits(uint64_t max_body_bytes, std::chrono::milliseconds client_
 }
 
 std::string Proxy::MetricsText() const {
-  return impl_->metrics.Render();
+  return impl_->metrics.Render() + impl_->key_metrics.Render();
 }
 
 Status Proxy::Start() {

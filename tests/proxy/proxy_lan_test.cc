@@ -109,7 +109,7 @@ struct LanHarness {
     *status = 0;
     return c.Send(bytes) && c.ReadResponse(head, body, status);
   }
-  int Status(const std::string& bytes, std::string* body = nullptr) {
+  int Code(const std::string& bytes, std::string* body = nullptr) {
     int status;
     std::string head, b;
     if (!One(bytes, &status, &head, &b)) return -1;
@@ -141,7 +141,6 @@ struct TlsClient {
       : ctx(shared ? std::move(shared) : Context(ca_file)) {
     stream = std::make_unique<ssl::stream<tcp::socket>>(ioc, *ctx);
     stream->next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)));
-    SSL_set_tlsext_host_name(stream->native_handle(), "localhost");
     stream->set_verify_callback(ssl::host_name_verification("127.0.0.1"));
     if (resume != nullptr) SSL_set_session(stream->native_handle(), resume);
     boost::system::error_code ec;
@@ -176,20 +175,20 @@ bool MetricHas(const Proxy& p, const std::string& needle) {
 TEST(ProxyLanTest, MissingOrBadKeyIsRefusedAtTheHeadInEachApiShape) {
   LanHarness h;
   std::string body;
-  EXPECT_EQ(h.Status(Chat("fake"), &body), 401);
+  EXPECT_EQ(h.Code(Chat("fake"), &body), 401);
   auto j = nlohmann::json::parse(body);
   EXPECT_TRUE(j["error"].is_object()) << body;  // OpenAI shape
-  EXPECT_EQ(h.Status(Req("POST", "/v1/messages", R"({"model":"fake"})"), &body), 401);
+  EXPECT_EQ(h.Code(Req("POST", "/v1/messages", R"({"model":"fake"})"), &body), 401);
   j = nlohmann::json::parse(body);
   EXPECT_EQ(j["type"], "error") << body;  // Anthropic shape
-  EXPECT_EQ(h.Status(Req("POST", "/api/chat", R"({"model":"fake"})"), &body), 401);
+  EXPECT_EQ(h.Code(Req("POST", "/api/chat", R"({"model":"fake"})"), &body), 401);
   j = nlohmann::json::parse(body);
   EXPECT_TRUE(j["error"].is_string()) << body;  // Ollama shape
-  EXPECT_EQ(h.Status(Chat("fake", Bearer("crl_nope"))), 401);
-  EXPECT_EQ(h.Status(Chat("fake", "Authorization: Digest x\r\n")), 401);
-  EXPECT_EQ(h.Status(Req("GET", "/v1/models", "")), 401);
-  EXPECT_EQ(h.Status(Req("GET", "/metrics", "")), 401);
-  EXPECT_EQ(h.Status(Req("GET", "/health", "")), 200);  // probes stay open
+  EXPECT_EQ(h.Code(Chat("fake", Bearer("crl_nope"))), 401);
+  EXPECT_EQ(h.Code(Chat("fake", "Authorization: Digest x\r\n")), 401);
+  EXPECT_EQ(h.Code(Req("GET", "/v1/models", "")), 401);
+  EXPECT_EQ(h.Code(Req("GET", "/metrics", "")), 401);
+  EXPECT_EQ(h.Code(Req("GET", "/health", "")), 200);  // probes stay open
   // Refused before the body: a huge declared body is never read (the answer comes at once).
   RawClient c(h.plain_port());
   ASSERT_TRUE(c.Send("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 30000000\r\n\r\n"));
@@ -204,9 +203,9 @@ TEST(ProxyLanTest, MissingOrBadKeyIsRefusedAtTheHeadInEachApiShape) {
 TEST(ProxyLanTest, BearerApiKeyAndBasicAreAccepted) {
   LanHarness h;
   std::string body;
-  EXPECT_EQ(h.Status(Chat("fake", Bearer(h.inference)), &body), 200);
+  EXPECT_EQ(h.Code(Chat("fake", Bearer(h.inference)), &body), 200);
   EXPECT_NE(body.find("tok2"), std::string::npos);
-  EXPECT_EQ(h.Status(Req("POST", "/v1/messages", R"({"model":"fake"})", "x-api-key: " + h.inference + "\r\n")), 200);
+  EXPECT_EQ(h.Code(Req("POST", "/v1/messages", R"({"model":"fake"})", "x-api-key: " + h.inference + "\r\n")), 200);
   // Basic: browsers send user:password base64'd; the key is the password.
   std::string basic = "u:" + h.inference, b64;
   {
@@ -224,32 +223,32 @@ TEST(ProxyLanTest, BearerApiKeyAndBasicAreAccepted) {
       b64 += std::string{a[(v >> 18) & 63], a[(v >> 12) & 63], a[(v >> 6) & 63], '='};
     }
   }
-  EXPECT_EQ(h.Status(Chat("fake", "Authorization: Basic " + b64 + "\r\n")), 200);
+  EXPECT_EQ(h.Code(Chat("fake", "Authorization: Basic " + b64 + "\r\n")), 200);
 }
 
 TEST(ProxyLanTest, ScopesAndModelGlobs) {
   LanHarness h;
   std::string body;
   // read: lists and metrics, no inference, no admin routes.
-  EXPECT_EQ(h.Status(Req("GET", "/v1/models", "", Bearer(h.read)), &body), 200);
+  EXPECT_EQ(h.Code(Req("GET", "/v1/models", "", Bearer(h.read)), &body), 200);
   EXPECT_NE(body.find("\"other\""), std::string::npos);
-  EXPECT_EQ(h.Status(Req("GET", "/metrics", "", Bearer(h.read))), 200);
-  EXPECT_EQ(h.Status(Req("GET", "/api/tags", "", Bearer(h.read))), 200);
-  EXPECT_EQ(h.Status(Chat("fake", Bearer(h.read)), &body), 403);
+  EXPECT_EQ(h.Code(Req("GET", "/metrics", "", Bearer(h.read))), 200);
+  EXPECT_EQ(h.Code(Req("GET", "/api/tags", "", Bearer(h.read))), 200);
+  EXPECT_EQ(h.Code(Chat("fake", Bearer(h.read)), &body), 403);
   EXPECT_NE(body.find("needs scope inference"), std::string::npos) << body;
   // inference: not the admin routes (POST /slots changes llama-server's state; Ollama load).
-  EXPECT_EQ(h.Status(Req("POST", "/slots?model=fake&action=erase", "{}", Bearer(h.inference))), 403);
-  EXPECT_EQ(h.Status(Req("POST", "/api/generate", R"({"model":"fake"})", Bearer(h.inference))), 403);
-  EXPECT_EQ(h.Status(Req("POST", "/slots?model=fake&action=erase", "{}", Bearer(h.admin))), 200);
+  EXPECT_EQ(h.Code(Req("POST", "/slots?model=fake&action=erase", "{}", Bearer(h.inference))), 403);
+  EXPECT_EQ(h.Code(Req("POST", "/api/generate", R"({"model":"fake"})", Bearer(h.inference))), 403);
+  EXPECT_EQ(h.Code(Req("POST", "/slots?model=fake&action=erase", "{}", Bearer(h.admin))), 200);
   // A model glob: only those models, and only those listed.
-  EXPECT_EQ(h.Status(Chat("fake", Bearer(h.only_fake))), 200);
-  EXPECT_EQ(h.Status(Chat("other", Bearer(h.only_fake)), &body), 403);
+  EXPECT_EQ(h.Code(Chat("fake", Bearer(h.only_fake))), 200);
+  EXPECT_EQ(h.Code(Chat("other", Bearer(h.only_fake)), &body), 403);
   EXPECT_NE(body.find("may not use model 'other'"), std::string::npos) << body;
-  EXPECT_EQ(h.Status(Req("POST", "/api/chat", R"({"model":"other","stream":false})", Bearer(h.only_fake))), 403);
-  EXPECT_EQ(h.Status(Req("GET", "/v1/models", "", Bearer(h.only_fake)), &body), 200);
+  EXPECT_EQ(h.Code(Req("POST", "/api/chat", R"({"model":"other","stream":false})", Bearer(h.only_fake))), 403);
+  EXPECT_EQ(h.Code(Req("GET", "/v1/models", "", Bearer(h.only_fake)), &body), 200);
   EXPECT_NE(body.find("\"fake\""), std::string::npos);
   EXPECT_EQ(body.find("\"other\""), std::string::npos) << body;
-  EXPECT_EQ(h.Status(Req("GET", "/api/tags", "", Bearer(h.only_fake)), &body), 200);
+  EXPECT_EQ(h.Code(Req("GET", "/api/tags", "", Bearer(h.only_fake)), &body), 200);
   EXPECT_EQ(body.find("\"other\""), std::string::npos) << body;
   // Per-key counters by name (never the secret), tokens from the stream's timings.
   std::string m = h.proxy->MetricsText();
@@ -277,13 +276,13 @@ TEST(ProxyLanTest, RevocationTakesEffectOnTheNextRequestOfALiveConnection) {
 
 TEST(ProxyLanTest, RepeatedFailuresFromOneAddressAreSlowedDown) {
   LanHarness h;
-  for (int i = 0; i < 7; ++i) EXPECT_EQ(h.Status(Chat("fake", Bearer("crl_wrong"))), 401);
+  for (int i = 0; i < 7; ++i) EXPECT_EQ(h.Code(Chat("fake", Bearer("crl_wrong"))), 401);
   EXPECT_TRUE(MetricHas(*h.proxy, "corral_auth_failures_total 7"));
   EXPECT_TRUE(MetricHas(*h.proxy, "corral_auth_delayed_total 2"));
   EXPECT_TRUE(MetricHas(*h.proxy, "corral_proxy_refused_total{reason=\"auth\"} 7"));
   // A success forgets the address.
-  EXPECT_EQ(h.Status(Chat("fake", Bearer(h.inference))), 200);
-  EXPECT_EQ(h.Status(Chat("fake", Bearer("crl_wrong"))), 401);
+  EXPECT_EQ(h.Code(Chat("fake", Bearer(h.inference))), 200);
+  EXPECT_EQ(h.Code(Chat("fake", Bearer("crl_wrong"))), 401);
   EXPECT_TRUE(MetricHas(*h.proxy, "corral_auth_delayed_total 2"));
 }
 
