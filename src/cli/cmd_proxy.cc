@@ -39,9 +39,11 @@ int RunProxy(const GlobalOptions& global, const ProxyArgs& args) {
   proxy::RoutingTable routes;
   provider.PublishTo(routes);
   proxy::ProxyOptions options;
-  std::vector<std::string> notes;  // issue 13: open door, TLS material, keys
+  // Issue 13: open door (72), TLS material, keys. A bad listen address stays exit 71, as
+  // it was when the proxy found it at Start.
+  std::vector<std::string> notes;
   if (Status lan = daemon::PrepareLan(*config, options, &notes); !lan.ok()) {
-    return Fail(lan.code() == StatusCode::kFailedPrecondition ? ExitCode::kOpenBindRefused : ExitCode::kUsage,
+    return Fail(lan.code() == StatusCode::kFailedPrecondition ? ExitCode::kOpenBindRefused : ExitCode::kOther,
                 "proxy: " + lan.message());
   }
   for (const auto& n : notes) std::fprintf(stderr, "%s\n", n.c_str());
