@@ -13,6 +13,7 @@
 #include "cli/lifecycle_client.h"
 #include "control/api.h"
 #include "daemon/daemon.h"
+#include "daemon/lan.h"
 
 namespace corral::cli {
 namespace {
@@ -20,6 +21,11 @@ namespace {
 int RunServe(const GlobalOptions& global) {
   auto config = LoadConfigOrReport(global);
   if (!config.ok()) return ToInt(ExitCode::kUsage);
+  // Issue 13: no accidental open door; refused before anything starts.
+  if (Status door = daemon::CheckOpenDoor(*config); !door.ok()) {
+    return Fail(door.code() == StatusCode::kFailedPrecondition ? ExitCode::kOpenBindRefused : ExitCode::kUsage,
+                door.message());
+  }
   Status s = daemon::Run(*config);
   if (s.code() == StatusCode::kAlreadyExists) return Fail(ExitCode::kOther, s.message());
   // A value the daemon refused (memory_budget, models: args) is a usage error, as a bad flag is.
@@ -147,7 +153,10 @@ static void RegisterDaemon(CLI::App& app, GlobalOptions& global, RunFn& run) {
   auto* serve = app.add_subcommand(
       "serve", "Run the Corral daemon in the foreground (Ctrl+C drains and stops models; SIGHUP reloads the config)");
   serve->fallthrough();
-  serve->add_option("--listen", global.flags.by_key["listen"], "Proxy listen address HOST:PORT")->expected(1);
+  serve
+      ->add_option("--listen", global.flags.by_key["listen"],
+                   "Proxy listen addresses: HOST:PORT or https://HOST:PORT, comma-separated")
+      ->expected(1);
   serve->callback([&global, &run] { run = [&global] { return RunServe(global); }; });
 
   auto* d = app.add_subcommand("daemon", "Manage the background daemon");

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "daemon/lan.h"
+#include "proxy/listen.h"
 #include "proxy/proxy.h"
 #include "proxy/static_provider.h"
 
@@ -37,7 +39,14 @@ int RunProxy(const GlobalOptions& global, const ProxyArgs& args) {
   proxy::RoutingTable routes;
   provider.PublishTo(routes);
   proxy::ProxyOptions options;
-  options.listen = config->listen;
+  // Issue 13: open door (75), TLS material, keys. A bad listen address stays exit 71, as
+  // it was when the proxy found it at Start.
+  std::vector<std::string> notes;
+  if (Status lan = daemon::PrepareLan(*config, options, &notes); !lan.ok()) {
+    return Fail(lan.code() == StatusCode::kFailedPrecondition ? ExitCode::kOpenBindRefused : ExitCode::kOther,
+                "proxy: " + lan.message());
+  }
+  for (const auto& n : notes) std::fprintf(stderr, "%s\n", n.c_str());
   options.threads = static_cast<int>(config->proxy_threads);
   options.max_body_bytes = static_cast<uint64_t>(config->max_body_bytes);
   options.client_timeout = std::chrono::seconds(config->proxy_client_timeout_s);
@@ -50,8 +59,13 @@ int RunProxy(const GlobalOptions& global, const ProxyArgs& args) {
   proxy::Proxy px(options, provider, routes);
   Status st = px.Start();
   if (!st.ok()) return Fail(ExitCode::kOther, "proxy: " + st.message());
-  std::string host = options.listen.substr(0, options.listen.rfind(':'));
-  std::printf("corral proxy listening on http://%s:%u\n", host.c_str(), px.port());
+  auto listens = proxy::ParseListenList(options.listen);
+  std::vector<uint16_t> ports = px.ports();
+  for (size_t i = 0; listens.ok() && i < listens->size() && i < ports.size(); ++i) {
+    std::string host =
+        (*listens)[i].host.find(':') != std::string::npos ? "[" + (*listens)[i].host + "]" : (*listens)[i].host;
+    std::printf("corral proxy listening on %s://%s:%u\n", (*listens)[i].tls ? "https" : "http", host.c_str(), ports[i]);
+  }
   for (const auto& [name, ep] : *specs) std::printf("  %s -> http://%s\n", name.c_str(), ep.ToString().c_str());
   std::fflush(stdout);
   int sig = 0;

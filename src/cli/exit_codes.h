@@ -17,6 +17,7 @@ enum class ExitCode : int {
   kDownloadFailed = 72,     // corral pull: network, HTTP error, stalled server, sha256 mismatch
   kAccessDenied = 73,       // corral pull: 401/403 (gated or private repo; a token is needed)
   kNoSpace = 74,            // corral pull: not enough disk space
+  kOpenBindRefused = 75,    // a routable listen address with no API key (see --allow-unauthenticated-lan)
 };
 
 inline int ToInt(ExitCode c) {

@@ -30,7 +30,9 @@ const std::vector<OptionDef>& Registry() {
        "The llama-server binary to launch. Empty: llama-server on PATH, else the pinned build.", OptionType::kPath,
        OnReload::kRestart},
       {"listen", "--listen", "CORRAL_LISTEN", "127.0.0.1:11450",
-       "Proxy listen address HOST:PORT. Loopback unless told otherwise.", OptionType::kString, OnReload::kRestart},
+       "Proxy listen addresses, comma-separated: HOST:PORT (plain HTTP) or https://HOST:PORT (TLS). Loopback "
+       "unless told otherwise; a routable address needs an API key (corral keys create).",
+       OptionType::kString, OnReload::kRestart},
       {"log_level", "--log-level", "CORRAL_LOG_LEVEL", "info", "Log level: trace, debug, info, warn, error.",
        OptionType::kString, OnReload::kLive},
       // Catalog sources (issue 4): each cache of another tool can be switched off.
@@ -70,6 +72,20 @@ const std::vector<OptionDef>& Registry() {
        "Browser origins allowed to call the proxy, comma-separated (e.g. http://localhost:3000); '*' = any. "
        "Requests from other web origins get 403; empty = none (the proxy's own origin always works).",
        OptionType::kString, OnReload::kRestart},
+      // LAN (issue 13): TLS material and the open-door rule.
+      {"tls_cert", "--tls-cert", "CORRAL_TLS_CERT", "",
+       "PEM certificate chain for the https:// listen addresses. Empty: a local CA and server certificate "
+       "made on first use in $XDG_CONFIG_HOME/corral/tls (corral tls show).",
+       OptionType::kPath, OnReload::kRestart},
+      {"tls_key", "--tls-key", "CORRAL_TLS_KEY", "", "PEM private key of --tls-cert.", OptionType::kPath,
+       OnReload::kRestart},
+      {"allow_unauthenticated_lan", "--allow-unauthenticated-lan", "CORRAL_ALLOW_UNAUTHENTICATED_LAN", "false",
+       "Serve a routable (non-loopback) listen address with no API key. Anyone who can reach it may use every "
+       "model; without it such a bind is refused (exit 72).",
+       OptionType::kBool, OnReload::kRestart},
+      {"require_key_on_loopback", nullptr, "CORRAL_REQUIRE_KEY_ON_LOOPBACK", "false",
+       "Ask for an API key on loopback listen addresses too (routable ones always ask once keys exist).",
+       OptionType::kBool, OnReload::kRestart},
       {"max_connections", "--max-connections", "CORRAL_MAX_CONNECTIONS", "4096",
        "Client connections the proxy holds open at once (also kept below half the open-file limit); "
        "beyond it a new connection gets 503.",
@@ -183,8 +199,13 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
   } else if (key == "llama_server") {
     c.llama_server = one;
   } else if (key == "listen") {
-    if (!one.empty() && one.find(':') == std::string::npos) {
-      return InvalidArgument("listen must be HOST:PORT, got '" + one + "'");
+    std::string_view rest = one;
+    while (!rest.empty()) {  // each entry [http://|https://]HOST:PORT; the proxy parses them fully
+      std::string_view entry = rest.substr(0, rest.find(','));
+      rest = entry.size() == rest.size() ? std::string_view() : rest.substr(entry.size() + 1);
+      if (entry.find(':') == std::string_view::npos) {
+        return InvalidArgument("listen must be HOST:PORT or https://HOST:PORT (comma-separated), got '" + one + "'");
+      }
     }
     c.listen = one;
   } else if (key == "log_level") {
@@ -211,13 +232,15 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
                              : c.health_timeout_per_gib_s) = v;
   } else if (def.type == OptionType::kBool) {
     CORRAL_ASSIGN_OR_RETURN(bool b, ParseBool(key, one));
-    bool* field = key == "scan_huggingface"   ? &c.scan_huggingface
-                  : key == "scan_ollama"      ? &c.scan_ollama
-                  : key == "scan_lmstudio"    ? &c.scan_lmstudio
-                  : key == "scan_llamacpp"    ? &c.scan_llamacpp
-                  : key == "proxy_preconnect" ? &c.proxy_preconnect
-                  : key == "proxy_process"    ? &c.proxy_process
-                                              : nullptr;
+    bool* field = key == "scan_huggingface"            ? &c.scan_huggingface
+                  : key == "scan_ollama"               ? &c.scan_ollama
+                  : key == "scan_lmstudio"             ? &c.scan_lmstudio
+                  : key == "scan_llamacpp"             ? &c.scan_llamacpp
+                  : key == "proxy_preconnect"          ? &c.proxy_preconnect
+                  : key == "proxy_process"             ? &c.proxy_process
+                  : key == "allow_unauthenticated_lan" ? &c.allow_unauthenticated_lan
+                  : key == "require_key_on_loopback"   ? &c.require_key_on_loopback
+                                                       : nullptr;
     if (field == nullptr) return Internal(std::string("bool option without a Config field: ") + def.key);
     *field = b;
   } else if (key == "max_body_bytes") {
@@ -242,6 +265,10 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     CORRAL_ASSIGN_OR_RETURN(c.max_buffered_body_bytes, ParseInt(def, one, 1, int64_t{1} << 40));
   } else if (key == "cors_origins") {
     CORRAL_ASSIGN_OR_RETURN(c.cors_origins, ParseOrigins(one));
+  } else if (key == "tls_cert") {
+    c.tls_cert = one;
+  } else if (key == "tls_key") {
+    c.tls_key = one;
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -275,6 +302,10 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "max_connections") return {std::to_string(c.max_connections)};
   if (key == "max_connections_per_client") return {std::to_string(c.max_connections_per_client)};
   if (key == "max_buffered_body_bytes") return {std::to_string(c.max_buffered_body_bytes)};
+  if (key == "tls_cert") return {c.tls_cert};
+  if (key == "tls_key") return {c.tls_key};
+  if (key == "allow_unauthenticated_lan") return {c.allow_unauthenticated_lan ? "true" : "false"};
+  if (key == "require_key_on_loopback") return {c.require_key_on_loopback ? "true" : "false"};
   if (key == "cors_origins") {
     std::string joined;
     for (const auto& o : c.cors_origins) joined += (joined.empty() ? "" : ",") + o;
@@ -493,6 +524,11 @@ void AddFlags(CLI::App& app, FlagValues& out) {
       ->type_name("FILE");
   for (const auto& def : Registry()) {
     if (def.flag == nullptr) continue;
+    if (def.type == OptionType::kBool) {  // a switch: --flag means true, --flag=false too
+      auto* flag = app.add_flag(std::string(def.flag) + "{true}", out.by_key[def.key], def.help);
+      if (def.env != nullptr) flag->description(std::string(def.help) + " (env " + def.env + ")");
+      continue;
+    }
     auto* opt = app.add_option(def.flag, out.by_key[def.key], def.help);
     if (def.type != OptionType::kPathList) opt->expected(1);
     if (def.env != nullptr) opt->description(std::string(def.help) + " (env " + def.env + ")");

@@ -57,7 +57,7 @@ struct Config {
   std::string config_file;               // the file that was read (may not exist)
   std::vector<std::string> model_paths;  // user model directories and files
   std::string llama_server;              // user's own llama-server binary; empty = search
-  std::string listen;                    // proxy listen address HOST:PORT
+  std::string listen;                    // proxy listen addresses: [https://]HOST:PORT[,...]
   std::string log_level;                 // trace|debug|info|warn|error
   // Supervisor (issue 5).
   std::string memory_budget;  // "auto" (total RAM minus a margin) or a size: "12GiB"
@@ -86,6 +86,10 @@ struct Config {
   int64_t max_connections = 4096;                 // client connections open at once
   int64_t max_connections_per_client = 2048;      // ... from one IP address
   int64_t max_buffered_body_bytes = 256LL << 20;  // request bodies buffered at once, all clients
+  // LAN (issue 13).
+  std::string tls_cert, tls_key;           // the user's certificate chain and key; empty = local CA
+  bool allow_unauthenticated_lan = false;  // serve a routable address with no key
+  bool require_key_on_loopback = false;    // loopback listeners ask for a key too
 
   // From config.yaml, outside the option registry (file only; no flag or env var).
   // aliases: alias → model reference. Unset = not read from a file yet (a Config built by

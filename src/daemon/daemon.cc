@@ -26,6 +26,7 @@
 #include "control/transport.h"
 #include "daemon/activity.h"
 #include "daemon/config_watch.h"
+#include "daemon/lan.h"
 #include "daemon/models.h"
 #include "daemon/router.h"
 #include "daemon/state_file.h"
@@ -151,6 +152,16 @@ class Daemon {
     popts.max_connections_per_client = static_cast<size_t>(config_.max_connections_per_client);
     popts.max_buffered_body_bytes = static_cast<uint64_t>(config_.max_buffered_body_bytes);
     popts.version = kCorralVersion;
+    std::vector<std::string> lan_notes;  // issue 13: open door, TLS, keys
+    if (Status s = PrepareLan(config_, popts, &lan_notes); !s.ok()) return s;
+    for (const auto& note : lan_notes) {
+      if (note.starts_with("WARNING")) {
+        lan_warnings_.push_back(note);  // shown by status (and the dashboards) too
+        LogWarn("%s", note.c_str());
+      } else {
+        Log("%s", note.c_str());
+      }
+    }
     uint16_t port = 0;
     if (config_.proxy_process) {
       // Crash isolation: the proxy parses every network byte in its own process, restarted
@@ -170,7 +181,7 @@ class Daemon {
       }
       port = proxy_->port();
     }
-    proxy_url_ = "http://" + config_.listen.substr(0, config_.listen.rfind(':')) + ":" + std::to_string(port);
+    proxy_url_ = FirstProxyUrl(config_.listen, port);
     Log("proxy listening on %s (OpenAI: %s/v1)%s", proxy_url_.c_str(), proxy_url_.c_str(),
         proxy_host_ ? ", in its own process" : "");
     SaveState();
@@ -388,7 +399,8 @@ class Daemon {
                 {"url", proxy_url_ + "/v1"},
                 {"base_url", proxy_url_},
                 {"running", proxy_ != nullptr || proxy_host_ != nullptr},
-                {"process", ProxyProcessJson()}}},
+                {"process", ProxyProcessJson()},
+                {"lan_warnings", lan_warnings_}}},
               {"memory",
                {{"total_bytes", total_memory_},
                 {"budget_bytes", budget},
@@ -737,6 +749,7 @@ class Daemon {
   std::unique_ptr<Activity> activity_;             // the event feed; outlives the proxy and the supervisor
   std::atomic<Activity*> activity_ptr_{nullptr};   // for on_change on the monitor thread
   std::string proxy_url_;
+  std::vector<std::string> lan_warnings_;  // e.g. a routable address served with no key (issue 13)
   // The same object for the monitor thread's on_change callback, which may run while
   // Finish() is destroying supervisor_ (unique_ptr::reset nulls the pointer first).
   supervisor::Supervisor* sup_ = nullptr;

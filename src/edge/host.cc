@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/thread_annotations.h"
 #include "edge/link.h"
+#include "proxy/listen.h"
 
 namespace corral::edge {
 namespace {
@@ -122,7 +123,19 @@ class ProxyHost::Impl {
   }
 
   Status Start() {
-    CORRAL_ASSIGN_OR_RETURN(listen_fd_, BindListener(options_.proxy.listen, &port_));
+    // Every listen address is bound here, in order (issue 13: several, each plain or TLS).
+    CORRAL_ASSIGN_OR_RETURN(auto specs, proxy::ParseListenList(options_.proxy.listen));
+    for (const auto& spec : specs) {
+      uint16_t port = 0;
+      auto fd = BindListener(spec.host_port, &port);
+      if (!fd.ok()) {
+        CloseListeners();
+        return fd.status();
+      }
+      listen_fds_.push_back(*fd);
+      ports_.push_back(port);
+    }
+    port_ = ports_.front();
     mailbox_->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (mailbox_->wake_fd < 0) return ErrnoError("eventfd", errno);
     std::weak_ptr<Mailbox> weak = mailbox_;
@@ -157,8 +170,12 @@ class ProxyHost::Impl {
     if (mailbox_->wake_fd >= 0) mailbox_->Wake();
     if (thread_.joinable()) thread_.join();
     routes_.SetPublishHook(nullptr);
-    if (listen_fd_ >= 0) ::close(listen_fd_);
-    listen_fd_ = -1;
+    CloseListeners();
+  }
+
+  void CloseListeners() {
+    for (int fd : listen_fds_) ::close(fd);
+    listen_fds_.clear();
   }
 
   void SetLimits(uint64_t max_body, milliseconds client, milliseconds upstream) {
@@ -176,6 +193,7 @@ class ProxyHost::Impl {
   }
 
   uint16_t port() const { return port_; }
+  std::vector<uint16_t> ports() const { return ports_; }
 
  private:
   struct Limits {
@@ -240,7 +258,8 @@ class ProxyHost::Impl {
     char* argv[] = {arg0.data(), arg1.data(), nullptr};
     const char* exe = options_.exe.c_str();
     const pid_t parent = ::getpid();
-    const int listen_fd = listen_fd_;
+    // fd 3: the first listener, fd 4: the link, fds 5…: the other listeners (in order).
+    const std::vector<int> listen_fds = listen_fds_;
     const int child_end = sv[1];
     pid_t pid = ::fork();
     if (pid < 0) {
@@ -255,10 +274,20 @@ class ProxyHost::Impl {
       ::setpgid(0, 0);  // terminal signals go to the keeper, which decides
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != parent) ::_exit(1);
-      int a = ::fcntl(listen_fd, F_DUPFD, 10);
-      int b = ::fcntl(child_end, F_DUPFD, 10);
-      if (a < 0 || b < 0 || ::dup2(a, 3) != 3 || ::dup2(b, 4) != 4) ::_exit(126);
-      ::syscall(SYS_close_range, 5U, ~0U, 0U);
+      // Out of the way first (above every target), then into place.
+      int high[proxy::kMaxListenAddresses];
+      size_t n = listen_fds.size();
+      for (size_t i = 0; i < n; ++i) {
+        high[i] = ::fcntl(listen_fds[i], F_DUPFD, 32);
+        if (high[i] < 0) ::_exit(126);
+      }
+      int b = ::fcntl(child_end, F_DUPFD, 32);
+      if (b < 0 || ::dup2(high[0], 3) != 3 || ::dup2(b, 4) != 4) ::_exit(126);
+      for (size_t i = 1; i < n; ++i) {
+        int target = static_cast<int>(4 + i);
+        if (::dup2(high[i], target) != target) ::_exit(126);
+      }
+      ::syscall(SYS_close_range, static_cast<unsigned>(4 + n), ~0U, 0U);
       ::execv(exe, argv);
       ::_exit(127);
     }
@@ -510,7 +539,8 @@ class ProxyHost::Impl {
   proxy::RoutingTable& routes_;
   // Shared with router callbacks that may outlive the host (see Mailbox).
   std::shared_ptr<Mailbox> mailbox_;
-  int listen_fd_ = -1;
+  std::vector<int> listen_fds_;  // one per listen entry, in order
+  std::vector<uint16_t> ports_;
   uint16_t port_ = 0;
   std::thread thread_;
 
@@ -548,6 +578,9 @@ Status ProxyHost::Start() {
 }
 uint16_t ProxyHost::port() const {
   return impl_->port();
+}
+std::vector<uint16_t> ProxyHost::ports() const {
+  return impl_->ports();
 }
 void ProxyHost::Stop() {
   impl_->Stop();

@@ -67,6 +67,7 @@ class ProxyHost {
   // listen address, bind failure, the process did not come up (its exit status).
   Status Start();
   uint16_t port() const;
+  std::vector<uint16_t> ports() const;  // every listen address's port, in order
   // Ends the proxy process and the host's thread. Idempotent.
   void Stop();
   // Config reload: forwarded to the running process and to every later one.

@@ -196,9 +196,9 @@ Result<UpMessage> ParseUp(std::string_view text) {
   return m;
 }
 
-// Every ProxyOptions field must cross the link (listen_fd excepted: the process's own fd 3).
-// A new field changes the size: add it to EncodeOptions and ParseDown, then update this.
-static_assert(sizeof(proxy::ProxyOptions) == 224, "a ProxyOptions field is missing from the proxy-process link");
+// Every ProxyOptions field must cross the link (listen_fds excepted: the process's own fds 3,
+// 5, 6, …). A new field changes the size: add it to EncodeOptions and ParseDown, then update this.
+static_assert(sizeof(proxy::ProxyOptions) == 352, "a ProxyOptions field is missing from the proxy-process link");
 
 std::string EncodeOptions(const proxy::ProxyOptions& o) {
   json j = {{"t", "options"},
@@ -221,7 +221,12 @@ std::string EncodeOptions(const proxy::ProxyOptions& o) {
             {"cors_origins", o.cors_origins},
             {"max_connections", o.max_connections},
             {"max_connections_per_client", o.max_connections_per_client},
-            {"max_buffered_body_bytes", o.max_buffered_body_bytes}};
+            {"max_buffered_body_bytes", o.max_buffered_body_bytes},
+            {"tls_cert", o.tls_cert},
+            {"tls_key", o.tls_key},
+            {"keys_file", o.keys_file},
+            {"allow_unauthenticated_lan", o.allow_unauthenticated_lan},
+            {"require_key_on_loopback", o.require_key_on_loopback}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -326,6 +331,11 @@ Result<DownMessage> ParseDown(std::string_view text) {
       o.max_connections = j.at("max_connections").get<size_t>();
       o.max_connections_per_client = j.at("max_connections_per_client").get<size_t>();
       o.max_buffered_body_bytes = j.at("max_buffered_body_bytes").get<uint64_t>();
+      o.tls_cert = j.at("tls_cert").get<std::string>();
+      o.tls_key = j.at("tls_key").get<std::string>();
+      o.keys_file = j.at("keys_file").get<std::string>();
+      o.allow_unauthenticated_lan = j.at("allow_unauthenticated_lan").get<bool>();
+      o.require_key_on_loopback = j.at("require_key_on_loopback").get<bool>();
     } else if (t == "routes") {
       d.type = DownMessage::Type::kRoutes;
       for (const auto& r : j.at("r")) {

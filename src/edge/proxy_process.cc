@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "proxy/listen.h"
 #include "proxy/proxy.h"
 
 namespace corral::edge {
@@ -238,7 +239,14 @@ int RunProxyProcess(int listen_fd, int link_fd) {
     return 1;
   }
   proxy::ProxyOptions popts = options->options;
-  popts.listen_fd = listen_fd;
+  // fd 3 (listen_fd) is the first listener; the others follow the link: 5, 6, … (host.cc).
+  auto specs = proxy::ParseListenList(popts.listen);
+  if (!specs.ok()) {
+    LogError("%s", specs.status().message().c_str());
+    return 1;
+  }
+  popts.listen_fds = {listen_fd};
+  for (size_t i = 1; i < specs->size(); ++i) popts.listen_fds.push_back(link_fd + static_cast<int>(i));
 
   proxy::RoutingTable routes;
   proxy::Proxy* live = nullptr;

@@ -81,6 +81,7 @@ std::string_view to_string(Refusal r) {
     case Refusal::kOrigin: return "origin";
     case Refusal::kJsonDepth: return "json_depth";
     case Refusal::kModelName: return "model_name";
+    case Refusal::kAuth: return "auth";
   }
   return "unknown";
 }

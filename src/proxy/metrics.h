@@ -64,8 +64,9 @@ enum class Refusal {
   kOrigin,             // Origin not allowed (CSRF from a web page): 403
   kJsonDepth,          // body nested deeper than max_json_depth: 400
   kModelName,          // control characters in the model name: 400
+  kAuth,               // API key missing or invalid (401) or outside its scope (403) (issue 13)
 };
-inline constexpr size_t kRefusalKinds = 8;
+inline constexpr size_t kRefusalKinds = 9;
 std::string_view to_string(Refusal r);
 
 class Metrics {

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
@@ -24,14 +25,19 @@
 #include <unordered_set>
 #include <vector>
 
+#include "auth/keys.h"
+#include "auth/throttle.h"
 #include "common/rlimit.h"
 #include "proxy/api_errors.h"
 #include "proxy/json_guard.h"
+#include "proxy/key_metrics.h"
+#include "proxy/listen.h"
 #include "proxy/metrics.h"
 #include "proxy/ollama.h"
 #include "proxy/request_guard.h"
 #include "proxy/request_routing.h"
 #include "proxy/upstream_errors.h"
+#include "tls/tls.h"
 
 namespace corral::proxy {
 
@@ -104,6 +110,31 @@ const char* ReasonFor(int status) {
   return r.empty() ? "Unknown" : r.data();
 }
 
+// ---- the transport seam (issue 13) ----
+// A client connection is a BasicConnection<Stream>: Stream is the plain socket or a TLS
+// stream over it; everything that differs between the two is in these few overloads, so
+// the request path has no `if (tls)`. Both are AsyncReadStream/AsyncWriteStream for Beast.
+using TlsStream = asio::ssl::stream<tcp::socket>;
+tcp::socket& Socket(tcp::socket& s) {
+  return s;
+}
+tcp::socket& Socket(TlsStream& s) {
+  return s.next_layer();
+}
+// Writes what the socket takes now, without blocking (plain only: on loopback a relayed
+// chunk nearly always goes out at once, see WriteClient). A TLS write goes through
+// async_write: one SSL_write, so one record, per relayed chunk.
+size_t TryWriteNow(tcp::socket& s, const std::array<asio::const_buffer, 2>& bufs, error_code& ec) {
+  return s.write_some(bufs, ec);
+}
+size_t TryWriteNow(TlsStream&, const std::array<asio::const_buffer, 2>&, error_code& ec) {
+  ec = asio::error::would_block;
+  return 0;
+}
+// A TLS handshake must finish within this (or the client timeout when shorter): a client
+// that opens a connection and stalls mid-handshake holds a descriptor, nothing more.
+constexpr std::chrono::seconds kHandshakeTimeout{10};
+
 // A keep-alive connection to one upstream, owned by exactly one worker.
 struct UpstreamConn {
   explicit UpstreamConn(asio::io_context& ioc) : sock(ioc) {}
@@ -112,6 +143,25 @@ struct UpstreamConn {
 };
 
 }  // namespace
+
+// What Stop() needs of a client connection, whatever its stream type.
+class ConnectionBase {
+ public:
+  virtual ~ConnectionBase() = default;
+  virtual void Close() = 0;
+};
+
+// One listen address: its acceptor (on worker 0) and the policy of connections it accepts.
+// Fixed after Start; read by every worker.
+struct Listener {
+  ListenSpec spec;
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<asio::steady_timer> accept_pause;  // on the acceptor's worker
+  uint16_t port = 0;
+  std::string listen_host;  // as configured; IPv6 without brackets
+  OriginPolicy origins;
+  bool auth_required = false;  // routable, or require_key_on_loopback
+};
 
 // One event loop, its thread, its upstream pool and its metrics cache. Everything here is
 // touched only from `thread` (the pool and cache need no lock).
@@ -123,8 +173,8 @@ struct Worker {
   std::unordered_set<std::string> preconnecting;  // endpoints with a spare connect in flight
   std::unordered_map<std::string, ModelMetrics*> metrics_cache;
   asio::steady_timer sweep{ioc};
-  std::vector<std::weak_ptr<class Connection>> connections;  // for Stop()
-  std::optional<RouteReader> routes;                         // this thread's routing view
+  std::vector<std::weak_ptr<ConnectionBase>> connections;  // for Stop()
+  std::optional<RouteReader> routes;                       // this thread's routing view
 };
 
 class Proxy::Impl {
@@ -153,8 +203,7 @@ class Proxy::Impl {
   RoutingTable& routes;
   Metrics metrics;
   std::vector<std::unique_ptr<Worker>> workers;
-  std::optional<tcp::acceptor> acceptor;
-  std::optional<asio::steady_timer> accept_pause;  // on the acceptor's worker
+  std::vector<std::unique_ptr<Listener>> listeners;
   std::atomic<size_t> next_worker{0};
   std::atomic<bool> stopping{false};
   uint16_t bound_port = 0;
@@ -163,10 +212,14 @@ class Proxy::Impl {
   std::atomic<int64_t> client_timeout_ms_{0};
   std::atomic<int64_t> upstream_timeout_ms_{0};
 
+  // LAN (issue 13): the TLS context (when a listener is https://), the key store and the
+  // failed-auth throttle (shared by every worker; each is thread-safe).
+  std::optional<asio::ssl::context> ssl_ctx;
+  std::unique_ptr<auth::KeyStore> keys;
+  auth::FailureThrottle throttle;
+  KeyMetrics key_metrics;
+
   // Hostile-input policy, fixed at Start (read-only afterwards, any worker).
-  OriginPolicy origins;
-  bool loopback_listen = false;                               // Host is checked (DNS rebinding) only then
-  std::string listen_host;                                    // as configured; IPv6 without brackets
   size_t max_connections = 0;                                 // options.max_connections, held below the open-file limit
   std::string refuse_total_response, refuse_client_response;  // canned 503s for the connection caps
 
@@ -177,7 +230,9 @@ class Proxy::Impl {
   std::mutex clients_mu;
   std::unordered_map<std::string, size_t> per_client;  // guarded by clients_mu; key: client IP
 
-  void Accept();
+  void Accept(Listener& l);
+  template <class Stream, class... StreamArgs>
+  void StartConnection(Worker& w, Listener& l, std::string key, StreamArgs&&... args);
   void SetUpGuards(const OpenFileLimits& fds);
   // True (and counted) when a new connection from `key` fits both connection caps;
   // otherwise `why` says which one it does not fit.
@@ -297,37 +352,58 @@ class Proxy::Impl {
 
 // One client connection, from accept to close, on one worker. Requests are handled one at
 // a time (HTTP/1.1 pipelining: later requests wait in the read buffer, bounded).
-class Connection : public std::enable_shared_from_this<Connection> {
+// Stream: tcp::socket or TlsStream (the transport seam above).
+template <class Stream>
+class BasicConnection : public ConnectionBase, public std::enable_shared_from_this<BasicConnection<Stream>> {
  public:
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
   // `client_key`: the client's IP address, as charged by Impl::AdmitConnection (released
-  // when the connection ends).
-  Connection(Proxy::Impl& px, Worker& w, tcp::socket sock, std::string client_key)
-      : px_(px), w_(w), client_(std::move(sock)), timer_(w.ioc), client_key_(std::move(client_key)) {}
+  // when the connection ends). `stream_args` construct the Stream.
+  template <class... StreamArgs>
+  BasicConnection(Proxy::Impl& px, Worker& w, const Listener& listener, std::string client_key,
+                  StreamArgs&&... stream_args)
+      : px_(px),
+        w_(w),
+        listener_(listener),
+        client_(std::forward<StreamArgs>(stream_args)...),
+        timer_(w.ioc),
+        client_key_(std::move(client_key)) {}
 
   void Start() {
     error_code ec;
-    client_.set_option(tcp::no_delay(true), ec);
-    client_.non_blocking(true, ec);  // WriteClient tries writes synchronously first
+    Socket(client_).set_option(tcp::no_delay(true), ec);
+    Socket(client_).non_blocking(true, ec);  // WriteClient tries writes synchronously first
     px_.metrics.connections_total.fetch_add(1, std::memory_order_relaxed);
     px_.metrics.connections_open.fetch_add(1, std::memory_order_relaxed);
-    ReadRequest();
+    if constexpr (kTls) {
+      // Garbage, a truncated or a stalled handshake ends this connection only.
+      SetClientDeadline(std::min<Clock::duration>(px_.client_timeout(), kHandshakeTimeout));
+      client_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](const error_code& hec) {
+        if (self->closed_) return;
+        self->client_deadline_ = Clock::time_point::max();
+        if (hec) return self->Close();
+        self->ReadRequest();
+      });
+    } else {
+      ReadRequest();
+    }
   }
 
-  ~Connection() {
+  ~BasicConnection() override {
     ReleaseBody();
     px_.ReleaseConnection(client_key_);
     px_.metrics.connections_open.fetch_sub(1, std::memory_order_relaxed);
   }
 
   // Closes everything now. Idempotent; pending handlers see closed_ and return.
-  void Close() {
+  void Close() override {
     if (closed_) return;
     closed_ = true;
     EndInFlight();
     ReleaseBody();
     error_code ec;
-    client_.shutdown(tcp::socket::shutdown_both, ec);
-    client_.close(ec);
+    Socket(client_).shutdown(tcp::socket::shutdown_both, ec);
+    Socket(client_).close(ec);
     if (up_) up_->sock.close(ec);
     up_.reset();
     timer_.cancel();
@@ -351,7 +427,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     timer_expiry_ = due;
     timer_.expires_at(due);
     uint64_t gen = ++timer_gen_;
-    timer_.async_wait([self = shared_from_this(), gen](const error_code&) {
+    timer_.async_wait([self = this->shared_from_this(), gen](const error_code&) {
       if (gen != self->timer_gen_ || self->closed_) return;
       self->timer_armed_ = false;
       self->OnTimer();
@@ -401,7 +477,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     up_deadline_ = Clock::time_point::max();
     SetClientDeadline(px_.client_timeout());
     http::async_read_header(client_, rbuf_, *parser_,
-                            [self = shared_from_this()](const error_code& ec, size_t) { self->OnHead(ec); });
+                            [self = this->shared_from_this()](const error_code& ec, size_t) { self->OnHead(ec); });
   }
 
   void OnHead(const error_code& ec) {
@@ -414,11 +490,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto expect = req[http::field::expect];
     if (!expect.empty() && beast::iequals(expect, "100-continue") && !parser_->is_done()) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      asio::async_write(client_, asio::buffer(kContinue), [self = shared_from_this()](const error_code& wec, size_t) {
-        if (self->closed_) return;
-        if (wec) return self->Close();
-        self->ReadBody();
-      });
+      asio::async_write(client_, asio::buffer(kContinue),
+                        [self = this->shared_from_this()](const error_code& wec, size_t) {
+                          if (self->closed_) return;
+                          if (wec) return self->Close();
+                          self->ReadBody();
+                        });
       return;
     }
     ReadBody();
@@ -443,7 +520,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (hosts > 1) return Refuse(Refusal::kFraming, 400, "more than one Host field");
     if (hosts == 0 && req.version() >= 11)
       return Refuse(Refusal::kFraming, 400, "an HTTP/1.1 request needs a Host field");
-    if (hosts == 1 && px_.loopback_listen && !HostAllowedOnLoopback(req[http::field::host], px_.listen_host)) {
+    if (hosts == 1 && listener_.spec.loopback &&
+        !HostAllowedOnLoopback(req[http::field::host], listener_.listen_host)) {
       return Refuse(Refusal::kHost, 421,
                     "Host '" + std::string(req[http::field::host].substr(0, 200)) +
                         "' is not served here: on a loopback address the proxy answers only localhost names "
@@ -452,13 +530,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // Browsers: a web page's requests carry its Origin (always on a cross-origin POST).
     if (auto it = req.find(http::field::origin); it != req.end()) {
       std::string_view origin = it->value();
-      if (!px_.origins.Allowed(origin)) {
+      if (!listener_.origins.Allowed(origin)) {
         return Refuse(Refusal::kOrigin, 403,
                       "requests from the web origin '" + std::string(origin.substr(0, 200)) +
                           "' are not allowed (option cors_origins)");
       }
-      if (px_.origins.InAllowList(origin) && IsSafeHeaderValue(origin)) cors_origin_.assign(origin);
+      if (listener_.origins.InAllowList(origin) && IsSafeHeaderValue(origin)) cors_origin_.assign(origin);
     }
+    // API keys (issue 13): before the body is read or anything is started.
+    if (!CheckKey()) return false;
     // The global body budget, charged up front (Beast reserves the whole Content-Length).
     if (auto length = parser_->content_length(); length && *length > 0 && !ChargeBody(*length)) {
       retry_after_s_ = 1;
@@ -466,6 +546,97 @@ class Connection : public std::enable_shared_from_this<Connection> {
                     "too many request bodies in flight; try again (option max_buffered_body_bytes)");
     }
     return true;
+  }
+
+  // ---- API keys (issue 13) ----
+  // The scope a route needs. Health and the Ollama banner are open (no data, and probes
+  // must work); listing and /metrics need read; inference routes inference; the forwarded
+  // routes that change a llama-server's state (POST /props, POST /slots) admin.
+  static std::optional<auth::Scope> NeededScope(const Route& r) {
+    switch (r.kind) {
+      case RouteKind::kHealth:
+      case RouteKind::kOllamaRoot: return std::nullopt;
+      case RouteKind::kForward: return r.replay_safe ? auth::Scope::kInference : auth::Scope::kAdmin;
+      case RouteKind::kOllamaChat:
+      case RouteKind::kOllamaGenerate:
+      case RouteKind::kOllamaEmbed: return auth::Scope::kInference;
+      default: return auth::Scope::kRead;
+    }
+  }
+
+  // Authenticates the request on a listener that asks for keys and checks the route's
+  // scope. Answers 401 (missing or invalid: held back after repeated failures from this
+  // address) or 403 (scope) in the route's API shape and returns false. On success key_
+  // points into key_set_, held for this request. A CORS preflight carries no credentials
+  // by design: it passes (it only learns which methods are allowed).
+  bool CheckKey() {
+    key_ = nullptr;
+    key_set_.reset();
+    if (!listener_.auth_required || px_.keys == nullptr) return true;
+    auto& req = parser_->get();
+    if (req.method() == http::verb::options && req.find(http::field::access_control_request_method) != req.end()) {
+      return true;
+    }
+    std::optional<auth::Scope> need = NeededScope(route_);
+    if (!need) return true;
+    key_set_ = px_.keys->Current();
+    if (key_set_->keys.empty() && px_.options.allow_unauthenticated_lan) return true;
+    auth::Credential cred = auth::ParseCredential(req[http::field::authorization], req["x-api-key"]);
+    if (cred.source == auth::CredentialSource::kNone) {
+      return FailAuth(
+          "an API key is required: send it as Authorization: Bearer <key> or x-api-key: <key> "
+          "(create one with `corral keys create`)");
+    }
+    const auth::KeyRecord* key = cred.malformed ? nullptr : auth::Authenticate(*key_set_, cred.token);
+    if (key == nullptr) return FailAuth("invalid API key (unknown, revoked or malformed)");
+    px_.throttle.OnSuccess(client_key_);
+    key_ = key;
+    key_counters_ = &px_.key_metrics.For(key->name);
+    if (key->scope < *need) {
+      key_counters_->refused.fetch_add(1, std::memory_order_relaxed);
+      return Refuse(Refusal::kAuth, 403,
+                    "this API key ('" + key->name + "', scope " + std::string(auth::to_string(key->scope)) +
+                        ") may not use this route; it needs scope " + std::string(auth::to_string(*need)));
+    }
+    key_counters_->requests.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  bool FailAuth(std::string message) {
+    px_.key_metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
+    px_.metrics.CountRefusal(Refusal::kAuth);
+    local_extra_head_ = "WWW-Authenticate: Bearer realm=\"corral\", Basic realm=\"corral\"\r\n";
+    auto delay = px_.throttle.OnFailure(client_key_, Clock::now());
+    if (delay.count() == 0) {
+      SendError(401, message, /*close=*/true);
+      return false;
+    }
+    // Repeated failures from this address: the answer waits (the connection holds a timer,
+    // nothing else; the client timeout still bounds it).
+    px_.key_metrics.auth_delayed.fetch_add(1, std::memory_order_relaxed);
+    state_ = State::kWaitingModel;
+    auto t = std::make_shared<asio::steady_timer>(w_.ioc, delay);
+    t->async_wait([self = this->shared_from_this(), t, message = std::move(message)](const error_code&) {
+      if (self->closed_) return;
+      self->SendError(401, message, /*close=*/true);
+    });
+    return false;
+  }
+
+  // A key limited to some models may use (and see) only those. False when refused (answered).
+  bool CheckKeyModel(const std::string& model) {
+    if (key_ == nullptr || key_->AllowsModel(model)) return true;
+    if (key_counters_ != nullptr) key_counters_->refused.fetch_add(1, std::memory_order_relaxed);
+    px_.metrics.CountRefusal(Refusal::kAuth);
+    SendError(403, "this API key ('" + key_->name + "') may not use model '" + model + "'", false);
+    return false;
+  }
+  std::vector<ModelInfo> VisibleModels() {
+    std::vector<ModelInfo> models = px_.provider.ListModels();
+    if (key_ != nullptr && !key_->models.empty()) {
+      std::erase_if(models, [&](const ModelInfo& m) { return !key_->AllowsModel(m.name); });
+    }
+    return models;
   }
 
   // Counts and answers a refused request; the connection closes after the answer.
@@ -490,7 +661,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // charged against the budget as it grows.
   void ReadBody() {
     http::async_read_some(client_, rbuf_, *parser_,
-                          [self = shared_from_this()](const error_code& ec, size_t) { self->OnBodyRead(ec); });
+                          [self = this->shared_from_this()](const error_code& ec, size_t) { self->OnBodyRead(ec); });
   }
 
   void OnBodyRead(const error_code& ec) {
@@ -553,15 +724,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     switch (route_.kind) {
       case RouteKind::kForward: return RouteForward();
       case RouteKind::kHealth: return SendLocal(200, "application/json", R"({"status":"ok"})");
-      case RouteKind::kMetrics: return SendLocal(200, "text/plain; version=0.0.4; charset=utf-8", px_.metrics.Render());
-      case RouteKind::kModels: return SendLocal(200, "application/json", OpenAIModelList(px_.provider.ListModels()));
+      case RouteKind::kMetrics:
+        return SendLocal(200, "text/plain; version=0.0.4; charset=utf-8",
+                         px_.metrics.Render() + px_.key_metrics.Render());
+      case RouteKind::kModels: return SendLocal(200, "application/json", OpenAIModelList(VisibleModels()));
       case RouteKind::kOllamaRoot: return SendLocal(200, "text/plain; charset=utf-8", "Ollama is running");
       case RouteKind::kModel: return ModelRoute();
       case RouteKind::kOllamaVersion:
         local_extra_head_ = "x-corral-version: " + CorralVersionField() + "\r\n";
         return SendLocal(200, "application/json", OllamaVersion(std::string(kOllamaApiVersion)));
-      case RouteKind::kOllamaTags: return SendLocal(200, "application/json", OllamaTags(px_.provider.ListModels()));
-      case RouteKind::kOllamaPs: return SendLocal(200, "application/json", OllamaPs(px_.provider.ListModels()));
+      case RouteKind::kOllamaTags: return SendLocal(200, "application/json", OllamaTags(VisibleModels()));
+      case RouteKind::kOllamaPs: return SendLocal(200, "application/json", OllamaPs(VisibleModels()));
       case RouteKind::kOllamaShow: return OllamaShowRoute();
       case RouteKind::kOllamaChat:
       case RouteKind::kOllamaGenerate:
@@ -631,7 +804,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Finds the upstream for model_ and continues with Forward(). Shared by pass-through and
   // the Ollama translation (which sets up up_target_/up_body_ first).
   void RouteToModel() {
-    track_tail_ = route_.inference;
+    if (!CheckKeyModel(model_)) return;
+    track_tail_ = route_.inference || key_counters_ != nullptr;
     const RouteMap& snapshot = w_.routes->Get();  // no lock unless the table changed
     auto it = snapshot.routes.find(std::string_view(model_));
     if (it != snapshot.routes.end()) {
@@ -646,7 +820,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     from_snapshot_ = false;
     px_.metrics.queue_depth.fetch_add(1, std::memory_order_relaxed);
     auto deadline = Clock::now() + px_.options.ready_timeout;
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     px_.provider.EnsureReady(model_, deadline, [self](EnsureResult result) {
       // Any thread: hop back to this connection's worker.
       asio::post(self->w_.ioc, [self, result = std::move(result)]() mutable {
@@ -715,7 +889,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     up_ = std::make_unique<UpstreamConn>(w_.ioc);
     SetUpstreamDeadline(px_.options.connect_timeout);
     up_->sock.async_connect(
-        tcp::endpoint(addr, endpoint_.port), [self = shared_from_this(), gen = up_gen_](const error_code& cec) {
+        tcp::endpoint(addr, endpoint_.port), [self = this->shared_from_this(), gen = up_gen_](const error_code& cec) {
           if (self->closed_ || gen != self->up_gen_) return;
           if (cec) {
             // The snapshot may be stale (model stopped or moved): ask the provider once.
@@ -761,7 +935,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void SendUpstream() {
     SetUpstreamDeadline(px_.upstream_timeout());
     std::array<asio::const_buffer, 2> bufs{asio::buffer(up_head_), asio::buffer(up_body_view_)};
-    asio::async_write(up_->sock, bufs, [self = shared_from_this(), gen = up_gen_](const error_code& ec, size_t) {
+    asio::async_write(up_->sock, bufs, [self = this->shared_from_this(), gen = up_gen_](const error_code& ec, size_t) {
       if (self->closed_ || gen != self->up_gen_) return;
       if (ec) return self->OnUpstreamEarlyFailure(ec);
       if (!self->added_latency_recorded_) {
@@ -803,7 +977,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (is_head_) rparser_->skip(true);
     upbuf_.clear();
     http::async_read_header(up_->sock, upbuf_, *rparser_,
-                            [self = shared_from_this(), gen = up_gen_](const error_code& ec, size_t) {
+                            [self = this->shared_from_this(), gen = up_gen_](const error_code& ec, size_t) {
                               if (self->closed_ || gen != self->up_gen_) return;
                               if (ec) {
                                 if (!self->rparser_->got_some() && ec != asio::error::operation_aborted) {
@@ -932,7 +1106,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void WriteClient(std::array<asio::const_buffer, 2> bufs) {
     error_code ec;
     size_t total = bufs[0].size() + bufs[1].size();
-    size_t done = total == 0 ? 0 : client_.write_some(bufs, ec);
+    size_t done = total == 0 ? 0 : TryWriteNow(client_, bufs, ec);
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return OnClientWriteError();
     if (done == total) return RelayNext();
     for (auto& b : bufs) {
@@ -941,7 +1115,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       done -= used;
     }
     SetClientDeadline(px_.client_timeout());
-    asio::async_write(client_, bufs, [self = shared_from_this()](const error_code& wec, size_t) {
+    asio::async_write(client_, bufs, [self = this->shared_from_this()](const error_code& wec, size_t) {
       if (self->closed_) return;
       self->client_deadline_ = Clock::time_point::max();
       if (wec) return self->OnClientWriteError();
@@ -963,7 +1137,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (rparser_->is_done()) return FinishExchange();
     if (!relay_) relay_ = std::make_unique_for_overwrite<char[]>(px_.options.relay_buffer_bytes);
     up_->sock.async_read_some(asio::buffer(relay_.get(), px_.options.relay_buffer_bytes),
-                              [self = shared_from_this(), gen = up_gen_](const error_code& ec, size_t n) {
+                              [self = this->shared_from_this(), gen = up_gen_](const error_code& ec, size_t n) {
                                 if (gen != self->up_gen_) return;
                                 self->OnRelayRead(ec, n);
                               });
@@ -1003,6 +1177,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (t.prompt_ms >= 0) model_metrics_->ttft_ms.Observe(t.prompt_ms);
       if (t.predicted_per_second > 0) model_metrics_->tokens_per_s.Observe(t.predicted_per_second);
     }
+    if (key_counters_ != nullptr && status_ < 400 && !tail_.empty()) {
+      TokenCounts tc = ParseTokenCounts(tail_);
+      if (tc.prompt > 0) key_counters_->prompt_tokens.fetch_add(static_cast<uint64_t>(tc.prompt));
+      if (tc.completion > 0) key_counters_->completion_tokens.fetch_add(static_cast<uint64_t>(tc.completion));
+    }
     if (up_ && up_reusable_ && rparser_->is_done() && pending_.empty()) {
       px_.GiveBack(w_, pool_key_, std::move(up_));
     }
@@ -1026,7 +1205,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       watch_pending_ = false;
       return;
     }
-    client_.async_read_some(space, [self = shared_from_this()](const error_code& ec, size_t n) {
+    client_.async_read_some(space, [self = this->shared_from_this()](const error_code& ec, size_t n) {
       self->watch_pending_ = false;
       if (self->closed_) return;
       if (!ec) self->rbuf_.commit(n);
@@ -1051,7 +1230,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (watch_pending_) {
       resume_after_watch_ = true;
       error_code ec;
-      client_.cancel(ec);
+      Socket(client_).cancel(ec);
       return;
     }
     NextRequest();
@@ -1061,7 +1240,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (closed_) return;
     if (!client_keep_alive_ || client_gone_) {
       error_code ec;
-      client_.shutdown(tcp::socket::shutdown_send, ec);
+      Socket(client_).shutdown(tcp::socket::shutdown_send, ec);
       return Close();
     }
     ReadRequest();
@@ -1115,7 +1294,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     state_ = State::kWritingLocal;
     SetClientDeadline(px_.client_timeout());
     std::array<asio::const_buffer, 2> bufs{asio::buffer(out_head_), asio::buffer(local_body_)};
-    asio::async_write(client_, bufs, [self = shared_from_this()](const error_code& ec, size_t) {
+    asio::async_write(client_, bufs, [self = this->shared_from_this()](const error_code& ec, size_t) {
       if (self->closed_) return;
       self->client_deadline_ = Clock::time_point::max();
       if (ec) return self->Close();
@@ -1191,6 +1370,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     decoded_.clear();
     cors_origin_.clear();
     local_extra_head_.clear();
+    key_ = nullptr;
+    key_counters_ = nullptr;
+    key_set_.reset();
   }
 
   // ---- upstream errors reshaped (upstream_errors.h) ----
@@ -1260,7 +1442,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   Proxy::Impl& px_;
   Worker& w_;
-  tcp::socket client_;
+  const Listener& listener_;
+  Stream client_;
   asio::steady_timer timer_;
   beast::flat_buffer rbuf_;  // client bytes: the current request + pipelined ones
   std::optional<RequestParser> parser_;
@@ -1325,33 +1508,44 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string cors_origin_;       // the request's Origin when it is in the CORS allow-list
   std::string local_extra_head_;  // extra fields for the next local answer (preflight)
   bool dechunk_ = false;          // relaying a chunked response de-chunked (HTTP/1.0 client)
+
+  // The request's API key (issue 13): key_ points into key_set_, held for the request.
+  std::shared_ptr<const auth::KeySet> key_set_;
+  const auth::KeyRecord* key_ = nullptr;
+  KeyCounters* key_counters_ = nullptr;
 };
 
 // ---- Ollama routes ----
 
-void Connection::OllamaShowRoute() {
+template <class Stream>
+void BasicConnection<Stream>::OllamaShowRoute() {
   auto& req = parser_->get();
   std::string name = OllamaRequestModel(req.body());
   if (name.empty()) return SendError(400, "missing \"model\"", false);
   if (!CheckModelName(name)) return;
-  auto models = px_.provider.ListModels();
-  // Every name /api/chat accepts (the catalog's rules), never a path.
+  if (!CheckKeyModel(name)) return;
+  auto models = VisibleModels();
+  // Every name /api/chat accepts (the catalog's rules), never a path; only models the key may see.
   std::string why;
   if (const ModelInfo* m = FindModel(name, models, &why)) return SendLocal(200, "application/json", OllamaShow(*m));
   UnknownModel(name, models, why);
 }
 
-void Connection::ModelRoute() {
+template <class Stream>
+void BasicConnection<Stream>::ModelRoute() {
   const std::string id = ModelIdFromTarget(parser_->get().target());
   if (id.empty()) return SendError(400, "missing model id", false);
   if (!CheckModelName(id)) return;
-  auto models = px_.provider.ListModels();
+  if (!CheckKeyModel(id)) return;
+  auto models = VisibleModels();
   std::string why;
   if (const ModelInfo* m = FindModel(id, models, &why)) return SendLocal(200, "application/json", OpenAIModel(*m));
   UnknownModel(id, models, why);
 }
 
-void Connection::UnknownModel(const std::string& name, const std::vector<ModelInfo>& models, const std::string& why) {
+template <class Stream>
+void BasicConnection<Stream>::UnknownModel(const std::string& name, const std::vector<ModelInfo>& models,
+                                           const std::string& why) {
   std::vector<std::string> names;
   for (const auto& m : models) names.push_back(m.name);
   EnsureError e;
@@ -1362,7 +1556,8 @@ void Connection::UnknownModel(const std::string& name, const std::vector<ModelIn
   OnEnsureError(e);
 }
 
-void Connection::OllamaInferenceRoute() {
+template <class Stream>
+void BasicConnection<Stream>::OllamaInferenceRoute() {
   auto& req = parser_->get();
   OllamaLimits limits;
   limits.max_depth = px_.options.max_json_depth;
@@ -1373,8 +1568,15 @@ void Connection::OllamaInferenceRoute() {
   model_ = plan->model;
   if (plan->keep_alive) ollama_keep_alive_ = plan->keep_alive;
   if (plan->load_only) {
-    // Empty request: load (or, with keep_alive 0, unload) and answer at once.
-    auto self = shared_from_this();
+    // Empty request: load (or, with keep_alive 0, unload) and answer at once. Management:
+    // a key needs the admin scope for it.
+    if (!CheckKeyModel(model_)) return;
+    if (key_ != nullptr && key_->scope < auth::Scope::kAdmin) {
+      if (key_counters_ != nullptr) key_counters_->refused.fetch_add(1, std::memory_order_relaxed);
+      px_.metrics.CountRefusal(Refusal::kAuth);
+      return SendError(403, "loading or unloading a model needs an API key with scope admin", false);
+    }
+    auto self = this->shared_from_this();
     if (plan->keep_alive && plan->keep_alive->count() == 0) {
       bool known = px_.provider.SetKeepAlive(model_, std::chrono::seconds(0));
       ollama_keep_alive_.reset();
@@ -1408,7 +1610,8 @@ void Connection::OllamaInferenceRoute() {
   RouteToModel();
 }
 
-void Connection::OnTranslatedHead() {
+template <class Stream>
+void BasicConnection<Stream>::OnTranslatedHead() {
   auto& res = rparser_->get();
   ollama_->SetUpstreamStatus(static_cast<int>(status_));
   rparser_->eager(true);
@@ -1435,7 +1638,8 @@ void Connection::OnTranslatedHead() {
   WriteTranslated(std::move(out), rparser_->is_done());
 }
 
-void Connection::OnTranslatedBytes(size_t /*n*/) {
+template <class Stream>
+void BasicConnection<Stream>::OnTranslatedBytes(size_t /*n*/) {
   // Track() already pushed the de-chunked bytes into decoded_ through the body sink.
   std::string out = ollama_->Feed(decoded_);
   decoded_.clear();
@@ -1444,7 +1648,8 @@ void Connection::OnTranslatedBytes(size_t /*n*/) {
 
 // Writes translated bytes (chunk-framed when streaming); on the last piece, the whole
 // response (non-streaming) or the terminating chunk.
-void Connection::WriteTranslated(std::string bytes, bool last) {
+template <class Stream>
+void BasicConnection<Stream>::WriteTranslated(std::string bytes, bool last) {
   if (last) bytes += ollama_->Finish();
   if (!ollama_->streaming() || status_ >= 400) {
     if (!last) {
@@ -1471,7 +1676,7 @@ void Connection::WriteTranslated(std::string bytes, bool last) {
     if (last && !client_http10_) translated_out_.append("0\r\n\r\n");
   }
   if (translated_out_.empty()) return RelayNext();
-  auto self = shared_from_this();
+  auto self = this->shared_from_this();
   SetClientDeadline(px_.client_timeout());
   asio::async_write(client_, asio::buffer(translated_out_), [self](const error_code& ec, size_t) {
     if (self->closed_) return;
@@ -1487,10 +1692,18 @@ void Connection::WriteTranslated(std::string bytes, bool last) {
 
 // ---- Proxy ----
 
-void Proxy::Impl::Accept() {
+template <class Stream, class... StreamArgs>
+void Proxy::Impl::StartConnection(Worker& w, Listener& l, std::string key, StreamArgs&&... args) {
+  auto c = std::make_shared<BasicConnection<Stream>>(*this, w, l, std::move(key), std::forward<StreamArgs>(args)...);
+  // A weak list for Stop(); dead entries are pruned by the pool sweep.
+  w.connections.push_back(c);
+  c->Start();
+}
+
+void Proxy::Impl::Accept(Listener& l) {
   Worker& w = *workers[next_worker.fetch_add(1, std::memory_order_relaxed) % workers.size()];
   // The accepted socket belongs to the chosen worker's io_context from the start.
-  acceptor->async_accept(w.ioc, [this, &w](const error_code& ec, tcp::socket sock) {
+  l.acceptor->async_accept(w.ioc, [this, &w, &l](const error_code& ec, tcp::socket sock) {
     if (stopping.load()) return;
     if (!ec) {
       error_code rec;
@@ -1502,15 +1715,16 @@ void Proxy::Impl::Accept() {
       } else if (!AdmitConnection(key, &why)) {
         RefuseConnection(sock, why);
       } else {
-        asio::post(w.ioc, [this, &w, s = std::move(sock), key = std::move(key)]() mutable {
+        asio::post(w.ioc, [this, &w, &l, s = std::move(sock), key = std::move(key)]() mutable {
           if (stopping.load()) {
             ReleaseConnection(key);
             return;
           }
-          auto c = std::make_shared<Connection>(*this, w, std::move(s), std::move(key));
-          // A weak list for Stop(); dead entries are pruned by the pool sweep.
-          w.connections.push_back(c);
-          c->Start();
+          if (l.spec.tls) {
+            StartConnection<TlsStream>(w, l, std::move(key), std::move(s), *ssl_ctx);
+          } else {
+            StartConnection<tcp::socket>(w, l, std::move(key), std::move(s));
+          }
         });
       }
     } else if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
@@ -1519,25 +1733,24 @@ void Proxy::Impl::Accept() {
       // accepting again at once would spin. Pause, then try again (connections that close
       // meanwhile free descriptors).
       metrics.accept_pauses.fetch_add(1, std::memory_order_relaxed);
-      accept_pause->expires_after(std::chrono::milliseconds(50));
-      accept_pause->async_wait([this](const error_code& tec) {
-        if (!tec && !stopping.load()) Accept();
+      l.accept_pause->expires_after(std::chrono::milliseconds(50));
+      l.accept_pause->async_wait([this, &l](const error_code& tec) {
+        if (!tec && !stopping.load()) Accept(l);
       });
       return;
     }
-    Accept();
+    Accept(l);
   });
 }
 
-// The hostile-input policy, once the port is known: own origins, the Host check, the
-// effective connection cap and the canned answers of the connection caps.
+// The hostile-input policy, once the ports are known: own origins, the Host check, the
+// key rule per listener, the effective connection cap and the canned answers of the caps.
 void Proxy::Impl::SetUpGuards(const OpenFileLimits& fds) {
-  std::string_view host = options.listen;
-  host = host.substr(0, host.rfind(':'));
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  listen_host.assign(host);
-  loopback_listen = IsLoopbackHost(listen_host);
-  origins = OriginPolicy(options.cors_origins, listen_host, bound_port);
+  for (auto& l : listeners) {
+    l->listen_host = l->spec.host;
+    l->origins = OriginPolicy(options.cors_origins, l->listen_host, l->port);
+    l->auth_required = !l->spec.loopback || options.require_key_on_loopback;
+  }
   // Each client connection may need an upstream one too; keep a reserve for the pools,
   // the listener, logs and the daemon.
   constexpr uint64_t kReservedFds = 256;
@@ -1576,7 +1789,13 @@ Proxy::~Proxy() {
 }
 
 uint16_t Proxy::port() const {
-  return impl_->bound_port;
+  return impl_->listeners.empty() ? 0 : impl_->listeners.front()->port;
+}
+
+std::vector<uint16_t> Proxy::ports() const {
+  std::vector<uint16_t> out;
+  for (const auto& l : impl_->listeners) out.push_back(l->port);
+  return out;
 }
 
 void Proxy::SetLimits(uint64_t max_body_bytes, std::chrono::milliseconds client_timeout,
@@ -1585,29 +1804,31 @@ void Proxy::SetLimits(uint64_t max_body_bytes, std::chrono::milliseconds client_
 }
 
 std::string Proxy::MetricsText() const {
-  return impl_->metrics.Render();
+  return impl_->metrics.Render() + impl_->key_metrics.Render();
 }
 
 Status Proxy::Start() {
   Impl& px = *impl_;
   if (px.started) return Status(StatusCode::kFailedPrecondition, "proxy already started");
-  const std::string& listen = px.options.listen;
-  size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) return InvalidArgument("listen must be HOST:PORT, got '" + listen + "'");
-  std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host == "localhost") host = "127.0.0.1";
-  unsigned long port = 0;
-  try {
-    size_t used = 0;
-    port = std::stoul(listen.substr(colon + 1), &used);
-    if (used != listen.size() - colon - 1 || port > 65535) throw std::out_of_range("port");
-  } catch (const std::exception&) {
-    return InvalidArgument("listen must be HOST:PORT, got '" + listen + "'");
+  auto specs = ParseListenList(px.options.listen);
+  if (!specs.ok()) return specs.status();
+  if (!px.options.listen_fds.empty() && px.options.listen_fds.size() != specs->size()) {
+    return InvalidArgument("listen has " + std::to_string(specs->size()) + " entries but " +
+                           std::to_string(px.options.listen_fds.size()) + " sockets were passed");
   }
-  error_code ec;
-  auto addr = asio::ip::make_address(host, ec);
-  if (ec) return InvalidArgument("listen host '" + host + "' must be an IP address or localhost");
+  bool any_tls = std::any_of(specs->begin(), specs->end(), [](const ListenSpec& l) { return l.tls; });
+  if (any_tls) {
+    if (px.options.tls_cert.empty() || px.options.tls_key.empty()) {
+      return InvalidArgument("an https:// listen address needs a certificate and key (tls_cert, tls_key)");
+    }
+    px.ssl_ctx.emplace(asio::ssl::context::tls_server);
+    if (Status s = tls::ConfigureServerContext(px.ssl_ctx->native_handle(), px.options.tls_cert, px.options.tls_key);
+        !s.ok()) {
+      px.ssl_ctx.reset();
+      return s;
+    }
+  }
+  if (!px.options.keys_file.empty()) px.keys = std::make_unique<auth::KeyStore>(px.options.keys_file);
 
   int n = px.options.threads;
   if (n <= 0) n = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1U, 4U));
@@ -1615,37 +1836,47 @@ Status Proxy::Start() {
     px.workers.push_back(std::make_unique<Worker>());
     px.workers.back()->routes.emplace(px.routes);
   }
-
-  tcp::endpoint ep(addr, static_cast<unsigned short>(port));
-  px.acceptor.emplace(px.workers[0]->ioc);
-  px.accept_pause.emplace(px.workers[0]->ioc);
   // 1000 idle keep-alive clients plus their upstreams do not fit Debian's default soft
   // limit of 1024 descriptors; children get the original limit back (supervisor).
   OpenFileLimits fds = RaiseOpenFileLimit();
   px.metrics.max_open_files.store(static_cast<uint64_t>(fds.now), std::memory_order_relaxed);
-  if (px.options.listen_fd >= 0) {
-    // Adopt the keeper's socket: it stays bound (and queues clients) across our restarts.
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getsockname(px.options.listen_fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-      ec = error_code(errno, boost::system::system_category());
+  error_code ec;
+  std::string failed;
+  for (size_t i = 0; i < specs->size() && !ec; ++i) {
+    auto l = std::make_unique<Listener>();
+    l->spec = (*specs)[i];
+    l->acceptor.emplace(px.workers[0]->ioc);
+    l->accept_pause.emplace(px.workers[0]->ioc);
+    failed = l->spec.text;
+    if (!px.options.listen_fds.empty()) {
+      // Adopt the keeper's socket: it stays bound (and queues clients) across our restarts.
+      int fd = px.options.listen_fds[i];
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+        ec = error_code(errno, boost::system::system_category());
+      } else {
+        l->acceptor->assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+      }
     } else {
-      px.acceptor->assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), px.options.listen_fd, ec);
+      auto addr = asio::ip::make_address(l->spec.host, ec);
+      tcp::endpoint ep(addr, l->spec.port);
+      if (!ec) l->acceptor->open(ep.protocol(), ec);
+      if (!ec) l->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) l->acceptor->bind(ep, ec);
+      if (!ec) l->acceptor->listen(asio::socket_base::max_listen_connections, ec);
     }
-  } else {
-    px.acceptor->open(ep.protocol(), ec);
-    if (!ec) px.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) px.acceptor->bind(ep, ec);
-    if (!ec) px.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (!ec) l->port = l->acceptor->local_endpoint(ec).port();
+    px.listeners.push_back(std::move(l));
   }
   if (ec) {
-    px.acceptor.reset();
+    px.listeners.clear();
     px.workers.clear();
-    return Unavailable("cannot listen on " + listen + ": " + ec.message());
+    px.ssl_ctx.reset();
+    return Unavailable("cannot listen on " + failed + ": " + ec.message());
   }
-  px.bound_port = px.acceptor->local_endpoint(ec).port();
   px.SetUpGuards(fds);
-  px.Accept();
+  for (auto& l : px.listeners) px.Accept(*l);
   for (auto& w : px.workers) {
     w->guard.emplace(w->ioc.get_executor());
     px.SweepPool(*w);
@@ -1664,8 +1895,10 @@ void Proxy::Stop() {
   // Close the listener and every connection on its own thread, then let the loops drain.
   asio::post(px.workers[0]->ioc, [&px] {
     error_code ec;
-    px.acceptor->close(ec);
-    px.accept_pause->cancel();
+    for (auto& l : px.listeners) {
+      l->acceptor->close(ec);
+      l->accept_pause->cancel();
+    }
   });
   for (auto& w : px.workers) {
     Worker* wp = w.get();
@@ -1684,8 +1917,7 @@ void Proxy::Stop() {
   for (auto& w : px.workers) {
     if (w->thread.joinable()) w->thread.join();
   }
-  px.accept_pause.reset();  // timers and sockets go before the io_contexts they live on
-  px.acceptor.reset();
+  px.listeners.clear();  // timers and sockets go before the io_contexts they live on
   px.workers.clear();
 }
 

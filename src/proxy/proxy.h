@@ -34,9 +34,12 @@ namespace corral::proxy {
 
 // Every tunable of the data plane in one place.
 struct ProxyOptions {
-  std::string listen = "127.0.0.1:11450";  // HOST:PORT; port 0 = any (see Proxy::port())
-  int listen_fd = -1;  // >= 0: serve on this already-listening socket (the keeper's; see edge/host.h)
-  int threads = 0;     // event-loop threads; 0 = min(hardware threads, 4)
+  // [http://|https://]HOST:PORT[,...] (proxy/listen.h); port 0 = any (see Proxy::ports())
+  std::string listen = "127.0.0.1:11450";
+  // Non-empty: serve on these already-listening sockets, one per listen entry in order (the
+  // keeper's; see edge/host.h) instead of binding.
+  std::vector<int> listen_fds;
+  int threads = 0;                                      // event-loop threads; 0 = min(hardware threads, 4)
   uint64_t max_body_bytes = 32ULL << 20;                // request body limit -> 413
   uint32_t max_header_bytes = 64U << 10;                // request head limit -> 431
   std::chrono::milliseconds client_timeout{60'000};     // idle keep-alive, slow request, stalled reader
@@ -77,6 +80,16 @@ struct ProxyOptions {
   // Retry-After and close. A body is always admitted when no other one is buffered, so a
   // single max_body_bytes request always fits.
   uint64_t max_buffered_body_bytes = 256ULL << 20;
+
+  // LAN (issue 13). TLS material for the https:// entries (tls/tls.h) and the API keys
+  // (auth/keys.h: the file is re-checked on every request, so a revocation holds from the
+  // next request on). Routable listeners ask for a key; loopback ones only when
+  // require_key_on_loopback. allow_unauthenticated_lan: a routable listener with no key in
+  // the file serves everyone (the daemon warns loudly; without it the bind is refused).
+  std::string tls_cert, tls_key;
+  std::string keys_file;
+  bool allow_unauthenticated_lan = false;
+  bool require_key_on_loopback = false;
 };
 
 class Proxy {
@@ -88,8 +101,9 @@ class Proxy {
 
   // Binds the listener and starts the workers. Errors: bad listen address, bind failure.
   Status Start();
-  // The bound port (after Start).
+  // The bound port of the first listen address (after Start); ports(): every one, in order.
   uint16_t port() const;
+  std::vector<uint16_t> ports() const;
   // Closes the listener and every connection, joins the workers. Idempotent.
   void Stop();
   // GET /metrics body.
