@@ -1405,7 +1405,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     response_started_ = true;
     SetClientDeadline(px_.client_timeout());
     asio::async_write(client_, asio::buffer(translated_out_),
-                      [self = shared_from_this()](const error_code& ec, size_t) {
+                      [self = this->shared_from_this()](const error_code& ec, size_t) {
                         if (self->closed_) return;
                         self->client_deadline_ = Clock::time_point::max();
                         self->translated_out_.clear();
