@@ -367,6 +367,10 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
         }
         e.direct = UrlTarget("direct", a.direct_url, -1);
         e.proxied = UrlTarget("proxy", a.proxy_url, -1);
+        // --model names what the requests ask for (the proxy routes by it; without it each
+        // target's first /v1/models entry, which on a proxy may be another model).
+        e.direct.model = a.model;
+        e.proxied.model = a.model;
         return e;
       }
       // One child started through the daemon, reached directly and through its proxy.
@@ -524,7 +528,8 @@ static void RegisterBench(CLI::App& app, GlobalOptions& global, RunFn& run) {
   b->add_flag("--json", global.json, "Print a JSON summary instead of the Markdown report");
   b->add_flag("--allow-debug", a.allow_debug, "Run even on a build without optimisation (with a loud warning)");
   b->add_option("--model", a.model,
-                "GGUF the bench's own llama-server targets serve (default: the tiny default model)");
+                "GGUF the bench's own llama-server targets serve (default: the tiny default model); with "
+                "--direct-url/--proxy-url, the model name the requests carry");
   b->add_flag("--no-raw", a.no_raw, "Suite B: do not start a raw llama-server target");
   b->add_flag("--no-router", a.no_router, "Suite B: do not start a llama-server router-mode target");
   b->add_option("--mode", a.mode, "normalized (same ctx/batch/KV/threads/layers for all) or defaults")
