@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -305,6 +307,142 @@ class ChatStream {
   double first_token_ms_ = -1, tok_s_ = 0;
 };
 
+// `corral bench` as a child process in its own process group, its stdout (the --json
+// summary) and stderr read through non-blocking pipes the loop polls. Cancel and the
+// destructor kill the whole group and reap it: no orphan outlives the dashboard.
+class BenchChild {
+ public:
+  ~BenchChild() { Kill(); }
+  Status Start(const std::vector<std::string>& argv) {
+    int out[2], err[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) return Unavailable("pipe");
+    if (::pipe2(err, O_CLOEXEC) != 0) {
+      ::close(out[0]);
+      ::close(out[1]);
+      return Unavailable("pipe");
+    }
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::setpgid(0, 0);
+      int devnull = ::open("/dev/null", O_RDONLY);
+      if (devnull >= 0) ::dup2(devnull, 0);
+      ::dup2(out[1], 1);
+      ::dup2(err[1], 2);
+      for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGWINCH}) ::signal(sig, SIG_DFL);
+      ::execv(args[0], args.data());
+      const char msg[] = "cannot run corral bench\n";
+      (void)!::write(2, msg, sizeof msg - 1);
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    ::close(err[1]);
+    if (pid_ < 0) {
+      ::close(out[0]);
+      ::close(err[0]);
+      return Unavailable(std::string("fork: ") + std::strerror(errno));
+    }
+    ::setpgid(pid_, pid_);  // both sides: no race with a kill before the child ran
+    out_fd_ = out[0];
+    err_fd_ = err[0];
+    ::fcntl(out_fd_, F_SETFL, ::fcntl(out_fd_, F_GETFL) | O_NONBLOCK);
+    ::fcntl(err_fd_, F_SETFL, ::fcntl(err_fd_, F_GETFL) | O_NONBLOCK);
+    started_ = Clock::now();
+    return Status::Ok();
+  }
+  int out_fd() const { return out_fd_; }
+  int err_fd() const { return err_fd_; }
+  // Drains both pipes; returns true once both are closed and the child is reaped.
+  bool Poll() {
+    Drain(out_fd_, out_, kMaxOut, false);
+    Drain(err_fd_, err_, kMaxErr, true);
+    if (out_fd_ >= 0 || err_fd_ >= 0) return false;
+    int st = 0;  // both pipes closed: it has exited, or is about to (the loop polls again)
+    if (!reaped_ && pid_ > 0 && ::waitpid(pid_, &st, WNOHANG) == pid_) Reaped(st);
+    return reaped_;
+  }
+  // Kills the group (TERM, then KILL after a second) and reaps the child.
+  void Kill() {
+    if (pid_ > 0 && !reaped_) {
+      ::kill(-pid_, SIGTERM);
+      int st = 0;
+      const auto deadline = Clock::now() + std::chrono::seconds(1);
+      pid_t r = 0;
+      while ((r = ::waitpid(pid_, &st, WNOHANG)) == 0 && Clock::now() < deadline) ::usleep(20'000);
+      if (r == 0) {
+        ::kill(-pid_, SIGKILL);
+        r = ::waitpid(pid_, &st, 0);
+      }
+      if (r == pid_) Reaped(st);
+      ::kill(-pid_, SIGKILL);  // anything of its group left behind
+      exit_code_ = -1;
+    }
+    for (int* fd : {&out_fd_, &err_fd_}) {
+      if (*fd >= 0) ::close(*fd);
+      *fd = -1;
+    }
+  }
+  int exit_code() const { return exit_code_; }
+  const std::string& out() const { return out_; }
+  std::string err_tail() const {
+    std::string t = err_;
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    size_t cut = t.size() > 400 ? t.size() - 400 : 0;
+    // the last few lines only
+    size_t nl = t.rfind('\n');
+    for (int i = 0; i < 2 && nl != std::string::npos && nl > cut; ++i) nl = t.rfind('\n', nl - 1);
+    if (nl != std::string::npos && nl >= cut) cut = nl + 1;
+    return t.substr(cut);
+  }
+  double seconds() const { return std::chrono::duration<double>(Clock::now() - started_).count(); }
+
+ private:
+  static constexpr size_t kMaxOut = 8U << 20, kMaxErr = 64U << 10;
+  static void Drain(int& fd, std::string& into, size_t max, bool keep_tail) {
+    if (fd < 0) return;
+    char buf[8192];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (n <= 0) {
+        ::close(fd);
+        fd = -1;
+        return;
+      }
+      into.append(buf, static_cast<size_t>(n));
+      if (into.size() > max) {
+        if (keep_tail) {
+          into.erase(0, into.size() - max);
+        } else {
+          into.resize(max);
+        }
+      }
+    }
+  }
+  void Reaped(int st) {
+    reaped_ = true;
+    exit_code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  }
+  pid_t pid_ = -1;
+  int out_fd_ = -1, err_fd_ = -1;
+  bool reaped_ = false;
+  int exit_code_ = 0;
+  std::string out_, err_;
+  Clock::time_point started_;
+};
+
+// Where quick benches write their reports: $XDG_STATE_HOME/corral/bench (~/.local/state/...).
+std::string BenchOutDir() {
+  const char* xdg = std::getenv("XDG_STATE_HOME");
+  if (xdg != nullptr && *xdg == '/') return std::string(xdg) + "/corral/bench";
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && *home == '/') return std::string(home) + "/.local/state/corral/bench";
+  return "/tmp/corral-bench";
+}
+
 class App {
  public:
   explicit App(const TopOptions& o) : opts_(o), control_(o.socket_path) {
@@ -386,6 +524,8 @@ class App {
       std::vector<pollfd> fds = {{0, POLLIN, 0}, {g_wake_pipe[0], POLLIN, 0}};
       if (feed_) fds.push_back({feed_->fd(), POLLIN, 0});
       if (chat_) fds.push_back({chat_->fd(), POLLIN, 0});
+      if (bench_ && bench_->out_fd() >= 0) fds.push_back({bench_->out_fd(), POLLIN, 0});
+      if (bench_ && bench_->err_fd() >= 0) fds.push_back({bench_->err_fd(), POLLIN, 0});
       ::poll(fds.data(), fds.size(), 250);
       char drain[64];
       while (::read(g_wake_pipe[0], drain, sizeof drain) > 0) {
@@ -393,7 +533,9 @@ class App {
       if (fds[0].revents & POLLIN) ReadKeys();
       if (feed_) ReadFeed();
       if (chat_ && chat_->fd() >= 0) ReadChat();
+      if (bench_) ReadBench();
     }
+    bench_.reset();  // kills and reaps a bench still running
     term_.Leave();
     return 0;
   }
@@ -497,6 +639,7 @@ class App {
           Say("unloading " + name + " once its requests are done");
         }
         return;
+      case 'b': return StartBench(*r);
       case 'p': {
         const char* verb = r->pinned ? "unpin" : "pin";
         if (auto b = Call("POST", "/v1/models/" + control::UrlEncode(name) + "/" + verb, nullptr,
@@ -506,6 +649,83 @@ class App {
         return;
       }
     }
+  }
+
+  static constexpr int kBenchRuns = 10, kBenchWarmup = 1;
+
+  void StartBench(const ModelRow& r) {
+    if (bench_) return Say("a bench is already running", true);
+    if (!r.running || r.state != "ready") return Say(r.name + " is not ready: start it first (s)", true);
+    std::string direct = r.detail.value("url", std::string());
+    const int port = r.detail.value("port", 0);
+    if (direct.empty() && port > 0) direct = "http://127.0.0.1:" + std::to_string(port);
+    if (direct.empty()) return Say(r.name + ": the daemon reported no port for it", true);
+    if (state_.proxy_base_url().empty()) return Say("bench: no proxy address yet", true);
+    std::error_code ec;
+    char self[4096];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return Say("bench: cannot find the corral binary", true);
+    self[n] = '\0';
+    const std::string out_dir = BenchOutDir();
+    std::filesystem::create_directories(out_dir, ec);
+    // Quick: one workload, few runs, and none of the slow phases (nginx, idle connections,
+    // load, cold starts: a cold start would stop the model).
+    std::vector<std::string> argv = {self,
+                                     "bench",
+                                     "--suite",
+                                     "C",
+                                     "--direct-url",
+                                     direct,
+                                     "--proxy-url",
+                                     state_.proxy_base_url(),
+                                     "--model",
+                                     r.name,
+                                     "--workload",
+                                     "chat_turn",
+                                     "--runs",
+                                     std::to_string(kBenchRuns),
+                                     "--warmup",
+                                     std::to_string(kBenchWarmup),
+                                     "--no-nginx",
+                                     "--idle-connections",
+                                     "0",
+                                     "--load-streams",
+                                     "0",
+                                     "--cold-starts",
+                                     "0",
+                                     "--allow-debug",
+                                     "--json",
+                                     "--out",
+                                     out_dir};
+    bench_ = std::make_unique<BenchChild>();
+    if (Status s = bench_->Start(argv); !s.ok()) {
+      bench_.reset();
+      return Say("bench: " + s.message(), true);
+    }
+    ui_.bench_running = r.name;
+    ui_.bench_started_ms = NowMs();
+    ui_.message.clear();
+  }
+
+  void ReadBench() {
+    if (!bench_->Poll()) return;
+    FinishBench(bench_->exit_code());
+  }
+
+  void CancelBench() {
+    bench_->Kill();
+    FinishBench(-1);
+    Say("bench cancelled");
+  }
+
+  void FinishBench(int exit_code) {
+    ui_.bench = ParseBenchOutput(ui_.bench_running, bench_->out(), exit_code, bench_->err_tail());
+    ui_.bench.runs = kBenchRuns;
+    ui_.bench.seconds = bench_->seconds();
+    bench_.reset();
+    ui_.bench_running.clear();
+    if (exit_code >= 0) ui_.pane = Pane::kBench;
+    dirty_ = true;
   }
 
   void SendChat() {
@@ -575,6 +795,10 @@ class App {
       }
       return;
     }
+    if (bench_ && k.key == Key::kEsc && ui_.pane != Pane::kChat && !ui_.search_editing) {
+      CancelBench();
+      return;
+    }
     if (ui_.filter_editing) {
       if (k.key == Key::kEnter) ui_.filter_editing = false;
       if (k.key == Key::kEsc) {
@@ -639,6 +863,7 @@ class App {
       }
       case Pane::kDetails:
       case Pane::kHelp:
+      case Pane::kBench:
         if (k.key == Key::kEsc || k.key == Key::kEnter || (k.key == Key::kChar && (k.ch == 'q' || k.ch == '?'))) {
           ui_.pane = Pane::kTable;
           return;
@@ -694,6 +919,14 @@ class App {
         ui_.log_search.clear();
         LoadLog();
         return;
+      case 'b':
+        if (r == nullptr) return;
+        if (bench_) return Say("a bench is already running (esc cancels it)", true);
+        if (!r->running || r->state != "ready") return Say(r->name + " is not ready: start it first (s)", true);
+        pending_ = 'b';
+        ui_.confirm = "bench " + r->name + " (quick suite C, ~" + std::to_string(kBenchRuns * 2) +
+                      " requests through the proxy and direct)?";
+        return;
       case 'c':
         if (r == nullptr) return;
         if (ui_.chat_model != r->name) ui_.chat.clear();
@@ -722,6 +955,7 @@ class App {
   control::ControlClient control_;
   std::unique_ptr<control::FeedConnection> feed_;
   std::unique_ptr<ChatStream> chat_;
+  std::unique_ptr<BenchChild> bench_;
   DashState state_;
   UiState ui_;
   std::vector<ModelRow> rows_;

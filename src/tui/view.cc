@@ -1,5 +1,7 @@
 #include "tui/view.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -305,7 +307,94 @@ void DrawHelp(const UiState& ui, Screen& scr, int top, int h) {
   }
 }
 
+void DrawBench(const UiState& ui, Screen& scr, int top, int h) {
+  const BenchResult& b = ui.bench;
+  DrawBox(scr, top, h, "bench: " + Sanitize(b.model) + "  quick suite C  (esc back)", ui.caps);
+  std::vector<std::pair<std::string, Style>> lines;
+  const Style plain{}, bad{Color::kRed, true, false, false}, good{Color::kGreen, false, false, false};
+  if (!b.error.empty()) {
+    lines.emplace_back(b.ok ? "partial" : "failed", bad);
+    for (auto& l : Wrap(Sanitize(b.error), scr.width() - 2)) lines.emplace_back("  " + l, plain);
+  }
+  if (b.have_ttft || b.have_ratio || b.requests > 0) {
+    lines.emplace_back("added TTFT  p50 " +
+                           (b.have_ttft ? Fmt("%.3f", b.added_ttft_p50_ms) + " ms" : std::string("-")) + "   p99 " +
+                           (b.have_ttft ? Fmt("%.3f", b.added_ttft_p99_ms) + " ms" : std::string("-")),
+                       plain);
+    lines.emplace_back("decode      " + (b.have_ratio ? Fmt("%.4f", b.decode_ratio) + " [" + Fmt("%.4f", b.decode_lo) +
+                                                            ", " + Fmt("%.4f", b.decode_hi) + "] (proxy/direct)"
+                                                      : std::string("-")),
+                       plain);
+    lines.emplace_back("errors      " + std::to_string(b.errors) + " of " + std::to_string(b.requests) + " requests",
+                       b.errors > 0 ? bad : good);
+    lines.emplace_back(
+        "runs        " + std::to_string(b.runs) + " per target, alternated; took " + Fmt("%.1f", b.seconds) + " s",
+        plain);
+    lines.emplace_back("goal        p50 +0.1, p99 +0.5 ms at most; decode >= 0.995", plain);
+  }
+  if (!b.report.empty()) {
+    lines.emplace_back("report", plain);
+    for (auto& l : Wrap(Sanitize(b.report), scr.width() - 2)) lines.emplace_back("  " + l, plain);
+  }
+  for (int i = 0; i < h - 1 && i < static_cast<int>(lines.size()); ++i) {
+    const auto& [text, st] = lines[static_cast<size_t>(i)];
+    scr.Put(0, top + 1 + i, Fit(text, scr.width()), st);
+  }
+}
+
 }  // namespace
+
+BenchResult ParseBenchOutput(const std::string& model, const std::string& out, int exit_code,
+                             const std::string& stderr_tail) {
+  BenchResult r;
+  r.model = model;
+  const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+  if (j.is_object()) {
+    try {
+      if (j.contains("dir") && j["dir"].is_string()) r.report = j["dir"].get<std::string>() + "/results.json";
+      for (const auto& s : j.value("suites", nlohmann::json::array())) {
+        if (!s.is_object() || s.value("suite", std::string()) != "C") continue;
+        if (s.value("status", std::string()) != "ran" && !s.value("reason", std::string()).empty()) {
+          r.error = "suite C " + s.value("status", std::string()) + ": " + s.value("reason", std::string());
+        }
+        for (const auto& c : s.value("cells", nlohmann::json::array())) {
+          if (!c.is_object()) continue;
+          r.requests += c.value("requests", 0);
+          r.errors += c.value("errors", 0);
+        }
+        for (const auto& h : s.value("hop_summary", nlohmann::json::array())) {
+          if (!h.is_object() || h.value("target", std::string()) != "proxy") continue;
+          if (h.contains("added_ttft_p50_ms") && h.contains("added_ttft_p99_ms")) {
+            r.have_ttft = true;
+            r.added_ttft_p50_ms = h.value("added_ttft_p50_ms", 0.0);
+            r.added_ttft_p99_ms = h.value("added_ttft_p99_ms", 0.0);
+          }
+          const nlohmann::json ratio = h.value("paired_decode_ratio", nlohmann::json());
+          if (ratio.is_object() && ratio.value("valid", false)) {
+            r.have_ratio = true;
+            r.decode_ratio = ratio.value("estimate", 0.0);
+            r.decode_lo = ratio.value("lo", 0.0);
+            r.decode_hi = ratio.value("hi", 0.0);
+          }
+          break;  // one workload: the first proxy row
+        }
+      }
+      r.ok = exit_code == 0 && r.error.empty();
+    } catch (const nlohmann::json::exception& e) {
+      r.error = std::string("unreadable bench output: ") + e.what();
+    }
+  }
+  if (exit_code != 0) {
+    std::string tail = stderr_tail;
+    while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
+    std::string why = exit_code < 0 ? "cancelled" : "corral bench exited with code " + std::to_string(exit_code);
+    r.error = why + (tail.empty() ? "" : ": " + tail) + (r.error.empty() ? "" : "; " + r.error);
+    r.ok = false;
+  } else if (!j.is_object() && r.error.empty()) {
+    r.error = "corral bench printed no JSON summary";
+  }
+  return r;
+}
 
 const std::vector<std::pair<std::string, std::string>>& KeyHelp() {
   static const std::vector<std::pair<std::string, std::string>> kKeys = {
@@ -317,6 +406,7 @@ const std::vector<std::pair<std::string, std::string>>& KeyHelp() {
       {"enter", "details: live numbers, log path, the exact argv"},
       {"l", "its log: f follow, up/down scroll, / search, n next"},
       {"c", "chat with it through the proxy (enter sends)"},
+      {"b", "quick suite C: added TTFT, decode ratio (asks)"},
       {"/", "filter models by name (enter keeps, esc clears)"},
       {"o", "sort: state, name, memory, requests"},
       {"?", "this help"},
@@ -341,17 +431,28 @@ void Draw(const DashState& s, const UiState& ui, Screen& scr) {
     case Pane::kLogs: DrawLogs(ui, scr, body_top, body_h); break;
     case Pane::kChat: DrawChat(ui, scr, body_top, body_h); break;
     case Pane::kHelp: DrawHelp(ui, scr, body_top, body_h); break;
+    case Pane::kBench: DrawBench(ui, scr, body_top, body_h); break;
   }
   // status line: a question, else the last outcome
   if (!ui.confirm.empty()) {
     scr.Put(0, h - 2, Fit(ui.confirm + " [y/N]", w), {Color::kYellow, true, false, false});
+  } else if (!ui.bench_running.empty()) {
+    const int64_t secs = std::max<int64_t>((ui.now_ms - ui.bench_started_ms) / 1000, 0);
+    scr.Put(0, h - 2,
+            Fit("benchmarking " + Sanitize(ui.bench_running) + (ui.caps.unicode ? "\u2026 " : "... ") +
+                    HumanDuration(secs) + "  (esc cancels)",
+                w),
+            {Color::kYellow, true, false, false});
   } else if (!ui.message.empty()) {
     scr.Put(0, h - 2, Fit(Sanitize(ui.message), w),
             ui.message_error ? Style{Color::kRed, true, false, false} : Style{Color::kGreen, false, false, false});
   }
+  // The table's hints drop "enter" below 64 columns (it is in the help).
+  const char* table_hints = w >= 64 ? "s start x stop u unload p pin enter l log c chat b bench ? help q"
+                                    : "s start x stop u unload p pin l log c chat b bench ? help q";
   const char* hints = ui.pane == Pane::kLogs   ? "f follow  up/dn scroll  / search  n next  esc back"
                       : ui.pane == Pane::kChat ? "type, enter sends  esc back"
-                                               : "s start x stop u unload p pin enter l log c chat ? help q";
+                                               : table_hints;
   scr.Put(0, h - 1, Fit(hints, w), {Color::kGray, false, false, true});
 }
 

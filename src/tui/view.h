@@ -14,12 +14,31 @@
 
 namespace corral::tui {
 
-enum class Pane { kTable, kDetails, kLogs, kChat, kHelp };
+enum class Pane { kTable, kDetails, kLogs, kChat, kHelp, kBench };
 
 struct ChatTurn {
   std::string role;  // "you", the model's name, or "error"
   std::string text;
 };
+
+// What a quick suite C (`b`) found: parsed from `corral bench --json`'s output, or why it failed.
+struct BenchResult {
+  std::string model;
+  bool ok = false;
+  double added_ttft_p50_ms = 0, added_ttft_p99_ms = 0;  // proxy minus direct
+  bool have_ttft = false;
+  double decode_ratio = 0, decode_lo = 0, decode_hi = 0;  // paired, with its 95 % interval
+  bool have_ratio = false;
+  int requests = 0, errors = 0;  // measured requests over both targets
+  int runs = 0;
+  double seconds = 0;
+  std::string report;  // the results.json it wrote
+  std::string error;   // exit code and the stderr tail, when it failed or was cancelled
+};
+
+// Parses the child's stdout (the --json summary); `exit_code` and `stderr_tail` describe a failure.
+BenchResult ParseBenchOutput(const std::string& model, const std::string& out, int exit_code,
+                             const std::string& stderr_tail);
 
 struct UiState {
   Pane pane = Pane::kTable;
@@ -43,6 +62,10 @@ struct UiState {
   std::string chat_input;
   bool chat_streaming = false;
   std::string chat_stats;  // "TTFT 12 ms, 95 tok/s" of the last answer
+  // bench (b): running in the background (the status line shows it), then the result pane
+  std::string bench_running;  // the model being measured; empty = none
+  int64_t bench_started_ms = 0;
+  BenchResult bench;
   Caps caps;
   int64_t now_ms = 0;
 };

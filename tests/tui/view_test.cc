@@ -121,6 +121,60 @@ TEST(TuiViewTest, LogsAndChatAndHelpAndConfirm) {
   EXPECT_NE(text.find("stop corral-tiny-bpe (cuts 1 streams)? [y/N]"), std::string::npos) << text;
 }
 
+// What `corral bench --suite C --json` prints, trimmed to the parts the pane reads.
+constexpr const char* kBenchJson = R"({"dir":"/home/u/.local/state/corral/bench/20261202-054500","ok":true,
+  "suites":[{"suite":"C","status":"ran","reason":"",
+  "cells":[{"target":"direct","workload":"chat_turn","requests":10,"errors":0},
+           {"target":"proxy","workload":"chat_turn","requests":10,"errors":0}],
+  "comparisons":[],
+  "hop_summary":[{"workload":"chat_turn","target":"proxy","requests":10,"errors":0,"added_ttft_p50_ms":0.041,
+    "added_ttft_p99_ms":0.213,"paired_decode_ratio":{"estimate":0.9987,"lo":0.9954,"hi":1.0011,"valid":true},"pairs":10}]}]})";
+
+TEST(TuiViewTest, BenchResultPane) {
+  UiState ui = Ascii();
+  ui.pane = Pane::kBench;
+  ui.bench = ParseBenchOutput("corral-tiny-bpe", kBenchJson, 0, "");
+  ui.bench.runs = 10;
+  ui.bench.seconds = 2.5;
+  EXPECT_TRUE(ui.bench.ok);
+  EXPECT_EQ(ui.bench.requests, 20);
+  EXPECT_EQ(ui.bench.report, "/home/u/.local/state/corral/bench/20261202-054500/results.json");
+  const std::string text = Render(Canned(), ui, 80, 24);
+  EXPECT_NE(text.find("added TTFT  p50 0.041 ms   p99 0.213 ms"), std::string::npos) << text;
+  EXPECT_NE(text.find("decode      0.9987 [0.9954, 1.0011]"), std::string::npos) << text;
+  EXPECT_NE(text.find("errors      0 of 20 requests"), std::string::npos) << text;
+  Golden("bench_80x24", text);
+  Golden("bench_60x20", Render(Canned(), ui, 60, 20));
+}
+
+TEST(TuiViewTest, BenchFailureAndRunningLine) {
+  // A failed child: the exit code and the stderr tail, no numbers.
+  BenchResult failed = ParseBenchOutput("m", "", 69, "bench: --direct-url: connection refused\n");
+  EXPECT_FALSE(failed.ok);
+  EXPECT_EQ(failed.error, "corral bench exited with code 69: bench: --direct-url: connection refused");
+  UiState ui = Ascii();
+  ui.pane = Pane::kBench;
+  ui.bench = failed;
+  std::string text = Render(Canned(), ui, 60, 20);
+  EXPECT_NE(text.find("failed"), std::string::npos) << text;
+  EXPECT_NE(text.find("exited with code 69"), std::string::npos) << text;
+  EXPECT_EQ(text.find("added TTFT"), std::string::npos) << text;
+  // JSON that says the run failed (exit 1) keeps its numbers and says why.
+  BenchResult partial = ParseBenchOutput("m", kBenchJson, 1, "bench: suite C: 10 of 20 requests failed");
+  EXPECT_FALSE(partial.ok);
+  EXPECT_TRUE(partial.have_ttft);
+  EXPECT_NE(partial.error.find("code 1"), std::string::npos);
+  // Cancelled: -1.
+  EXPECT_EQ(ParseBenchOutput("m", "", -1, "").error, "cancelled");
+  // While it runs the table stays, the status line counts the seconds.
+  ui.pane = Pane::kTable;
+  ui.bench_running = "corral-tiny-bpe";
+  ui.bench_started_ms = kNowMs - 7000;
+  text = Render(Canned(), ui, 60, 20);
+  EXPECT_NE(text.find("benchmarking corral-tiny-bpe... 7s  (esc cancels)"), std::string::npos) << text;
+  EXPECT_NE(text.find("b bench ? help q"), std::string::npos) << text;
+}
+
 TEST(TuiViewTest, DisconnectedSaysReconnecting) {
   DashState s = Canned();
   s.SetDisconnected("the daemon went away");
