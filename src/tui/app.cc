@@ -924,8 +924,8 @@ class App {
         if (bench_) return Say("a bench is already running (esc cancels it)", true);
         if (!r->running || r->state != "ready") return Say(r->name + " is not ready: start it first (s)", true);
         pending_ = 'b';
-        ui_.confirm = "bench " + r->name + " (quick suite C, ~" + std::to_string(kBenchRuns * 2) +
-                      " requests through the proxy and direct)?";
+        ui_.confirm =
+            "quick suite C on " + r->name + " (" + std::to_string((kBenchRuns + kBenchWarmup) * 2) + " requests)?";
         return;
       case 'c':
         if (r == nullptr) return;

@@ -204,5 +204,54 @@ TEST_F(TuiIntegrationTest, DriveAModelFromTheKeyboard) {
       10s));
 }
 
+// b: a quick suite C on a ready model, from the keyboard: refused on a model that is not
+// running, asked first, cancelled with esc (the child's group killed and reaped), then run
+// to the result pane (added TTFT, decode ratio, errors, the report's path).
+TEST_F(TuiIntegrationTest, QuickSuiteCFromTheKeyboard) {
+  if (Sh("command -v tmux").empty()) GTEST_SKIP() << "tmux is not installed (deps/debian-packages.txt)";
+  ASSERT_GT(StartDaemon(), 0);
+  Sh(tmux_ + " new-session -d -s t -x 80 -y 24 \"" + EnvPrefix() + " " + testing::CorralBinary() + " top\"");
+  ASSERT_TRUE(WaitFor([](const std::string& s) { return Row(s, "alpha").find("off") != std::string::npos; }))
+      << Screen();
+  // Not running: a clear message, nothing asked, nothing run.
+  Keys("b");
+  ASSERT_TRUE(WaitText("is not ready: start it first")) << Screen();
+  EXPECT_EQ(Screen().find("[y/N]"), std::string::npos);
+
+  Keys("s");
+  ASSERT_TRUE(WaitFor([](const std::string& s) { return Row(s, "alpha").find("idle") != std::string::npos; }, 60s))
+      << Screen();
+  const std::string alpha = NameOf("alpha");
+
+  // Asked, then cancelled while it runs: no bench process is left.
+  Keys("b");
+  ASSERT_TRUE(WaitText("[y/N]")) << Screen();
+  Keys("y");
+  ASSERT_TRUE(WaitText("benchmarking " + alpha)) << Screen();
+  Keys("Escape");
+  ASSERT_TRUE(WaitText("bench cancelled")) << Screen();
+  // "[-]-model": the pattern does not match pgrep's own shell
+  const std::string mine = "[-]-model " + alpha + " --workload";
+  EXPECT_EQ(Sh("pgrep -f -- '" + mine + "' || true"), "") << "an orphaned bench";
+
+  // Run to the end: the result pane.
+  Keys("b");
+  ASSERT_TRUE(WaitText("[y/N]")) << Screen();
+  Keys("y");
+  ASSERT_TRUE(WaitText("added TTFT", 90s)) << Screen();
+  const std::string pane = Screen();
+  EXPECT_NE(pane.find("bench: " + alpha), std::string::npos) << pane;
+  EXPECT_TRUE(std::regex_search(pane, std::regex("p50 -?[0-9]+\\.[0-9]{3} ms +p99 -?[0-9]+\\.[0-9]{3} ms"))) << pane;
+  EXPECT_TRUE(std::regex_search(pane, std::regex("decode +[0-9]\\.[0-9]{4} \\["))) << pane;
+  EXPECT_NE(pane.find("errors      0 of 20 requests"), std::string::npos) << pane;
+  const std::string unwrapped = std::regex_replace(pane, std::regex(" *\\n  "), "");  // the path wraps
+  EXPECT_NE(unwrapped.find("/corral/bench/"), std::string::npos) << pane;
+  EXPECT_NE(unwrapped.find("results.json"), std::string::npos) << pane;
+  EXPECT_EQ(pane.find("failed"), std::string::npos) << pane;
+  Keys("Escape");
+  ASSERT_TRUE(WaitText("MODEL")) << Screen();
+  Keys("q");
+}
+
 }  // namespace
 }  // namespace corral
