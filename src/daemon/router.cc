@@ -14,6 +14,9 @@ using supervisor::ChildInfo;
 using supervisor::ChildState;
 
 constexpr std::chrono::seconds kIdleCheckInterval{1};
+// The longest TTL and the "never" of /api/ps: a century. Clock arithmetic is in nanoseconds
+// (int64: ±292 years around 1970), so a larger TTL from a config or keep_alive would overflow.
+constexpr std::chrono::seconds kFarFuture = std::chrono::hours(24 * 365 * 100);
 constexpr int kQueueFullRetryAfterS = 2;
 constexpr int kTimeoutRetryAfterS = 5;
 
@@ -806,18 +809,21 @@ std::optional<std::chrono::seconds> ModelRouter::IdleTtlLocked(const ChildInfo& 
   }
   if (!u.keep_alive && ttl.count() == 0) return std::nullopt;  // 0 = never
   if (ttl.count() < 0) return std::nullopt;                    // keep loaded
-  return ttl;
+  return std::min(ttl, kFarFuture);                            // time arithmetic in nanoseconds must not overflow
 }
 
 std::chrono::system_clock::time_point ModelRouter::ExpiresAtLocked(const ChildInfo& c) const {
   const auto now = std::chrono::system_clock::now();
   const std::optional<std::chrono::seconds> ttl = IdleTtlLocked(c);
-  // Never: Ollama's own answer for keep_alive -1 is "now + the longest duration" (year
-  // 2318); the same here, so clients that sort or compare dates see a far future.
-  if (!ttl) return now + std::chrono::hours(24 * 365 * 292);
+  // Never: Ollama answers "now + the longest duration" (Go's time: year 2318). The
+  // nanosecond system clock ends in 2262 (UBSan caught the overflow), so "far future" here is
+  // a century from now, and every TTL is capped there too: a config or a keep_alive may ask
+  // for more than the clock can hold.
+  if (!ttl) return now + kFarFuture;
+  const std::chrono::seconds capped = std::min(*ttl, kFarFuture);  // IdleTtlLocked caps it already
   auto it = usage_.find(c.name);
-  if (it == usage_.end() || it->second.in_flight > 0) return now + *ttl;  // busy: the clock starts when it ends
-  const auto left = it->second.last_used + *ttl - Now();
+  if (it == usage_.end() || it->second.in_flight > 0) return now + capped;  // busy: the clock starts when it ends
+  const auto left = it->second.last_used + capped - Now();
   return now + std::chrono::duration_cast<std::chrono::system_clock::duration>(std::max(left, Clock::duration::zero()));
 }
 
