@@ -23,10 +23,12 @@
 
 #include "catalog/catalog.h"
 #include "cli/commands.h"
+#include "common/url.h"
 #include "control/transport.h"
 #include "daemon/daemon.h"
 #include "daemon/models.h"
 #include "engine/engine.h"
+#include "proxy/listen.h"
 #include "pull/hub_cache.h"
 #include "pull/token.h"
 #include "supervisor/launch.h"
@@ -106,21 +108,18 @@ void CheckDaemonAndPort(Doctor& d, const config::Config& config) {
     d.Add("daemon.not_running", "info", "no daemon is running (commands start one when needed)");
   }
   if (running) return;
-  const size_t colon = config.listen.rfind(':');
-  if (colon == std::string::npos) return;
-  std::string host = config.listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  const int port = std::atoi(config.listen.c_str() + colon + 1);
-  if (port <= 0 || port > 65535) return;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (::inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host.c_str(), &a.sin_addr) != 1) return;  // IPv6/names
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto first = proxy::ParseListenList(config.listen);
+  if (!first.ok() || first->empty()) return;  // `config.invalid` reports it
+  auto hp = ParseHostPort(first->front().host_port, true);
+  if (!hp.ok()) return;
+  const int port = hp->port;
+  sockaddr_storage a{};
+  const socklen_t len = ToSockaddr(*hp, &a);
+  const int fd = ::socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 && errno == EADDRINUSE) {
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 && errno == EADDRINUSE) {
     d.Add("proxy.port_taken", "error",
-          "the proxy's address " + config.listen + " is taken by another process (the daemon could not listen)",
+          "the proxy's address " + first->front().text + " is taken by another process (the daemon could not listen)",
           "stop that process (ss -ltnp 'sport = :" + std::to_string(port) +
               "'), or set listen: / --listen to another port");
   }

@@ -25,6 +25,7 @@
 #include "catalog/catalog.h"
 #include "cli/commands.h"
 #include "cli/lifecycle_client.h"
+#include "common/url.h"
 #include "control/api.h"
 #include "supervisor/launch.h"
 
@@ -512,10 +513,7 @@ int RunRun(const GlobalOptions& global, RunArgs& a) {
   const std::string name = o.model.value("name", std::string());
   int port = o.model.value("port", 0);
   const std::string proxy = ProxyUrl(global, **client);
-  if (size_t colon = proxy.rfind(':'); colon != std::string::npos) {
-    int proxy_port = std::atoi(proxy.c_str() + colon + 1);
-    if (proxy_port > 0) port = proxy_port;
-  }
+  if (auto hp = ParseHostPort(proxy, true); hp.ok()) port = hp->port;
   struct sigaction sa {};
   sa.sa_handler = OnRunInterrupt;
   ::sigaction(SIGINT, &sa, nullptr);

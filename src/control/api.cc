@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "common/url.h"
+
 namespace corral::control {
 namespace {
 
@@ -58,31 +60,10 @@ Result<std::vector<std::string>> StringList(const nlohmann::json& j, const char*
   return out;
 }
 
-int Hex(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 Result<std::string> Decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%') {
-      if (i + 2 >= s.size()) return InvalidArgument("truncated %-escape in target");
-      int hi = Hex(s[i + 1]);
-      int lo = Hex(s[i + 2]);
-      if (hi < 0 || lo < 0) return InvalidArgument("bad %-escape in target");
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else if (s[i] == '+') {
-      out += ' ';
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
+  auto out = PercentDecodeStrict(s, true);
+  if (!out) return InvalidArgument("bad %-escape in target");
+  return std::move(*out);
 }
 
 // Bytes 0x00-0x1f and 0x7f.

@@ -23,6 +23,7 @@
 
 #include "common/log.h"
 #include "common/thread_annotations.h"
+#include "common/url.h"
 #include "edge/link.h"
 #include "proxy/listen.h"
 
@@ -72,32 +73,10 @@ struct Mailbox {
 }  // namespace
 
 Result<int> BindListener(const std::string& listen, uint16_t* port) {
-  size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) return InvalidArgument("listen must be HOST:PORT, got '" + listen + "'");
-  std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host == "localhost") host = "127.0.0.1";
-  std::string port_text = listen.substr(colon + 1);
-  unsigned long p = 0;
-  if (port_text.empty() || port_text.size() > 5 || port_text.find_first_not_of("0123456789") != std::string::npos ||
-      (p = std::stoul(port_text)) > 65535) {
-    return InvalidArgument("listen must be HOST:PORT, got '" + listen + "'");
-  }
+  auto hp = ParseHostPort(listen);
+  if (!hp.ok()) return hp.status();
   sockaddr_storage ss{};
-  socklen_t len = 0;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(p));
-    len = sizeof *v4;
-  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(p));
-    len = sizeof *v6;
-  } else {
-    return InvalidArgument("listen host '" + host + "' must be an IP address or localhost");
-  }
+  const socklen_t len = ToSockaddr(*hp, &ss);
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return ErrnoError("socket", errno);
   int one = 1;

@@ -1,7 +1,6 @@
 #include "proxy/listen.h"
 
-#include <arpa/inet.h>
-
+#include "common/url.h"
 #include "proxy/request_guard.h"
 
 namespace corral::proxy {
@@ -28,28 +27,12 @@ Result<std::vector<ListenSpec>> ParseListenList(std::string_view text) {
     } else if (entry.starts_with("http://")) {
       entry.remove_prefix(7);
     }
-    if (!entry.empty() && entry.back() == '/') entry.remove_suffix(1);
-    size_t colon = entry.rfind(':');
-    if (colon == std::string_view::npos || colon == 0) return bad(s.text);
-    std::string_view host = entry.substr(0, colon), port = entry.substr(colon + 1);
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) {
-      return bad(s.text);
-    }
-    unsigned long p = std::stoul(std::string(port));
-    if (p > 65535) return bad(s.text);
-    s.port = static_cast<uint16_t>(p);
-    bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
-    if (bracketed) host = host.substr(1, host.size() - 2);
-    s.host = host == "localhost" ? "127.0.0.1" : std::string(host);
-    unsigned char buf[16];
-    bool v4 = ::inet_pton(AF_INET, s.host.c_str(), buf) == 1;
-    bool v6 = !v4 && ::inet_pton(AF_INET6, s.host.c_str(), buf) == 1;
-    if (!v4 && !v6) return bad(s.text);
-    if (v6 && !bracketed && host != "localhost") {
-      // "::1:11450" is ambiguous to people, not to rfind; accept it as the keeper always did.
-    }
+    auto hp = ParseHostPort(entry);
+    if (!hp.ok()) return bad(s.text);
+    s.host = hp->host;
+    s.port = hp->port;
     s.loopback = IsLoopbackHost(s.host);
-    s.host_port = (v6 ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port);
+    s.host_port = hp->ToString();
     out.push_back(std::move(s));
     if (out.size() > kMaxListenAddresses) return InvalidArgument("at most 8 listen addresses");
     if (comma == std::string_view::npos) break;

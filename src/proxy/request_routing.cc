@@ -5,6 +5,8 @@
 #include <array>
 #include <cstring>
 
+#include "common/url.h"
+
 namespace corral::proxy {
 
 std::string_view to_string(RouteKind kind) {
@@ -87,13 +89,6 @@ bool MethodMatches(std::string_view allowed, std::string_view method) {
   return false;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 }  // namespace
 
 Route ClassifyRoute(std::string_view method, std::string_view target) {
@@ -128,17 +123,7 @@ std::string ModelIdFromTarget(std::string_view target) {
   std::string_view raw = target.substr(0, target.find('?'));
   if (raw.size() <= kModelPrefix.size()) return {};
   raw.remove_prefix(kModelPrefix.size());
-  std::string out;
-  out.reserve(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] == '%' && i + 2 < raw.size() && HexValue(raw[i + 1]) >= 0 && HexValue(raw[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(raw[i + 1]) * 16 + HexValue(raw[i + 2]));
-      i += 2;
-    } else {
-      out += raw[i];
-    }
-  }
-  return out;
+  return PercentDecode(raw, false);
 }
 
 std::string QueryParam(std::string_view target, std::string_view key) {
@@ -150,21 +135,7 @@ std::string QueryParam(std::string_view target, std::string_view key) {
     std::string_view pair = query.substr(0, amp);
     size_t eq = pair.find('=');
     if (pair.substr(0, eq) == key && eq != std::string_view::npos) {
-      std::string_view raw = pair.substr(eq + 1);
-      std::string out;
-      out.reserve(raw.size());
-      for (size_t i = 0; i < raw.size(); ++i) {
-        char c = raw[i];
-        if (c == '+') {
-          out += ' ';
-        } else if (c == '%' && i + 2 < raw.size() && HexValue(raw[i + 1]) >= 0 && HexValue(raw[i + 2]) >= 0) {
-          out += static_cast<char>(HexValue(raw[i + 1]) * 16 + HexValue(raw[i + 2]));
-          i += 2;
-        } else {
-          out += c;
-        }
-      }
-      return out;
+      return PercentDecode(pair.substr(eq + 1), true);
     }
     if (amp == std::string_view::npos) break;
     query.remove_prefix(amp + 1);
@@ -289,7 +260,7 @@ bool Hex4(std::string_view s, size_t i, uint32_t* out) {
   if (i + 4 > s.size()) return false;
   uint32_t v = 0;
   for (size_t k = 0; k < 4; ++k) {
-    int h = HexValue(s[i + k]);
+    int h = HexDigitValue(s[i + k]);
     if (h < 0) return false;
     v = v * 16 + static_cast<uint32_t>(h);
   }

@@ -1,47 +1,16 @@
 #include "proxy/static_provider.h"
 
-#include <boost/asio/ip/address.hpp>
-
-#include <charconv>
+#include "common/url.h"
 
 namespace corral::proxy {
 
 Result<Endpoint> ParseUpstreamUrl(std::string_view url) {
-  std::string_view rest = url;
-  constexpr std::string_view kScheme = "http://";
-  if (rest.substr(0, kScheme.size()) != kScheme) {
-    return InvalidArgument("upstream '" + std::string(url) + "' must start with http://");
+  if (!url.starts_with("http://")) {
+    return InvalidArgument("upstream '" + std::string(url) + "' must be http://HOST:PORT");
   }
-  rest.remove_prefix(kScheme.size());
-  while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  std::string_view host;
-  std::string_view port_text;
-  if (!rest.empty() && rest.front() == '[') {
-    size_t close = rest.find(']');
-    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':') {
-      return InvalidArgument("upstream '" + std::string(url) + "' must be http://HOST:PORT");
-    }
-    host = rest.substr(1, close - 1);
-    port_text = rest.substr(close + 2);
-  } else {
-    size_t colon = rest.rfind(':');
-    if (colon == std::string_view::npos) {
-      return InvalidArgument("upstream '" + std::string(url) + "' must be http://HOST:PORT");
-    }
-    host = rest.substr(0, colon);
-    port_text = rest.substr(colon + 1);
-  }
-  unsigned port = 0;
-  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port == 0 || port > 65535) {
-    return InvalidArgument("upstream '" + std::string(url) + "' has a bad port");
-  }
-  std::string h(host);
-  if (h == "localhost") h = "127.0.0.1";
-  boost::system::error_code aec;
-  boost::asio::ip::make_address(h, aec);
-  if (aec) return InvalidArgument("upstream host '" + h + "' must be an IP address or localhost");
-  return Endpoint{h, static_cast<uint16_t>(port)};
+  auto hp = ParseHostPort(url, true);
+  if (!hp.ok()) return InvalidArgument("upstream: " + hp.status().message());
+  return Endpoint{hp->host, hp->port};
 }
 
 StaticProvider::StaticProvider(std::map<std::string, Endpoint> upstreams) : upstreams_(std::move(upstreams)) {}

@@ -27,6 +27,7 @@
 #include <memory>
 #include <optional>
 
+#include "common/url.h"
 #include "control/api.h"
 #include "control/transport.h"
 #include "tui/screen.h"
@@ -158,19 +159,14 @@ class ChatStream {
   ~ChatStream() { Close(); }
   Status Start(const std::string& base_url, const std::string& model, const json& messages) {
     // base_url: "http://HOST:PORT" (the daemon's own loopback proxy address)
-    std::string rest = base_url.substr(base_url.find("://") == std::string::npos ? 0 : base_url.find("://") + 3);
-    size_t colon = rest.rfind(':');
-    if (colon == std::string::npos) return InvalidArgument("no proxy address");
-    std::string host = rest.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    int port = std::atoi(rest.substr(colon + 1).c_str());
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    if (host == "0.0.0.0" || host == "localhost") host = "127.0.0.1";
-    if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) return InvalidArgument("proxy host " + host);
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    auto hp = ParseHostPort(base_url, true);
+    if (!hp.ok()) return InvalidArgument("no proxy address: " + hp.status().message());
+    if (hp->host == "0.0.0.0") hp->host = "127.0.0.1";  // a wildcard listener answers on loopback
+    if (hp->host == "::") hp->host = "::1";
+    sockaddr_storage a{};
+    const socklen_t len = ToSockaddr(*hp, &a);
+    fd_ = ::socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0) {
       Close();
       return Unavailable("cannot connect to the proxy at " + base_url);
     }
