@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "common/fs.h"
+#include "common/thread_annotations.h"
 #include "control/transport.h"
 
 namespace corral::control {
@@ -50,12 +51,12 @@ struct ControlServer::Impl {
   asio::io_context ioc;
   std::unique_ptr<local::acceptor> acceptor;
   std::thread accept_thread;
-  std::mutex mu;
-  std::list<std::unique_ptr<Conn>> conns;  // GUARDED_BY(mu)
-  bool stopping = false;                   // GUARDED_BY(mu)
+  Mutex mu;
+  std::list<std::unique_ptr<Conn>> conns CORRAL_GUARDED_BY(mu);
+  bool stopping CORRAL_GUARDED_BY(mu) = false;
   std::string path;
 
-  void ReapLocked() {
+  void ReapLocked() CORRAL_REQUIRES(mu) {
     for (auto it = conns.begin(); it != conns.end();) {
       if ((*it)->done.load()) {
         (*it)->thread.join();
@@ -71,7 +72,7 @@ struct ControlServer::Impl {
       beast::error_code ec;
       local::socket sock(ioc);
       acceptor->accept(sock, ec);
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       if (stopping) return;
       ReapLocked();
       if (ec) continue;
@@ -83,7 +84,7 @@ struct ControlServer::Impl {
         Serve(s);
         beast::error_code ignored;
         {
-          std::lock_guard<std::mutex> l(mu);
+          MutexLock l(mu);
           raw->fd = -1;
         }
         s.close(ignored);
@@ -206,7 +207,7 @@ void ControlServer::Start() {
 void ControlServer::Stop() {
   if (!impl_ || !impl_->acceptor) return;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     if (impl_->stopping) return;
     impl_->stopping = true;
     ::shutdown(impl_->acceptor->native_handle(), SHUT_RDWR);  // wakes accept()
@@ -217,7 +218,7 @@ void ControlServer::Stop() {
   if (impl_->accept_thread.joinable()) impl_->accept_thread.join();
   std::list<std::unique_ptr<Impl::Conn>> conns;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     conns.swap(impl_->conns);
   }
   for (auto& c : conns) c->thread.join();

@@ -37,7 +37,7 @@ void Activity::OnRequest(const std::string& model, const std::string& child, con
   e.duration_ms = static_cast<double>(r.duration_us) / 1000.0;
   e.proxy_added_us = r.proxy_added_us;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     ++total_requests_;
     if (!child.empty() && (requests_.size() < 1024 || requests_.contains(child))) ++requests_[child];
   }
@@ -47,7 +47,7 @@ void Activity::OnRequest(const std::string& model, const std::string& child, con
 void Activity::OnChildren(const std::vector<supervisor::ChildInfo>& children) {
   std::vector<std::string> lines;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     std::map<std::string, uint64_t> seen;
     for (const auto& c : children) {
       seen[c.name] = c.generation;
@@ -79,7 +79,7 @@ control::Gauges Activity::GaugesNow() {
   g.budget_bytes = sources_.budget_bytes();
   g.reserved_bytes = sources_.reserved_bytes();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     const auto now = std::chrono::steady_clock::now();
     if (rate_at_ != std::chrono::steady_clock::time_point{}) {
       double secs = std::chrono::duration<double>(now - rate_at_).count();

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/thread_annotations.h"
 #include "control/feed.h"
 #include "control/transport.h"
 #include "proxy/model_provider.h"
@@ -50,13 +51,13 @@ class Activity {
 
  private:
   Sources sources_;
-  std::mutex mu_;
-  std::map<std::string, uint64_t> last_generation_;  // child -> last published generation; GUARDED_BY(mu_)
-  std::map<std::string, uint64_t> requests_;         // child -> finished requests; GUARDED_BY(mu_)
-  uint64_t total_requests_ = 0;                      // GUARDED_BY(mu_)
-  uint64_t rate_base_ = 0;                           // total_requests_ at the last gauges; GUARDED_BY(mu_)
-  std::chrono::steady_clock::time_point rate_at_{};  // GUARDED_BY(mu_)
-  control::EventFeed feed_;                          // last: its ticker calls GaugesNow
+  Mutex mu_;
+  std::map<std::string, uint64_t> last_generation_ CORRAL_GUARDED_BY(mu_);  // child -> last published generation
+  std::map<std::string, uint64_t> requests_ CORRAL_GUARDED_BY(mu_);         // child -> finished requests
+  uint64_t total_requests_ CORRAL_GUARDED_BY(mu_) = 0;
+  uint64_t rate_base_ CORRAL_GUARDED_BY(mu_) = 0;  // total_requests_ at the last gauges
+  std::chrono::steady_clock::time_point rate_at_ CORRAL_GUARDED_BY(mu_){};
+  control::EventFeed feed_;  // last: its ticker calls GaugesNow
 };
 
 }  // namespace corral::daemon

@@ -21,6 +21,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/paths.h"
+#include "common/thread_annotations.h"
 #include "common/version.h"
 #include "control/api.h"
 #include "control/transport.h"
@@ -94,11 +95,16 @@ class Daemon {
   Daemon& operator=(const Daemon&) = delete;
 
   Status Init() {
-    CORRAL_RETURN_IF_ERROR(ValidateDaemonConfig(config_));
+    const config::Config config = CurrentConfig();  // Init runs before any other thread
+    CORRAL_RETURN_IF_ERROR(ValidateDaemonConfig(config));
     auto total = supervisor::TotalMemoryBytes();
     total_memory_ = total.ok() ? *total : 0;
-    CORRAL_ASSIGN_OR_RETURN(budget_, MemoryBudgetBytes(config_, total_memory_));
-    auto engine = engine::Locate(config_, /*query_version=*/false);
+    CORRAL_ASSIGN_OR_RETURN(const uint64_t budget, MemoryBudgetBytes(config, total_memory_));
+    {
+      MutexLock lock(config_mu_);
+      budget_ = budget;
+    }
+    auto engine = engine::Locate(config, /*query_version=*/false);
     if (engine.ok()) {
       llama_server_ = engine->llama_server;
       Log("llama-server: %s (%s)", llama_server_.c_str(), engine->source.c_str());
@@ -111,11 +117,11 @@ class Daemon {
     supervisor::SupervisorOptions opts;
     opts.llama_server = llama_server_;
     opts.log_dir = ModelLogDir();
-    opts.memory_budget_bytes = budget_;
-    opts.health_timeout_base = std::chrono::seconds(config_.health_timeout_s);
-    opts.health_timeout_per_gib = std::chrono::seconds(config_.health_timeout_per_gib_s);
-    opts.stop_grace = std::chrono::seconds(config_.stop_timeout_s);
-    opts.liveness_timeout = std::chrono::seconds(config_.liveness_timeout_s);
+    opts.memory_budget_bytes = budget;
+    opts.health_timeout_base = std::chrono::seconds(config.health_timeout_s);
+    opts.health_timeout_per_gib = std::chrono::seconds(config.health_timeout_per_gib_s);
+    opts.stop_grace = std::chrono::seconds(config.stop_timeout_s);
+    opts.liveness_timeout = std::chrono::seconds(config.liveness_timeout_s);
     opts.on_change = [this] { OnChange(); };
     supervisor_ = std::make_unique<supervisor::Supervisor>(opts);
     sup_ = supervisor_.get();
@@ -123,8 +129,8 @@ class Daemon {
     // The data plane: the proxy reads routes_ lock-free and asks the router (over the
     // supervisor) for models that are not ready.
     RouterOptions ropts;
-    ropts.idle_ttl = std::chrono::seconds(config_.model_ttl_s);
-    router_ = std::make_unique<ModelRouter>(config_, *supervisor_, routes_, ropts);
+    ropts.idle_ttl = std::chrono::seconds(config.model_ttl_s);
+    router_ = std::make_unique<ModelRouter>(config, *supervisor_, routes_, ropts);
     router_ptr_.store(router_.get());
     for (const auto& w : router_->SettingsWarnings()) LogWarn("config: %s", w.c_str());
     // The event feed (GET /v1/events): child changes, finished requests, gauges.
@@ -140,20 +146,20 @@ class Daemon {
           a->OnRequest(model, child, r);
         });
     proxy::ProxyOptions popts;
-    popts.listen = config_.listen;
-    popts.threads = static_cast<int>(config_.proxy_threads);
-    popts.preconnect = config_.proxy_preconnect;
-    popts.max_body_bytes = static_cast<uint64_t>(config_.max_body_bytes);
-    popts.client_timeout = std::chrono::seconds(config_.proxy_client_timeout_s);
-    popts.upstream_timeout = std::chrono::seconds(config_.proxy_upstream_timeout_s);
-    popts.max_json_depth = static_cast<size_t>(config_.max_json_depth);
-    popts.cors_origins = config_.cors_origins;
-    popts.max_connections = static_cast<size_t>(config_.max_connections);
-    popts.max_connections_per_client = static_cast<size_t>(config_.max_connections_per_client);
-    popts.max_buffered_body_bytes = static_cast<uint64_t>(config_.max_buffered_body_bytes);
+    popts.listen = config.listen;
+    popts.threads = static_cast<int>(config.proxy_threads);
+    popts.preconnect = config.proxy_preconnect;
+    popts.max_body_bytes = static_cast<uint64_t>(config.max_body_bytes);
+    popts.client_timeout = std::chrono::seconds(config.proxy_client_timeout_s);
+    popts.upstream_timeout = std::chrono::seconds(config.proxy_upstream_timeout_s);
+    popts.max_json_depth = static_cast<size_t>(config.max_json_depth);
+    popts.cors_origins = config.cors_origins;
+    popts.max_connections = static_cast<size_t>(config.max_connections);
+    popts.max_connections_per_client = static_cast<size_t>(config.max_connections_per_client);
+    popts.max_buffered_body_bytes = static_cast<uint64_t>(config.max_buffered_body_bytes);
     popts.version = kCorralVersion;
     std::vector<std::string> lan_notes;  // issue 13: open door, TLS, keys
-    if (Status s = PrepareLan(config_, popts, &lan_notes); !s.ok()) return s;
+    if (Status s = PrepareLan(config, popts, &lan_notes); !s.ok()) return s;
     for (const auto& note : lan_notes) {
       if (note.starts_with("WARNING")) {
         lan_warnings_.push_back(note);  // shown by status (and the dashboards) too
@@ -163,7 +169,7 @@ class Daemon {
       }
     }
     uint16_t port = 0;
-    if (config_.proxy_process) {
+    if (config.proxy_process) {
       // Crash isolation: the proxy parses every network byte in its own process, restarted
       // if it dies; the children, the router and the control plane stay here.
       edge::ProxyHostOptions hopts;
@@ -171,17 +177,17 @@ class Daemon {
       hopts.proxy = popts;
       proxy_host_ = std::make_unique<edge::ProxyHost>(hopts, *router_, routes_);
       if (Status s = proxy_host_->Start(); !s.ok()) {
-        return s.WithContext("starting the proxy on " + config_.listen + " (set --listen or CORRAL_LISTEN)");
+        return s.WithContext("starting the proxy on " + config.listen + " (set --listen or CORRAL_LISTEN)");
       }
       port = proxy_host_->port();
     } else {
       proxy_ = std::make_unique<proxy::Proxy>(popts, *router_, routes_);
       if (Status s = proxy_->Start(); !s.ok()) {
-        return s.WithContext("starting the proxy on " + config_.listen + " (set --listen or CORRAL_LISTEN)");
+        return s.WithContext("starting the proxy on " + config.listen + " (set --listen or CORRAL_LISTEN)");
       }
       port = proxy_->port();
     }
-    proxy_url_ = FirstProxyUrl(config_.listen, port);
+    proxy_url_ = FirstProxyUrl(config.listen, port);
     Log("proxy listening on %s (OpenAI: %s/v1)%s", proxy_url_.c_str(), proxy_url_.c_str(),
         proxy_host_ ? ", in its own process" : "");
     SaveState();
@@ -230,7 +236,7 @@ class Daemon {
   // A file that does not parse or validate changes nothing. Never touches a running child
   // or a request in flight. Any thread; reloads are serialised.
   json ReloadConfig(const std::string& trigger) {
-    std::lock_guard<std::mutex> reload_lock(reload_mu_);
+    MutexLock reload_lock(reload_mu_);
     if (shutting_down_.load()) return {{"ok", false}, {"trigger", trigger}, {"error", "the daemon is shutting down"}};
     const config::Config running = CurrentConfig();
     json result = {{"trigger", trigger},       {"file", running.config_file},    {"changed", json::array()},
@@ -281,7 +287,7 @@ class Daemon {
                              std::chrono::seconds(next.proxy_upstream_timeout_s));
     }
     {
-      std::lock_guard<std::mutex> lock(config_mu_);
+      MutexLock lock(config_mu_);
       config_ = next;
       SetLogLevel(next.log_level);
       budget_ = *budget;
@@ -298,7 +304,7 @@ class Daemon {
   }
 
   void SetWatching(bool watching) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     watching_ = watching;
   }
 
@@ -348,7 +354,7 @@ class Daemon {
   }
 
   config::Config CurrentConfig() const {
-    std::lock_guard<std::mutex> lock(config_mu_);
+    MutexLock lock(config_mu_);
     return config_;
   }
 
@@ -360,7 +366,7 @@ class Daemon {
   }
 
   void RecordReload(const json& result) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     ++reloads_;
     ++reloads_by_trigger_[result.value("trigger", std::string("?"))];
     if (result.value("ok", false)) ++reloads_applied_;
@@ -371,7 +377,7 @@ class Daemon {
     const config::Config config = CurrentConfig();
     uint64_t budget = 0;
     {
-      std::lock_guard<std::mutex> lock(config_mu_);
+      MutexLock lock(config_mu_);
       budget = budget_;
     }
     json reload;
@@ -379,7 +385,7 @@ class Daemon {
     for (const auto& i : supervisor_->List()) models.push_back(ModelJson(i));
     json notices = json::array();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       for (const auto& n : notices_) notices.push_back(n);
       reload = {{"file", config.config_file},        {"reloads", reloads_},  {"applied", reloads_applied_},
                 {"by_trigger", reloads_by_trigger_}, {"last", last_reload_}, {"watching", watching_}};
@@ -428,7 +434,7 @@ class Daemon {
     }
     uint64_t budget = 0;
     {
-      std::lock_guard<std::mutex> lock(config_mu_);
+      MutexLock lock(config_mu_);
       budget = budget_;
     }
     return {
@@ -684,7 +690,7 @@ class Daemon {
     if (Activity* a = activity_ptr_.load()) a->OnChildren(sup_->List());
     // Log transitions once, then persist.
     for (const auto& i : sup_->List()) {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       auto& last = last_state_[i.name];
       if (last == i.state && last_gen_[i.name] != 0) continue;
       last_gen_[i.name] = i.generation;
@@ -708,7 +714,7 @@ class Daemon {
             {i.name, i.model, i.model_path, i.pid, i.port, std::string(supervisor::to_string(i.state)), i.argv});
       }
     }
-    std::lock_guard<std::mutex> lock(state_mu_);
+    MutexLock lock(state_mu_);
     Status s = MakeDirs(StateDir(), 0700);
     if (s.ok()) s = WriteStateFile(StateFilePath(), state);
     if (!s.ok()) LogError("cannot write the state file: %s", s.message().c_str());
@@ -719,6 +725,7 @@ class Daemon {
     StateRead read = ReadStateFile(StateFilePath(), std::time(nullptr));
     if (!read.notice.empty()) {
       LogWarn("%s", read.notice.c_str());
+      MutexLock lock(mu_);
       notices_.push_back(read.notice);
     }
     if (!read.state) return;
@@ -732,13 +739,14 @@ class Daemon {
       std::string n = "the previous daemon (pid " + std::to_string(read.state->daemon_pid) +
                       ") ended without draining; its models went with it: " + names;
       Log("%s", n.c_str());
+      MutexLock lock(mu_);
       notices_.push_back(n);
     }
   }
 
-  mutable std::mutex config_mu_;
-  config::Config config_;  // GUARDED_BY(config_mu_) after Init; replaced by ReloadConfig
-  std::mutex reload_mu_;   // serialises ReloadConfig (SIGHUP, /v1/reload, the file watcher)
+  mutable Mutex config_mu_;
+  config::Config config_ CORRAL_GUARDED_BY(config_mu_);  // replaced by ReloadConfig
+  Mutex reload_mu_;  // serialises ReloadConfig (SIGHUP, /v1/reload, the file watcher)
   const std::chrono::system_clock::time_point started_;
   std::unique_ptr<supervisor::Supervisor> supervisor_;
   proxy::RoutingTable routes_;
@@ -757,18 +765,18 @@ class Daemon {
   std::string llama_server_;
   std::string engine_error_;
   uint64_t total_memory_ = 0;
-  uint64_t budget_ = 0;  // GUARDED_BY(config_mu_) after Init
+  uint64_t budget_ CORRAL_GUARDED_BY(config_mu_) = 0;
   std::atomic<bool> shutting_down_{false};
-  std::mutex mu_;
-  std::vector<std::string> notices_;                          // GUARDED_BY(mu_) after Init
-  std::map<std::string, supervisor::ChildState> last_state_;  // GUARDED_BY(mu_)
-  std::map<std::string, uint64_t> last_gen_;                  // GUARDED_BY(mu_)
-  uint64_t reloads_ = 0;                                      // GUARDED_BY(mu_)
-  uint64_t reloads_applied_ = 0;                              // GUARDED_BY(mu_)
-  std::map<std::string, uint64_t> reloads_by_trigger_;        // GUARDED_BY(mu_)
-  json last_reload_;                                          // GUARDED_BY(mu_)
-  bool watching_ = false;                                     // GUARDED_BY(mu_): config.yaml watched
-  std::mutex state_mu_;                                       // serialises state-file writes
+  Mutex mu_;
+  std::vector<std::string> notices_ CORRAL_GUARDED_BY(mu_);
+  std::map<std::string, supervisor::ChildState> last_state_ CORRAL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> last_gen_ CORRAL_GUARDED_BY(mu_);
+  uint64_t reloads_ CORRAL_GUARDED_BY(mu_) = 0;
+  uint64_t reloads_applied_ CORRAL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, uint64_t> reloads_by_trigger_ CORRAL_GUARDED_BY(mu_);
+  json last_reload_ CORRAL_GUARDED_BY(mu_);
+  bool watching_ CORRAL_GUARDED_BY(mu_) = false;  // config.yaml watched
+  Mutex state_mu_;                                // serialises state-file writes
 };
 
 }  // namespace
