@@ -33,18 +33,13 @@ namespace {
 using nlohmann::json;
 using testing::RunResult;
 
-const std::vector<std::string> kTinyDims = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
-                                            "4",        "--n-ff", "128",       "--ctx", "512"};
+using testing::kTinyDims;
 
 class DaemonHardeningTest : public testing::PrivateDaemonTest {
  protected:
   void SetUp() override {
     PrivateDaemonTest::SetUp();
-    std::vector<std::string> a = kTinyDims, b = kTinyDims;
-    a.insert(a.end(), {"--name", "alpha", "--seed", "1"});
-    b.insert(b.end(), {"--name", "bravo", "--seed", "2"});
-    ASSERT_FALSE(testing::MakeModel(ModelDir(), "alpha.gguf", a).empty());
-    ASSERT_FALSE(testing::MakeModel(ModelDir(), "bravo.gguf", b).empty());
+    ASSERT_TRUE(testing::MakeAlphaBravo(ModelDir()));
   }
   std::string ModelDir() const { return dir_.File("data/corral/models"); }
   void WriteConfig(const std::string& yaml) {

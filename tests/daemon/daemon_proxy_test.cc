@@ -19,19 +19,12 @@ namespace {
 using nlohmann::json;
 using testing::RunResult;
 
-const std::vector<std::string> kTinyDims = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
-                                            "4",        "--n-ff", "128",       "--ctx", "512"};
-
 class DaemonProxyTest : public testing::PrivateDaemonTest {
  protected:
   void SetUp() override {
     PrivateDaemonTest::SetUp();
     const std::string models = dir_.File("data/corral/models");
-    std::vector<std::string> a = kTinyDims, b = kTinyDims;
-    a.insert(a.end(), {"--name", "alpha", "--seed", "1"});
-    b.insert(b.end(), {"--name", "bravo", "--seed", "2"});
-    ASSERT_FALSE(testing::MakeModel(models, "alpha.gguf", a).empty());
-    ASSERT_FALSE(testing::MakeModel(models, "bravo.gguf", b).empty());
+    ASSERT_TRUE(testing::MakeAlphaBravo(models));
   }
   bool WaitRunning(const std::vector<std::string>& want, std::chrono::seconds limit = std::chrono::seconds(30)) {
     auto deadline = std::chrono::steady_clock::now() + limit;

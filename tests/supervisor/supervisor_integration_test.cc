@@ -25,8 +25,7 @@ using nlohmann::json;
 using testing::RunResult;
 using testing::TempDir;
 
-const std::vector<std::string> kTinyDims = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
-                                            "4",        "--n-ff", "128",       "--ctx", "512"};
+using testing::kTinyDims;
 
 // True when the process is gone or a zombie waiting for init (it no longer runs).
 bool Gone(int pid) {

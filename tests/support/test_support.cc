@@ -137,6 +137,16 @@ std::map<std::string, std::string> PrivateDaemonEnv(const TempDir& dir) {
           {"CORRAL_LISTEN", "127.0.0.1:0"}};
 }
 
+const std::vector<std::string> kTinyDims = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
+                                            "4",        "--n-ff", "128",       "--ctx", "512"};
+
+bool MakeAlphaBravo(const std::string& dir) {
+  std::vector<std::string> a = kTinyDims, b = kTinyDims;
+  a.insert(a.end(), {"--name", "alpha", "--seed", "1"});
+  b.insert(b.end(), {"--name", "bravo", "--seed", "2"});
+  return !MakeModel(dir, "alpha.gguf", a).empty() && !MakeModel(dir, "bravo.gguf", b).empty();
+}
+
 std::string MakeModel(const std::string& dir, const std::string& file, const std::vector<std::string>& extra_args) {
   std::string path = dir + "/" + file;
   std::vector<std::string> args = {"model", "synth", "--out", path, "--force"};

@@ -35,6 +35,11 @@ std::string SourceDir();          // the repository root
 // Writes a synthetic model (tiny preset unless `extra_args` says otherwise) with the corral
 // binary and returns its path.
 std::string MakeModel(const std::string& dir, const std::string& file, const std::vector<std::string>& extra_args = {});
+// The smallest dimensions llama-server serves quickly (2 layers, 64 wide, context 512).
+extern const std::vector<std::string> kTinyDims;
+// Writes alpha.gguf and bravo.gguf into `dir`: tiny, named "alpha" and "bravo", different
+// seeds (so different weights). False when either could not be made.
+bool MakeAlphaBravo(const std::string& dir);
 
 struct RunResult {
   int exit_code = -1;

@@ -13,6 +13,7 @@
 
 #include "support/daemon_fixture.h"
 #include "support/test_support.h"
+#include "tui/golden.h"
 
 #ifndef CORRAL_TUI_GOLDEN_DIR
 #error "CORRAL_TUI_GOLDEN_DIR must be defined"
@@ -22,9 +23,7 @@ namespace corral {
 namespace {
 
 using namespace std::chrono_literals;
-
-const std::vector<std::string> kTinyDims = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
-                                            "4",        "--n-ff", "128",       "--ctx", "512"};
+using tui::Golden;
 
 // Numbers move (pids, ports, bytes, times): every run of digits becomes N, runs of spaces
 // one space (right-aligned columns shift with the numbers), the memory bar [..] is masked.
@@ -35,30 +34,12 @@ std::string Mask(const std::string& text) {
   return out;
 }
 
-void Golden(const std::string& name, const std::string& text) {
-  const std::string path = std::string(CORRAL_TUI_GOLDEN_DIR) + "/" + name + ".txt";
-  const char* update = std::getenv("CORRAL_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::ofstream(path) << text;
-    return;
-  }
-  std::ifstream in(path);
-  ASSERT_TRUE(in.good()) << "missing golden " << path << "; got:\n" << text;
-  std::stringstream want;
-  want << in.rdbuf();
-  EXPECT_EQ(text, want.str()) << "golden " << path << " differs";
-}
-
 class TuiIntegrationTest : public testing::PrivateDaemonTest {
  protected:
   void SetUp() override {
     PrivateDaemonTest::SetUp();
     const std::string models = dir_.File("data/corral/models");
-    std::vector<std::string> a = kTinyDims, b = kTinyDims;
-    a.insert(a.end(), {"--name", "alpha", "--seed", "1"});
-    b.insert(b.end(), {"--name", "bravo", "--seed", "2"});
-    ASSERT_FALSE(testing::MakeModel(models, "alpha.gguf", a).empty());
-    ASSERT_FALSE(testing::MakeModel(models, "bravo.gguf", b).empty());
+    ASSERT_TRUE(testing::MakeAlphaBravo(models));
     tmux_ = "tmux -S " + dir_.File("tmux.sock");
   }
   void TearDown() override {

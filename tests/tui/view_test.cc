@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "control/feed.h"
+#include "tui/golden.h"
 #include "tui/screen.h"
 #include "tui/state.h"
 #include "tui/view.h"
@@ -57,20 +58,6 @@ std::string Render(const DashState& s, UiState ui, int w, int h) {
   Screen scr(w, h);
   Draw(s, ui, scr);
   return scr.Text();
-}
-
-void Golden(const std::string& name, const std::string& text) {
-  const std::string path = std::string(CORRAL_TUI_GOLDEN_DIR) + "/" + name + ".txt";
-  const char* update = std::getenv("CORRAL_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::ofstream(path) << text;
-    return;
-  }
-  std::ifstream in(path);
-  ASSERT_TRUE(in.good()) << "missing golden " << path << " (CORRAL_UPDATE_GOLDEN=1 writes it); got:\n" << text;
-  std::stringstream want;
-  want << in.rdbuf();
-  EXPECT_EQ(text, want.str()) << "golden " << path << " differs";
 }
 
 UiState Ascii() {
