@@ -9,7 +9,9 @@
 #          HF_HOME (hashes on the write path, fsyncs, renames into the hub cache)
 #   curl : curl -L -o FILE from the same resolve URL (same redirect), then sha256sum FILE and
 #          an fsync of FILE (`sync FILE`): the same work pull does, done one after the other
-# and, once per pair, curl from the static server (raw transfer, no hash/sync): the ceiling.
+#   curl -o + sync : the same download made durable, no hash (what pull's fsync costs alone)
+# and, once per pair, raw `curl -o` (no hash, no sync) from fake_hub and from the static server:
+# the ceiling (the bytes only reach the page cache).
 # Prints one line per run and a summary (median MB/s, min..max, ratio pull/curl). MB = 10^6 B.
 # Everything is deleted afterwards (trap). Needs: build/release/bin/corral, curl, python3.
 #
@@ -96,6 +98,17 @@ run_curl() {  # curl + sha256sum + fsync: what pull does, in sequence
   mbps "$t0" "$t1"
 }
 
+run_curl_sync() {  # curl -o + fsync, no hash: the durability pull pays, without the verification
+  local f=$WORK/curl.gguf
+  local t0 t1
+  t0=$(now)
+  curl -sSfL -o "$f" "$URL"
+  sync "$f"
+  t1=$(now)
+  rm -f "$f"
+  mbps "$t0" "$t1"
+}
+
 run_curl_only() {  # curl -o alone (no hash, no fsync): the raw transfer from the same server
   local f=$WORK/curl.gguf
   local t0 t1
@@ -109,30 +122,32 @@ run_curl_only() {  # curl -o alone (no hash, no fsync): the raw transfer from th
 printf '# %s MiB (%s bytes); %d alternated pairs; load before: %s\n' "$SIZE_MIB" "$BYTES" "$PAIRS" \
   "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-5s %-28s %10s\n' pair kind MB/s
-PULL=() CURL=() RAW=() STATIC=()
+PULL=() CURL=() SYNC=() RAW=() STATIC=()
 for i in $(seq "$PAIRS"); do
   if [ $((i % 2)) -eq 1 ]; then
     p=$(run_pull); c=$(run_curl)
   else
     c=$(run_curl); p=$(run_pull)
   fi
+  y=$(run_curl_sync)
   r=$(run_curl_only "$URL")
   s=$(run_curl_only "http://127.0.0.1:$STATIC_PORT/bench.gguf")
-  PULL+=("$p") CURL+=("$c") RAW+=("$r") STATIC+=("$s")
-  printf '%-5s %-28s %10s\n' "$i" "corral pull" "$p" "$i" "curl+sha256sum+sync" "$c" \
+  PULL+=("$p") CURL+=("$c") SYNC+=("$y") RAW+=("$r") STATIC+=("$s")
+  printf '%-5s %-28s %10s\n' "$i" "corral pull" "$p" "$i" "curl+sha256sum+sync" "$c" "$i" "curl -o + sync" "$y" \
     "$i" "curl -o (fake_hub)" "$r" "$i" "curl -o (http.server)" "$s"
 done
 
-python3 - "${PULL[*]}" "${CURL[*]}" "${RAW[*]}" "${STATIC[*]}" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF' | tee "$WORK/summary"
+python3 - "${PULL[*]}" "${CURL[*]}" "${SYNC[*]}" "${RAW[*]}" "${STATIC[*]}" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF' | tee "$WORK/summary"
 import statistics, sys
-names = ["corral pull", "curl+sha256sum+sync", "curl -o (fake_hub)", "curl -o (http.server)"]
-rows = [[float(x) for x in a.split()] for a in sys.argv[1:5]]
+names = ["corral pull", "curl+sha256sum+sync", "curl -o + sync", "curl -o (fake_hub)", "curl -o (http.server)"]
+rows = [[float(x) for x in a.split()] for a in sys.argv[1:6]]
 print("\n| kind | median MB/s | min..max | runs |\n|---|---|---|---|")
 for n, r in zip(names, rows):
     print("| %s | %.1f | %.1f..%.1f | %d |" % (n, statistics.median(r), min(r), max(r), len(r)))
 m = [statistics.median(r) for r in rows]
 print("\nratio pull / (curl+sha256sum+sync): %.2f" % (m[0] / m[1]))
-print("ratio pull / (curl -o, same server): %.2f" % (m[0] / m[2]))
-print("load after: %s" % sys.argv[5])
+print("ratio pull / (curl -o + sync): %.2f" % (m[0] / m[2]))
+print("ratio pull / (curl -o, same server): %.2f" % (m[0] / m[3]))
+print("load after: %s" % sys.argv[6])
 EOF
 if [ -n "$OUT" ]; then mkdir -p "$OUT"; cp "$WORK/summary" "$OUT/summary.md"; fi

@@ -64,7 +64,7 @@ std::string Trim(std::string s) {
 }
 
 std::string ReadSmall(const std::string& path) {
-  auto text = ReadFileBounded(path, 64 * 1024);
+  auto text = ReadFileBounded(path, uint64_t{64} << 10);
   return text.ok() ? Trim(*text) : std::string();
 }
 
@@ -84,7 +84,7 @@ std::vector<Gpu> DetectGpus() {
   // nvidia-smi knows names and memory; /sys only that a card is there (and amdgpu's VRAM).
   if (const std::string smi = FindOnPath("nvidia-smi"); !smi.empty()) {
     auto r = RunCapture({smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"},
-                        std::chrono::seconds(10), 64 * 1024);
+                        std::chrono::seconds(10), size_t{64} << 10);
     if (r.ok() && r->exit_code == 0) {
       size_t pos = 0;
       while (pos < r->output.size() && gpus.size() < 64) {
@@ -267,7 +267,7 @@ void Init::DetectEngine() {
   }
   engine_ = *info;
   engine_ok_ = true;
-  auto listed = RunCapture({engine_.llama_server, "--list-devices"}, std::chrono::seconds(30), 256 * 1024);
+  auto listed = RunCapture({engine_.llama_server, "--list-devices"}, std::chrono::seconds(30), size_t{256} << 10);
   if (listed.ok() && listed->exit_code == 0) devices_ = init::ParseListDevices(listed->output);
   std::vector<std::string> backends = {"CPU"};
   json devices = json::array();
@@ -485,7 +485,7 @@ int Init::SmokeTest() {
   argv.push_back(model);
   argv.emplace_back("Say hello in one short sentence.");
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = RunCapture(argv, std::chrono::minutes(10), 64 * 1024);
+  auto r = RunCapture(argv, std::chrono::minutes(10), size_t{64} << 10);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s["ran"] = true;
   s["model"] = model;
