@@ -29,7 +29,7 @@ import tempfile
 import time
 
 
-def http(port, method, path, body=None, timeout=600):
+def request(port, method, path, body=None, timeout=600):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"} if data else {}
@@ -78,7 +78,7 @@ class Daemon:
 def chat(port, model, messages, max_tokens):
     body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
     t0 = time.perf_counter()
-    status, text = http(port, "POST", "/v1/chat/completions", body)
+    status, text = request(port, "POST", "/v1/chat/completions", body)
     ms = (time.perf_counter() - t0) * 1000
     if status != 200:
         raise RuntimeError(f"{model}: HTTP {status}: {text[:300]}")
@@ -161,7 +161,7 @@ def main():
                 model_a = "swapa.gguf" if mode == "router" else "swapa"
                 model_b = "swapb.gguf" if mode == "router" else "swapb"
                 if mode == "router":  # router mode names models by file stem or file: ask it
-                    _, lst = http(port, "GET", "/v1/models")
+                    _, lst = request(port, "GET", "/v1/models")
                     ids = [m["id"] for m in json.loads(lst)["data"]]
                     model_a = next(i for i in ids if "swapa" in i)
                     model_b = next(i for i in ids if "swapb" in i)

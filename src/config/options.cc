@@ -369,7 +369,7 @@ Status ModelError(const std::string& file, const YAML::Node& at, const std::stri
 
 Result<int64_t> ScalarInt(const YAML::Node& node, int64_t min, int64_t max) {
   if (!node.IsScalar()) return InvalidArgument("must be a whole number");
-  const std::string text = node.Scalar();
+  const std::string& text = node.Scalar();
   int64_t v = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || ptr != text.data() + text.size() || v < min || v > max) {

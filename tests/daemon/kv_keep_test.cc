@@ -184,7 +184,7 @@ TEST_F(KvKeepTest, ArgvShowsTheSlotSavePathUnlessSwitchedOff) {
 TEST_F(KvKeepTest, AnotherContextSizeDropsTheOldState) {
   int port = StartDaemon();
   const std::string alpha = NameOf("alpha");
-  ASSERT_EQ(Corral({"start", alpha, "-c", "1024"}).exit_code, 0);
+  ASSERT_EQ(Corral({"start", alpha, "-c", "2048"}).exit_code, 0);
   auto r = testing::Http("POST", port, "/v1/chat/completions", Conversation(alpha));
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->status, 200) << r->body;
@@ -194,7 +194,7 @@ TEST_F(KvKeepTest, AnotherContextSizeDropsTheOldState) {
   EXPECT_TRUE(fs::exists(before[0] / "corral-kv.json"));
 
   // Another -c is another identity: the old state cannot be restored into it and is dropped.
-  ASSERT_EQ(Corral({"start", alpha, "-c", "768"}).exit_code, 0);
+  ASSERT_EQ(Corral({"start", alpha, "-c", "1024"}).exit_code, 0);
   auto after = StateDirs(alpha);
   ASSERT_EQ(after.size(), 1U);
   EXPECT_NE(after[0], before[0]);
