@@ -117,6 +117,17 @@ const std::vector<OptionDef>& Registry() {
        "Seconds a ready model's /health may go unanswered before it is killed as unresponsive "
        "(and restarted if it has restart on); 0 = never.",
        OptionType::kInt, OnReload::kRestart},
+      // KV state across unloads (issue 17).
+      {"kv_keep", "--kv-keep", "CORRAL_KV_KEEP", "true",
+       "Keep a model's KV cache across unloads: Corral starts llama-server with --slot-save-path (a "
+       "directory under its state dir), saves the slots before it unloads the model and restores them when "
+       "it starts again, so a conversation continues without re-reading its prompt. Per model: "
+       "models.NAME.kv_keep. See docs/kv.md.",
+       OptionType::kBool, OnReload::kLive},
+      {"kv_keep_budget", "--kv-keep-budget", "CORRAL_KV_KEEP_BUDGET", "4GiB",
+       "Disk space for the saved KV states of all models together, e.g. 4GiB; the least recently saved "
+       "go first.",
+       OptionType::kString, OnReload::kLive},
   };
   return kOptions;
 }
@@ -240,6 +251,7 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
                   : key == "proxy_process"             ? &c.proxy_process
                   : key == "allow_unauthenticated_lan" ? &c.allow_unauthenticated_lan
                   : key == "require_key_on_loopback"   ? &c.require_key_on_loopback
+                  : key == "kv_keep"                   ? &c.kv_keep
                                                        : nullptr;
     if (field == nullptr) return Internal(std::string("bool option without a Config field: ") + def.key);
     *field = b;
@@ -269,6 +281,8 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     c.tls_cert = one;
   } else if (key == "tls_key") {
     c.tls_key = one;
+  } else if (key == "kv_keep_budget") {
+    c.kv_keep_budget = one;
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -306,6 +320,8 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "tls_key") return {c.tls_key};
   if (key == "allow_unauthenticated_lan") return {c.allow_unauthenticated_lan ? "true" : "false"};
   if (key == "require_key_on_loopback") return {c.require_key_on_loopback ? "true" : "false"};
+  if (key == "kv_keep") return {c.kv_keep ? "true" : "false"};
+  if (key == "kv_keep_budget") return {c.kv_keep_budget};
   if (key == "cors_origins") {
     std::string joined;
     for (const auto& o : c.cors_origins) joined += (joined.empty() ? "" : ",") + o;
@@ -353,7 +369,7 @@ Status ModelError(const std::string& file, const YAML::Node& at, const std::stri
 
 Result<int64_t> ScalarInt(const YAML::Node& node, int64_t min, int64_t max) {
   if (!node.IsScalar()) return InvalidArgument("must be a whole number");
-  const std::string text = node.Scalar();
+  const std::string& text = node.Scalar();
   int64_t v = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || ptr != text.data() + text.size() || v < min || v > max) {
@@ -437,6 +453,11 @@ Result<std::vector<ModelSettings>> ParseModels(const YAML::Node& node, const std
           }
           m.args.push_back(a.Scalar());
         }
+      } else if (key == "kv_keep") {
+        if (!value.IsScalar()) return ModelError(file, value, at, "must be true or false");
+        auto b = ParseBool(at, value.Scalar());
+        if (!b.ok()) return ModelError(file, value, at, "must be true or false, got '" + value.Scalar() + "'");
+        m.kv_keep = *b;
       } else if (key == "pinned" || key == "restart") {
         if (!value.IsScalar()) return ModelError(file, value, at, "must be true or false");
         auto b = ParseBool(at, value.Scalar());
@@ -444,7 +465,7 @@ Result<std::vector<ModelSettings>> ParseModels(const YAML::Node& node, const std
         (key == "pinned" ? m.pinned : m.restart) = *b;
       } else {
         return ModelError(file, field.first, where,
-                          "unknown key '" + key + "' (known: ttl, ctx, args, pinned, restart)");
+                          "unknown key '" + key + "' (known: ttl, ctx, args, pinned, restart, kv_keep)");
       }
     }
     if (m.pinned && m.ttl_s && *m.ttl_s > 0) {
@@ -468,6 +489,7 @@ std::string DescribeModel(const ModelSettings& m) {
   }
   if (m.pinned) add("pinned");
   if (m.restart) add("restart");
+  if (m.kv_keep) add(*m.kv_keep ? "kv_keep" : "kv_keep false");
   return out.empty() ? "{}" : out;
 }
 

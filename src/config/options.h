@@ -29,6 +29,7 @@ namespace corral::config {
 //       args: ["--threads", "2"]  # raw llama-server args, same refusal rules as `corral start -- ...`
 //       pinned: false             # true: never evicted, never unloaded by a TTL
 //       restart: false            # true: started again (with backoff) if it crashes after being ready
+//       kv_keep: true             # false: no KV state kept across unloads for it (overrides kv_keep)
 //
 // Unset fields fall back to the global options. Plain value.
 struct ModelSettings {
@@ -39,10 +40,11 @@ struct ModelSettings {
   std::vector<std::string> args;  // empty = not set
   bool pinned = false;
   bool restart = false;
+  std::optional<bool> kv_keep;  // unset = the global kv_keep
 
   bool operator==(const ModelSettings& o) const {
     return ref == o.ref && ttl_s == o.ttl_s && ctx == o.ctx && args == o.args && pinned == o.pinned &&
-           restart == o.restart;
+           restart == o.restart && kv_keep == o.kv_keep;
   }
 };
 
@@ -66,6 +68,10 @@ struct Config {
   int stop_timeout_s = 10;  // SIGTERM → SIGKILL grace
   // A ready child's /health unanswered this long → killed as unresponsive; 0 = off.
   int64_t liveness_timeout_s = 15;
+  // KV state kept across unloads (issue 17, docs/kv.md): saved with llama-server's slot
+  // save/restore when Corral unloads a model, restored when it starts again.
+  bool kv_keep = true;
+  std::string kv_keep_budget = "4GiB";  // disk for saved states, all models together (LRU)
   // Catalog: which caches of other tools to scan (issue 4).
   bool scan_huggingface = true;
   bool scan_ollama = true;

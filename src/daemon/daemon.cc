@@ -639,6 +639,7 @@ class Daemon {
       spec.restart = spec.restart || settings->restart;
     }
     spec.reserved_bytes = EstimateModelMemory(config, *model, spec.ctx);
+    router_->ApplyKvKeep(spec);  // kvswap hook: --slot-save-path (KV kept across unloads, docs/kv.md)
     spec.env = r.env;
     spec.force = r.force;
 

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <optional>
 
+#include "common/log.h"
+#include "common/paths.h"
 #include "daemon/models.h"
 #include "supervisor/launch.h"
 
@@ -18,6 +20,7 @@ constexpr std::chrono::seconds kIdleCheckInterval{1};
 // (int64: ±292 years around 1970), so a larger TTL from a config or keep_alive would overflow.
 constexpr std::chrono::seconds kFarFuture = std::chrono::hours(24 * 365 * 100);
 constexpr int kQueueFullRetryAfterS = 2;
+constexpr uint64_t kDefaultKvBudget = uint64_t{4} << 30;  // kv_keep_budget's default
 constexpr int kTimeoutRetryAfterS = 5;
 
 proxy::Endpoint EndpointOf(const ChildInfo& c) {
@@ -579,6 +582,24 @@ std::optional<config::ModelSettings> ModelRouter::SettingsFor(const std::string&
   return *s;
 }
 
+void ModelRouter::ApplyKvKeep(supervisor::LaunchSpec& spec) const {
+  MutexLock lock(mu_);
+  bool keep = config_.kv_keep;
+  if (const config::ModelSettings* s = SettingsForLocked(spec.model_path); s != nullptr && s->kv_keep)
+    keep = *s->kv_keep;
+  if (!keep) {
+    spec.kv_root.clear();
+    spec.kv_budget_bytes = 0;
+    return;
+  }
+  spec.kv_root = StateDir() + "/kv";
+  auto budget = supervisor::ParseByteSize(config_.kv_keep_budget);
+  if (!budget.ok()) {
+    LogWarn("kv_keep_budget '%s': %s; using 4GiB", config_.kv_keep_budget.c_str(), budget.status().message().c_str());
+  }
+  spec.kv_budget_bytes = budget.ok() ? *budget : kDefaultKvBudget;
+}
+
 std::vector<std::string> ModelRouter::SettingsWarnings() const {
   MutexLock lock(mu_);
   return settings_warnings_;
@@ -743,6 +764,7 @@ void ModelRouter::StartOnDemand(const std::string& model) {
       spec.preset_args = settings->args;
     }
     spec.reserved_bytes = EstimateModelMemory(config, *resolved, spec.ctx);
+    ApplyKvKeep(spec);  // --slot-save-path: its KV state is saved when it is unloaded, restored here
     for (;;) {
       auto started = supervisor_.Start(spec);
       if (started.ok()) break;

@@ -105,6 +105,11 @@ class ModelRouter final : public proxy::ModelProvider {
 
   // The `models:` settings that apply to the model file at `model_path`, if any.
   std::optional<config::ModelSettings> SettingsFor(const std::string& model_path) const;
+  // KV state kept across unloads (docs/kv.md): fills spec.kv_root (StateDir()/kv) and
+  // spec.kv_budget_bytes from kv_keep / kv_keep_budget and the model's own `kv_keep`, or
+  // clears them when it is off. Call after spec.model_path is set (`corral start` and its
+  // --dry-run call it too, so the plan shows the --slot-save-path the child will get).
+  void ApplyKvKeep(supervisor::LaunchSpec& spec) const;
   // Warnings from resolving the `models:` keys at the last catalog load.
   std::vector<std::string> SettingsWarnings() const;
 

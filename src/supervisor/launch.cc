@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/fs.h"
+#include "supervisor/kv_state.h"
 
 namespace corral::supervisor {
 
@@ -55,6 +56,11 @@ std::vector<std::string> BuildArgv(const std::string& llama_server, const Launch
   if (!spec.model.empty() && !PassesAlias(spec.preset_args) && !PassesAlias(spec.raw_args)) {
     argv.emplace_back("--alias");
     argv.push_back(spec.model);
+  }
+  // KV state kept across unloads: llama-server saves and restores slots only under this path.
+  if (std::string kv_dir = KvDirFor(llama_server, spec); !kv_dir.empty()) {
+    argv.emplace_back("--slot-save-path");
+    argv.push_back(std::move(kv_dir));
   }
   argv.insert(argv.end(), spec.preset_args.begin(), spec.preset_args.end());
   argv.insert(argv.end(), spec.raw_args.begin(), spec.raw_args.end());

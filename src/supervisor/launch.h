@@ -28,6 +28,11 @@ struct LaunchSpec {
   std::vector<std::string> env;          // "K=V" for the child; empty = the daemon's own environment
   bool force = false;                    // skip the memory admission check
   bool restart = false;                  // restart with backoff when it crashes after being ready
+  // KV state kept across unloads (kv_state.h, docs/kv.md): the root its saved slots live
+  // under (a directory per identity below it; adds --slot-save-path to the argv), "" = off;
+  // and the disk budget of all saved states together.
+  std::string kv_root;
+  uint64_t kv_budget_bytes = 0;
 };
 
 // Flags Corral owns: the child must bind loopback on the port Corral asked for, and
@@ -39,7 +44,8 @@ const std::vector<std::string_view>& OwnedFlags();
 Status CheckRawArgs(const std::vector<std::string>& args);
 
 // The exact argv: LLAMA_SERVER -m MODEL --host 127.0.0.1 --port P [-c N] [--alias NAME]
-// [preset] [raw]. --alias gives the model's name (spec.model) to llama-server, so its
+// [--slot-save-path KV_DIR] [preset] [raw]. --slot-save-path is there when the spec keeps KV
+// state (KvKeeps in kv_state.h; KV_DIR = KvDirFor). --alias gives the model's name (spec.model) to llama-server, so its
 // answers say "model": NAME instead of the file's absolute path; left out when spec.model
 // is empty or the preset or raw args pass their own -a/--alias.
 std::vector<std::string> BuildArgv(const std::string& llama_server, const LaunchSpec& spec);

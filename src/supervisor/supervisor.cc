@@ -22,7 +22,9 @@
 #include <optional>
 
 #include "common/fs.h"
+#include "common/log.h"
 #include "common/rlimit.h"
+#include "supervisor/kv_state.h"
 
 extern char** environ;
 
@@ -150,6 +152,8 @@ struct Supervisor::Child {
   int crashes_in_a_row = 0;             // reset by a minute of being ready
   std::optional<TimePoint> restart_at;  // a restart is pending
   HealthProbe probe;                    // the /health probe in flight, if any (probe.fd >= 0)
+  std::string kv_dir;                   // its saved KV state lives here; "" = not kept
+  bool kv_restoring = false;            // ready, restoring: listed as loading until done
 
   Child(LaunchSpec s, TimePoint now, std::chrono::milliseconds timeout, Liveness liveness)
       : spec(std::move(s)), lifecycle(now, timeout, liveness) {}
@@ -188,6 +192,7 @@ Supervisor::Supervisor(SupervisorOptions options)
   ev.data.u64 = kTagInotify;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, inotify_fd_, &ev);
   monitor_ = std::thread([this] { MonitorLoop(); });
+  kv_thread_ = std::thread([this] { KvLoop(); });
 }
 
 Supervisor::~Supervisor() {
@@ -197,6 +202,8 @@ Supervisor::~Supervisor() {
     quit_ = true;
   }
   Wake();
+  kv_cv_.notify_all();
+  kv_thread_.join();
   monitor_.join();
   for (auto& [name, c] : children_) {
     AbortProbeLocked(*c);
@@ -245,11 +252,25 @@ uint64_t Supervisor::reserved_bytes() const {
   return ReservedLocked();
 }
 
-Result<ChildInfo> Supervisor::Start(const LaunchSpec& spec) {
-  CORRAL_RETURN_IF_ERROR(CheckChildName(spec.name));
-  CORRAL_RETURN_IF_ERROR(CheckRawArgs(spec.raw_args));
-  CORRAL_RETURN_IF_ERROR(CheckRawArgs(spec.preset_args).WithContext("preset"));
-  if (spec.port < 0 || spec.port > 65535) return InvalidArgument("port must be 0-65535");
+Result<ChildInfo> Supervisor::Start(const LaunchSpec& spec_in) {
+  CORRAL_RETURN_IF_ERROR(CheckChildName(spec_in.name));
+  CORRAL_RETURN_IF_ERROR(CheckRawArgs(spec_in.raw_args));
+  CORRAL_RETURN_IF_ERROR(CheckRawArgs(spec_in.preset_args).WithContext("preset"));
+  if (spec_in.port < 0 || spec_in.port > 65535) return InvalidArgument("port must be 0-65535");
+  // KV state: llama-server refuses a --slot-save-path that is not a directory, so it is made
+  // now (and older identities of the same model file are dropped); a directory that cannot be
+  // made turns the feature off for this start rather than failing it.
+  LaunchSpec spec = spec_in;
+  const std::string kv_dir = KvDirFor(options_.llama_server, spec);
+  if (!kv_dir.empty()) {
+    auto prepared = PrepareKvDir(spec.kv_root, kv_dir, spec.model_path);
+    if (!prepared.ok()) {
+      LogWarn("%s: KV state not kept: %s", spec.name.c_str(), prepared.status().message().c_str());
+      spec.kv_root.clear();
+    } else if (*prepared > 0) {
+      Log("%s: dropped %d saved KV state(s) of an older model file or argv", spec.name.c_str(), *prepared);
+    }
+  }
 
   MutexLock lock(mu_);
   auto it = children_.find(spec.name);
@@ -280,6 +301,7 @@ Result<ChildInfo> Supervisor::Start(const LaunchSpec& spec) {
   Child& c = *child;
   c.serial = next_serial_++;
   c.argv = BuildArgv(options_.llama_server, spec);
+  if (!spec.kv_root.empty()) c.kv_dir = kv_dir;
   c.log_path = options_.log_dir + "/" + spec.name + ".log";
   if (it != children_.end()) {
     AbortProbeLocked(*it->second);
@@ -302,6 +324,34 @@ Result<ChildInfo> Supervisor::Stop(const std::string& name) {
   auto it = children_.find(name);
   if (it == children_.end()) return NotFound("no model named '" + name + "' is running");
   Child* c = it->second.get();
+  if (c->lifecycle.state() == ChildState::kReady && !c->kv_restoring && !c->kv_dir.empty() && !c->stop_queued) {
+    // Save its KV state first (bounded by kv_timeout), without the lock: llama-server answers
+    // a save of a busy slot only once the slot is idle again.
+    const uint32_t serial = c->serial;
+    const int port = c->lifecycle.port();
+    const std::string dir = c->kv_dir;
+    const std::string model_path = c->spec.model_path;
+    const std::string root = c->spec.kv_root;
+    const uint64_t budget = c->spec.kv_budget_bytes;
+    lock.Unlock();
+    const auto t0 = Clock::now();
+    KvResult saved = SaveKvState(port, dir, model_path, options_.kv_timeout);
+    const int dropped = budget != 0 ? EnforceKvBudget(root, budget, dir) : 0;
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (!saved.error.empty()) {
+      LogWarn("%s: KV state save: %s", name.c_str(), saved.error.c_str());
+    }
+    if (saved.slots > 0) {
+      Log("%s: saved the KV state of %d slot(s), %llu tokens, %s, in %.0f ms%s", name.c_str(), saved.slots,
+          static_cast<unsigned long long>(saved.tokens), FormatBytes(saved.bytes).c_str(), ms,
+          dropped > 0 ? (" (" + std::to_string(dropped) + " older state(s) dropped for the budget)").c_str() : "");
+    }
+    lock.Lock();
+    it = children_.find(name);
+    if (it == children_.end() || it->second->serial != serial)
+      return NotFound("'" + name + "' went away while stopping");
+    c = it->second.get();
+  }
   if (!IsTerminal(c->lifecycle.state())) {
     if (!c->stop_queued) {
       c->stop_queued = true;
@@ -385,7 +435,7 @@ Result<ChildInfo> Supervisor::WaitSettled(const std::string& name, std::chrono::
     auto it = children_.find(name);
     if (it == children_.end()) return true;
     ChildState s = it->second->lifecycle.state();
-    return s == ChildState::kReady || IsTerminal(s);
+    return (s == ChildState::kReady && !it->second->kv_restoring) || IsTerminal(s);
   });
   auto it = children_.find(name);
   if (it == children_.end()) return NotFound("no model named '" + name + "' is running");
@@ -398,6 +448,7 @@ ChildInfo Supervisor::InfoLocked(const Child& c) const {
   i.model = c.spec.model;
   i.model_path = c.spec.model_path;
   i.state = c.lifecycle.state();
+  if (i.state == ChildState::kReady && c.kv_restoring) i.state = ChildState::kLoading;  // not announced yet
   i.failure = c.lifecycle.failure();
   i.pid = c.pid;
   i.port = c.lifecycle.port();
@@ -703,7 +754,45 @@ void Supervisor::FinishProbeLocked(Child& c, int http_status, TimePoint now) {
   AbortProbeLocked(c);
   ChildState before = c.lifecycle.state();
   c.lifecycle.OnHealth(http_status, now);
-  if (c.lifecycle.state() != before) BumpLocked(c);
+  if (c.lifecycle.state() != before) {
+    if (c.lifecycle.state() == ChildState::kReady && !c.kv_dir.empty() && !c.kv_restoring) {
+      // Saved KV state goes in before anyone is told it is ready (KvLoop).
+      c.kv_restoring = true;
+      kv_jobs_.push_back(c.serial);
+      kv_cv_.notify_one();
+    }
+    BumpLocked(c);
+  }
+}
+
+void Supervisor::KvLoop() {
+  MutexLock lock(mu_);
+  for (;;) {
+    kv_cv_.wait(lock.native(), [this]() CORRAL_REQUIRES(mu_) { return quit_ || !kv_jobs_.empty(); });
+    if (quit_) return;
+    const uint32_t serial = kv_jobs_.front();
+    kv_jobs_.erase(kv_jobs_.begin());
+    Child* c = FindSerialLocked(serial);
+    if (c == nullptr || !c->kv_restoring) continue;
+    const int port = c->lifecycle.port();
+    const std::string dir = c->kv_dir;
+    const std::string name = c->spec.name;
+    lock.Unlock();
+    const auto t0 = Clock::now();
+    KvResult restored = RestoreKvState(port, dir, options_.kv_timeout);
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (!restored.error.empty()) LogWarn("%s: KV state restore: %s", name.c_str(), restored.error.c_str());
+    if (restored.slots > 0) {
+      Log("%s: restored the KV state of %d slot(s), %llu tokens, %s, in %.0f ms", name.c_str(), restored.slots,
+          static_cast<unsigned long long>(restored.tokens), FormatBytes(restored.bytes).c_str(), ms);
+    }
+    lock.Lock();
+    if (Child* again = FindSerialLocked(serial)) {
+      again->kv_restoring = false;
+      BumpLocked(*again);
+    }
+    Wake();  // the monitor calls on_change: now it is ready for everyone
+  }
 }
 
 void Supervisor::AbortProbeLocked(Child& c) {

@@ -68,6 +68,10 @@ struct SupervisorOptions {
   std::chrono::milliseconds liveness_timeout{std::chrono::seconds(15)};
   // Restart policy: the first delay; it doubles per crash in a row, up to 30 times this.
   std::chrono::milliseconds restart_delay{std::chrono::seconds(1)};
+  // KV state kept across unloads (kv_state.h): the longest a save before a stop, or a
+  // restore after a start, may take; then the stop goes on without it (and the child is
+  // announced ready without it).
+  std::chrono::milliseconds kv_timeout{std::chrono::seconds(30)};
   // Called on the monitor thread, without locks held, after any child changed state
   // (the daemon persists its state file here). May call List().
   std::function<void()> on_change;
@@ -113,12 +117,18 @@ class Supervisor final : public ChildControl {
   Supervisor& operator=(const Supervisor&) = delete;
 
   // Admits (memory), forks and returns at once in state starting, or an error:
+  // (A spec that keeps KV state gets its state directory created first; a child that
+  // becomes ready with saved slots is listed as loading until they are restored, at most
+  // kv_timeout, so no request races the restore.)
   // kInvalidArgument (bad name, owned flag), kAlreadyExists (name live),
   // kResourceExhausted (budget; the message has the numbers), kIoError (log), or a spawn
   // failure (the child is then listed as failed).
   Result<ChildInfo> Start(const LaunchSpec& spec) override;
   // SIGTERM to the child's group, SIGKILL after the grace period; waits until it is gone and
   // forgets it. A failed child is just forgotten. kNotFound for an unknown name.
+  // A ready child that keeps KV state (LaunchSpec::kv_root) first saves its busy slots,
+  // for at most kv_timeout (the caller's thread blocks that long at worst); the budget is
+  // then enforced. StopAll saves nothing (the daemon's drain must be quick).
   Result<ChildInfo> Stop(const std::string& name) override;
   // Stops every child (used by the daemon's drain).
   void StopAll();
@@ -158,6 +168,8 @@ class Supervisor final : public ChildControl {
   };
 
   void MonitorLoop();
+  // Restores saved KV state into children that just became ready (one at a time).
+  void KvLoop();
   void Wake();
   // Monitor thread, mu_ held.
   void SpawnLocked(Child& c) CORRAL_REQUIRES(mu_);
@@ -190,11 +202,14 @@ class Supervisor final : public ChildControl {
   uint32_t next_probe_id_ CORRAL_GUARDED_BY(mu_) = 1;
   bool quit_ CORRAL_GUARDED_BY(mu_) = false;
   bool changed_ CORRAL_GUARDED_BY(mu_) = false;
+  std::vector<uint32_t> kv_jobs_ CORRAL_GUARDED_BY(mu_);  // serials of children to restore
+  std::condition_variable kv_cv_;
 
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   int inotify_fd_ = -1;
   std::thread monitor_;
+  std::thread kv_thread_;
 };
 
 // Valid child names: 1–64 of [A-Za-z0-9._-], not starting with '.' or '-'.
