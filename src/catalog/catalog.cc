@@ -326,6 +326,7 @@ Result<Catalog> Catalog::Load(const Sources& sources) {
     m.path = it.file->path;
     m.files = {it.file->path};
     m.size_bytes = it.file->size;
+    m.mtime_s = it.file->mtime_ns / 1000000000;
     if (auto split = ParseSplitName(it.file->path); split && split->count > 1) {
       if (split->no != 1) continue;  // listed with shard 1
       const auto& group = shards[split->prefix + "/" + std::to_string(split->count)];
@@ -417,7 +418,10 @@ Result<Model> ModelFromFile(const std::string& path, std::string source) {
   m.files = {path};
   m.source = std::move(source);
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) m.size_bytes = static_cast<uint64_t>(st.st_size);
+  if (::stat(path.c_str(), &st) == 0) {
+    m.size_bytes = static_cast<uint64_t>(st.st_size);
+    m.mtime_s = st.st_mtim.tv_sec;
+  }
   if (auto split = ParseSplitName(path); split && split->count > 1) {
     SplitName first = *split;
     m.path = SplitPath(first, 1);

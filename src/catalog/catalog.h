@@ -34,6 +34,7 @@ struct Model {
   std::string quant;         // "Q4_0", "F16", ...
   uint32_t n_ctx_train = 0;  // native context
   uint64_t size_bytes = 0;   // sum of files
+  int64_t mtime_s = 0;       // the (first) file's modification time, Unix seconds; 0 = unknown
 
   // Added beyond the contract.
   std::string origin;  // the name the source tool uses: "llama3.2:3b", "org/repo", "publisher/repo"

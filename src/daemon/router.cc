@@ -467,6 +467,7 @@ std::vector<proxy::ModelInfo> ModelRouter::ListModels() const {
     proxy::ModelInfo info;
     info.name = m.name;
     info.size_bytes = m.size_bytes;
+    info.modified_unix_s = m.mtime_s;  // Ollama /api/tags modified_at
     info.family = m.architecture;
     info.quantization = m.quant;
     info.aliases = m.aliases;
