@@ -372,7 +372,7 @@ TEST(ReportJson, SuiteCPartsCarryTheirNumbersAndMethod) {
 
 TEST(RenderMarkdown, SuiteCPartsAreShown) {
   const std::string md = RenderMarkdown(SuiteCReport(true));
-  for (const char* s : {"### Proxy hop, relative to direct", "| chat_turn | nginx | 6/6 | 0.300 |",
+  for (const char* s : {"### Proxy hop, relative to direct", "| chat_turn | nginx | direct | 6/6 | 0.300 |",
                         "### Proxy under load", "| proxy | 23/24 | 1 |", "### nginx reference: ran",
                         "nginx version: nginx/1.22.1", "```nginx\ndaemon off;\nproxy_buffering off;\n```",
                         "### Daemon footprint: ran", "| idle keep-alive connections opened / requested | 1000 / 1000",
