@@ -343,15 +343,12 @@ asio::awaitable<void> RequestOne(const Endpoint& ep, std::string path, std::stri
   if (!ep.tls) {
     beast::tcp_stream stream(ex);
     co_await RequestOver(stream, ep, std::move(path), std::move(body), deadline, out);
-    co_return;
-  }
-  auto ctx = TlsState().Context(ep.ca_file);
-  if (!ctx.ok()) {
+  } else if (auto ctx = TlsState().Context(ep.ca_file); !ctx.ok()) {
     out = ctx.status();
-    co_return;
+  } else {
+    TlsStream stream(ex, **ctx);
+    co_await RequestOver(stream, ep, std::move(path), std::move(body), deadline, out);
   }
-  TlsStream stream(ex, **ctx);
-  co_await RequestOver(stream, ep, std::move(path), std::move(body), deadline, out);
 }
 
 }  // namespace
