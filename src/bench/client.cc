@@ -6,26 +6,34 @@
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
 
+#include <openssl/ssl.h>
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <map>
 #include <memory>
+#include <type_traits>
 
 #include "bench/sse.h"
 #include "bench/stats.h"
+#include "common/thread_annotations.h"
 
 namespace corral::bench {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using Clock = std::chrono::steady_clock;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
 
@@ -34,6 +42,7 @@ constexpr size_t kReadChunkBytes = size_t{16} * 1024;
 constexpr uint64_t kMaxErrorBodyBytes = uint64_t{64} * 1024;
 constexpr uint64_t kMaxReplyBodyBytes = 4 << 20;
 constexpr uint64_t kMaxStreamBytes = 256ULL << 20;  // a stream longer than this is an error
+constexpr auto kTlsCloseTimeout = std::chrono::seconds(1);
 
 double MsSince(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
@@ -45,32 +54,169 @@ std::string JoinPath(const Endpoint& ep, std::string_view path) {
   return p.empty() ? "/" : p;
 }
 
-// One streamed request, written as a coroutine over a tcp_stream with a fixed deadline.
-asio::awaitable<void> StreamOne(const Endpoint& ep, const StreamRequest& req, Clock::time_point deadline,
-                                StreamTrace& trace) {
-  auto ex = co_await asio::this_coro::executor;
-  asio::ip::tcp::resolver resolver(ex);
+// The client TLS contexts, one per CA file, and the last resumable session per server
+// (host:port) under each. Process-wide so that consecutive RunStreams calls (one per run of
+// the alternation) reconnect with a ticket, as a client library with a session cache does.
+class TlsClientState {
+ public:
+  // The context verifying against `ca_file` ("" = the system's roots), made on first use.
+  Result<std::shared_ptr<ssl::context>> Context(const std::string& ca_file) CORRAL_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    auto it = contexts_.find(ca_file);
+    if (it != contexts_.end()) return it->second;
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+    beast::error_code ec;
+    ctx->set_verify_mode(ssl::verify_peer, ec);
+    if (!ec) {
+      if (ca_file.empty()) {
+        ctx->set_default_verify_paths(ec);
+      } else {
+        ctx->load_verify_file(ca_file, ec);
+      }
+    }
+    if (ec) return InvalidArgument("TLS: loading the CA file '" + ca_file + "': " + ec.message());
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+    // The client keeps its own sessions (Save/Restore below), so OpenSSL's cache stays off.
+    SSL_CTX_set_session_cache_mode(ctx->native_handle(), SSL_SESS_CACHE_OFF);
+    contexts_.emplace(ca_file, ctx);
+    return ctx;
+  }
+
+  // The last session saved for `server` under `ca_file` set on `ssl` (nothing when none).
+  void Restore(const std::string& ca_file, const std::string& server, SSL* ssl) CORRAL_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    auto it = sessions_.find(ca_file + '\n' + server);
+    if (it != sessions_.end()) (void)SSL_set_session(ssl, it->second.get());
+  }
+
+  // Keeps the session of a finished exchange (with the tickets read during it) when the
+  // server made it resumable.
+  void Save(const std::string& ca_file, const std::string& server, SSL* ssl) CORRAL_EXCLUDES(mu_) {
+    SessionPtr session(SSL_get1_session(ssl));
+    if (session == nullptr || SSL_SESSION_is_resumable(session.get()) == 0) return;
+    MutexLock lock(mu_);
+    if (sessions_.size() >= kMaxSessions) sessions_.clear();
+    sessions_[ca_file + '\n' + server] = std::move(session);
+  }
+
+  void Forget() CORRAL_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    sessions_.clear();
+  }
+
+ private:
+  struct SessionFree {
+    void operator()(SSL_SESSION* s) const { SSL_SESSION_free(s); }
+  };
+  using SessionPtr = std::unique_ptr<SSL_SESSION, SessionFree>;
+  static constexpr size_t kMaxSessions = 256;
+
+  Mutex mu_;
+  std::map<std::string, std::shared_ptr<ssl::context>> contexts_ CORRAL_GUARDED_BY(mu_);
+  std::map<std::string, SessionPtr> sessions_ CORRAL_GUARDED_BY(mu_);
+};
+
+TlsClientState& TlsState() {
+  static TlsClientState* state = new TlsClientState();  // never destroyed: used until exit
+  return *state;
+}
+
+std::string ServerKey(const Endpoint& ep) {
+  return ep.host + ":" + ep.port;
+}
+
+// The plain and TLS streams differ only here: the TCP layer under the stream, the
+// handshake (SNI, name check, resumption; TLS only) and the close. Resolving and connecting are the same code.
+beast::tcp_stream& Tcp(beast::tcp_stream& s) {
+  return s;
+}
+beast::tcp_stream& Tcp(TlsStream& s) {
+  return beast::get_lowest_layer(s);
+}
+
+asio::awaitable<std::string> Handshake(TlsStream& s, const Endpoint& ep, StreamTrace* trace) {
+  SSL* native = s.native_handle();
+  beast::error_code ip_ec;
+  (void)asio::ip::make_address(ep.host, ip_ec);
+  // SNI carries names only, never addresses (SSL_set_tlsext_host_name without its C cast).
+  if (ip_ec && SSL_ctrl(native, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                        const_cast<char*>(ep.host.c_str())) != 1) {
+    co_return "TLS: setting the server name '" + ep.host + "' failed";
+  }
+  // Checks the name or address (X509_check_host / X509_check_ip) against the certificate.
+  beast::error_code vec;
+  s.set_verify_callback(ssl::host_name_verification(ep.host), vec);
+  if (vec) co_return "TLS: setting the name check for '" + ep.host + "': " + vec.message();
+  TlsState().Restore(ep.ca_file, ServerKey(ep), native);
+  const auto t0 = Clock::now();
+  auto [ec] = co_await s.async_handshake(ssl::stream_base::client, kTuple);
+  if (ec) co_return "TLS handshake with " + ServerKey(ep) + ": " + ec.message();
+  if (trace != nullptr) {
+    trace->handshake_ms = MsSince(t0, Clock::now());
+    trace->tls_resumed = SSL_session_reused(native) == 1;
+  }
+  co_return std::string();
+}
+
+// After an exchange: close. Over TLS, keep the session for the next connection first, then
+// send close_notify and wait (at most kTlsCloseTimeout) for the server's: without a clean
+// close, Corral's proxy (OpenSSL 3) did not resume that session's ticket on the next
+// connection. Both happen after the response is timed.
+asio::awaitable<void> Finish(beast::tcp_stream& s, const Endpoint& /*ep*/) {
+  beast::error_code ignored;
+  s.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  co_return;
+}
+asio::awaitable<void> Finish(TlsStream& s, const Endpoint& ep) {
+  TlsState().Save(ep.ca_file, ServerKey(ep), s.native_handle());
+  Tcp(s).expires_after(kTlsCloseTimeout);
+  auto [ec] = co_await s.async_shutdown(kTuple);
+  (void)ec;
+  beast::error_code ignored;
+  Tcp(s).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+}
+
+template <class Request>
+void SetCommonHeaders(const Endpoint& ep, Request& request) {
+  request.set(http::field::host,
+              ep.host.find(':') != std::string::npos ? "[" + ep.host + "]:" + ep.port : ep.host + ":" + ep.port);
+  request.set(http::field::user_agent, "corral-bench");
+  if (!ep.api_key.empty()) request.set(http::field::authorization, "Bearer " + ep.api_key);
+}
+
+// One streamed request over `stream` (a beast::tcp_stream or a TlsStream) with a fixed deadline.
+template <class Stream>
+asio::awaitable<void> StreamOver(Stream& stream, const Endpoint& ep, const StreamRequest& req,
+                                 Clock::time_point deadline, StreamTrace& trace) {
+  // Resolve and connect, as in RequestOver (written out, and on the stream's executor: a
+  // nested coroutine or this_coro::executor here trips clang-analyzer inside Asio's awaitable).
+  asio::ip::tcp::resolver resolver(stream.get_executor());
   auto [rec, results] = co_await resolver.async_resolve(ep.host, ep.port, kTuple);
   if (rec) {
     trace.error = "resolving " + ep.host + ": " + rec.message();
     co_return;
   }
-  beast::tcp_stream stream(ex);
-  stream.expires_at(deadline);
+  Tcp(stream).expires_at(deadline);
   const auto t_connect = Clock::now();
-  auto [cec, endpoint] = co_await stream.async_connect(results, kTuple);
+  auto [cec, endpoint] = co_await Tcp(stream).async_connect(results, kTuple);
   (void)endpoint;
   if (cec) {
     trace.error = "connecting to " + ep.host + ":" + ep.port + ": " + cec.message();
     co_return;
   }
-  stream.socket().set_option(asio::ip::tcp::no_delay(true));
+  beast::error_code nodelay_ec;
+  Tcp(stream).socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    if (std::string err = co_await Handshake(stream, ep, &trace); !err.empty()) {
+      trace.error = err;
+      co_return;
+    }
+  }
 
   http::request<http::string_body> request{http::verb::post, JoinPath(ep, req.path), 11};
-  request.set(http::field::host, ep.host + ":" + ep.port);
+  SetCommonHeaders(ep, request);
   request.set(http::field::content_type, "application/json");
   request.set(http::field::accept, "text/event-stream");
-  request.set(http::field::user_agent, "corral-bench");
   request.body() = req.body;
   request.prepare_payload();
 
@@ -128,32 +274,52 @@ asio::awaitable<void> StreamOne(const Endpoint& ep, const StreamRequest& req, Cl
   if (trace.http_status != 200 && trace.error.empty()) {
     trace.error = "HTTP " + std::to_string(trace.http_status) + ": " + error_body.substr(0, 500);
   }
-  beast::error_code ignored;
-  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  co_await Finish(stream, ep);
 }
 
-asio::awaitable<void> RequestOne(const Endpoint& ep, std::string path, std::string body, Clock::time_point deadline,
-                                 Result<HttpReply>& out) {
+asio::awaitable<void> StreamOne(const Endpoint& ep, const StreamRequest& req, Clock::time_point deadline,
+                                StreamTrace& trace) {
   auto ex = co_await asio::this_coro::executor;
-  asio::ip::tcp::resolver resolver(ex);
+  if (!ep.tls) {
+    beast::tcp_stream stream(ex);
+    co_await StreamOver(stream, ep, req, deadline, trace);
+    co_return;
+  }
+  auto ctx = TlsState().Context(ep.ca_file);
+  if (!ctx.ok()) {
+    trace.error = ctx.status().message();
+    co_return;
+  }
+  TlsStream stream(ex, **ctx);
+  co_await StreamOver(stream, ep, req, deadline, trace);
+}
+
+template <class Stream>
+asio::awaitable<void> RequestOver(Stream& stream, const Endpoint& ep, const std::string& path, const std::string& body,
+                                  Clock::time_point deadline, Result<HttpReply>& out) {
+  asio::ip::tcp::resolver resolver(stream.get_executor());
   auto [rec, results] = co_await resolver.async_resolve(ep.host, ep.port, kTuple);
   if (rec) {
     out = Unavailable("resolving " + ep.host + ": " + rec.message());
     co_return;
   }
-  beast::tcp_stream stream(ex);
-  stream.expires_at(deadline);
-  auto [cec, endpoint] = co_await stream.async_connect(results, kTuple);
+  Tcp(stream).expires_at(deadline);
+  auto [cec, endpoint] = co_await Tcp(stream).async_connect(results, kTuple);
   (void)endpoint;
   if (cec) {
     out = Unavailable("connecting to " + ep.host + ":" + ep.port + ": " + cec.message());
     co_return;
   }
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    if (std::string err = co_await Handshake(stream, ep, nullptr); !err.empty()) {
+      out = Unavailable(err);
+      co_return;
+    }
+  }
   http::request<http::string_body> request{body.empty() ? http::verb::get : http::verb::post, JoinPath(ep, path), 11};
-  request.set(http::field::host, ep.host + ":" + ep.port);
-  request.set(http::field::user_agent, "corral-bench");
+  SetCommonHeaders(ep, request);
   if (!body.empty()) request.set(http::field::content_type, "application/json");
-  request.body() = std::move(body);
+  request.body() = body;
   request.prepare_payload();
   auto [wec, wn] = co_await http::async_write(stream, request, kTuple);
   (void)wn;
@@ -174,19 +340,38 @@ asio::awaitable<void> RequestOne(const Endpoint& ep, std::string path, std::stri
   reply.status = static_cast<int>(parser.get().result_int());
   reply.body = std::move(parser.get().body());
   out = std::move(reply);
-  beast::error_code ignored;
-  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  co_await Finish(stream, ep);
+}
+
+asio::awaitable<void> RequestOne(const Endpoint& ep, std::string path, std::string body, Clock::time_point deadline,
+                                 Result<HttpReply>& out) {
+  auto ex = co_await asio::this_coro::executor;
+  if (!ep.tls) {
+    beast::tcp_stream stream(ex);
+    co_await RequestOver(stream, ep, path, body, deadline, out);
+  } else if (auto ctx = TlsState().Context(ep.ca_file); !ctx.ok()) {
+    out = ctx.status();
+  } else {
+    TlsStream stream(ex, **ctx);
+    co_await RequestOver(stream, ep, path, body, deadline, out);
+  }
 }
 
 }  // namespace
 
 Result<Endpoint> ParseHttpUrl(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    return InvalidArgument("'" + std::string(url) + "' is not an http:// URL (https is not supported by the bench)");
-  }
-  std::string_view rest = url.substr(kScheme.size());
+  constexpr std::string_view kHttp = "http://", kHttps = "https://";
   Endpoint ep;
+  std::string_view rest;
+  if (url.substr(0, kHttp.size()) == kHttp) {
+    rest = url.substr(kHttp.size());
+  } else if (url.substr(0, kHttps.size()) == kHttps) {
+    rest = url.substr(kHttps.size());
+    ep.tls = true;
+    ep.port = "443";
+  } else {
+    return InvalidArgument("'" + std::string(url) + "' is not an http:// or https:// URL");
+  }
   const size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   if (slash != std::string_view::npos) {
@@ -218,6 +403,17 @@ Result<Endpoint> ParseHttpUrl(std::string_view url) {
   return ep;
 }
 
+Result<Endpoint> EndpointOf(const Target& target) {
+  CORRAL_ASSIGN_OR_RETURN(Endpoint ep, ParseHttpUrl(target.url));
+  ep.ca_file = target.ca_file;
+  ep.api_key = target.api_key;
+  return ep;
+}
+
+void ForgetTlsSessions() {
+  TlsState().Forget();
+}
+
 void ApplyEventData(std::string_view data, double at_ms, StreamTrace& trace) {
   ChatChunk c = InterpretChatChunk(data);
   switch (c.kind) {
@@ -242,6 +438,8 @@ void ApplyEventData(std::string_view data, double at_ms, StreamTrace& trace) {
 void FinishRecord(const StreamTrace& t, int expected_tokens, RequestRecord& rec) {
   rec.http_status = t.http_status;
   rec.connect_ms = t.connect_ms;
+  rec.handshake_ms = t.handshake_ms;
+  rec.tls_resumed = t.tls_resumed;
   rec.e2e_ms = t.end_ms;
   rec.prompt_tokens = t.prompt_tokens;
   rec.completion_tokens = t.completion_tokens;

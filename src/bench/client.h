@@ -1,6 +1,14 @@
 // The bench load client: streams chat completions over HTTP/1.1 + SSE and timestamps every
 // read with the steady clock.
 //
+// Plain HTTP or TLS (https://, OpenSSL 3 through Boost.Asio's ssl::stream): the exchange is
+// one template over the stream type, so the plain path runs exactly the code it ran before
+// TLS existed (no per-byte indirection). Over TLS the server's chain is verified against
+// the endpoint's CA file (or the system's roots) and its name or address against the
+// certificate; the session (ticket) of each finished stream is kept per CA file and
+// host:port, so the next connection to that server resumes instead of doing a full
+// handshake - as a real client reconnecting would. An API key goes as `Authorization: Bearer`.
+//
 // Threading model: RunStreams drives all of its streams on the calling thread with one
 // Boost.Asio io_context (C++20 coroutines, non-blocking sockets); nothing else runs on that
 // context, so the timestamps are taken on the thread that reads the socket, right after the
@@ -19,21 +27,27 @@
 
 namespace corral::bench {
 
-// http://HOST[:PORT][/PREFIX] (https is refused: the bench measures loopback and LAN servers
-// without TLS; TLS comes with the proxy's LAN work).
+// http://HOST[:PORT][/PREFIX] or https://HOST[:PORT][/PREFIX] (default ports 80 and 443).
 struct Endpoint {
   std::string host;
   std::string port = "80";
-  std::string prefix;  // path prefix without the trailing '/', usually ""
+  std::string prefix;   // path prefix without the trailing '/', usually ""
+  bool tls = false;     // https://
+  std::string ca_file;  // TLS: PEM file of the CA(s) to verify against; "" = the system's roots
+  std::string api_key;  // sent as `Authorization: Bearer` when set; a secret: never logged
 };
 Result<Endpoint> ParseHttpUrl(std::string_view url);
+// A target's URL with its CA file and API key.
+Result<Endpoint> EndpointOf(const Target& target);
 
 // The timestamps and facts one stream produced, before they are turned into a record.
 struct StreamTrace {
   int http_status = 0;
   std::string error;               // transport, HTTP or server error; "" when none
   bool saw_done = false;           // "[DONE]" or a finish_reason arrived
-  double connect_ms = -1;          // connect duration
+  double connect_ms = -1;          // connect duration (TCP, plus the TLS handshake over TLS)
+  double handshake_ms = -1;        // TLS: the handshake alone; -1 over plain HTTP
+  bool tls_resumed = false;        // TLS: the server accepted the previous session's ticket
   double end_ms = -1;              // end of the response, from the send
   std::vector<double> content_ms;  // arrival of each content event, from the send
   int64_t prompt_tokens = -1, completion_tokens = -1;
@@ -57,6 +71,9 @@ struct StreamRequest {
   std::string path;  // "/v1/chat/completions", joined to the endpoint's prefix
   std::string body;  // JSON
 };
+
+// Forgets the TLS sessions kept for resumption (the next connections do full handshakes).
+void ForgetTlsSessions();
 
 // Sends every request at once (one connection each) and returns one trace per request, in
 // order. Each stream fails on its own once `timeout` passes from the start.

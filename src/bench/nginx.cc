@@ -119,7 +119,16 @@ std::string NginxConf(const NginxSettings& s) {
   c += "    keepalive_timeout " + std::to_string(s.upstream_keepalive_timeout_s) + "s;\n";
   c += "  }\n";
   c += "  server {\n";
-  c += "    listen 127.0.0.1:" + port + ";\n";
+  const bool tls = !s.tls_cert.empty() && !s.tls_key.empty();
+  c += "    listen 127.0.0.1:" + port + (tls ? " ssl" : "") + ";\n";
+  if (tls) {
+    c += "    ssl_certificate " + s.tls_cert + ";\n";
+    c += "    ssl_certificate_key " + s.tls_key + ";\n";
+    c += "    ssl_protocols TLSv1.2 TLSv1.3;\n";
+    c += "    ssl_ecdh_curve X25519:prime256v1;\n";
+    c += "    ssl_session_tickets on;\n";
+    c += "    ssl_session_timeout 1h;\n";
+  }
   c += "    location / {\n";
   c += "      proxy_pass http://llama_server;\n";
   c += "      proxy_http_version 1.1;\n";
@@ -145,7 +154,7 @@ std::string NginxConf(const NginxSettings& s) {
 
 Result<std::unique_ptr<NginxProxy>> NginxProxy::Start(const std::string& binary, const NginxBuild& build,
                                                       const std::string& upstream_host, int upstream_port,
-                                                      std::chrono::seconds timeout) {
+                                                      std::chrono::seconds timeout, const Tls& tls) {
   std::unique_ptr<NginxProxy> n(new NginxProxy());
   char tmpl[] = "/tmp/corral-bench-nginx-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return ErrnoError("creating nginx's directory", errno);
@@ -160,6 +169,9 @@ Result<std::unique_ptr<NginxProxy>> NginxProxy::Start(const std::string& binary,
     s.upstream_host = upstream_host;
     s.upstream_port = upstream_port;
     s.build = build;
+    s.tls_cert = tls.cert;
+    s.tls_key = tls.key;
+    n->tls_ = !tls.cert.empty();
     n->config_ = NginxConf(s);
     CORRAL_RETURN_IF_ERROR(WriteFileAtomic(n->config_path_, n->config_));
     std::vector<std::string> argv_s = {binary};
@@ -170,7 +182,9 @@ Result<std::unique_ptr<NginxProxy>> NginxProxy::Start(const std::string& binary,
     if (!pid.ok()) return pid.status();
     n->pid_ = *pid;
     n->port_ = port;
-    const Endpoint ep{"127.0.0.1", std::to_string(port), ""};
+    Endpoint ep{"127.0.0.1", std::to_string(port), ""};
+    ep.tls = n->tls_;
+    ep.ca_file = tls.ca;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     bool exited = false;
     while (std::chrono::steady_clock::now() < deadline) {

@@ -47,6 +47,11 @@ struct NginxSettings {
   int upstream_keepalive_timeout_s = 4;
   int worker_connections = 4096;
   NginxBuild build;  // which temp-path directives this binary knows
+  // TLS on the listener (both set): the PEM chain and key files, e.g. Corral's own server
+  // certificate so that nginx-tls and Corral's TLS listener do the same handshake.
+  // TLS 1.2 minimum, 1.3 preferred, X25519 then P-256, session tickets on (nginx's default).
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 // The nginx.conf text for `s`. Pure, so the report can show the exact file and tests can
@@ -58,16 +63,22 @@ std::string NginxConf(const NginxSettings& s);
 // A running private nginx. Stopped (process group) and its directory removed on destruction.
 class NginxProxy {
  public:
-  // Writes the configuration, starts `binary` on a free loopback port and waits until a
-  // GET /health through it answers 200 (so the upstream is reachable too).
+  // TLS files for Start: the listener's chain and key, and the CA the health probe checks
+  // the chain against.
+  struct Tls {
+    std::string cert, key, ca;
+  };
+  // Writes the configuration, starts `binary` on a free loopback port (TLS when `tls.cert`
+  // is set) and waits until a GET /health through it answers 200 (so the upstream is
+  // reachable too).
   static Result<std::unique_ptr<NginxProxy>> Start(const std::string& binary, const NginxBuild& build,
                                                    const std::string& upstream_host, int upstream_port,
-                                                   std::chrono::seconds timeout);
+                                                   std::chrono::seconds timeout, const Tls& tls = {});
   ~NginxProxy();
   NginxProxy(const NginxProxy&) = delete;
   NginxProxy& operator=(const NginxProxy&) = delete;
 
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_); }
   pid_t pid() const { return pid_; }
   const std::string& config() const { return config_; }
   const std::string& config_path() const { return config_path_; }
@@ -78,6 +89,7 @@ class NginxProxy {
   void Stop();
   pid_t pid_ = -1;
   int port_ = 0;
+  bool tls_ = false;
   std::string dir_;
   std::string config_;
   std::string config_path_;

@@ -38,6 +38,10 @@ json TargetJson(const Target& t) {
     j["child_pid"] = t.child_pid;
     j["child_argv"] = t.child_argv;
   }
+  // TLS and the key: where the key came from, never the key.
+  if (t.url.rfind("https://", 0) == 0) j["tls_ca_file"] = t.ca_file.empty() ? "system roots" : t.ca_file;
+  if (!t.api_key.empty()) j["api_key"] = t.api_key_source.empty() ? "given" : t.api_key_source;
+  if (!t.compare_to.empty()) j["compare_to"] = t.compare_to;
   return j;
 }
 
@@ -63,6 +67,10 @@ json RecordJson(const RequestRecord& r) {
             {"content_events", r.content_events},
             {"response_bytes", r.response_bytes}};
   if (!r.error.empty()) j["error"] = r.error;
+  if (r.handshake_ms >= 0) {
+    j["tls_handshake_ms"] = r.handshake_ms;
+    j["tls_resumed"] = r.tls_resumed;
+  }
   if (r.has_server_timings) {
     j["server_timings"] = {{"prompt_n", r.server_prompt_n},
                            {"prompt_ms", r.server_prompt_ms},
@@ -166,32 +174,40 @@ json ColdStartJson(const ColdStart& c) {
 }
 
 // Suite C's headline per workload and non-baseline target: added TTFT at p50 and p99
-// (target cell minus baseline cell) and the paired decode ratio.
+// (target cell minus baseline cell) and the paired decode ratio. The baseline is the first
+// target; a target with compare_to gets a second row against that one (TLS proxy vs plain).
 json HopSummaryJson(const SuiteResult& s) {
   json out = json::array();
   if (s.targets.size() < 2) return out;
-  const std::string& base = s.targets.front().name;
+  std::vector<std::pair<std::string, std::string>> pairs;  // (baseline, target)
+  for (size_t ti = 1; ti < s.targets.size(); ++ti) pairs.emplace_back(s.targets.front().name, s.targets[ti].name);
+  for (const auto& t : s.targets) {
+    if (t.compare_to.empty() || t.compare_to == s.targets.front().name || t.compare_to == t.name) continue;
+    pairs.emplace_back(t.compare_to, t.name);
+  }
   auto cell_of = [&](const std::string& w, const std::string& t) -> const Cell* {
     for (const auto& c : s.aggregate.cells) {
       if (c.workload == w && c.target == t) return &c;
     }
     return nullptr;
   };
-  for (const auto& b : s.aggregate.cells) {
-    if (b.target != base) continue;
-    for (size_t ti = 1; ti < s.targets.size(); ++ti) {
-      const Cell* t = cell_of(b.workload, s.targets[ti].name);
-      if (t == nullptr) continue;
-      json row = {{"workload", b.workload},        {"baseline", base},        {"target", t->target},
+  for (const auto& first : s.aggregate.cells) {
+    if (first.target != s.targets.front().name) continue;
+    for (const auto& [base, target] : pairs) {
+      const Cell* b = cell_of(first.workload, base);
+      const Cell* t = cell_of(first.workload, target);
+      if (b == nullptr || t == nullptr) continue;
+      json row = {{"workload", b->workload},       {"baseline", base},        {"target", t->target},
                   {"concurrency", t->concurrency}, {"requests", t->requests}, {"errors", t->errors},
-                  {"baseline_errors", b.errors}};
-      auto bt = b.metrics.find("ttft_ms"), tt = t->metrics.find("ttft_ms");
-      if (bt != b.metrics.end() && tt != t->metrics.end()) {
+                  {"baseline_errors", b->errors}};
+      auto bt = b->metrics.find("ttft_ms"), tt = t->metrics.find("ttft_ms");
+      if (bt != b->metrics.end() && tt != t->metrics.end()) {
         row["added_ttft_p50_ms"] = tt->second.median - bt->second.median;
         row["added_ttft_p99_ms"] = tt->second.p99 - bt->second.p99;
       }
       for (const auto& c : s.aggregate.comparisons) {
-        if (c.workload != b.workload || c.target != t->target) continue;
+        if (c.workload != b->workload || c.target != t->target || c.baseline != base) continue;
+        if (c.metric == "ttft_ms") row["paired_ttft_ratio"] = IntervalJson(c.paired_ratio);
         if (c.metric == "decode_tps") {
           row["paired_decode_ratio"] = IntervalJson(c.paired_ratio);
           row["pairs"] = c.pairs;
@@ -219,6 +235,7 @@ json LoadJson(const json& hop_summary, const SuiteResult& s) {
     if (c.aggregate_tps.n > 0) t["aggregate_tps_median"] = c.aggregate_tps.median;
     for (const auto& h : hop_summary) {
       if (h.value("workload", "") != label || h.value("target", "") != c.target) continue;
+      if (h.value("baseline", "") != s.targets.front().name) continue;
       if (h.contains("aggregate_tps_ratio")) t["aggregate_tps_ratio"] = h["aggregate_tps_ratio"];
       if (h.contains("added_ttft_p99_ms")) t["added_ttft_p99_ms"] = h["added_ttft_p99_ms"];
     }
@@ -324,16 +341,20 @@ std::string RenderSuiteCParts(const json& s) {
   if (!hop.empty()) {
     md +=
         "### Proxy hop, relative to direct\n\n"
-        "Added TTFT = target cell minus direct cell (p50: medians, p99: 99th percentiles); paired decode ratio = "
-        "median of per-pair ratios of requests sent back to back, with its bootstrap 95 % interval. Targets: "
-        "added TTFT p50 <= 0.1 ms, p99 <= 0.5 ms; decode >= 0.995.\n\n"
-        "| workload | target | ok/n | added TTFT p50 ms | added TTFT p99 ms | paired decode ratio [95 % CI] "
-        "(pairs) |\n|---|---|---|---|---|---|\n";
+        "Added TTFT = target cell minus baseline cell (p50: medians, p99: 99th percentiles); paired ratios = "
+        "median of per-pair ratios (target / baseline) of requests sent back to back, with their bootstrap 95 % "
+        "interval. The baseline is direct llama-server; a row with another baseline compares two targets that both "
+        "ran in the alternation (a TLS proxy against the plain one). Targets: added TTFT p50 <= 0.1 ms, p99 <= "
+        "0.5 ms; decode >= 0.995.\n\n"
+        "| workload | target | baseline | ok/n | added TTFT p50 ms | added TTFT p99 ms | paired TTFT ratio [95 % CI] "
+        "| paired decode ratio [95 % CI] (pairs) |\n|---|---|---|---|---|---|---|---|\n";
     for (const auto& h : hop) {
       const int n = h.value("requests", 0), e = h.value("errors", 0);
-      md += "| " + Str(h, "workload") + " | " + EscapeMd(Str(h, "target")) + " | " + std::to_string(n - e) + "/" +
-            std::to_string(n) + " | " + (h.contains("added_ttft_p50_ms") ? Fmt(Num(h, "added_ttft_p50_ms"), 3) : "-") +
-            " | " + (h.contains("added_ttft_p99_ms") ? Fmt(Num(h, "added_ttft_p99_ms"), 3) : "-") + " | " +
+      md += "| " + Str(h, "workload") + " | " + EscapeMd(Str(h, "target")) + " | " + EscapeMd(Str(h, "baseline")) +
+            " | " + std::to_string(n - e) + "/" + std::to_string(n) + " | " +
+            (h.contains("added_ttft_p50_ms") ? Fmt(Num(h, "added_ttft_p50_ms"), 3) : "-") + " | " +
+            (h.contains("added_ttft_p99_ms") ? Fmt(Num(h, "added_ttft_p99_ms"), 3) : "-") + " | " +
+            IntervalText(h.value("paired_ttft_ratio", json()), 4) + " | " +
             IntervalText(h.value("paired_decode_ratio", json()), 4) +
             (h.contains("pairs") ? " (" + Str(h, "pairs") + ")" : "") + " |\n";
     }

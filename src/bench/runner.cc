@@ -135,7 +135,7 @@ std::vector<RequestRecord> RunRequests(const std::vector<Target>& targets, const
   std::vector<RequestRecord> records;
   std::vector<Endpoint> endpoints;
   for (const auto& t : targets) {
-    auto ep = ParseHttpUrl(t.url);
+    auto ep = EndpointOf(t);
     endpoints.push_back(ep.ok() ? *ep : Endpoint{});
   }
   for (const auto& w : workloads) {
@@ -274,26 +274,35 @@ Aggregate Summarise(const std::vector<RequestRecord>& records, const std::vector
     }
   }
   if (targets.size() < 2) return agg;
-  const Target& base = targets.front();
+  // Every target against the first; a target naming another in compare_to also against it.
+  std::vector<std::pair<std::string, std::string>> pairs;  // (baseline, target)
+  for (size_t ti = 1; ti < targets.size(); ++ti) pairs.emplace_back(targets.front().name, targets[ti].name);
+  for (const auto& t : targets) {
+    if (t.compare_to.empty() || t.compare_to == targets.front().name || t.compare_to == t.name) continue;
+    if (std::any_of(targets.begin(), targets.end(), [&](const Target& o) { return o.name == t.compare_to; })) {
+      pairs.emplace_back(t.compare_to, t.name);
+    }
+  }
   for (const auto& label : labels) {
-    for (size_t ti = 1; ti < targets.size(); ++ti) {
+    for (const auto& [base, target] : pairs) {
       for (const std::string m : {"ttft_ms", "decode_tps", "itl_p50_ms", "e2e_ms", "aggregate_tps"}) {
-        const auto& a = values[label][base.name][m];
-        const auto& b = values[label][targets[ti].name][m];
+        const auto& a = values[label][base][m];
+        const auto& b = values[label][target][m];
         if (a.empty() || b.empty()) continue;
         if (m == "aggregate_tps" && label.find('@') == std::string::npos && label != "parallel_4") continue;
         CellComparison c;
         c.workload = label;
-        c.baseline = base.name;
-        c.target = targets[ti].name;
+        c.baseline = base;
+        c.target = target;
         c.metric = m;
-        const uint64_t seed = Fnv1a(m, Fnv1a(targets[ti].name, Fnv1a(label))) ^ options.seed;
+        uint64_t seed = Fnv1a(m, Fnv1a(target, Fnv1a(label))) ^ options.seed;
+        if (base != targets.front().name) seed = Fnv1a(base, seed);
         c.result = BootstrapCompare(a, b, seed, options.bootstrap_resamples);
         if (m != "aggregate_tps") {
           std::vector<double> ratios;
-          for (const auto& [key, value] : paired[label][targets[ti].name][m]) {
-            auto base_it = paired[label][base.name][m].find(key);
-            if (base_it == paired[label][base.name][m].end() || base_it->second <= 0) continue;
+          for (const auto& [key, value] : paired[label][target][m]) {
+            auto base_it = paired[label][base][m].find(key);
+            if (base_it == paired[label][base][m].end() || base_it->second <= 0) continue;
             ratios.push_back(value / base_it->second);
           }
           c.pairs = static_cast<int>(ratios.size());

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -22,6 +24,7 @@ constexpr auto kStartTimeout = std::chrono::seconds(120);
 constexpr auto kPollInterval = std::chrono::milliseconds(50);
 constexpr auto kNginxTimeout = std::chrono::seconds(15);
 constexpr size_t kNginxErrorLogTailBytes = 4000;
+constexpr uint64_t kMaxKeyFileBytes = 4096;
 
 std::string Title(const std::string& suite) {
   if (suite == "A") return "wrapper";
@@ -139,8 +142,34 @@ Result<Target> ParseTargetSpec(const std::string& spec) {
     } else if (key == "pid" && !value.empty() && value.size() < 10 &&
                value.find_first_not_of("0123456789") == std::string::npos) {
       t.pid = static_cast<pid_t>(std::stol(value));
+    } else if (key == "ca" && !value.empty()) {
+      if (!ep->tls) return InvalidArgument("--target " + t.name + ": ca= needs an https:// URL");
+      if (::access(value.c_str(), R_OK) != 0) {
+        return InvalidArgument("--target " + t.name + ": cannot read the CA file '" + value + "'");
+      }
+      t.ca_file = value;
+    } else if (key == "key-env" && !value.empty()) {
+      const char* secret = std::getenv(value.c_str());
+      if (secret == nullptr || *secret == '\0') {
+        return InvalidArgument("--target " + t.name + ": key-env=" + value + " but $" + value + " is not set");
+      }
+      t.api_key = secret;
+      t.api_key_source = "env " + value;
+    } else if (key == "key-file" && !value.empty()) {
+      auto text = ReadFileBounded(value, kMaxKeyFileBytes);
+      if (!text.ok()) return text.status().WithContext("--target " + t.name + ": key-file");
+      std::string secret = *text;
+      while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) secret.pop_back();
+      if (secret.empty() || secret.find_first_of(" \t\r\n") != std::string::npos) {
+        return InvalidArgument("--target " + t.name + ": key-file " + value + " does not hold one key");
+      }
+      t.api_key = secret;
+      t.api_key_source = "file " + value;
+    } else if (key == "vs" && !value.empty()) {
+      t.compare_to = value;
     } else {
-      return InvalidArgument("--target " + t.name + ": unknown or empty setting '" + kv + "' (model=ID or pid=PID)");
+      return InvalidArgument("--target " + t.name + ": unknown or empty setting '" + kv +
+                             "' (model=ID, pid=PID, ca=PEM, key-env=VAR, key-file=PATH or vs=NAME)");
     }
   }
   t.mode = "external";
@@ -148,7 +177,7 @@ Result<Target> ParseTargetSpec(const std::string& spec) {
 }
 
 void DetectTarget(Target& t) {
-  auto ep = ParseHttpUrl(t.url);
+  auto ep = EndpointOf(t);
   if (!ep.ok()) return;
   nlohmann::json props = GetJson(*ep, "/props");
   if (props.is_object() && StringAt(props, "role") == "router") {
@@ -332,6 +361,40 @@ SuiteResult RunSuiteC(const HopProvider& provider, const SuiteCOptions& c, const
       }
     }
   }
+  // nginx over TLS with Corral's own server certificate, when a TLS extra proxy pins
+  // Corral's local CA (ca=<dir>/ca.pem next to server.pem and server.key): the honest
+  // reference for the TLS proxy is a TLS nginx doing the same handshake.
+  std::unique_ptr<NginxProxy> nginx_tls;
+  if (nginx) {
+    for (const Target& t : c.extra_proxies) {
+      if (t.url.rfind("https://", 0) != 0 || t.ca_file.empty()) continue;
+      const std::filesystem::path dir = std::filesystem::path(t.ca_file).parent_path();
+      NginxProxy::Tls tls{(dir / "server.pem").string(), (dir / "server.key").string(), t.ca_file};
+      if (::access(tls.cert.c_str(), R_OK) != 0 || ::access(tls.key.c_str(), R_OK) != 0) continue;
+      if (progress) progress("starting nginx over TLS with " + tls.cert);
+      auto build = ProbeNginx(binary);
+      auto started = build.ok() ? NginxProxy::Start(binary, *build, direct_ep->host, std::stoi(direct_ep->port),
+                                                    kNginxTimeout, tls)
+                                : Result<std::unique_ptr<NginxProxy>>(build.status());
+      if (!started.ok()) {
+        ref.reason += (ref.reason.empty() ? "" : "; ") + std::string("nginx over TLS: ") + started.status().message();
+        break;
+      }
+      nginx_tls = std::move(started).value();
+      Target nt;
+      nt.name = "nginx-tls";
+      nt.url = nginx_tls->url();
+      nt.pid = nginx_tls->pid();
+      nt.ca_file = t.ca_file;
+      nt.model = direct.model;
+      nt.kind = "nginx";
+      nt.version = build->line;
+      nt.mode = "reference over TLS (" + tls.cert + ")";
+      nt.compare_to = "nginx";
+      s.targets.push_back(std::move(nt));
+      break;
+    }
+  }
   for (Target t : c.extra_proxies) {
     if (t.model.empty()) t.model = direct.model;
     DetectTarget(t);
@@ -339,6 +402,7 @@ SuiteResult RunSuiteC(const HopProvider& provider, const SuiteCOptions& c, const
   }
   s = Finish(std::move(s), workloads, options, progress);
   if (nginx) ref.error_log = nginx->ErrorLogTail(kNginxErrorLogTailBytes);
+  if (nginx_tls) ref.error_log += nginx_tls->ErrorLogTail(kNginxErrorLogTailBytes);
   s.nginx = ref;
   if (!workloads.empty() && !Interrupted()) {
     s.footprint = MeasureFootprint(*hop, c, workloads.front(), options, progress);

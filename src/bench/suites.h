@@ -199,7 +199,10 @@ struct SuiteBOptions {
 // argv from /proc when pid is set.
 void DetectTarget(Target& target);
 
-// Parses "NAME=URL[,model=ID][,pid=PID]".
+// Parses "NAME=URL[,model=ID][,pid=PID][,ca=PEM][,key-env=VAR|key-file=PATH][,vs=NAME]": URL
+// http:// or https:// (ca= the CA file to verify against), the API key read from an
+// environment variable or a file (never from the command line, which the report records),
+// vs= another target this one is also compared against.
 Result<Target> ParseTargetSpec(const std::string& spec);
 
 SuiteResult RunSuiteA(const WrapperProvider& provider, const std::vector<Workload>& workloads,

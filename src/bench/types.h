@@ -27,6 +27,15 @@ struct Target {
   std::string model_sha256;                  // SHA-256 of model_path, when readable
   std::map<std::string, std::string> knobs;  // normalized settings applied (ctx, batch, ...)
   std::vector<std::string> unfair_knobs;     // settings this target could not be given
+  // TLS and API keys (issue 13): the CA file an https:// URL is verified against ("" = the
+  // system's roots), and the key sent as `Authorization: Bearer` ("" = none). The key is a
+  // secret: reports say only where it came from (api_key_source, "env CORRAL_BENCH_KEY").
+  std::string ca_file;
+  std::string api_key;
+  std::string api_key_source;
+  // Besides the first target, also compare this one against the target named here (suite C:
+  // the TLS proxy against the plain proxy, not only against direct llama-server).
+  std::string compare_to;
 };
 
 // One named request shape.
@@ -52,13 +61,15 @@ struct RequestRecord {
   std::string error;  // why it failed, when !ok
   int http_status = 0;
 
-  double connect_ms = -1;  // TCP connect (not part of TTFT)
-  double ttft_ms = -1;     // request written → first content event
-  double e2e_ms = -1;      // request written → end of response
-  double decode_ms = -1;   // first → last content event
-  double decode_tps = -1;  // (completion_tokens - 1) / decode time
-  double prompt_tps = -1;  // prompt_tokens / TTFT
-  double itl_p50_ms = -1;  // inter-token (content event) gaps of this request
+  double connect_ms = -1;    // TCP connect, plus the TLS handshake over TLS (not part of TTFT)
+  double handshake_ms = -1;  // TLS handshake alone; -1 over plain HTTP
+  bool tls_resumed = false;  // TLS: resumed with the previous connection's session ticket
+  double ttft_ms = -1;       // request written → first content event
+  double e2e_ms = -1;        // request written → end of response
+  double decode_ms = -1;     // first → last content event
+  double decode_tps = -1;    // (completion_tokens - 1) / decode time
+  double prompt_tps = -1;    // prompt_tokens / TTFT
+  double itl_p50_ms = -1;    // inter-token (content event) gaps of this request
   double itl_p99_ms = -1;
   int64_t prompt_tokens = -1;      // from the final usage
   int64_t completion_tokens = -1;  // from the final usage

@@ -100,8 +100,14 @@ TEST(ParseHttpUrl, AcceptsAndRejects) {
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->host, "::1");
   EXPECT_EQ(c->port, "11450");
-  for (const char* bad :
-       {"https://x:1", "x:1", "http://", "http://h:0", "http://h:99999", "http://h:8a", "http://:80", "http://[::1"}) {
+  auto d = ParseHttpUrl("https://192.0.2.2/v1");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->tls);
+  EXPECT_EQ(d->port, "443");
+  EXPECT_EQ(d->prefix, "/v1");
+  EXPECT_FALSE(b->tls);
+  for (const char* bad : {"ftp://x:1", "https://", "x:1", "http://", "http://h:0", "http://h:99999", "http://h:8a",
+                          "http://:80", "http://[::1"}) {
     EXPECT_FALSE(ParseHttpUrl(bad).ok()) << bad;
   }
 }

@@ -74,6 +74,50 @@ TEST(Summarise, PairedRatioCancelsSharedDrift) {
   EXPECT_LT(decode->result.ratio.lo, 1.0);  // the unpaired interval cannot see it
 }
 
+TEST(Summarise, ComparesATargetAlsoWithItsVsTarget) {
+  // direct, proxy, tls (vs=proxy): tls is 5 % slower to decode than the proxy, which is
+  // 10 % slower than direct; each pair's ratio is exact, so the paired ratios are too.
+  Target direct, proxy, tls;
+  direct.name = "direct";
+  proxy.name = "proxy";
+  tls.name = "tls";
+  tls.compare_to = "proxy";
+  std::vector<RequestRecord> v;
+  for (int i = 0; i < 8; ++i) {
+    const double base = 1000 + 37 * i;
+    v.push_back(Rec("direct", i, 10, base));
+    v.push_back(Rec("proxy", i, 10, base * 0.9));
+    v.push_back(Rec("tls", i, 10, base * 0.9 * 0.95));
+  }
+  Aggregate agg = Summarise(v, {direct, proxy, tls}, RunOptions{});
+  std::map<std::string, const CellComparison*> decode;  // "baseline/target"
+  for (const auto& c : agg.comparisons) {
+    if (c.metric == "decode_tps") decode[c.baseline + "/" + c.target] = &c;
+  }
+  ASSERT_EQ(decode.size(), 3u);
+  EXPECT_NEAR(decode.at("direct/proxy")->paired_ratio.estimate, 0.9, 1e-12);
+  EXPECT_NEAR(decode.at("direct/tls")->paired_ratio.estimate, 0.855, 1e-12);
+  EXPECT_NEAR(decode.at("proxy/tls")->paired_ratio.estimate, 0.95, 1e-12);
+  EXPECT_EQ(decode.at("proxy/tls")->pairs, 8);
+  // The hop summary gets the second row too, and the report shows its baseline.
+  SuiteResult s;
+  s.suite = "C";
+  s.title = "proxy hop";
+  s.status = "ran";
+  s.targets = {direct, proxy, tls};
+  s.records = v;
+  s.aggregate = agg;
+  RunInfo run;
+  run.options = RunOptions{};
+  const nlohmann::json r = ReportJson(run, HostInfo{}, Provenance{}, {}, {s});
+  const auto& rows = r["suites"][0]["hop_summary"];
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[2]["baseline"], "proxy");
+  EXPECT_EQ(rows[2]["target"], "tls");
+  EXPECT_NEAR(rows[2]["paired_decode_ratio"]["estimate"].get<double>(), 0.95, 1e-12);
+  EXPECT_NE(RenderMarkdown(r).find("| chat_turn | tls | proxy | 8/8 |"), std::string::npos) << RenderMarkdown(r);
+}
+
 TEST(Summarise, DropsWarmupsCountsErrorsFlagsNoise) {
   RunOptions opt;
   Aggregate agg = Summarise(Records(), Targets(), opt);
@@ -372,7 +416,7 @@ TEST(ReportJson, SuiteCPartsCarryTheirNumbersAndMethod) {
 
 TEST(RenderMarkdown, SuiteCPartsAreShown) {
   const std::string md = RenderMarkdown(SuiteCReport(true));
-  for (const char* s : {"### Proxy hop, relative to direct", "| chat_turn | nginx | 6/6 | 0.300 |",
+  for (const char* s : {"### Proxy hop, relative to direct", "| chat_turn | nginx | direct | 6/6 | 0.300 |",
                         "### Proxy under load", "| proxy | 23/24 | 1 |", "### nginx reference: ran",
                         "nginx version: nginx/1.22.1", "```nginx\ndaemon off;\nproxy_buffering off;\n```",
                         "### Daemon footprint: ran", "| idle keep-alive connections opened / requested | 1000 / 1000",
