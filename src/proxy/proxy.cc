@@ -1461,7 +1461,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   void RouterLoadRoute(bool load);
   bool LoadedOrAnswered();
   void OllamaPullRoute();
-  void OnPullLines(std::string lines);
+  void OnPullLines(const std::string& lines);
   void OnPullDone(const PullOutcome& outcome);
   void WritePull();
   void OnTranslatedHead();
@@ -1714,7 +1714,7 @@ void BasicConnection<Stream>::OllamaPullRoute() {
   auto self = this->shared_from_this();
   PullJobs::Callbacks cb;
   cb.on_lines = [self](std::string lines) {
-    asio::post(self->w_.ioc, [self, lines = std::move(lines)]() mutable { self->OnPullLines(std::move(lines)); });
+    asio::post(self->w_.ioc, [self, lines = std::move(lines)] { self->OnPullLines(lines); });
   };
   cb.on_done = [self](const PullOutcome& outcome) {
     asio::post(self->w_.ioc, [self, outcome] { self->OnPullDone(outcome); });
@@ -1732,7 +1732,7 @@ void BasicConnection<Stream>::OllamaPullRoute() {
 }
 
 template <class Stream>
-void BasicConnection<Stream>::OnPullLines(std::string lines) {
+void BasicConnection<Stream>::OnPullLines(const std::string& lines) {
   if (closed_ || !pull_stream_ || lines.empty()) return;  // stream:false answers only the outcome
   if (!response_started_) {
     if (client_http10_) client_keep_alive_ = false;  // NDJSON unframed, ended by the close
