@@ -12,6 +12,8 @@
 
 #include "cli/commands.h"
 #include "common/interrupt.h"
+#include "control/api.h"
+#include "daemon/daemon.h"
 #include "daemon/models.h"
 #include "pull/hub_cache.h"
 #include "pull/pull.h"
@@ -146,6 +148,16 @@ ExitCode ExitFor(const Status& s) {
   }
 }
 
+// A running daemon rescans its catalog now, so the model is listed at once (`corral list`,
+// /v1/models, /api/tags) rather than at its next periodic refresh. Best effort: no daemon,
+// or an older one, changes nothing.
+void TellDaemon() {
+  if (!control::CheckSocketAccess(daemon::SocketPath()).ok()) return;
+  control::ControlClient client(daemon::SocketPath());
+  if (!client.Ping()) return;
+  (void)client.Call("POST", "/v1/catalog/refresh");
+}
+
 int RunPull(const GlobalOptions& global, const PullArgs& args) {
   auto fail = [&](const Status& s) {
     if (global.json) {
@@ -200,6 +212,7 @@ int RunPull(const GlobalOptions& global, const PullArgs& args) {
     }
     return fail(result.status());
   }
+  TellDaemon();  // before "success": POST /api/pull's client may list /api/tags next
   const auto& r = *result;
   const std::string stem = Stem(r.files.front());
   const double rate = r.seconds > 0 ? static_cast<double>(r.downloaded_bytes) / r.seconds : 0;

@@ -158,6 +158,13 @@ class Daemon {
     popts.max_connections_per_client = static_cast<size_t>(config.max_connections_per_client);
     popts.max_buffered_body_bytes = static_cast<uint64_t>(config.max_buffered_body_bytes);
     popts.version = kCorralVersion;
+    // POST /api/pull (issue 14): `corral pull --json` as a child of the proxy (in either
+    // process); a finished pull asks POST /v1/catalog/refresh before it says "success".
+    popts.pull_command = {"/proc/self/exe"};
+    if (!config_.config_file.empty() && ::access(config_.config_file.c_str(), R_OK) == 0) {
+      popts.pull_command.insert(popts.pull_command.end(), {"--config", config_.config_file});
+    }
+    popts.pull_command.insert(popts.pull_command.end(), {"pull", "--json"});
     std::vector<std::string> lan_notes;  // issue 13: open door, TLS, keys
     if (Status s = PrepareLan(config, popts, &lan_notes); !s.ok()) return s;
     for (const auto& note : lan_notes) {
@@ -210,6 +217,11 @@ class Daemon {
       json body = ErrorBody(ErrorCode::kBadRequest, result.value("error", std::string("reload failed")));
       body["reload"] = result;
       return {control::HttpStatusFor(ErrorCode::kBadRequest), body};
+    }
+    if (post && p == "/v1/catalog/refresh") {  // `corral pull` finished (issue 14): rescan the catalog now
+      std::lock_guard<std::mutex> lock(reload_mu_);
+      router_->UpdateConfig(CurrentConfig());
+      return {200, {{"ok", true}}};
     }
     if (post && p == "/v1/shutdown") {
       RequestShutdown();

@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "proxy/json_guard.h"
+#include "proxy/router_mode.h"
 
 namespace corral::proxy {
 
@@ -104,7 +105,9 @@ nlohmann::json OpenAIModelJson(const ModelInfo& m) {
           {"object", "model"},
           {"created", m.modified_unix_s},
           {"owned_by", "corral"},
-          {"status", {{"value", m.state == ModelState::kReady ? "loaded" : to_string(m.state)}}},
+          // llama-server router mode's status object (router_mode.h): its web UI reads status.value.
+          {"status", RouterStatusJson(m)},
+          {"aliases", m.aliases},
           {"names", names},  // other names a request may use (issue 14); the id always works
           {"meta", meta}};
 }

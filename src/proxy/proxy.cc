@@ -34,8 +34,10 @@
 #include "proxy/listen.h"
 #include "proxy/metrics.h"
 #include "proxy/ollama.h"
+#include "proxy/ollama_pull.h"
 #include "proxy/request_guard.h"
 #include "proxy/request_routing.h"
+#include "proxy/router_mode.h"
 #include "proxy/upstream_errors.h"
 #include "tls/tls.h"
 
@@ -218,6 +220,7 @@ class Proxy::Impl {
   std::unique_ptr<auth::KeyStore> keys;
   auth::FailureThrottle throttle;
   KeyMetrics key_metrics;
+  std::unique_ptr<PullJobs> pulls;  // POST /api/pull (issue 14); null without options.pull_command
 
   // Hostile-input policy, fixed at Start (read-only afterwards, any worker).
   size_t max_connections = 0;                                 // options.max_connections, held below the open-file limit
@@ -401,6 +404,8 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     closed_ = true;
     EndInFlight();
     ReleaseBody();
+    if (pull_) PullJobs::Cancel(*pull_);  // the client left: SIGINT to `corral pull` (resumable)
+    pull_.reset();
     error_code ec;
     Socket(client_).shutdown(tcp::socket::shutdown_both, ec);
     Socket(client_).close(ec);
@@ -560,6 +565,9 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       case RouteKind::kOllamaChat:
       case RouteKind::kOllamaGenerate:
       case RouteKind::kOllamaEmbed: return auth::Scope::kInference;
+      case RouteKind::kOllamaPull:  // writes to the disk
+      case RouteKind::kRouterLoad:
+      case RouteKind::kRouterUnload: return auth::Scope::kAdmin;
       default: return auth::Scope::kRead;
     }
   }
@@ -739,6 +747,10 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       case RouteKind::kOllamaChat:
       case RouteKind::kOllamaGenerate:
       case RouteKind::kOllamaEmbed: return OllamaInferenceRoute();
+      case RouteKind::kOllamaPull: return OllamaPullRoute();
+      case RouteKind::kRouterModels: return SendLocal(200, "application/json", RouterModelList(VisibleModels()));
+      case RouteKind::kRouterLoad:
+      case RouteKind::kRouterUnload: return RouterLoadRoute(route_.kind == RouteKind::kRouterLoad);
       case RouteKind::kBadMethod:
         return SendError(405, "method " + std::string(req.method_string()) + " not allowed on this route", false);
       case RouteKind::kNotFound: return SendError(404, "no route for " + std::string(req.target()), false);
@@ -753,7 +765,10 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       case RouteKind::kOllamaShow:
       case RouteKind::kOllamaChat:
       case RouteKind::kOllamaGenerate:
-      case RouteKind::kOllamaEmbed: return true;
+      case RouteKind::kOllamaEmbed:
+      case RouteKind::kOllamaPull:
+      case RouteKind::kRouterLoad:
+      case RouteKind::kRouterUnload: return true;
       default: return false;
     }
   }
@@ -790,6 +805,12 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       if (f.status == ModelFieldStatus::kFound) model_ = std::move(f.value);
     }
     if (model_.empty() && route_.model_source != ModelSource::kBody) model_ = QueryParam(req.target(), "model");
+    // llama-server router mode (router_mode.h): GET /props without a model is the router's
+    // own; ?autoload=false never starts a model.
+    if (model_.empty() && req.method() == http::verb::get && RequestPath() == "/props") {
+      return SendLocal(200, "application/json", RouterProps(CorralVersionField()));
+    }
+    no_autoload_ = QueryParam(req.target(), "autoload") == "false";
     if (model_.empty()) {
       return SendError(400,
                        route_.model_source == ModelSource::kQuery
@@ -812,6 +833,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       from_snapshot_ = true;
       return Forward(it->second);
     }
+    if (no_autoload_ && !LoadedOrAnswered()) return;
     EnsureThenForward();
   }
 
@@ -1369,6 +1391,11 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     ollama_keep_alive_.reset();
     decoded_.clear();
     cors_origin_.clear();
+    no_autoload_ = false;
+    pull_.reset();
+    pull_stream_ = pull_writing_ = pull_done_ = false;
+    pull_out_.clear();
+    pull_pending_.clear();
     local_extra_head_.clear();
     key_ = nullptr;
     key_counters_ = nullptr;
@@ -1430,6 +1457,13 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     return v.empty() ? "unknown" : v;
   }
   void OllamaInferenceRoute();
+  // llama-server router mode (router_mode.h) and POST /api/pull (ollama_pull.h).
+  void RouterLoadRoute(bool load);
+  bool LoadedOrAnswered();
+  void OllamaPullRoute();
+  void OnPullLines(const std::string& lines);
+  void OnPullDone(const PullOutcome& outcome);
+  void WritePull();
   void OnTranslatedHead();
   void OnTranslatedBytes(size_t n);
   void WriteTranslated(std::string bytes, bool last);
@@ -1439,6 +1473,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   static constexpr size_t kTailBytes = 4096;
   static constexpr size_t kIdleReadBufferBytes = 16U << 10;
   static constexpr size_t kMaxModelNameBytes = 4096;
+  static constexpr size_t kMaxPullPendingBytes = 1U << 20;
 
   Proxy::Impl& px_;
   Worker& w_;
@@ -1499,7 +1534,13 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   std::unique_ptr<OllamaResponseTranslator> ollama_;
   std::optional<std::chrono::seconds> ollama_keep_alive_;
   std::string translated_out_;
-  std::string decoded_;         // de-chunked upstream body bytes not yet translated or written
+  std::string decoded_;       // de-chunked upstream body bytes not yet translated or written
+  bool no_autoload_ = false;  // ?autoload=false: a model that is not loaded is not started
+
+  // POST /api/pull: the job, and the NDJSON written (pull_out_) or waiting (pull_pending_).
+  std::shared_ptr<PullJobs::Job> pull_;
+  bool pull_stream_ = false, pull_writing_ = false, pull_done_ = false;
+  std::string pull_out_, pull_pending_;
   bool client_http10_ = false;  // the request said HTTP/1.0
 
   // Hostile-input state.
@@ -1608,6 +1649,153 @@ void BasicConnection<Stream>::OllamaInferenceRoute() {
   up_body_view_ = up_body_;
   ollama_ = std::make_unique<OllamaResponseTranslator>(route_.kind, model_, plan->stream);
   RouteToModel();
+}
+
+// ---- llama-server router mode (router_mode.h) ----
+
+// POST /models/load, /models/unload {"model":ID}. A load answers once the model is ready (or
+// with the reason it cannot be: admission, start failure), so a refusal reaches the client;
+// llama-server answers before loading and its web UI polls GET /v1/models either way. Both
+// are idempotent. An unload waits for the model's requests in flight (it never cuts one).
+template <class Stream>
+void BasicConnection<Stream>::RouterLoadRoute(bool load) {
+  auto name = RouterRequestModel(parser_->get().body());
+  if (!name.ok()) return SendError(400, name.status().message(), false);
+  if (!CheckModelName(*name) || !CheckKeyModel(*name)) return;
+  auto models = VisibleModels();
+  std::string why;
+  const ModelInfo* m = FindModel(*name, models, &why);
+  if (m == nullptr) return UnknownModel(*name, models, why);
+  if (!load) {
+    if (!px_.provider.Unload(m->name)) return UnknownModel(*name, models, why);
+    return SendLocal(200, "application/json", R"({"success":true})");
+  }
+  model_ = m->name;
+  state_ = State::kWaitingModel;
+  px_.metrics.queue_depth.fetch_add(1, std::memory_order_relaxed);
+  auto self = this->shared_from_this();
+  px_.provider.EnsureReady(model_, Clock::now() + px_.options.ready_timeout, [self](EnsureResult result) {
+    asio::post(self->w_.ioc, [self, result = std::move(result)]() mutable {
+      self->px_.metrics.queue_depth.fetch_sub(1, std::memory_order_relaxed);
+      if (self->closed_) return;
+      if (auto* err = std::get_if<EnsureError>(&result)) return self->OnEnsureError(*err);
+      self->SendLocal(200, "application/json", R"({"success":true})");
+    });
+  });
+}
+
+// ?autoload=false and the routing snapshot has no entry for model_: true when the model is
+// loaded after all (under another of its names); otherwise answered (404 unknown, 400 not
+// loaded, as llama-server's router says "model is not loaded").
+template <class Stream>
+bool BasicConnection<Stream>::LoadedOrAnswered() {
+  auto models = VisibleModels();
+  std::string why;
+  const ModelInfo* m = FindModel(model_, models, &why);
+  if (m == nullptr) {
+    UnknownModel(model_, models, why);
+    return false;
+  }
+  if (m->state == ModelState::kReady) return true;
+  SendError(400, "model '" + m->name + "' is not loaded (autoload=false); load it with POST /models/load", false);
+  return false;
+}
+
+// ---- POST /api/pull (ollama_pull.h) ----
+
+template <class Stream>
+void BasicConnection<Stream>::OllamaPullRoute() {
+  if (!px_.pulls) {
+    return SendError(501, "pulling is not available on this proxy (POST /api/pull needs `corral daemon`)", false);
+  }
+  auto req = ParseOllamaPullRequest(parser_->get().body());
+  if (!req.ok()) return SendError(400, req.status().message(), false);
+  pull_stream_ = req->stream;
+  auto self = this->shared_from_this();
+  PullJobs::Callbacks cb;
+  cb.on_lines = [self](std::string lines) {
+    asio::post(self->w_.ioc, [self, lines = std::move(lines)] { self->OnPullLines(lines); });
+  };
+  cb.on_done = [self](const PullOutcome& outcome) {
+    asio::post(self->w_.ioc, [self, outcome] { self->OnPullDone(outcome); });
+  };
+  Status why;
+  pull_ = px_.pulls->Start(req->model, std::move(cb), &why);
+  if (!pull_) {
+    if (why.code() != StatusCode::kResourceExhausted) return SendError(503, why.message(), false);
+    retry_after_s_ = 5;
+    return SendError(429, why.message(), false);
+  }
+  // While it runs, the watch notices a client that leaves: Close() then cancels the pull.
+  state_ = State::kWaitingModel;
+  StartWatch();
+}
+
+template <class Stream>
+void BasicConnection<Stream>::OnPullLines(const std::string& lines) {
+  if (closed_ || !pull_stream_ || lines.empty()) return;  // stream:false answers only the outcome
+  if (!response_started_) {
+    if (client_http10_) client_keep_alive_ = false;  // NDJSON unframed, ended by the close
+    std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n";
+    if (!client_http10_) head += "Transfer-Encoding: chunked\r\n";
+    AppendOwnFields(head, /*with_model=*/false);
+    if (!client_keep_alive_) head += "Connection: close\r\n";
+    pull_pending_ = head + "\r\n";
+    response_started_ = true;
+    sent_status_ = 200;
+  }
+  if (client_http10_) {
+    pull_pending_ += lines;
+  } else {
+    char size_line[32];
+    std::snprintf(size_line, sizeof size_line, "%zx\r\n", lines.size());
+    pull_pending_.append(size_line).append(lines).append("\r\n");
+  }
+  // A client that stops reading: progress comes a few lines a second, so this is minutes.
+  if (pull_pending_.size() > kMaxPullPendingBytes) return Close();
+  WritePull();
+}
+
+template <class Stream>
+void BasicConnection<Stream>::OnPullDone(const PullOutcome& outcome) {
+  pull_.reset();
+  if (closed_) return;
+  if (!pull_stream_) {
+    if (outcome.ok) return SendLocal(200, "application/json", R"({"status":"success"})");
+    return SendError(PullErrorStatus(outcome), outcome.message, false);
+  }
+  if (!outcome.ok) OnPullLines(ErrorBody(Api::kOllama, 500, outcome.message) + "\n");
+  if (closed_) return;
+  if (!response_started_)
+    OnPullLines(R"({"status":"success"})"
+                "\n");  // nothing was said (cannot happen)
+  if (!client_http10_) pull_pending_ += "0\r\n\r\n";
+  pull_done_ = true;
+  WritePull();
+}
+
+template <class Stream>
+void BasicConnection<Stream>::WritePull() {
+  if (pull_writing_ || closed_) return;
+  if (pull_pending_.empty()) {
+    if (pull_done_) NextRequestAfterWatch();
+    return;
+  }
+  pull_out_.swap(pull_pending_);
+  pull_pending_.clear();
+  pull_writing_ = true;
+  SetClientDeadline(px_.client_timeout());
+  asio::async_write(client_, asio::buffer(pull_out_), [self = this->shared_from_this()](const error_code& ec, size_t) {
+    self->pull_writing_ = false;
+    if (self->closed_) return;
+    self->client_deadline_ = Clock::time_point::max();
+    self->pull_out_.clear();
+    if (ec) {
+      self->client_gone_ = true;
+      return self->Close();
+    }
+    self->WritePull();
+  });
 }
 
 template <class Stream>
@@ -1829,6 +2017,10 @@ Status Proxy::Start() {
     }
   }
   if (!px.options.keys_file.empty()) px.keys = std::make_unique<auth::KeyStore>(px.options.keys_file);
+  if (!px.options.pull_command.empty()) {
+    px.pulls = std::make_unique<PullJobs>(px.options.pull_command, std::max<size_t>(px.options.max_pulls, 1),
+                                          /*on_models_changed=*/nullptr);
+  }
 
   int n = px.options.threads;
   if (n <= 0) n = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1U, 4U));
@@ -1913,6 +2105,9 @@ void Proxy::Stop() {
   // EnsureReady callbacks still owed by the provider post into these loops: keep them
   // running until every one has arrived (the provider answers waiters promptly on shutdown).
   while (px.metrics.queue_depth.load() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // Pulls: every child stopped and every reader thread joined while the loops still run
+  // (their last callbacks post into them).
+  if (px.pulls) px.pulls->StopAll();
   for (auto& w : px.workers) w->guard.reset();
   for (auto& w : px.workers) {
     if (w->thread.joinable()) w->thread.join();

@@ -90,6 +90,12 @@ struct ProxyOptions {
   std::string keys_file;
   bool allow_unauthenticated_lan = false;
   bool require_key_on_loopback = false;
+
+  // POST /api/pull (issue 14, ollama_pull.h): argv of `corral [--config FILE] pull --json`
+  // (argv[0] a path); empty: the route answers 501. At most max_pulls run at once (429
+  // beyond). The pull itself tells the daemon to rescan its catalog (cmd_pull.cc).
+  std::vector<std::string> pull_command;
+  size_t max_pulls = 2;
 };
 
 class Proxy {

@@ -24,6 +24,10 @@ std::string_view to_string(RouteKind kind) {
     case RouteKind::kOllamaChat: return "ollama_chat";
     case RouteKind::kOllamaGenerate: return "ollama_generate";
     case RouteKind::kOllamaEmbed: return "ollama_embed";
+    case RouteKind::kOllamaPull: return "ollama_pull";
+    case RouteKind::kRouterModels: return "router_models";
+    case RouteKind::kRouterLoad: return "router_load";
+    case RouteKind::kRouterUnload: return "router_unload";
     case RouteKind::kNotFound: return "not_found";
     case RouteKind::kBadMethod: return "bad_method";
   }
@@ -76,6 +80,11 @@ constexpr RouteDef kRoutes[] = {
     {"/api/generate", "POST", RouteKind::kOllamaGenerate, Api::kOllama, ModelSource::kBody, true, true},
     {"/api/embed", "POST", RouteKind::kOllamaEmbed, Api::kOllama, ModelSource::kBody, true, false},
     {"/api/embeddings", "POST", RouteKind::kOllamaEmbed, Api::kOllama, ModelSource::kBody, true, false},
+    {"/api/pull", "POST", RouteKind::kOllamaPull, Api::kOllama, ModelSource::kBody, false, false},
+    // llama-server router mode (router_mode.h); GET /props without ?model= answers as the router.
+    {"/models", "GET", RouteKind::kRouterModels, Api::kOpenAI, ModelSource::kBody, false, false},
+    {"/models/load", "POST", RouteKind::kRouterLoad, Api::kOpenAI, ModelSource::kBody, false, false},
+    {"/models/unload", "POST", RouteKind::kRouterUnload, Api::kOpenAI, ModelSource::kBody, false, false},
 };
 
 bool MethodMatches(std::string_view allowed, std::string_view method) {

@@ -31,6 +31,10 @@ enum class RouteKind {
   kOllamaChat,      // POST /api/chat      (translated)
   kOllamaGenerate,  // POST /api/generate  (translated)
   kOllamaEmbed,     // POST /api/embed, /api/embeddings (translated)
+  kOllamaPull,      // POST /api/pull (ollama_pull.h)
+  kRouterModels,    // GET /models: llama-server router mode's list (router_mode.h)
+  kRouterLoad,      // POST /models/load
+  kRouterUnload,    // POST /models/unload
   kNotFound,        // no such route
   kBadMethod,       // the path exists, the method does not
 };

@@ -20,7 +20,7 @@
 
 namespace corral::pull {
 
-inline constexpr size_t kMaxPullLineBytes = 64 * 1024;
+inline constexpr size_t kMaxPullLineBytes = size_t{64} * 1024;
 
 // The Ollama NDJSON for one `corral pull --json` line; each output line ends with '\n'.
 std::string OllamaPullLines(std::string_view corral_line);

@@ -350,9 +350,13 @@ TEST_F(ProxyIntegrationTest, ErrorsInEachApiShape) {
   r = ViaProxy("POST", "/v1/chat/completions", "{bad json");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 400);
-  r = ViaProxy("GET", "/props");
+  r = ViaProxy("GET", "/slots");  // a model-less native GET: which model?
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 400);
+  r = ViaProxy("GET", "/props");  // but /props without a model is the router's own (router_mode.h)
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(json::parse(r->body)["role"], "router");
   // An upstream error is relayed as the upstream wrote it.
   auto direct = Direct("POST", "/v1/chat/completions", R"({"model":"chat","messages":"not a list"})");
   r = ViaProxy("POST", "/v1/chat/completions", R"({"model":"chat","messages":"not a list"})");

@@ -3,12 +3,17 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "proxy/api_errors.h"
 #include "proxy/metrics.h"
 #include "proxy/ollama.h"
+#include "proxy/ollama_pull.h"
 #include "proxy/request_routing.h"
+#include "proxy/router_mode.h"
 #include "proxy/routing_table.h"
 #include "proxy/static_provider.h"
 #include "proxy/upstream_errors.h"
@@ -384,6 +389,113 @@ TEST(MetricsTest, ModelSeriesAreBounded) {
   EXPECT_LE(series, Metrics::kMaxModelSeries + 1);
   EXPECT_NE(text.find(Metrics::kOtherModels), std::string::npos);
   EXPECT_EQ(&m.For("spelling-1"), &m.For("spelling-1"));  // the first ones keep their own
+}
+
+// llama-server router mode (router_mode.h) and POST /api/pull (ollama_pull.h): the pure parts.
+TEST(RouterMode, RoutesStatusesAndProps) {
+  EXPECT_EQ(ClassifyRoute("GET", "/models").kind, RouteKind::kRouterModels);
+  EXPECT_EQ(ClassifyRoute("POST", "/models/load").kind, RouteKind::kRouterLoad);
+  EXPECT_EQ(ClassifyRoute("POST", "/models/unload").kind, RouteKind::kRouterUnload);
+  EXPECT_EQ(ClassifyRoute("GET", "/models/load").kind, RouteKind::kBadMethod);
+  EXPECT_EQ(ClassifyRoute("POST", "/api/pull").kind, RouteKind::kOllamaPull);
+  EXPECT_EQ(ClassifyRoute("POST", "/api/pull").api, Api::kOllama);
+  EXPECT_EQ(ClassifyRoute("GET", "/props?autoload=false").kind, RouteKind::kForward);
+  EXPECT_EQ(RouterStatusValue(ModelState::kReady), "loaded");
+  EXPECT_EQ(RouterStatusValue(ModelState::kStarting), "loading");
+  EXPECT_EQ(RouterStatusValue(ModelState::kLoading), "loading");
+  EXPECT_EQ(RouterStatusValue(ModelState::kStopped), "unloaded");
+  EXPECT_EQ(RouterStatusValue(ModelState::kStopping), "unloaded");
+  ModelInfo failed;
+  failed.name = "m";
+  failed.state = ModelState::kFailed;
+  failed.capabilities = {"completion", "vision"};
+  auto list = nlohmann::json::parse(RouterModelList({failed}));
+  const auto& entry = list["data"][0];
+  EXPECT_EQ(entry["id"], "m");
+  EXPECT_EQ(entry["status"]["value"], "unloaded");
+  EXPECT_EQ(entry["status"]["failed"], true);
+  EXPECT_EQ(entry["architecture"]["input_modalities"], nlohmann::json({"text", "image"}));
+  auto props = nlohmann::json::parse(RouterProps("1.2.3"));
+  EXPECT_EQ(props["role"], "router");
+  EXPECT_EQ(props["build_info"], "corral 1.2.3");
+  EXPECT_EQ(*RouterRequestModel(R"({"model":"a"})"), "a");
+  EXPECT_FALSE(RouterRequestModel(R"({"model":""})").ok());
+  EXPECT_FALSE(RouterRequestModel(R"([1])").ok());
+}
+
+TEST(OllamaPull, RequestBodies) {
+  auto a = ParseOllamaPullRequest(R"({"model":"hf.co/a/b:Q4_K_M"})");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->model, "hf.co/a/b:Q4_K_M");
+  EXPECT_TRUE(a->stream);
+  auto b = ParseOllamaPullRequest(R"({"name":"a/b","stream":false,"insecure":true})");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->model, "a/b");
+  EXPECT_FALSE(b->stream);
+  for (const char* bad : {"", "[]", "{}", R"({"model":1})", R"({"model":"-x"})", R"({"model":"a\nb"})",
+                          R"({"model":"a","stream":"yes"})"}) {
+    EXPECT_FALSE(ParseOllamaPullRequest(bad).ok()) << bad;
+  }
+  EXPECT_FALSE(ParseOllamaPullRequest(R"({"model":")" + std::string(2000, 'a') + R"("})").ok());
+  PullOutcome o;
+  o.code = "not found";
+  EXPECT_EQ(PullErrorStatus(o), 404);
+  o.code = "invalid argument";
+  EXPECT_EQ(PullErrorStatus(o), 400);
+  o.code = "unavailable";
+  EXPECT_EQ(PullErrorStatus(o), 500);
+}
+
+// PullJobs over a stand-in command (sh printing `corral pull --json` lines): the lines become
+// Ollama's, "success" comes after on_models_changed, the cap holds, and StopAll cancels.
+TEST(OllamaPull, JobsRelayLinesAndCap) {
+  const std::string script =
+      R"(echo '{"event":"resolved","total":3}'; echo '{"event":"done","sha256":"abcdefabcdef00","total":3}'; )"
+      R"(echo '{"event":"success","files":[]}')";
+  std::atomic<int> refreshed{0};
+  PullJobs jobs({"/bin/sh", "-c", script, "sh"}, 1, [&] { refreshed.fetch_add(1); });
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string got;
+  bool done = false;
+  PullOutcome outcome;
+  PullJobs::Callbacks cb;
+  cb.on_lines = [&](std::string l) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (l.find("\"success\"") != std::string::npos) {
+      EXPECT_EQ(refreshed.load(), 1);
+    }
+    got += l;
+  };
+  cb.on_done = [&](const PullOutcome& o) {
+    std::lock_guard<std::mutex> lock(mu);
+    outcome = o;
+    done = true;
+    cv.notify_all();
+  };
+  Status why;
+  auto job = jobs.Start("a/b", cb, &why);
+  ASSERT_NE(job, nullptr) << why.message();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return done; }));
+  }
+  EXPECT_TRUE(outcome.ok) << outcome.message;
+  EXPECT_NE(got.find(R"({"status":"pulling manifest"})"), std::string::npos) << got;
+  EXPECT_NE(got.find(R"("digest":"sha256:abcdefabcdef00")"), std::string::npos) << got;
+  EXPECT_NE(got.find(R"({"status":"success"})"), std::string::npos) << got;
+
+  // A pull that never ends holds the only slot; a second is refused; StopAll cancels it.
+  PullJobs slow({"/bin/sh", "-c", "sleep 30", "sh"}, 1, nullptr);
+  std::atomic<bool> cancelled{false};
+  PullJobs::Callbacks cb2;
+  cb2.on_done = [&](const PullOutcome& o) { cancelled = o.cancelled; };
+  ASSERT_NE(slow.Start("a/b", cb2, &why), nullptr) << why.message();
+  EXPECT_EQ(slow.Start("a/b", {}, &why), nullptr);
+  EXPECT_EQ(why.code(), StatusCode::kResourceExhausted);
+  slow.StopAll();
+  EXPECT_TRUE(cancelled.load());
+  EXPECT_EQ(slow.Start("a/b", {}, &why), nullptr);  // stopped: no new pulls
 }
 
 }  // namespace

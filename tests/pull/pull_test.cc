@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -365,6 +366,133 @@ TEST_F(TmpfsTest, DiskFillingUpMidwayLeavesNothingHalfWritten) {
   EXPECT_EQ(r.exit_code, 74) << r.err;
   EXPECT_NE(r.err.find("disk is full"), std::string::npos) << r.err;
   EXPECT_TRUE(Visible("tiny-GGUF").empty());  // no snapshot, no blob, no .incomplete
+}
+
+// POST /api/pull on the proxy (issue 14): a private daemon whose proxy runs `corral pull --json`
+// against the fake hub (HF_ENDPOINT) and streams Ollama's progress NDJSON; the pulled model is
+// then listed by /api/tags and answers /api/chat.
+class ProxyPullTest : public PullTest {
+ protected:
+  void TearDown() override {
+    if (hub_) RunCorral({"daemon", "stop"}, Env(*hub_));
+  }
+  // Starts the fake hub and the daemon; returns the proxy's port (0 on failure).
+  int Start() {
+    hub_ = std::make_unique<FakeHub>(std::vector<std::string>{}, log_);
+    if (!hub_->ok()) return 0;
+    auto env = Env(*hub_);
+    if (RunCorral({"daemon", "start"}, env).exit_code != 0) return 0;
+    auto status = RunCorral({"status", "--json"}, env);
+    auto j = nlohmann::json::parse(status.out, nullptr, false);
+    if (j.is_discarded()) return 0;
+    const std::string base = j["proxy"].value("base_url", std::string());
+    const size_t colon = base.rfind(':');
+    return colon == std::string::npos ? 0 : std::stoi(base.substr(colon + 1));
+  }
+  static std::vector<nlohmann::json> Lines(const std::string& body) {
+    std::vector<nlohmann::json> out;
+    std::istringstream in(body);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) out.push_back(nlohmann::json::parse(line, nullptr, false));
+    }
+    return out;
+  }
+  std::unique_ptr<FakeHub> hub_;
+};
+
+TEST_F(ProxyPullTest, StreamsOllamaProgressThenTheModelIsListedAndAnswers) {
+  const int port = Start();
+  ASSERT_GT(port, 0);
+  auto r = Http("POST", port, "/api/pull", R"({"model":"hf.co/acme/tiny-GGUF:Q4_K_M","stream":true})");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->headers["content-type"], "application/x-ndjson");
+  auto lines = Lines(r->body);
+  ASSERT_GE(lines.size(), 5U) << r->body;
+  EXPECT_EQ(lines.front(), nlohmann::json({{"status", "pulling manifest"}}));
+  // Each file: "pulling <12 hex>" with its digest, total and completed; the last one complete.
+  const uint64_t size = fs::file_size(Repos::Get().q4);
+  bool model_done = false;
+  for (const auto& l : lines) {
+    ASSERT_FALSE(l.is_discarded()) << r->body;
+    ASSERT_FALSE(l.contains("error")) << l.dump();
+    const std::string status = l.value("status", "");
+    if (status.rfind("pulling ", 0) != 0 || status == "pulling manifest") continue;
+    EXPECT_EQ(status.size(), 8U + 12U) << status;
+    EXPECT_EQ(l.value("digest", "").substr(0, 7), "sha256:") << l.dump();
+    EXPECT_LE(l.value("completed", 0ULL), l.value("total", 0ULL)) << l.dump();
+    model_done = model_done || (l.value("total", 0ULL) == size && l.value("completed", 0ULL) == size);
+  }
+  EXPECT_TRUE(model_done) << r->body;
+  const size_t n = lines.size();
+  EXPECT_EQ(lines[n - 3].value("status", ""), "verifying sha256 digest");
+  EXPECT_EQ(lines[n - 2].value("status", ""), "writing manifest");
+  EXPECT_EQ(lines[n - 1].value("status", ""), "success");
+  EXPECT_TRUE(SnapshotFiles("tiny-GGUF"));
+
+  // Listed at once (the catalog was refreshed before "success"), under its hf.co name.
+  auto tags = Http("GET", port, "/api/tags");
+  ASSERT_TRUE(tags.ok());
+  std::string hf_name;
+  const auto tag_list = nlohmann::json::parse(tags->body, nullptr, false);
+  for (const auto& m : tag_list["models"]) {
+    const std::string name = m.value("name", "");
+    if (name.rfind("hf.co/acme/tiny-GGUF:", 0) == 0) hf_name = name;
+  }
+  ASSERT_FALSE(hf_name.empty()) << tags->body;
+  auto chat = Http("POST", port, "/api/chat",
+                   nlohmann::json{{"model", hf_name},
+                                  {"messages", {{{"role", "user"}, {"content", "hello"}}}},
+                                  {"stream", false},
+                                  {"options", {{"num_predict", 4}, {"temperature", 0}}}}
+                       .dump());
+  ASSERT_TRUE(chat.ok());
+  EXPECT_EQ(chat->status, 200) << chat->body;
+  EXPECT_TRUE(nlohmann::json::parse(chat->body, nullptr, false).contains("message")) << chat->body;
+
+  // Again with stream:false: one object; nothing is fetched from the CDN this time.
+  size_t cdn_before = 0;
+  for (const auto& l : LogLines(log_)) cdn_before += l["server"] == "cdn" ? 1 : 0;
+  auto again = Http("POST", port, "/api/pull", R"({"name":"hf.co/acme/tiny-GGUF:Q4_K_M","stream":false})");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->status, 200) << again->body;
+  EXPECT_EQ(nlohmann::json::parse(again->body, nullptr, false), nlohmann::json({{"status", "success"}}));
+  size_t cdn_after = 0;
+  for (const auto& l : LogLines(log_)) cdn_after += l["server"] == "cdn" ? 1 : 0;
+  EXPECT_EQ(cdn_after, cdn_before);
+}
+
+TEST_F(ProxyPullTest, ErrorsAreOllamaShaped) {
+  const int port = Start();
+  ASSERT_GT(port, 0);
+  // No such repo: streamed, the last line is {"error": ...}.
+  auto missing = Http("POST", port, "/api/pull", R"({"model":"hf.co/acme/nope-GGUF"})");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 200) << missing->body;
+  auto lines = Lines(missing->body);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_TRUE(lines.back().contains("error")) << missing->body;
+  EXPECT_NE(lines.back().value("error", "").find("not found"), std::string::npos) << missing->body;
+  // The same with stream:false: a 404 and Ollama's {"error": ...}.
+  auto missing_once = Http("POST", port, "/api/pull", R"({"model":"hf.co/acme/nope-GGUF","stream":false})");
+  ASSERT_TRUE(missing_once.ok());
+  EXPECT_EQ(missing_once->status, 404) << missing_once->body;
+  EXPECT_TRUE(nlohmann::json::parse(missing_once->body, nullptr, false).contains("error")) << missing_once->body;
+  // No file for that quant: the error names the quants there are.
+  auto quant = Http("POST", port, "/api/pull", R"({"model":"hf.co/acme/tiny-GGUF:Q2_K"})");
+  ASSERT_TRUE(quant.ok());
+  lines = Lines(quant->body);
+  ASSERT_FALSE(lines.empty());
+  const std::string error = lines.back().value("error", "");
+  EXPECT_NE(error.find("Q8_0"), std::string::npos) << quant->body;
+  // Bad requests never start a pull.
+  for (const char* body : {R"({})", R"({"model":7})", R"({"model":"--endpoint=http://x"})", "nope"}) {
+    auto bad = Http("POST", port, "/api/pull", body);
+    ASSERT_TRUE(bad.ok());
+    EXPECT_EQ(bad->status, 400) << body << ": " << bad->body;
+    EXPECT_TRUE(nlohmann::json::parse(bad->body, nullptr, false).contains("error")) << bad->body;
+  }
+  EXPECT_FALSE(fs::exists(Repo("nope-GGUF") + "/snapshots"));
 }
 
 }  // namespace
