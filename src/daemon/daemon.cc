@@ -152,7 +152,8 @@ class Daemon {
     popts.max_connections_per_client = static_cast<size_t>(config_.max_connections_per_client);
     popts.max_buffered_body_bytes = static_cast<uint64_t>(config_.max_buffered_body_bytes);
     popts.version = kCorralVersion;
-    std::vector<std::string> lan_notes;  // issue 13: open door, TLS, keys
+    popts.control_socket = SocketPath();  // the web dashboard's bridge (issue 16, proxy/ui.h)
+    std::vector<std::string> lan_notes;   // issue 13: open door, TLS, keys
     if (Status s = PrepareLan(config_, popts, &lan_notes); !s.ok()) return s;
     for (const auto& note : lan_notes) {
       if (note.starts_with("WARNING")) {

@@ -198,7 +198,7 @@ Result<UpMessage> ParseUp(std::string_view text) {
 
 // Every ProxyOptions field must cross the link (listen_fds excepted: the process's own fds 3,
 // 5, 6, …). A new field changes the size: add it to EncodeOptions and ParseDown, then update this.
-static_assert(sizeof(proxy::ProxyOptions) == 352, "a ProxyOptions field is missing from the proxy-process link");
+static_assert(sizeof(proxy::ProxyOptions) == 384, "a ProxyOptions field is missing from the proxy-process link");
 
 std::string EncodeOptions(const proxy::ProxyOptions& o) {
   json j = {{"t", "options"},
@@ -226,7 +226,8 @@ std::string EncodeOptions(const proxy::ProxyOptions& o) {
             {"tls_key", o.tls_key},
             {"keys_file", o.keys_file},
             {"allow_unauthenticated_lan", o.allow_unauthenticated_lan},
-            {"require_key_on_loopback", o.require_key_on_loopback}};
+            {"require_key_on_loopback", o.require_key_on_loopback},
+            {"control_socket", o.control_socket}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -336,6 +337,7 @@ Result<DownMessage> ParseDown(std::string_view text) {
       o.keys_file = j.at("keys_file").get<std::string>();
       o.allow_unauthenticated_lan = j.at("allow_unauthenticated_lan").get<bool>();
       o.require_key_on_loopback = j.at("require_key_on_loopback").get<bool>();
+      o.control_socket = j.value("control_socket", std::string());  // web dashboard (optional: older peers)
     } else if (t == "routes") {
       d.type = DownMessage::Type::kRoutes;
       for (const auto& r : j.at("r")) {

@@ -90,6 +90,10 @@ struct ProxyOptions {
   std::string keys_file;
   bool allow_unauthenticated_lan = false;
   bool require_key_on_loopback = false;
+
+  // The web dashboard (issue 16, proxy/ui.h): the daemon's control socket, which /ui/api/
+  // bridges to (the event feed, logs, load/unload/pin). Empty: /ui/api answers 503.
+  std::string control_socket;
 };
 
 class Proxy {

@@ -22,6 +22,7 @@ std::string_view to_string(RouteKind kind) {
     case RouteKind::kOllamaChat: return "ollama_chat";
     case RouteKind::kOllamaGenerate: return "ollama_generate";
     case RouteKind::kOllamaEmbed: return "ollama_embed";
+    case RouteKind::kUi: return "ui";
     case RouteKind::kNotFound: return "not_found";
     case RouteKind::kBadMethod: return "bad_method";
   }
@@ -112,6 +113,11 @@ Route ClassifyRoute(std::string_view method, std::string_view target) {
     out.model_source = r.source;
     out.replay_safe = r.replay_safe;
     out.inference = r.inference;
+    return out;
+  }
+  // The web dashboard (issue 16): its own sub-tree, classified further by proxy/ui.h.
+  if (path == "/ui" || path.substr(0, 4) == "/ui/") {
+    out.kind = RouteKind::kUi;
     return out;
   }
   constexpr std::string_view kModelPrefix = "/v1/models/";

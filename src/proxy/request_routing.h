@@ -31,6 +31,7 @@ enum class RouteKind {
   kOllamaChat,      // POST /api/chat      (translated)
   kOllamaGenerate,  // POST /api/generate  (translated)
   kOllamaEmbed,     // POST /api/embed, /api/embeddings (translated)
+  kUi,              // /ui and /ui/... : the web dashboard (proxy/ui.h)
   kNotFound,        // no such route
   kBadMethod,       // the path exists, the method does not
 };
