@@ -313,7 +313,7 @@ function renderSummary() {
 // ---- Charts ----
 const charts = {};
 const palette = ['#2b7bb9', '#d9534f', '#5cb85c', '#f0ad4e', '#8e44ad', '#16a085', '#7f8c8d', '#c0392b'];
-function makeChart(id, names, yLabel) {
+function makeChart(id, names, yLabel, sparse) {
   const host = $(id);
   const width = Math.max(300, host.clientWidth || 560);
   const opts = {
@@ -321,7 +321,8 @@ function makeChart(id, names, yLabel) {
     height: 220,
     scales: { x: { time: true } },
     axes: [{}, { label: yLabel, size: 60 }],
-    series: [{}, ...names.map((n, i) => ({ label: n, stroke: palette[i % palette.length], width: 1.5, spanGaps: false, points: { show: false } }))],
+    // Per-request series (sparse: a point per second with requests) are drawn as points.
+    series: [{}, ...names.map((n, i) => ({ label: n, stroke: palette[i % palette.length], width: 1.5, spanGaps: false, points: { show: sparse, size: 6, fill: palette[i % palette.length] } }))],
   };
   const data = [[], ...names.map(() => [])];
   const old = charts[id];
@@ -329,9 +330,9 @@ function makeChart(id, names, yLabel) {
   charts[id] = { plot: new uPlot(opts, data, host), names: names.join('\u0000') };
   return charts[id];
 }
-function chart(id, names, yLabel, data) {
+function chart(id, names, yLabel, data, sparse = false) {
   let c = charts[id];
-  if (!c || c.names !== names.join('\u0000')) c = makeChart(id, names, yLabel);
+  if (!c || c.names !== names.join('\u0000')) c = makeChart(id, names, yLabel, sparse);
   c.plot.setData(data);
   let points = 0;
   for (let s = 1; s < data.length; s++) for (const v of data[s]) if (v !== null && v !== undefined) points++;
@@ -347,12 +348,12 @@ function renderCharts() {
   const col = (f) => bs.map((b) => (b ? f(b) : null));
   const models = [...state.modelsSeen].sort();
   const perModel = (field) => models.map((m) => col((b) => mean(b[field][m])));
-  chart('chart-toks', models.length ? models : ['(no requests yet)'], 'tok/s', [xs, ...(models.length ? perModel('toks') : [col(() => null)])]);
-  chart('chart-ttft', models.length ? models : ['(no requests yet)'], 'ms', [xs, ...(models.length ? perModel('ttft') : [col(() => null)])]);
+  chart('chart-toks', models.length ? models : ['(no requests yet)'], 'tok/s', [xs, ...(models.length ? perModel('toks') : [col(() => null)])], true);
+  chart('chart-ttft', models.length ? models : ['(no requests yet)'], 'ms', [xs, ...(models.length ? perModel('ttft') : [col(() => null)])], true);
   chart('chart-reqs', ['requests/s', 'errors/s'], 'per s', [xs, col((b) => b.req), col((b) => (b.req === null && !b.err ? null : b.err))]);
   chart('chart-streams', ['streams', 'queue'], 'count', [xs, col((b) => b.streams), col((b) => b.queue)]);
-  chart('chart-mem', ['budget', 'reserved', 'used'], 'GiB', [xs, col((b) => b.budget), col((b) => b.reserved), col((b) => b.used)]);
-  chart('chart-added', ['proxy-added'], 'µs', [xs, col((b) => (b.added[1] ? b.added[0] / b.added[1] : null))]);
+  chart('chart-mem', ['reserved', 'used (RSS)'], 'GiB', [xs, col((b) => b.reserved), col((b) => b.used)]);
+  chart('chart-added', ['proxy-added'], 'µs', [xs, col((b) => (b.added[1] ? b.added[0] / b.added[1] : null))], true);
 }
 
 // ---- Activity ----
