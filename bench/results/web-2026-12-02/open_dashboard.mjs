@@ -10,6 +10,8 @@ const browser = await puppeteer.launch({
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
   defaultViewport: { width: 1400, height: 1000 },
+  handleSIGTERM: false, // our own handler takes the screenshot first
+  handleSIGINT: false,
 });
 const page = await browser.newPage();
 await page.goto(process.argv[2], { waitUntil: 'load' });

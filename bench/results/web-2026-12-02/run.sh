@@ -2,7 +2,7 @@
 # Suite C with the web dashboard closed vs open (headless Chromium on /ui/#charts, charts
 # redrawn every second from the event feed), alternated, on a private daemon. Like
 # bench/results/tui-2026-12-02/quiet_rerun.sh for the terminal dashboard.
-#   bench/results/web-2026-12-02/run.sh [PATH-TO-CORRAL]   (PAIRS=3 RUNS=15 by default)
+#   bench/results/web-2026-12-02/run.sh [PATH-TO-CORRAL]   (PAIRS=3 RUNS=15 by default; WORKLOADS="--workload chat_turn")
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -26,7 +26,7 @@ for i in $(seq 1 ${PAIRS:-3}); do
   for cond in closed open; do
     [ $cond = open ] && web_open
     $C bench --suite C --direct-url $DIRECT --proxy-url $PROXY --no-nginx --idle-connections 0 --cold-starts 0 --load-streams 0 \
-      --workload chat_turn --workload agent_decode --runs ${RUNS:-15} --warmup 2 --out $B/c --json > $OUT/c_${cond}_$i.json 2>$OUT/c_${cond}_$i.err
+      ${WORKLOADS:---workload chat_turn --workload agent_decode} --runs ${RUNS:-15} --warmup 2 --out $B/c --json > $OUT/c_${cond}_$i.json 2>$OUT/c_${cond}_$i.err
     echo "pair $i $cond rc=$?"
     [ $cond = open ] && web_close
   done
