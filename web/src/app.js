@@ -518,6 +518,7 @@ $('pg-form').addEventListener('submit', async (e) => {
 // ---- pages ----
 function showPage() {
   const page = (location.hash || '#models').slice(1);
+  if (!$('flash').classList.contains('error')) flash(''); // a done action's note ends with its page
   for (const s of document.querySelectorAll('.page')) s.hidden = s.id !== 'page-' + page;
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('on', a.dataset.page === page);
   if (page === 'charts') renderCharts();
