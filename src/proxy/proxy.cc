@@ -1440,7 +1440,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   // ---- the web dashboard (proxy/ui.h) ----
   void UiRoute();
   void UiEvents();
-  void UiSend(std::string bytes, bool resume_after);
+  void UiSend(std::string_view bytes, bool resume_after);
   void UiFlush();
   void OnTranslatedHead();
   void OnTranslatedBytes(size_t n);
@@ -1598,10 +1598,10 @@ void BasicConnection<Stream>::UiEvents() {
     head.append(UiSecurityFields());
     self->AppendOwnFields(head, /*with_model=*/false);
     head.append("Connection: close\r\n\r\n");
-    self->UiSend(std::move(head), false);
+    self->UiSend(head, false);
   };
-  cb.on_data = [self](std::string bytes) {
-    if (!self->closed_) self->UiSend(std::move(bytes), true);
+  cb.on_data = [self](const std::string& bytes) {
+    if (!self->closed_) self->UiSend(bytes, true);
   };
   cb.on_end = [self] {
     if (self->closed_) return;
@@ -1613,7 +1613,7 @@ void BasicConnection<Stream>::UiEvents() {
 }
 
 template <class Stream>
-void BasicConnection<Stream>::UiSend(std::string bytes, bool resume_after) {
+void BasicConnection<Stream>::UiSend(std::string_view bytes, bool resume_after) {
   ui_out_.append(bytes);
   ui_resume_ = ui_resume_ || resume_after;
   if (!ui_writing_) UiFlush();

@@ -297,7 +297,7 @@ class EventBridge final : public UiEventBridge {
     ReadMore();
   }
 
-  void Close() override {
+  void Close() noexcept override {
     if (closed_) return;
     closed_ = true;
     error_code ec;

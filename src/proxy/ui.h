@@ -113,7 +113,7 @@ class UiEventBridge : public std::enable_shared_from_this<UiEventBridge> {
   virtual void Start(Callbacks callbacks) = 0;
   virtual void Resume() = 0;
   // Ends the stream; no callback runs afterwards. Idempotent.
-  virtual void Close() = 0;
+  virtual void Close() noexcept = 0;
 };
 
 }  // namespace corral::proxy
