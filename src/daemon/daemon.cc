@@ -161,11 +161,12 @@ class Daemon {
     // POST /api/pull (issue 14): `corral pull --json` as a child of the proxy (in either
     // process); a finished pull asks POST /v1/catalog/refresh before it says "success".
     popts.pull_command = {"/proc/self/exe"};
-    if (!config_.config_file.empty() && ::access(config_.config_file.c_str(), R_OK) == 0) {
-      popts.pull_command.insert(popts.pull_command.end(), {"--config", config_.config_file});
+    if (!config.config_file.empty() && ::access(config.config_file.c_str(), R_OK) == 0) {
+      popts.pull_command.insert(popts.pull_command.end(), {"--config", config.config_file});
     }
     popts.pull_command.insert(popts.pull_command.end(), {"pull", "--json"});
-    std::vector<std::string> lan_notes;  // issue 13: open door, TLS, keys
+    popts.control_socket = SocketPath();  // the web dashboard's bridge (issue 16, proxy/ui.h)
+    std::vector<std::string> lan_notes;   // issue 13: open door, TLS, keys
     if (Status s = PrepareLan(config, popts, &lan_notes); !s.ok()) return s;
     for (const auto& note : lan_notes) {
       if (note.starts_with("WARNING")) {

@@ -38,6 +38,7 @@
 #include "proxy/request_guard.h"
 #include "proxy/request_routing.h"
 #include "proxy/router_mode.h"
+#include "proxy/ui.h"
 #include "proxy/upstream_errors.h"
 #include "tls/tls.h"
 
@@ -412,6 +413,10 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     if (up_) up_->sock.close(ec);
     up_.reset();
     timer_.cancel();
+    if (ui_events_) {
+      ui_events_->Close();  // also drops its callbacks (and their hold on this connection)
+      ui_events_.reset();
+    }
   }
 
  private:
@@ -585,7 +590,8 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     if (req.method() == http::verb::options && req.find(http::field::access_control_request_method) != req.end()) {
       return true;
     }
-    std::optional<auth::Scope> need = NeededScope(route_);
+    std::optional<auth::Scope> need =
+        route_.kind == RouteKind::kUi ? UiScope(req.method_string(), req.target()) : NeededScope(route_);
     if (!need) return true;
     key_set_ = px_.keys->Current();
     if (key_set_->keys.empty() && px_.options.allow_unauthenticated_lan) return true;
@@ -751,6 +757,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       case RouteKind::kRouterModels: return SendLocal(200, "application/json", RouterModelList(VisibleModels()));
       case RouteKind::kRouterLoad:
       case RouteKind::kRouterUnload: return RouterLoadRoute(route_.kind == RouteKind::kRouterLoad);
+      case RouteKind::kUi: return UiRoute();
       case RouteKind::kBadMethod:
         return SendError(405, "method " + std::string(req.method_string()) + " not allowed on this route", false);
       case RouteKind::kNotFound: return SendError(404, "no route for " + std::string(req.target()), false);
@@ -1464,6 +1471,11 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   void OnPullLines(const std::string& lines);
   void OnPullDone(const PullOutcome& outcome);
   void WritePull();
+  // ---- the web dashboard (proxy/ui.h) ----
+  void UiRoute();
+  void UiEvents();
+  void UiSend(std::string_view bytes, bool resume_after);
+  void UiFlush();
   void OnTranslatedHead();
   void OnTranslatedBytes(size_t n);
   void WriteTranslated(std::string bytes, bool last);
@@ -1550,11 +1562,125 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   std::string local_extra_head_;  // extra fields for the next local answer (preflight)
   bool dechunk_ = false;          // relaying a chunked response de-chunked (HTTP/1.0 client)
 
+  // The web dashboard's event stream (proxy/ui.h): at most the head and one relayed chunk
+  // queued (the bridge reads on only after Resume()).
+  std::shared_ptr<UiEventBridge> ui_events_;
+  std::string ui_out_, ui_wbuf_;
+  bool ui_writing_ = false, ui_resume_ = false, ui_end_ = false;
+
   // The request's API key (issue 13): key_ points into key_set_, held for the request.
   std::shared_ptr<const auth::KeySet> key_set_;
   const auth::KeyRecord* key_ = nullptr;
   KeyCounters* key_counters_ = nullptr;
 };
+
+// ---- the web dashboard (issue 16, proxy/ui.h) ----
+
+template <class Stream>
+void BasicConnection<Stream>::UiRoute() {
+  auto& req = parser_->get();
+  UiRequest ui = ClassifyUi(req.method_string(), req.target(), req[kUiActionHeader]);
+  local_extra_head_.append(UiSecurityFields());
+  if (UiScope(req.method_string(), req.target())) {  // the API, not the page
+    std::string why =
+        UiCrossOriginRefusal(req[http::field::origin], req["sec-fetch-site"], req[http::field::host], kTls);
+    if (!why.empty()) {
+      Refuse(Refusal::kOrigin, 403, why);
+      return;
+    }
+  }
+  switch (ui.kind) {
+    case UiRequest::Kind::kRedirect:
+      local_extra_head_.append("Location: /ui/\r\n");
+      return SendLocal(308, "text/plain; charset=utf-8", "");
+    case UiRequest::Kind::kAsset:
+      local_extra_head_.append("Cache-Control: no-cache\r\n");
+      return SendLocal(200, ui.asset->content_type, std::string(ui.asset->bytes));
+    case UiRequest::Kind::kEvents: return UiEvents();
+    case UiRequest::Kind::kControl: {
+      state_ = State::kWaitingModel;
+      CallControl(w_.ioc, px_.options.control_socket, ui,
+                  [self = this->shared_from_this()](int status, std::string body) {
+                    if (self->closed_) return;
+                    self->local_extra_head_.assign(UiSecurityFields()).append("Cache-Control: no-store\r\n");
+                    self->SendLocal(status, "application/json", std::move(body));
+                  });
+      return;
+    }
+    case UiRequest::Kind::kBadMethod:
+      return SendError(405, "method " + std::string(req.method_string()) + " not allowed on this route", false);
+    case UiRequest::Kind::kNoActionHeader:
+      return SendError(403, "dashboard actions need the header X-Corral-UI: 1 (CSRF protection)", false);
+    case UiRequest::Kind::kNotFound: return SendError(404, ui.body, false);
+  }
+}
+
+// GET /ui/api/events: the daemon's feed as server-sent events until either side ends it. The
+// connection is not reused afterwards (no length: the body ends with the connection).
+template <class Stream>
+void BasicConnection<Stream>::UiEvents() {
+  if (px_.options.control_socket.empty()) {
+    return SendError(503, "this proxy does not know the daemon's control socket (run it under `corral serve`)", false);
+  }
+  state_ = State::kWaitingModel;
+  client_keep_alive_ = false;
+  ui_events_ = UiEventBridge::Create(w_.ioc, px_.options.control_socket);
+  auto self = this->shared_from_this();
+  UiEventBridge::Callbacks cb;
+  cb.on_head = [self](int status, std::string body) {
+    if (self->closed_) return;
+    if (status != 200) {
+      self->ui_events_.reset();
+      self->local_extra_head_.assign(UiSecurityFields());
+      return self->SendLocal(status, "application/json", std::move(body));
+    }
+    self->sent_status_ = 200;
+    std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n";
+    head.append(UiSecurityFields());
+    self->AppendOwnFields(head, /*with_model=*/false);
+    head.append("Connection: close\r\n\r\n");
+    self->UiSend(head, false);
+  };
+  cb.on_data = [self](const std::string& bytes) {
+    if (!self->closed_) self->UiSend(bytes, true);
+  };
+  cb.on_end = [self] {
+    if (self->closed_) return;
+    self->ui_end_ = true;
+    if (!self->ui_writing_) self->Close();
+  };
+  ui_events_->Start(std::move(cb));
+  StartWatch();  // a browser that goes away ends the stream at once (its read fails)
+}
+
+template <class Stream>
+void BasicConnection<Stream>::UiSend(std::string_view bytes, bool resume_after) {
+  ui_out_.append(bytes);
+  ui_resume_ = ui_resume_ || resume_after;
+  if (!ui_writing_) UiFlush();
+}
+
+// One write at a time; a browser that leaves it pending for kUiStallTimeout is dropped.
+template <class Stream>
+void BasicConnection<Stream>::UiFlush() {
+  ui_writing_ = true;
+  ui_wbuf_.swap(ui_out_);
+  ui_out_.clear();
+  SetClientDeadline(kUiStallTimeout);
+  asio::async_write(client_, asio::buffer(ui_wbuf_), [self = this->shared_from_this()](const error_code& ec, size_t) {
+    if (self->closed_) return;
+    self->client_deadline_ = Clock::time_point::max();
+    self->ui_writing_ = false;
+    self->ui_wbuf_.clear();
+    if (ec) return self->Close();
+    if (!self->ui_out_.empty()) return self->UiFlush();
+    if (self->ui_end_) return self->Close();
+    if (self->ui_resume_ && self->ui_events_) {
+      self->ui_resume_ = false;
+      self->ui_events_->Resume();
+    }
+  });
+}
 
 // ---- Ollama routes ----
 

@@ -96,6 +96,9 @@ struct ProxyOptions {
   // beyond). The pull itself tells the daemon to rescan its catalog (cmd_pull.cc).
   std::vector<std::string> pull_command;
   size_t max_pulls = 2;
+  // The web dashboard (issue 16, proxy/ui.h): the daemon's control socket, which /ui/api/
+  // bridges to (the event feed, logs, load/unload/pin). Empty: /ui/api answers 503.
+  std::string control_socket;
 };
 
 class Proxy {

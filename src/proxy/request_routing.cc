@@ -28,6 +28,7 @@ std::string_view to_string(RouteKind kind) {
     case RouteKind::kRouterModels: return "router_models";
     case RouteKind::kRouterLoad: return "router_load";
     case RouteKind::kRouterUnload: return "router_unload";
+    case RouteKind::kUi: return "ui";
     case RouteKind::kNotFound: return "not_found";
     case RouteKind::kBadMethod: return "bad_method";
   }
@@ -116,6 +117,11 @@ Route ClassifyRoute(std::string_view method, std::string_view target) {
     out.model_source = r.source;
     out.replay_safe = r.replay_safe;
     out.inference = r.inference;
+    return out;
+  }
+  // The web dashboard (issue 16): its own sub-tree, classified further by proxy/ui.h.
+  if (path == "/ui" || path.substr(0, 4) == "/ui/") {
+    out.kind = RouteKind::kUi;
     return out;
   }
   constexpr std::string_view kModelPrefix = "/v1/models/";

@@ -35,6 +35,7 @@ enum class RouteKind {
   kRouterModels,    // GET /models: llama-server router mode's list (router_mode.h)
   kRouterLoad,      // POST /models/load
   kRouterUnload,    // POST /models/unload
+  kUi,              // /ui and /ui/... : the web dashboard (proxy/ui.h)
   kNotFound,        // no such route
   kBadMethod,       // the path exists, the method does not
 };
