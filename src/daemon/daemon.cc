@@ -220,7 +220,7 @@ class Daemon {
       return {control::HttpStatusFor(ErrorCode::kBadRequest), body};
     }
     if (post && p == "/v1/catalog/refresh") {  // `corral pull` finished (issue 14): rescan the catalog now
-      std::lock_guard<std::mutex> lock(reload_mu_);
+      MutexLock lock(reload_mu_);
       router_->UpdateConfig(CurrentConfig());
       return {200, {{"ok", true}}};
     }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <system_error>
 #include <utility>
 
 #include "pull/ollama_progress.h"
@@ -262,7 +263,12 @@ void PullJobs::StopAll() {
     if (!j->finished.load()) j->Signal(SIGKILL);
   }
   for (auto& j : jobs) {
-    if (j->thread.joinable()) j->thread.join();
+    // join() throws only for a thread that is not joinable or is this one; neither can be
+    // here, but StopAll runs from destructors (~Proxy), which must not throw.
+    try {
+      if (j->thread.joinable()) j->thread.join();
+    } catch (const std::system_error&) {  // NOLINT(bugprone-empty-catch): nothing left to do
+    }
   }
 }
 
