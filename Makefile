@@ -9,7 +9,7 @@ CORRAL := build/release/bin/corral
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := true
 
-.PHONY: run test setup bench-setup engine build build-bin build-asan build-tsan build-fuzz models fuzz format format-check tidy tidy-changed bench clean help
+.PHONY: run test setup test-setup bench-setup engine build build-bin build-asan build-tsan build-fuzz models fuzz format format-check tidy tidy-changed bench clean help
 
 help:
 	@echo "make run    - set up, build, make the default models, start Corral and stream an answer"
@@ -22,6 +22,10 @@ setup:
 # Only `make bench` needs these (nginx, the reference proxy of suite C); run/test do not.
 bench-setup: setup
 	@scripts/setup.sh deps/bench-packages.txt
+
+# Only `make test` needs these (tmux, headless Chromium for the dashboards' tests).
+test-setup: setup
+	@scripts/setup.sh deps/test-packages.txt
 
 engine: setup
 	@scripts/engine.sh >/dev/null
@@ -66,7 +70,7 @@ run: models
 
 # Sanitizer and fuzz runs first; the release ctest run (unit + integration) last, so its
 # summary ends the output.
-test: build build-asan build-tsan build-fuzz
+test: test-setup build build-asan build-tsan build-fuzz
 	@scripts/fuzz-smoke.sh build/fuzz
 	@ctest --preset asan-ubsan -j $(JOBS) -L 'unit|asan' --no-tests=error
 	@if ctest --preset tsan -N -L tsan | grep -q 'Total Tests: [1-9]'; then ctest --preset tsan -j $(JOBS) -L tsan; fi

@@ -104,7 +104,7 @@ TEST_F(TuiIntegrationTest, HeadlessFramesAt80x24And60x20) {
 }
 
 TEST_F(TuiIntegrationTest, DriveAModelFromTheKeyboard) {
-  if (Sh("command -v tmux").empty()) GTEST_SKIP() << "tmux is not installed (deps/debian-packages.txt)";
+  if (Sh("command -v tmux").empty()) GTEST_SKIP() << "tmux is not installed (deps/test-packages.txt)";
   const int port = StartDaemon();
   ASSERT_GT(port, 0);
   // `corral` with no arguments on a terminal opens the dashboard.
@@ -189,7 +189,7 @@ TEST_F(TuiIntegrationTest, DriveAModelFromTheKeyboard) {
 // running, asked first, cancelled with esc (the child's group killed and reaped), then run
 // to the result pane (added TTFT, decode ratio, errors, the report's path).
 TEST_F(TuiIntegrationTest, QuickSuiteCFromTheKeyboard) {
-  if (Sh("command -v tmux").empty()) GTEST_SKIP() << "tmux is not installed (deps/debian-packages.txt)";
+  if (Sh("command -v tmux").empty()) GTEST_SKIP() << "tmux is not installed (deps/test-packages.txt)";
   ASSERT_GT(StartDaemon(), 0);
   Sh(tmux_ + " new-session -d -s t -x 80 -y 24 \"" + EnvPrefix() + " " + testing::CorralBinary() + " top\"");
   ASSERT_TRUE(WaitFor([](const std::string& s) { return Row(s, "alpha").find("off") != std::string::npos; }))

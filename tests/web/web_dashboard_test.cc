@@ -35,7 +35,7 @@ class WebDashboardTest : public testing::PrivateDaemonTest {
   void SetUp() override {
     PrivateDaemonTest::SetUp();
     chromium_ = Chromium();
-    if (chromium_.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs it)";
+    if (chromium_.empty()) GTEST_SKIP() << "chromium is not installed (make test installs it: deps/test-packages.txt)";
     if (::access(CORRAL_WEB_NPM "/puppeteer-core", R_OK) != 0) {
       GTEST_SKIP() << "puppeteer-core is missing from " CORRAL_WEB_NPM " (the build's npm ci puts it there)";
     }
