@@ -143,11 +143,22 @@ TEST_F(LifecycleCliTest, DryRunPrintsTheExactArgvAndLaunchesNothing) {
   json plan = Json({"start", model_, "--dry-run", "--json"})["plan"];
   const std::string name = plan.value("model", std::string());  // passed as --alias (issue 11)
   ASSERT_FALSE(name.empty());
-  EXPECT_EQ(first, testing::PinnedLlamaServer() + " -m " + model_ + " --host 127.0.0.1 --port 0 -c 256 --alias " +
-                       name + " --threads 1 --temp 0.5");
+  // The one argv addition Corral makes besides --alias: the slot save directory of kv_keep
+  // (issue 17, docs/kv.md), named by the model and a 16-hex identity of the cache-relevant argv.
+  const std::string kv = model_.substr(0, model_.rfind('/')) + "/state/corral/kv/" + name + "-";
+  auto mask_kv = [&kv](std::string text) {
+    if (size_t at = text.find(kv); at != std::string::npos) text.replace(at + kv.size(), 16, "ID");
+    return text;
+  };
+  EXPECT_EQ(mask_kv(first), testing::PinnedLlamaServer() + " -m " + model_ +
+                                " --host 127.0.0.1 --port 0 -c 256 --alias " + name + " --slot-save-path " + kv +
+                                "ID --threads 1 --temp 0.5");
   EXPECT_NE(r.out.find("# environment: this shell's"), std::string::npos);
+  ASSERT_EQ(plan["argv"].size(), 11U) << plan.dump();
+  EXPECT_EQ(mask_kv(plan["argv"][10].get<std::string>()), kv + "ID");
+  plan["argv"].erase(10);
   EXPECT_EQ(plan["argv"], json::array({testing::PinnedLlamaServer(), "-m", model_, "--host", "127.0.0.1", "--port", "0",
-                                       "--alias", name}));
+                                       "--alias", name, "--slot-save-path"}));
   EXPECT_TRUE(Ps().empty());
 }
 
@@ -155,7 +166,14 @@ TEST_F(LifecycleCliTest, DryRunPrintsTheExactArgvAndLaunchesNothing) {
 // llama-server started by hand with the same arguments.
 TEST_F(LifecycleCliTest, ChildCmdlineEqualsTheHandStartedOneByteForByte) {
   json m = Json({"start", model_, "--json", "--ctx", "256", "--", "--threads", "1"})["model"];
-  std::vector<std::string> extra = {"-c", "256", "--alias", m.value("model", std::string()), "--threads", "1"};
+  // By hand with the same arguments, the kv_keep slot directory included (docs/kv.md).
+  std::string slot_dir;
+  for (size_t i = 0; i + 1 < m["argv"].size(); ++i) {
+    if (m["argv"][i] == "--slot-save-path") slot_dir = m["argv"][i + 1].get<std::string>();
+  }
+  ASSERT_FALSE(slot_dir.empty()) << m.dump();
+  std::vector<std::string> extra = {
+      "-c", "256", "--alias", m.value("model", std::string()), "--slot-save-path", slot_dir, "--threads", "1"};
   std::string ours = Cmdline(m["pid"]);
   auto by_hand = testing::LlamaServer::Start(model_, extra);
   ASSERT_TRUE(by_hand.ok()) << by_hand.status().ToString();
