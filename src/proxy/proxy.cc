@@ -2099,7 +2099,12 @@ Proxy::Proxy(ProxyOptions options, ModelProvider& provider, RoutingTable& routes
     : impl_(std::make_unique<Impl>(std::move(options), provider, routes)) {}
 
 Proxy::~Proxy() {
-  Stop();
+  // Stop() joins threads (std::system_error in theory) and posts to the loops (bad_alloc);
+  // a destructor must not throw, and nothing better than finishing is left to do here.
+  try {
+    Stop();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): the process is tearing the proxy down anyway
+  }
 }
 
 uint16_t Proxy::port() const {
