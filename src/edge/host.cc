@@ -254,8 +254,9 @@ class ProxyHost::Impl {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != parent) ::_exit(1);
       // Out of the way first (above every target), then into place.
-      int high[proxy::kMaxListenAddresses];
-      size_t n = listen_fds.size();
+      int high[proxy::kMaxListenAddresses] = {};
+      const size_t n = listen_fds.size();
+      if (n == 0 || n > proxy::kMaxListenAddresses) ::_exit(126);  // Start() checked; never here
       for (size_t i = 0; i < n; ++i) {
         high[i] = ::fcntl(listen_fds[i], F_DUPFD, 32);
         if (high[i] < 0) ::_exit(126);
