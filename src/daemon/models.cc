@@ -83,6 +83,9 @@ uint64_t EstimateModelMemory(const config::Config& /*config*/, const ResolvedMod
 
 Status ValidateDaemonConfig(const config::Config& config) {
   CORRAL_RETURN_IF_ERROR(MemoryBudgetBytes(config, 0).status());
+  if (auto kv = supervisor::ParseByteSize(config.kv_keep_budget); !kv.ok()) {
+    return kv.status().WithContext("kv_keep_budget");
+  }
   for (const auto& m : config.models) {
     Status s = supervisor::CheckRawArgs(m.args);
     if (!s.ok()) {

@@ -55,6 +55,24 @@ RemoteProvider::~RemoteProvider() {
   Close();
 }
 
+Status RemoteProvider::Prime(std::chrono::milliseconds wait) {
+  FrameAssembler assembler(kMaxDownMessageBytes);
+  bool routes = false, models = false;
+  const auto deadline = Clock::now() + wait;
+  while (!routes || !models) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return Unavailable("no routes and model list from the keeper");
+    auto msg = ReadMessage(fd_, assembler, left);
+    if (!msg.ok()) return msg.status();
+    auto d = ParseDown(*msg);
+    if (!d.ok()) return d.status();
+    routes = routes || d->type == DownMessage::Type::kRoutes;
+    models = models || d->type == DownMessage::Type::kModels;
+    Apply(*d);
+  }
+  return Status::Ok();
+}
+
 void RemoteProvider::Start(std::function<void()> on_lost) {
   on_lost_ = std::move(on_lost);
   reader_ = std::thread([this] { ReadLoop(); });
@@ -255,6 +273,10 @@ int RunProxyProcess(int listen_fd, int link_fd) {
     std::lock_guard<std::mutex> lock(live_mu);
     if (live != nullptr) live->SetLimits(d.max_body_bytes, d.client_timeout, d.upstream_timeout);
   });
+  if (Status s = provider.Prime(kOptionsWait); !s.ok()) {
+    LogError("%s", s.message().c_str());
+    return 1;
+  }
   provider.Start([] { ::kill(::getpid(), SIGTERM); });
   {
     proxy::Proxy proxy(popts, provider, routes);

@@ -32,6 +32,10 @@ class RemoteProvider final : public proxy::ModelProvider {
   RemoteProvider(int link_fd, proxy::RoutingTable& routes, LimitsHook on_limits);
   ~RemoteProvider() override;  // Close()
 
+  // Before Start: reads and applies the keeper's first routes and model list (it sends both
+  // right after the options), so that a restarted proxy never answers "not found" for a model
+  // the keeper knows because its mirror is still empty. Waits at most `wait`.
+  Status Prime(std::chrono::milliseconds wait);
   // Starts the reader thread. When the keeper goes away it calls `on_lost` (once).
   void Start(std::function<void()> on_lost);
   void SendReady();

@@ -159,6 +159,15 @@ TEST(ValidateDaemonConfigTest, RefusesOwnedFlagsInModelArgsAndBadBudgets) {
   auto b = MemoryBudgetBytes(*c, 0);
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(*b, 2ULL << 30);
+
+  c = load("kv_keep_budget: plenty\n");
+  ASSERT_TRUE(c.ok());
+  Status kv = ValidateDaemonConfig(*c);
+  ASSERT_FALSE(kv.ok());
+  EXPECT_NE(kv.message().find("kv_keep_budget"), std::string::npos) << kv.message();
+  c = load("kv_keep_budget: 512MiB\n");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(ValidateDaemonConfig(*c).ok());
 }
 
 }  // namespace
