@@ -251,7 +251,7 @@ TEST_F(ChooseSpecTest, NamedDraftMissingIsRefusedTheTargetItselfGetsNone) {
 
 TEST_F(ChooseSpecTest, BadSettingsAreRefused) {
   const Model target = M("big", 8000, 7);
-  for (const std::string bad : {std::string(), std::string("a\nb"), std::string(2000, 'x')}) {
+  for (const std::string& bad : {std::string(), std::string("a\nb"), std::string(2000, 'x')}) {
     auto c = Choose(target, bad);
     ASSERT_FALSE(c.ok());
     EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);

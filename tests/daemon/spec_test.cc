@@ -16,6 +16,7 @@ namespace corral {
 namespace {
 
 using nlohmann::json;
+using testing::RunResult;
 
 // The pair: 64 wide, 4 layers (target) or 1 layer (draft), the same seed and vocabulary.
 std::vector<std::string> PairDims(const std::string& name, const std::string& layers) {
