@@ -520,6 +520,8 @@ nlohmann::json ModelJson(const Model& m) {
                         {"n_head", m.info.n_head},
                         {"n_head_kv", m.info.HeadKv(0)},
                         {"n_swa", m.info.n_swa},
+                        {"vocab_hash", VocabHashText(m.info.vocab_hash)},
+                        {"nextn_predict_layers", m.info.nextn_layers},
                         {"general_name", m.info.name}};
 }
 

@@ -233,14 +233,34 @@ class Parser {
 
   // Reads one value of type `t` into `out` (or skips it when `out` is null).
   Status ReadValue(GgufType t, GgufValue* out, uint32_t depth);
+  // The `n` entries of a top-level string array whose key is in digest_keys: each read
+  // (bounded by max_string_bytes) and hashed into out->digest; stored when `keep`.
+  Status ReadDigestedStrings(uint64_t n, GgufValue& out, bool keep);
 
   Source& src_;
   uint64_t size_;
   uint64_t pos_ = 0;
   std::string name_;
   const GgufReadOptions& opt_;
-  std::string cur_;  // the key or tensor being read, for error messages
+  std::string cur_;          // the key or tensor being read, for error messages
+  bool digest_key_ = false;  // the key being read is in digest_keys
 };
+
+Status Parser::ReadDigestedStrings(uint64_t n, GgufValue& out, bool keep) {
+  StringListDigest digest;
+  std::string entry;
+  for (uint64_t k = 0; k < n; ++k) {
+    CORRAL_RETURN_IF_ERROR(ReadString(&entry, opt_.limits.max_string_bytes, "string value"));
+    digest.Add(entry);
+    if (keep) {
+      GgufValue& item = out.items[static_cast<size_t>(k)];
+      item.type = GgufType::kString;
+      item.str = entry;
+    }
+  }
+  out.digest = digest.value();
+  return Status::Ok();
+}
 
 Status Parser::ReadValue(GgufType t, GgufValue* out, uint32_t depth) {
   if (out != nullptr) out->type = t;
@@ -340,6 +360,9 @@ Status Parser::ReadValue(GgufType t, GgufValue* out, uint32_t depth) {
       const uint64_t fixed = FixedSize(elem);
       if (!keep && fixed != 0) return Skip(n * fixed, "array");  // n * fixed <= Left(): checked above
       if (keep) out->items.resize(static_cast<size_t>(n));
+      if (digest_key_ && depth == 0 && out != nullptr && elem == GgufType::kString) {
+        return ReadDigestedStrings(n, *out, keep);
+      }
       for (uint64_t k = 0; k < n; ++k) {
         CORRAL_RETURN_IF_ERROR(ReadValue(elem, keep ? &out->items[static_cast<size_t>(k)] : nullptr, depth + 1));
       }
@@ -395,9 +418,11 @@ Result<GgufFile> Parser::Parse() {
     if (kv.key.empty()) return Fail("key #" + std::to_string(k) + " is empty");
     if (!keys.insert(kv.key).second) return Fail("duplicate key '" + kv.key + "'");
     cur_ = "key '" + kv.key + "'";
+    digest_key_ = std::find(opt_.digest_keys.begin(), opt_.digest_keys.end(), kv.key) != opt_.digest_keys.end();
     GgufType t = GgufType::kUint8;
     CORRAL_RETURN_IF_ERROR(ReadType(t, "value type"));
     CORRAL_RETURN_IF_ERROR(ReadValue(t, &kv.value, 0));
+    digest_key_ = false;
     f.kv.push_back(std::move(kv));
   }
 
@@ -491,6 +516,14 @@ std::string_view to_string(GgufType type) {
     case GgufType::kFloat64: return "FLOAT64";
   }
   return "?";
+}
+
+void StringListDigest::Add(std::string_view entry) {
+  constexpr uint64_t kPrime = 0x100000001b3ULL;
+  const uint64_t len = entry.size();
+  for (size_t k = 0; k < 8; ++k) running_ = (running_ ^ ((len >> (8 * k)) & 0xff)) * kPrime;
+  for (unsigned char c : entry) running_ = (running_ ^ c) * kPrime;
+  if (!entry.starts_with("[PAD")) committed_ = running_;
 }
 
 std::optional<uint64_t> GgufValue::AsUint() const {

@@ -91,6 +91,24 @@ struct GgufReadOptions {
   uint64_t keep_array_items = 64;
   bool read_tensors = true;  // false: stop after the metadata
   GgufLimits limits;
+  // String arrays (top level) whose entries are hashed into GgufValue::digest, kept or not:
+  // the tokenizer's tokens give a vocabulary identity without storing 150k strings.
+  std::vector<std::string> digest_keys = {"tokenizer.ggml.tokens"};
+};
+
+// The digest of a string array: FNV-1a 64 over each entry (its length as 8 little-endian
+// bytes, then its bytes), leaving out trailing entries that start with "[PAD" (the padding
+// convert_hf_to_gguf.py adds up to the embedding size: Qwen2.5 0.5B and 7B differ only
+// there, and llama.cpp accepts them as a draft pair). Never 0.
+class StringListDigest {
+ public:
+  void Add(std::string_view entry);
+  uint64_t value() const { return committed_ == 0 ? 1 : committed_; }
+
+ private:
+  static constexpr uint64_t kOffset = 0xcbf29ce484222325ULL;
+  uint64_t running_ = kOffset;
+  uint64_t committed_ = kOffset;
 };
 
 // One metadata value. Scalars use the field their type names; an array has elem_type, count
@@ -105,6 +123,7 @@ struct GgufValue {
   uint64_t count = 0;                     // ARRAY: number of elements in the file
   bool elided = false;                    // ARRAY: items were skipped (count > keep limit)
   std::vector<GgufValue> items;           // ARRAY: the elements, unless elided
+  uint64_t digest = 0;                    // ARRAY of STRING named in digest_keys: StringListDigest; 0 = none
 
   // Any integer type (and BOOL) that fits in the result; nullopt otherwise.
   std::optional<uint64_t> AsUint() const;

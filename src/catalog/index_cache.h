@@ -17,7 +17,7 @@ namespace corral::catalog {
 
 class Index {
  public:
-  static constexpr int kVersion = 2;  // 2: template_tools, template_thinking, pooling_type
+  static constexpr int kVersion = 3;  // 2: template_tools, template_thinking, pooling_type; 3: vocab_hash, nextn_layers
 
   struct Entry {
     uint64_t size = 0;

@@ -1,6 +1,7 @@
 #include "catalog/model_info.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -52,7 +53,34 @@ uint32_t MaxOf(const GgufValue* v, std::vector<uint32_t>* per_layer = nullptr) {
   return best;
 }
 
+// See ModelInfo::vocab_hash. FNV-1a 64 over the fields, each closed by a 0xff byte.
+uint64_t VocabHash(const GgufFile& f) {
+  const GgufValue* tokens = f.Find("tokenizer.ggml.tokens");
+  if (tokens == nullptr || tokens->type != GgufType::kArray || tokens->digest == 0) return 0;
+  uint64_t h = 0xcbf29ce484222325ULL;
+  auto bytes = [&h](std::string_view s) {
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
+    h = (h ^ 0xffU) * 0x100000001b3ULL;
+  };
+  auto number = [&bytes](std::optional<uint64_t> v) { bytes(v ? std::to_string(*v) : std::string("-")); };
+  bytes(f.GetString("tokenizer.ggml.model").value_or(""));
+  bytes(f.GetString("tokenizer.ggml.pre").value_or(""));
+  number(tokens->digest);
+  number(f.GetUint("tokenizer.ggml.bos_token_id"));
+  number(f.GetUint("tokenizer.ggml.eos_token_id"));
+  number(f.GetUint("tokenizer.ggml.add_bos_token"));
+  number(f.GetUint("tokenizer.ggml.add_eos_token"));
+  return h == 0 ? 1 : h;
+}
+
 }  // namespace
+
+std::string VocabHashText(uint64_t vocab_hash) {
+  if (vocab_hash == 0) return "";
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(vocab_hash));
+  return buf;
+}
 
 bool ModelInfo::IsProjector() const {
   return type == "mmproj" || architecture == "clip";
@@ -135,6 +163,8 @@ ModelInfo ExtractModelInfo(const GgufFile& f) {
   }
   if (auto pooling = f.GetUint(a + "pooling_type"))
     m.pooling_type = static_cast<int32_t>(std::min<uint64_t>(*pooling, 255));
+  m.vocab_hash = VocabHash(f);
+  m.nextn_layers = Clamp32(f.GetUint(a + "nextn_predict_layers").value_or(0));
   m.split_no = Clamp32(f.GetUint("split.no").value_or(0));
   m.split_count = Clamp32(f.GetUint("split.count").value_or(0));
   if (m.split_count != 0) m.split_no += 1;  // gguf-split numbers shards from 0
@@ -177,6 +207,8 @@ nlohmann::json ToJson(const ModelInfo& m) {
                         {"template_tools", m.template_tools},
                         {"template_thinking", m.template_thinking},
                         {"pooling_type", m.pooling_type},
+                        {"vocab_hash", m.vocab_hash},
+                        {"nextn_layers", m.nextn_layers},
                         {"split_no", m.split_no},
                         {"split_count", m.split_count}};
 }
@@ -211,6 +243,8 @@ Result<ModelInfo> ModelInfoFromJson(const nlohmann::json& j) {
     m.template_tools = j.at("template_tools").get<bool>();
     m.template_thinking = j.at("template_thinking").get<bool>();
     m.pooling_type = j.at("pooling_type").get<int32_t>();
+    m.vocab_hash = j.at("vocab_hash").get<uint64_t>();
+    m.nextn_layers = j.at("nextn_layers").get<uint32_t>();
     m.split_no = j.at("split_no").get<uint32_t>();
     m.split_count = j.at("split_count").get<uint32_t>();
     return m;

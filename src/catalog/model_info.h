@@ -51,6 +51,11 @@ struct ModelInfo {
   bool template_tools = false;     // the chat template renders tool definitions
   bool template_thinking = false;  // the chat template knows reasoning (<think>, enable_thinking, ...)
   int32_t pooling_type = -1;       // {arch}.pooling_type: 0 none, 1 mean, 2 cls, 3 last, 4 rank; -1 absent
+  // The vocabulary's identity (speculative decoding needs target and draft to share it):
+  // a hash of tokenizer.ggml.model and .pre, the tokens (StringListDigest: trailing padding
+  // left out) and the BOS/EOS ids and flags; 0 = the file has no token list.
+  uint64_t vocab_hash = 0;
+  uint32_t nextn_layers = 0;  // {arch}.nextn_predict_layers: multi-token-prediction (MTP) heads
 
   // Splits (gguf-split): 0 when not split.
   uint32_t split_no = 0;
@@ -63,6 +68,9 @@ struct ModelInfo {
 
 // Extracts the summary from a parsed header (read with the default, array-eliding options).
 ModelInfo ExtractModelInfo(const GgufFile& file);
+
+// vocab_hash as 16 hex digits; "" for 0.
+std::string VocabHashText(uint64_t vocab_hash);
 
 // Reads the header of `path` and extracts its summary.
 Result<ModelInfo> ReadModelInfo(const std::string& path);

@@ -187,6 +187,12 @@ int RunStart(const GlobalOptions& global, const StartArgs& a) {
                 supervisor::FormatBytes(o.model.value("already_reserved_bytes", 0ULL)).c_str(),
                 o.model.value("health_timeout_ms", 0.0) / 1000.0);
     std::printf("# log %s\n", o.model.value("log_path", std::string()).c_str());
+    if (const auto it = o.model.find("spec"); it != o.model.end() && it->is_object()) {
+      const std::string kind = it->value("kind", std::string());
+      const std::string draft = it->value("draft", std::string());
+      std::printf("# speculative decoding: %s%s (%s)\n", kind.c_str(), draft.empty() ? "" : (" " + draft).c_str(),
+                  it->value("reason", std::string()).c_str());
+    }
     return 0;
   }
   if (global.json) {

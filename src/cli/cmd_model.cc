@@ -95,6 +95,10 @@ static void RegisterModel(CLI::App& app, GlobalOptions& global, RunFn& run) {
   s->add_option("--n-head-kv", o.overrides.n_head_kv, "KV heads (grouped-query attention)");
   s->add_option("--n-ff", o.overrides.n_ff, "Feed-forward width");
   s->add_option("--ctx", o.overrides.n_ctx, "Native context length");
+  s->add_option("--identity-from", o.identity_from,
+                "Layers from K on are near identity (attn_output, ffn_down scaled by 1e-3): with the same seed, "
+                "a model written with --n-layer K is a draft with high acceptance (docs/spec.md)")
+      ->type_name("K");
   s->add_flag("--force", o.force, "Overwrite an existing file");
   s->add_flag("--list-presets", args->list_presets, "List the presets and exit");
   s->add_flag("--json", global.json, "Print the result as JSON");

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "catalog/catalog.h"
+#include "catalog/spec.h"
 #include "cli/commands.h"
 
 namespace corral::cli {
@@ -50,8 +51,11 @@ int RunShow(const GlobalOptions& global, const ShowArgs& args) {
     if (!e.ok()) return Fail(ExitCodeFor(e.status()), "show: " + e.status().message());
     estimates.push_back(*e);
   }
+  // Speculative decoding as a start would choose it (docs/spec.md).
+  auto spec = catalog::ChooseSpec(m, *cat, catalog::SpecSettingFor(*config, *cat, m.path));
   if (global.json) {
     nlohmann::json j = catalog::ModelJson(m);
+    j["spec"] = spec.ok() ? catalog::SpecJson(*spec) : nlohmann::json{{"error", spec.status().message()}};
     j["memory"] = nlohmann::json::array();
     for (const auto& e : estimates) {
       nlohmann::json je = catalog::EstimateJson(e);
@@ -74,6 +78,10 @@ int RunShow(const GlobalOptions& global, const ShowArgs& args) {
               m.info.HeadKv(0), m.info.n_swa != 0 ? (", sliding window " + std::to_string(m.info.n_swa)).c_str() : "");
   std::printf("tokenizer     %s, %llu tokens\n", m.info.tokenizer.empty() ? "?" : m.info.tokenizer.c_str(),
               static_cast<unsigned long long>(m.info.n_vocab));
+  if (m.info.vocab_hash != 0) std::printf("vocab hash    %s\n", catalog::VocabHashText(m.info.vocab_hash).c_str());
+  if (m.info.nextn_layers != 0) std::printf("mtp layers    %u (nextn_predict_layers)\n", m.info.nextn_layers);
+  std::printf("speculative   %s\n",
+              spec.ok() ? catalog::SpecLine(*spec).c_str() : ("refused at start: " + spec.status().message()).c_str());
   std::printf("chat template %s\n", m.info.chat_template ? "yes" : "no");
   std::printf("found in      %s%s\n", m.source.c_str(), m.origin.empty() ? "" : (" (" + m.origin + ")").c_str());
   std::printf("size          %s\n", catalog::HumanBytes(m.size_bytes).c_str());

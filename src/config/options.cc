@@ -128,6 +128,13 @@ const std::vector<OptionDef>& Registry() {
        "Disk space for the saved KV states of all models together, e.g. 4GiB; the least recently saved "
        "go first.",
        OptionType::kString, OnReload::kLive},
+      // Speculative decoding (issue 17).
+      {"spec", "--spec", "CORRAL_SPEC", "auto",
+       "Speculative decoding: 'auto' = the model's own MTP heads when it has them, else the smallest catalog "
+       "model with the same vocabulary and architecture family and at most a quarter of its parameters as "
+       "the draft, else none; 'off' = none; or a draft model's name. Per model: models.NAME.spec. See "
+       "docs/spec.md.",
+       OptionType::kString, OnReload::kLive},
   };
   return kOptions;
 }
@@ -283,6 +290,9 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     c.tls_key = one;
   } else if (key == "kv_keep_budget") {
     c.kv_keep_budget = one;
+  } else if (key == "spec") {
+    CORRAL_RETURN_IF_ERROR(CheckSpecSetting(one).WithContext("spec"));
+    c.spec = one;
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -322,6 +332,7 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "require_key_on_loopback") return {c.require_key_on_loopback ? "true" : "false"};
   if (key == "kv_keep") return {c.kv_keep ? "true" : "false"};
   if (key == "kv_keep_budget") return {c.kv_keep_budget};
+  if (key == "spec") return {c.spec};
   if (key == "cors_origins") {
     std::string joined;
     for (const auto& o : c.cors_origins) joined += (joined.empty() ? "" : ",") + o;
@@ -458,6 +469,10 @@ Result<std::vector<ModelSettings>> ParseModels(const YAML::Node& node, const std
         auto b = ParseBool(at, value.Scalar());
         if (!b.ok()) return ModelError(file, value, at, "must be true or false, got '" + value.Scalar() + "'");
         m.kv_keep = *b;
+      } else if (key == "spec") {
+        if (!value.IsScalar()) return ModelError(file, value, at, "must be auto, off or a draft model's name");
+        if (Status st = CheckSpecSetting(value.Scalar()); !st.ok()) return ModelError(file, value, at, st.message());
+        m.spec = value.Scalar();
       } else if (key == "pinned" || key == "restart") {
         if (!value.IsScalar()) return ModelError(file, value, at, "must be true or false");
         auto b = ParseBool(at, value.Scalar());
@@ -465,7 +480,7 @@ Result<std::vector<ModelSettings>> ParseModels(const YAML::Node& node, const std
         (key == "pinned" ? m.pinned : m.restart) = *b;
       } else {
         return ModelError(file, field.first, where,
-                          "unknown key '" + key + "' (known: ttl, ctx, args, pinned, restart, kv_keep)");
+                          "unknown key '" + key + "' (known: ttl, ctx, args, pinned, restart, kv_keep, spec)");
       }
     }
     if (m.pinned && m.ttl_s && *m.ttl_s > 0) {
@@ -490,6 +505,7 @@ std::string DescribeModel(const ModelSettings& m) {
   if (m.pinned) add("pinned");
   if (m.restart) add("restart");
   if (m.kv_keep) add(*m.kv_keep ? "kv_keep" : "kv_keep false");
+  if (!m.spec.empty()) add("spec " + m.spec);
   return out.empty() ? "{}" : out;
 }
 
@@ -497,6 +513,18 @@ std::string DescribeModel(const ModelSettings& m) {
 
 const std::vector<OptionDef>& Options() {
   return Registry();
+}
+
+Status CheckSpecSetting(std::string_view value) {
+  if (value.empty()) return InvalidArgument("must be auto, off or a draft model's name, not empty");
+  if (value.size() > kMaxSpecBytes) {
+    return InvalidArgument("a draft model's name is at most " + std::to_string(kMaxSpecBytes) + " bytes");
+  }
+  for (char ch : value) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || u == 0x7f) return InvalidArgument("a draft model's name cannot hold control characters");
+  }
+  return Status::Ok();
 }
 
 Status ApplyConfigText(Config& c, const std::string& text, const std::string& file_name) {

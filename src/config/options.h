@@ -30,6 +30,7 @@ namespace corral::config {
 //       pinned: false             # true: never evicted, never unloaded by a TTL
 //       restart: false            # true: started again (with backoff) if it crashes after being ready
 //       kv_keep: true             # false: no KV state kept across unloads for it (overrides kv_keep)
+//       spec: auto                # auto | off | a draft model's name (overrides spec; docs/spec.md)
 //
 // Unset fields fall back to the global options. Plain value.
 struct ModelSettings {
@@ -41,12 +42,19 @@ struct ModelSettings {
   bool pinned = false;
   bool restart = false;
   std::optional<bool> kv_keep;  // unset = the global kv_keep
+  std::string spec;             // "" = the global spec; else auto, off or a draft model's name
 
   bool operator==(const ModelSettings& o) const {
     return ref == o.ref && ttl_s == o.ttl_s && ctx == o.ctx && args == o.args && pinned == o.pinned &&
-           restart == o.restart && kv_keep == o.kv_keep;
+           restart == o.restart && kv_keep == o.kv_keep && spec == o.spec;
   }
 };
+
+// A `spec` value (global or per model): auto, off or a draft model's reference. Refuses an
+// empty value, one longer than kMaxSpecBytes and control characters; whether a named draft
+// exists and fits is decided at launch (catalog/spec.h).
+inline constexpr size_t kMaxSpecBytes = 1024;
+Status CheckSpecSetting(std::string_view value);
 
 // Bounds of the `models:` section (the parser reads outside input).
 inline constexpr size_t kMaxModelSettings = 1024;
@@ -72,6 +80,8 @@ struct Config {
   // save/restore when Corral unloads a model, restored when it starts again.
   bool kv_keep = true;
   std::string kv_keep_budget = "4GiB";  // disk for saved states, all models together (LRU)
+  // Speculative decoding (issue 17, docs/spec.md): auto | off | a draft model's name.
+  std::string spec = "auto";
   // Catalog: which caches of other tools to scan (issue 4).
   bool scan_huggingface = true;
   bool scan_ollama = true;

@@ -653,6 +653,19 @@ class Daemon {
     }
     spec.reserved_bytes = EstimateModelMemory(config, *model, spec.ctx);
     router_->ApplyKvKeep(spec);  // kvswap hook: --slot-save-path (KV kept across unloads, docs/kv.md)
+    // Speculative decoding (docs/spec.md): the draft or MTP flags, and why; a named draft
+    // that is missing or does not fit refuses the start. Chosen over a fresh catalog (as
+    // ResolveModel read it): a draft just written or downloaded counts.
+    auto fresh = catalog::Catalog::Load(config);
+    auto spec_choice =
+        ApplySpec(spec, *model, fresh.ok() ? *fresh : router_->CatalogSnapshot(), router_->SpecSettingFor(model->path));
+    if (!spec_choice.ok()) {
+      const StatusCode code = spec_choice.status().code();
+      return Error(code == StatusCode::kNotFound || code == StatusCode::kAmbiguous ? ErrorCode::kModelReference
+                                                                                   : ErrorCode::kBadRequest,
+                   spec_choice.status().message());
+    }
+    if (!spec.spec_note.empty()) Log("%s: speculative decoding %s", name.c_str(), spec.spec_note.c_str());
     spec.env = r.env;
     spec.force = r.force;
 
@@ -668,6 +681,7 @@ class Daemon {
                    {"already_reserved_bytes", supervisor_->reserved_bytes()},
                    {"health_timeout_ms", supervisor_->HealthTimeoutFor(model->size_bytes).count()},
                    {"log_path", ModelLogDir() + "/" + name + ".log"},
+                   {"spec", catalog::SpecJson(*spec_choice)},
                    {"engine_error", engine_error_}};
       return {200, {{"plan", plan}}};
     }

@@ -81,17 +81,43 @@ uint64_t EstimateModelMemory(const config::Config& /*config*/, const ResolvedMod
   return model.size_bytes + n_ctx * per_token + kComputeBytes;
 }
 
+Result<catalog::SpecChoice> ApplySpec(supervisor::LaunchSpec& spec, const ResolvedModel& model,
+                                      const catalog::Catalog& catalog, std::string_view setting) {
+  spec.spec_mtp = false;
+  spec.draft_path.clear();
+  spec.draft_model.clear();
+  catalog::SpecChoice choice;
+  if (!model.catalog) {
+    CORRAL_RETURN_IF_ERROR(config::CheckSpecSetting(setting).WithContext("spec"));
+    choice.setting = std::string(setting);
+    choice.reason = "the model's header could not be read, so no draft can be matched to it";
+  } else {
+    CORRAL_ASSIGN_OR_RETURN(choice, catalog::ChooseSpec(*model.catalog, catalog, setting));
+  }
+  spec.spec_note = catalog::SpecLine(choice);
+  if (choice.kind == catalog::SpecKind::kMtp) spec.spec_mtp = true;
+  if (choice.kind == catalog::SpecKind::kDraft && choice.draft) {
+    spec.draft_path = choice.draft->path;
+    spec.draft_model = choice.draft->name;
+    // llama-server gives the draft the target's context.
+    const uint32_t ctx = spec.ctx != 0 ? spec.ctx : model.catalog->n_ctx_train;
+    auto e = catalog::EstimateMemory(*choice.draft, ctx);
+    spec.reserved_bytes += e.ok() ? e->total_bytes : choice.draft->size_bytes;
+  }
+  return choice;
+}
+
 Status ValidateDaemonConfig(const config::Config& config) {
   CORRAL_RETURN_IF_ERROR(MemoryBudgetBytes(config, 0).status());
   if (auto kv = supervisor::ParseByteSize(config.kv_keep_budget); !kv.ok()) {
     return kv.status().WithContext("kv_keep_budget");
   }
+  CORRAL_RETURN_IF_ERROR(config::CheckSpecSetting(config.spec).WithContext(config.config_file + ": spec"));
   for (const auto& m : config.models) {
+    const std::string where = config.config_file + ":" + std::to_string(m.line) + ": models." + m.ref;
     Status s = supervisor::CheckRawArgs(m.args);
-    if (!s.ok()) {
-      return InvalidArgument(config.config_file + ":" + std::to_string(m.line) + ": models." + m.ref +
-                             ".args: " + s.message());
-    }
+    if (!s.ok()) return InvalidArgument(where + ".args: " + s.message());
+    if (!m.spec.empty()) CORRAL_RETURN_IF_ERROR(config::CheckSpecSetting(m.spec).WithContext(where + ".spec"));
   }
   return Status::Ok();
 }

@@ -10,8 +10,10 @@
 #include <string_view>
 
 #include "catalog/catalog.h"
+#include "catalog/spec.h"
 #include "common/status.h"
 #include "config/options.h"
+#include "supervisor/launch.h"
 
 namespace corral::daemon {
 
@@ -41,8 +43,17 @@ Result<ResolvedModel> ResolveRequestModel(const catalog::Catalog& catalog, std::
 // + compute buffers). ctx 0 = llama-server's default.
 uint64_t EstimateModelMemory(const config::Config& config, const ResolvedModel& model, uint32_t ctx);
 
+// Speculative decoding for a launch (catalog/spec.h, docs/spec.md): chooses by `setting`
+// over `catalog` and fills spec.spec_mtp, draft_path, draft_model and spec_note; the draft's
+// memory (at the launch's context) is added to spec.reserved_bytes. A model without header
+// facts gets none. Errors are ChooseSpec's: a named draft that is missing (kNotFound,
+// kAmbiguous) or does not fit (kInvalidArgument); the launch must then be refused.
+Result<catalog::SpecChoice> ApplySpec(supervisor::LaunchSpec& spec, const ResolvedModel& model,
+                                      const catalog::Catalog& catalog, std::string_view setting);
+
 // What the config module cannot check alone: the memory budget parses, and every
-// `models:` entry's args pass the same refusal rules as `corral start -- ARGS`. The message
+// `models:` entry's args pass the same refusal rules as `corral start -- ARGS`, and every
+// spec setting is auto, off or a possible model name (CheckSpecSetting). The message
 // names the file, the model and the key. Used at start-up and before a reload is applied.
 Status ValidateDaemonConfig(const config::Config& config);
 

@@ -601,6 +601,12 @@ void ModelRouter::ApplyKvKeep(supervisor::LaunchSpec& spec) const {
   spec.kv_budget_bytes = budget.ok() ? *budget : kDefaultKvBudget;
 }
 
+std::string ModelRouter::SpecSettingFor(const std::string& model_path) const {
+  MutexLock lock(mu_);
+  const config::ModelSettings* s = SettingsForLocked(model_path);
+  return s != nullptr && !s->spec.empty() ? s->spec : config_.spec;
+}
+
 std::vector<std::string> ModelRouter::SettingsWarnings() const {
   MutexLock lock(mu_);
   return settings_warnings_;
@@ -766,6 +772,14 @@ void ModelRouter::StartOnDemand(const std::string& model) {
     }
     spec.reserved_bytes = EstimateModelMemory(config, *resolved, spec.ctx);
     ApplyKvKeep(spec);  // --slot-save-path: its KV state is saved when it is unloaded, restored here
+    // Speculative decoding (docs/spec.md): a named draft that does not fit refuses the start.
+    if (auto choice = ApplySpec(spec, *resolved, CatalogSnapshot(), SpecSettingFor(resolved->path)); !choice.ok()) {
+      fail_all(Err(proxy::EnsureErrorCode::kStartFailed,
+                   "cannot start '" + resolved->name + "': " + choice.status().message(),
+                   static_cast<int>(options_.failed_backoff.count())),
+               resolved->path);
+      return;
+    }
     for (;;) {
       auto started = supervisor_.Start(spec);
       if (started.ok()) break;

@@ -43,7 +43,20 @@ bool PassesAlias(const std::vector<std::string>& args) {
   return std::any_of(args.begin(), args.end(),
                      [](const std::string& a) { return a == "-a" || a == "--alias" || a.starts_with("--alias="); });
 }
+
+// The pinned llama-server's flags that choose speculative decoding (common/arg.cpp).
+constexpr std::string_view kSpecFlags[] = {"--spec-type", "--spec-default", "--spec-draft-model",
+                                           "-md",         "--model-draft",  "--spec-draft-hf",
+                                           "-hfd",        "-hfrd",          "--hf-repo-draft"};
 }  // namespace
+
+bool PassesSpec(const std::vector<std::string>& args) {
+  return std::any_of(args.begin(), args.end(), [](const std::string& a) {
+    std::string_view flag = a;
+    if (size_t eq = flag.find('='); eq != std::string_view::npos && flag.starts_with("--")) flag = flag.substr(0, eq);
+    return std::find(std::begin(kSpecFlags), std::end(kSpecFlags), flag) != std::end(kSpecFlags);
+  });
+}
 
 std::vector<std::string> BuildArgv(const std::string& llama_server, const LaunchSpec& spec) {
   std::vector<std::string> argv = {llama_server, "-m",     spec.model_path,          "--host",
@@ -61,6 +74,17 @@ std::vector<std::string> BuildArgv(const std::string& llama_server, const Launch
   if (std::string kv_dir = KvDirFor(llama_server, spec); !kv_dir.empty()) {
     argv.emplace_back("--slot-save-path");
     argv.push_back(std::move(kv_dir));
+  }
+  // Speculative decoding: the model's MTP heads or a draft model, unless the user chose.
+  if ((spec.spec_mtp || !spec.draft_path.empty()) && !PassesSpec(spec.preset_args) && !PassesSpec(spec.raw_args)) {
+    argv.emplace_back("--spec-type");
+    if (spec.spec_mtp) {
+      argv.emplace_back("draft-mtp");
+    } else {
+      argv.emplace_back("draft-simple");
+      argv.emplace_back("--spec-draft-model");
+      argv.push_back(spec.draft_path);
+    }
   }
   argv.insert(argv.end(), spec.preset_args.begin(), spec.preset_args.end());
   argv.insert(argv.end(), spec.raw_args.begin(), spec.raw_args.end());

@@ -33,6 +33,12 @@ struct LaunchSpec {
   // and the disk budget of all saved states together.
   std::string kv_root;
   uint64_t kv_budget_bytes = 0;
+  // Speculative decoding (catalog/spec.h, docs/spec.md): the model's own MTP heads, or a
+  // draft model file ("" = none); spec_note says what was chosen and why (dry-run, logs).
+  bool spec_mtp = false;
+  std::string draft_path;
+  std::string draft_model;  // the draft's name
+  std::string spec_note;
 };
 
 // Flags Corral owns: the child must bind loopback on the port Corral asked for, and
@@ -43,8 +49,15 @@ const std::vector<std::string_view>& OwnedFlags();
 // reference). The message names the flag and what to do instead.
 Status CheckRawArgs(const std::vector<std::string>& args);
 
+// True when `args` choose speculative decoding themselves (--spec-type, --spec-default, a
+// draft model or draft repository in any spelling of the pinned llama-server): then Corral
+// adds no speculative flags of its own.
+bool PassesSpec(const std::vector<std::string>& args);
+
 // The exact argv: LLAMA_SERVER -m MODEL --host 127.0.0.1 --port P [-c N] [--alias NAME]
-// [--slot-save-path KV_DIR] [preset] [raw]. --slot-save-path is there when the spec keeps KV
+// [--slot-save-path KV_DIR] [SPEC] [preset] [raw]. SPEC is `--spec-type draft-mtp` (spec_mtp)
+// or `--spec-type draft-simple --spec-draft-model DRAFT` (draft_path), left out when the
+// preset or raw args pass their own (PassesSpec). --slot-save-path is there when the spec keeps KV
 // state (KvKeeps in kv_state.h; KV_DIR = KvDirFor). --alias gives the model's name (spec.model) to llama-server, so its
 // answers say "model": NAME instead of the file's absolute path; left out when spec.model
 // is empty or the preset or raw args pass their own -a/--alias.

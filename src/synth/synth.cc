@@ -64,23 +64,26 @@ struct TensorSpec {
   int64_t ne0;  // row length (input features)
   int64_t ne1;  // rows; 1 for vectors
   bool is_norm;
+  float gain = 1.0F;  // multiplies the random values (kIdentityScale for near-identity layers)
 };
 
-std::vector<TensorSpec> LlamaTensors(const Dims& d, uint32_t n_vocab) {
+std::vector<TensorSpec> LlamaTensors(const Dims& d, uint32_t n_vocab, uint32_t identity_from) {
   const int64_t head_dim = d.n_embd / d.n_head;
   const int64_t n_embd_kv = head_dim * d.n_head_kv;
   std::vector<TensorSpec> t;
   t.push_back({"token_embd.weight", d.n_embd, n_vocab, false});
   for (uint32_t i = 0; i < d.n_layer; ++i) {
     std::string p = "blk." + std::to_string(i) + ".";
+    // A near-identity layer writes (almost) nothing back into the residual stream.
+    const float out_gain = identity_from != 0 && i >= identity_from ? kIdentityScale : 1.0F;
     t.push_back({p + "attn_norm.weight", d.n_embd, 1, true});
     t.push_back({p + "attn_q.weight", d.n_embd, d.n_embd, false});
     t.push_back({p + "attn_k.weight", d.n_embd, n_embd_kv, false});
     t.push_back({p + "attn_v.weight", d.n_embd, n_embd_kv, false});
-    t.push_back({p + "attn_output.weight", d.n_embd, d.n_embd, false});
+    t.push_back({p + "attn_output.weight", d.n_embd, d.n_embd, false, out_gain});
     t.push_back({p + "ffn_norm.weight", d.n_embd, 1, true});
     t.push_back({p + "ffn_gate.weight", d.n_embd, d.n_ff, false});
-    t.push_back({p + "ffn_down.weight", d.n_ff, d.n_embd, false});
+    t.push_back({p + "ffn_down.weight", d.n_ff, d.n_embd, false, out_gain});
     t.push_back({p + "ffn_up.weight", d.n_embd, d.n_ff, false});
   }
   t.push_back({"output_norm.weight", d.n_embd, 1, true});
@@ -105,6 +108,10 @@ Status Validate(const Options& o, const Dims& d, const TypeInfo& type) {
     return InvalidArgument(
         "dimensions too large (limits: n_embd 16384, n_layer 256, n_ff 65536, n_head 256, ctx 1048576)");
   }
+  if (o.identity_from >= d.n_layer) {
+    return InvalidArgument("--identity-from " + std::to_string(o.identity_from) + " must be below --n-layer " +
+                           std::to_string(d.n_layer) + " (layers from it on are near identity)");
+  }
   if (d.n_embd % d.n_head != 0) return InvalidArgument("--n-embd must be a multiple of --n-head");
   if (d.n_head % d.n_head_kv != 0) return InvalidArgument("--n-head must be a multiple of --n-head-kv");
   if ((d.n_embd / d.n_head) % 2 != 0) return InvalidArgument("the head size (n_embd / n_head) must be even for RoPE");
@@ -119,7 +126,7 @@ Status Validate(const Options& o, const Dims& d, const TypeInfo& type) {
 // Writes one tensor's bytes: random values scaled by 1/sqrt(fan_in), norms all ones.
 Status WriteTensor(AtomicFile& out, const TensorSpec& t, ggml_type type, uint64_t seed) {
   SplitMix64 rng{seed ^ Fnv1a(t.name)};
-  const float scale = 1.0F / std::sqrt(static_cast<float>(t.ne0));
+  const float scale = t.gain / std::sqrt(static_cast<float>(t.ne0));
   if (t.is_norm) {
     std::vector<float> ones(static_cast<size_t>(t.ne0), 1.0F);
     return out.Write(ones.data(), ones.size() * sizeof(float));
@@ -234,6 +241,7 @@ Result<Report> Synthesize(const Options& o, const Progress& progress) {
   gguf_set_val_u32(g, "general.file_type", type->file_type);
   gguf_set_val_u32(g, "general.quantization_version", GGML_QNT_VERSION);
   gguf_set_val_u64(g, "corral.synth.seed", o.seed);
+  if (o.identity_from != 0) gguf_set_val_u32(g, "corral.synth.identity_from", o.identity_from);
   gguf_set_val_u32(g, "llama.context_length", d.n_ctx);
   gguf_set_val_u32(g, "llama.embedding_length", d.n_embd);
   gguf_set_val_u32(g, "llama.block_count", d.n_layer);
@@ -246,7 +254,7 @@ Result<Report> Synthesize(const Options& o, const Progress& progress) {
   gguf_set_val_u32(g, "llama.vocab_size", n_vocab);
   gguf_set_kv(g, vocab.get());
 
-  const std::vector<TensorSpec> specs = LlamaTensors(d, n_vocab);
+  const std::vector<TensorSpec> specs = LlamaTensors(d, n_vocab, o.identity_from);
   ggml_init_params gp{ggml_tensor_overhead() * (specs.size() + 1), nullptr, /*no_alloc=*/true};
   GgmlPtr meta(ggml_init(gp));
   if (!meta) return Internal("ggml_init failed");

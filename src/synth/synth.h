@@ -51,7 +51,17 @@ struct Options {
   Dims overrides;      // non-zero fields replace the preset's
   std::string name;    // general.name; default "corral-synth-<preset>-<type>"
   bool force = false;  // overwrite an existing file
+  // Layers >= identity_from (0 = off) are near identity in the residual stream: their
+  // attn_output and ffn_down weights are scaled by kIdentityScale, so the layer adds almost
+  // nothing. A draft written with the same seed, vocab, type and dims but n_layer =
+  // identity_from shares the first layers bit for bit (tensor values are seeded by (seed,
+  // tensor name)) and predicts nearly the same next token: a speculative-decoding pair with
+  // high acceptance (docs/spec.md).
+  uint32_t identity_from = 0;
 };
+
+// The factor applied to attn_output / ffn_down of the near-identity layers.
+inline constexpr float kIdentityScale = 1e-3F;
 
 struct Report {
   std::string path;

@@ -45,6 +45,39 @@ TEST(LaunchTest, ModelNameIsPassedAsAliasUnlessTheArgsGiveOne) {
   }
 }
 
+// Issue 17: speculative decoding flags of the pinned llama-server, unless the user chose.
+TEST(LaunchTest, SpecFlagsForADraftOrMtpUnlessTheArgsChoose) {
+  LaunchSpec spec;
+  spec.model_path = "/m/big.gguf";
+  spec.draft_path = "/m/small draft.gguf";
+  const std::vector<std::string> base = {"ls", "-m", "/m/big.gguf", "--host", "127.0.0.1", "--port", "0"};
+  std::vector<std::string> want = base;
+  want.insert(want.end(), {"--spec-type", "draft-simple", "--spec-draft-model", "/m/small draft.gguf"});
+  EXPECT_EQ(BuildArgv("ls", spec), want);
+  spec.draft_path.clear();
+  spec.spec_mtp = true;
+  want = base;
+  want.insert(want.end(), {"--spec-type", "draft-mtp"});
+  EXPECT_EQ(BuildArgv("ls", spec), want);
+  spec.spec_mtp = false;
+  EXPECT_EQ(BuildArgv("ls", spec), base);
+  spec.draft_path = "/m/small.gguf";
+  for (const std::vector<std::string>& own : std::vector<std::vector<std::string>>{{"--spec-type", "ngram-mod"},
+                                                                                   {"--spec-type=none"},
+                                                                                   {"-md", "/x.gguf"},
+                                                                                   {"--model-draft", "/x.gguf"},
+                                                                                   {"--spec-draft-model=/x.gguf"},
+                                                                                   {"-hfd", "org/repo"},
+                                                                                   {"--spec-default"}}) {
+    spec.raw_args = own;
+    want = base;
+    want.insert(want.end(), own.begin(), own.end());
+    EXPECT_EQ(BuildArgv("ls", spec), want) << own[0];
+    EXPECT_TRUE(PassesSpec(own)) << own[0];
+  }
+  EXPECT_FALSE(PassesSpec({"--spec-draft-n-max", "8", "--threads", "2"}));
+}
+
 TEST(LaunchTest, OwnedFlagsAreRefusedInEveryForm) {
   for (const char* flag : {"--host", "--port", "--api-key", "--api-key-file", "--ssl-key-file", "--ssl-cert-file"}) {
     Status s = CheckRawArgs({"--temp", "1", flag, "x"});

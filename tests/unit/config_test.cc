@@ -217,6 +217,34 @@ TEST_F(ConfigTest, ModelsSectionIsValidatedStrictly) {
   EXPECT_NE(c.status().message().find("config.yaml:5: models.tiny.ttl"), std::string::npos) << c.status().message();
 }
 
+// Speculative decoding (docs/spec.md): spec globally and per model; bad values name the key.
+TEST_F(ConfigTest, SpecGlobalAndPerModel) {
+  FlagValues none;
+  none.config_file = dir_.File("absent.yaml");
+  auto c = Load(none);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->spec, "auto");
+  c = Load(FlagsWithFile("spec: off\nmodels:\n  big:\n    spec: tiny-draft\n  other:\n    ttl: 5\n"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->spec, "off");
+  EXPECT_EQ(c->models[0].spec, "tiny-draft");
+  EXPECT_EQ(c->models[1].spec, "");  // unset: the global one applies
+  EXPECT_NE(Describe(*c).find("spec tiny-draft"), std::string::npos) << Describe(*c);
+  ::setenv("CORRAL_SPEC", "auto", 1);
+  c = Load(FlagsWithFile("spec: off\n"));
+  ::unsetenv("CORRAL_SPEC");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->spec, "auto");
+  for (const char* bad : {"spec: \"\"\n", "spec: \"a\\x01b\"\n", "models:\n  big:\n    spec: [a]\n",
+                          "models:\n  big:\n    spec: \"\"\n"}) {
+    auto b = Load(FlagsWithFile(bad));
+    ASSERT_FALSE(b.ok()) << bad;
+    EXPECT_NE(b.status().message().find("spec"), std::string::npos) << b.status().message();
+  }
+  EXPECT_TRUE(CheckSpecSetting("Qwen2.5-0.5B-Instruct-Q8_0").ok());
+  EXPECT_FALSE(CheckSpecSetting(std::string(kMaxSpecBytes + 1, 'x')).ok());
+}
+
 TEST_F(ConfigTest, ModelsSectionIsBounded) {
   std::string many = "models:\n";
   for (size_t i = 0; i <= kMaxModelSettings; ++i) many += "  m" + std::to_string(i) + ": {}\n";

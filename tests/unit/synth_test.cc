@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <ggml.h>
+#include <gguf.h>
+
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "common/fs.h"
@@ -101,6 +106,69 @@ TEST(SynthTest, ReportMatchesTheFile) {
   // embeddings + output (vocab x 64 each) + 2 layers of attention/ffn/norms + final norm
   const uint64_t per_layer = 64 * 64 * 2 + 64 * 32 * 2 + 3 * 64 * 128 + 2 * 64;
   EXPECT_EQ(r->n_params, 2 * 32000ULL * 64 + 2 * per_layer + 64);
+}
+
+// The bytes of tensor `name` in the GGUF file at `path` ("" when absent).
+std::string TensorBytes(const std::string& path, const std::string& name) {
+  gguf_init_params p{/*no_alloc=*/true, /*ctx=*/nullptr};
+  gguf_context* g = gguf_init_from_file(path.c_str(), p);
+  if (g == nullptr) return "";
+  std::string out;
+  const int64_t id = gguf_find_tensor(g, name.c_str());
+  if (id >= 0) {
+    const size_t offset = gguf_get_data_offset(g) + gguf_get_tensor_offset(g, id);
+    const size_t size = gguf_get_tensor_size(g, id);
+    auto all = ReadFileBounded(path, 64 << 20);
+    if (all.ok() && offset + size <= all->size()) out = all->substr(offset, size);
+  }
+  gguf_free(g);
+  return out;
+}
+
+// Issue 17: a target whose layers from K on are near identity and a K-layer draft with the
+// same seed share the first K layers, the embeddings and the output bit for bit.
+TEST(SynthTest, IdentityFromMakesADraftPair) {
+  testing::TempDir dir;
+  Options target = Small(dir.File("target.gguf"));
+  target.overrides.n_layer = 3;
+  target.identity_from = 1;
+  Options draft = Small(dir.File("draft.gguf"));
+  draft.overrides.n_layer = 1;
+  Options plain = Small(dir.File("plain.gguf"));
+  plain.overrides.n_layer = 3;
+  ASSERT_TRUE(Synthesize(target).ok());
+  ASSERT_TRUE(Synthesize(draft).ok());
+  ASSERT_TRUE(Synthesize(plain).ok());
+  for (const char* name : {"token_embd.weight", "blk.0.attn_q.weight", "blk.0.attn_output.weight",
+                           "blk.0.ffn_down.weight", "output.weight", "output_norm.weight"}) {
+    const std::string t = TensorBytes(target.out_path, name);
+    ASSERT_FALSE(t.empty()) << name;
+    EXPECT_EQ(t, TensorBytes(draft.out_path, name)) << name;
+  }
+  // Layer 1 on: inputs as in a plain model, outputs scaled down.
+  EXPECT_EQ(TensorBytes(target.out_path, "blk.1.attn_q.weight"), TensorBytes(plain.out_path, "blk.1.attn_q.weight"));
+  for (const char* name : {"blk.1.attn_output.weight", "blk.2.ffn_down.weight"}) {
+    const std::string t = TensorBytes(target.out_path, name);
+    const std::string p = TensorBytes(plain.out_path, name);
+    ASSERT_EQ(t.size(), p.size()) << name;
+    EXPECT_NE(t, p) << name;
+    // f16 values: the near-identity ones are at least 100x smaller in magnitude.
+    double sum_t = 0, sum_p = 0;
+    for (size_t i = 0; i + 1 < t.size(); i += 2) {
+      ggml_fp16_t vt, vp;
+      std::memcpy(&vt, t.data() + i, 2);
+      std::memcpy(&vp, p.data() + i, 2);
+      sum_t += std::fabs(ggml_fp16_to_fp32(vt));
+      sum_p += std::fabs(ggml_fp16_to_fp32(vp));
+    }
+    EXPECT_LT(sum_t * 100, sum_p) << name;
+  }
+  Options bad = Small(dir.File("bad.gguf"));
+  bad.identity_from = 2;  // n_layer is 2
+  auto r = Synthesize(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("--identity-from"), std::string::npos) << r.status().message();
 }
 
 TEST(SynthTest, PresetsCoverTwentyFiveMillionToOneBillion) {
