@@ -189,7 +189,7 @@ class Parser {
 
   template <typename T>
   Status ReadPod(T& v, std::string_view what) {
-    unsigned char b[sizeof(T)];
+    unsigned char b[sizeof(T)] = {};
     CORRAL_RETURN_IF_ERROR(Read(b, sizeof(T), what));
     // GGUF is little-endian; assemble explicitly so the reader is endian-independent.
     uint64_t x = 0;
@@ -274,7 +274,8 @@ Status Parser::ReadValue(GgufType t, GgufValue* out, uint32_t depth) {
     case GgufType::kInt8: {
       int8_t v = 0;
       CORRAL_RETURN_IF_ERROR(ReadPod(v, "value"));
-      if (out) out->i = v;
+      // GGUF's int8 is signed: sign extension is the point here.
+      if (out) out->i = v;  // NOLINT(bugprone-signed-char-misuse)
       return Status::Ok();
     }
     case GgufType::kUint16: {
