@@ -432,6 +432,8 @@ void ApplyEventData(std::string_view data, double at_ms, StreamTrace& trace) {
     trace.prompt_ms = c.timings_prompt_ms;
     trace.predicted_n = c.timings_predicted_n;
     trace.predicted_ms = c.timings_predicted_ms;
+    trace.draft_n = c.timings_draft_n;
+    trace.draft_accepted = c.timings_draft_accepted;
   }
 }
 
@@ -450,6 +452,8 @@ void FinishRecord(const StreamTrace& t, int expected_tokens, RequestRecord& rec)
   rec.server_prompt_ms = t.prompt_ms;
   rec.server_predicted_n = t.predicted_n;
   rec.server_predicted_ms = t.predicted_ms;
+  rec.server_draft_n = t.draft_n;
+  rec.server_draft_accepted = t.draft_accepted;
   if (!t.content_ms.empty()) {
     rec.ttft_ms = t.content_ms.front();
     rec.decode_ms = t.content_ms.back() - t.content_ms.front();

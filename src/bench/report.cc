@@ -76,6 +76,10 @@ json RecordJson(const RequestRecord& r) {
                            {"prompt_ms", r.server_prompt_ms},
                            {"predicted_n", r.server_predicted_n},
                            {"predicted_ms", r.server_predicted_ms}};
+    if (r.server_draft_n >= 0) {
+      j["server_timings"]["draft_n"] = r.server_draft_n;
+      j["server_timings"]["draft_n_accepted"] = r.server_draft_accepted;
+    }
   }
   return j;
 }
@@ -220,6 +224,44 @@ json HopSummaryJson(const SuiteResult& s) {
   return out;
 }
 
+// Suite S's headline per workload: decode tok/s without and with the draft (medians), the
+// paired ratio (draft / no-draft, requests sent back to back) and the draft's acceptance.
+json SpecJson(const SuiteResult& s) {
+  const SpecSummary& sp = *s.spec;
+  json j = {{"model_path", sp.model_path},
+            {"draft_path", sp.draft_path},
+            {"draft_sha256", sp.draft_sha256},
+            {"draft_args", sp.draft_args},
+            {"method",
+             "two raw llama-server processes on the same model file and knobs; the second adds draft_args. "
+             "Requests alternated ABBA, warm-ups discarded. acceptance = sum(timings.draft_n_accepted) / "
+             "sum(timings.draft_n) over the draft target's measured requests; decode_ratio = median of per-pair "
+             "ratios of client decode tok/s (draft / no-draft), bootstrap 95 % interval"},
+            {"rows", json::array()}};
+  if (s.targets.size() < 2) return j;
+  const std::string& base = s.targets[0].name;
+  const std::string& draft = s.targets[1].name;
+  for (const auto& row : sp.rows) {
+    json r = {{"workload", row.workload},    {"requests", row.requests},        {"with_counts", row.with_counts},
+              {"draft_tokens", row.drafted}, {"accepted_tokens", row.accepted}, {"acceptance", row.acceptance}};
+    for (const auto& c : s.aggregate.cells) {
+      if (c.workload != row.workload) continue;
+      auto m = c.metrics.find("decode_tps");
+      if (m == c.metrics.end()) continue;
+      if (c.target == base) r["decode_tps_no_draft"] = m->second.median;
+      if (c.target == draft) r["decode_tps_draft"] = m->second.median;
+    }
+    for (const auto& c : s.aggregate.comparisons) {
+      if (c.workload != row.workload || c.baseline != base || c.target != draft || c.metric != "decode_tps") continue;
+      r["decode_ratio"] = IntervalJson(c.paired_ratio);
+      r["decode_ratio_unpaired"] = IntervalJson(c.result.ratio);
+      r["pairs"] = c.pairs;
+    }
+    j["rows"].push_back(std::move(r));
+  }
+  return j;
+}
+
 // The proxy under load: the highest burst level of the run, every target against the first.
 json LoadJson(const json& hop_summary, const SuiteResult& s) {
   int level = 0;
@@ -332,6 +374,24 @@ std::string IntervalText(const json& i, int decimals) {
   if (!i.is_object() || !i.value("valid", false)) return "-";
   return Fmt(Num(i, "estimate"), decimals) + " [" + Fmt(Num(i, "lo"), decimals) + ", " + Fmt(Num(i, "hi"), decimals) +
          "]";
+}
+
+// Suite S's summary table.
+std::string RenderSuiteSParts(const json& s) {
+  const json& sp = s.value("spec", json::object());
+  std::string md = "Speculative decoding: `" + EscapeMd(JoinArgv(sp.value("draft_args", json::array()))) +
+                   "` (draft SHA-256 " + Str(sp, "draft_sha256").substr(0, 16) + ").\n\n";
+  md +=
+      "| workload | decode tok/s, no draft | decode tok/s, draft | paired ratio [95 % CI] (pairs) | acceptance | "
+      "draft tokens (accepted) |\n|---|---|---|---|---|---|\n";
+  for (const auto& r : sp.value("rows", json::array())) {
+    const double acc = Num(r, "acceptance", -1);
+    md += "| " + Str(r, "workload") + " | " + Fmt(Num(r, "decode_tps_no_draft", NAN), 1) + " | " +
+          Fmt(Num(r, "decode_tps_draft", NAN), 1) + " | " + IntervalText(r.value("decode_ratio", json()), 3) + " (" +
+          Str(r, "pairs") + ") | " + (acc < 0 ? "-" : Fmt(acc * 100, 1) + " %") + " | " + Str(r, "draft_tokens") +
+          " (" + Str(r, "accepted_tokens") + ") |\n";
+  }
+  return md + "\n";
 }
 
 // Suite C's parts beyond the cell tables: hop summary, load, nginx, footprint, cold start.
@@ -552,6 +612,7 @@ json ReportJson(const RunInfo& run, const HostInfo& host, const Provenance& p, c
       sj["footprint"] = s.footprint ? FootprintJson(*s.footprint) : json(nullptr);
       sj["cold_start"] = s.cold_start ? ColdStartJson(*s.cold_start) : json(nullptr);
     }
+    if (s.spec) sj["spec"] = SpecJson(s);
     sj["requests"] = json::array();
     for (const auto& r : s.records) sj["requests"].push_back(RecordJson(r));
     j["suites"].push_back(std::move(sj));
@@ -670,6 +731,7 @@ std::string RenderMarkdown(const json& r) {
       md += "\n";
     }
     if (Str(s, "suite") == "C" && Str(s, "status") == "ran") md += RenderSuiteCParts(s);
+    if (Str(s, "suite") == "S" && s.contains("spec")) md += RenderSuiteSParts(s);
   }
   md += "Charts: decode_tps.svg, ttft_ms.svg. Raw per-request records: results.json.\n";
   return md;

@@ -76,6 +76,9 @@ struct ChatChunk {
   // llama-server's `timings` object, when present.
   bool has_timings = false;
   double timings_prompt_n = 0, timings_prompt_ms = 0, timings_predicted_n = 0, timings_predicted_ms = 0;
+  // Speculative decoding: timings.draft_n and draft_n_accepted, whole numbers with
+  // 0 <= accepted <= drafted; both -1 when absent or malformed.
+  int64_t timings_draft_n = -1, timings_draft_accepted = -1;
   std::string error;  // an `error` object's message, when the server streamed an error
 };
 

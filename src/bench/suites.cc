@@ -29,6 +29,7 @@ constexpr uint64_t kMaxKeyFileBytes = 4096;
 std::string Title(const std::string& suite) {
   if (suite == "A") return "wrapper";
   if (suite == "B") return "cross-tool";
+  if (suite == "S") return "speculative";
   return "proxy hop";
 }
 
@@ -83,6 +84,16 @@ Status WaitRouterModelLoaded(const Endpoint& ep, const std::string& model, std::
   return Status(StatusCode::kTimeout, "router mode did not load " + model + " in time");
 }
 
+SuiteResult Finish(SuiteResult s, const std::vector<Workload>& workloads, const RunOptions& options,
+                   const Progress& progress) {
+  s.records = RunRequests(s.targets, workloads, options, progress);
+  s.aggregate = Summarise(s.records, s.targets, options);
+  s.status = "ran";
+  return s;
+}
+
+}  // namespace
+
 std::vector<std::string> NormalizedArgs(const NormalizedKnobs& k, std::map<std::string, std::string>& record) {
   const int threads = k.threads > 0 ? k.threads : std::max(1, static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN)));
   record = {{"ctx", std::to_string(k.ctx)},           {"batch", std::to_string(k.batch)},
@@ -99,16 +110,6 @@ std::vector<std::string> NormalizedArgs(const NormalizedKnobs& k, std::map<std::
           "-np",  std::to_string(k.parallel),
           "-kvu"};
 }
-
-SuiteResult Finish(SuiteResult s, const std::vector<Workload>& workloads, const RunOptions& options,
-                   const Progress& progress) {
-  s.records = RunRequests(s.targets, workloads, options, progress);
-  s.aggregate = Summarise(s.records, s.targets, options);
-  s.status = "ran";
-  return s;
-}
-
-}  // namespace
 
 SuiteResult SkippedSuite(const std::string& suite, const std::string& reason) {
   SuiteResult s;

@@ -5,6 +5,9 @@
 //                  and environment byte for byte, and reports the daemon's idle RSS.
 //   B  cross-tool  any targets named on the command line, plus raw llama-server and
 //                  llama-server's router mode that the bench can start itself.
+//   S  speculative the same model by raw llama-server without and with a draft model
+//                  (issue 17), alternated: decode tok/s, the paired ratio and the draft's
+//                  acceptance (llama-server's timings.draft_n / draft_n_accepted).
 //   C  proxy hop   one running llama-server reached directly, through Corral's proxy and
 //                  (when installed) through nginx with buffering off, alternated; then the
 //                  daemon's footprint (idle keep-alive connections, RSS idle / with them /
@@ -122,9 +125,26 @@ struct ColdStart {
 // starting), on llama-server's own clock; NaN when either line is missing.
 double ChildListeningToFirstTaskMs(const std::string& log_text);
 
+// Suite S's acceptance, per workload, over the measured requests of the draft target.
+struct SpecRow {
+  std::string workload;
+  int requests = 0;        // measured requests of the draft target
+  int with_counts = 0;     // ... whose timings carried draft counts
+  int64_t drafted = 0;     // sum of timings.draft_n
+  int64_t accepted = 0;    // sum of timings.draft_n_accepted
+  double acceptance = -1;  // accepted / drafted; -1 when nothing was drafted
+};
+struct SpecSummary {
+  std::string model_path;
+  std::string draft_path;
+  std::string draft_sha256;
+  std::vector<std::string> draft_args;  // exactly what the draft target got beyond the baseline's argv
+  std::vector<SpecRow> rows;
+};
+
 struct SuiteResult {
-  std::string suite;   // "A", "B" or "C"
-  std::string title;   // "wrapper", "cross-tool", "proxy hop"
+  std::string suite;   // "A", "B", "C" or "S"
+  std::string title;   // "wrapper", "cross-tool", "proxy hop", "speculative"
   std::string status;  // "ran", "skipped" or "failed"
   std::string reason;  // why skipped or failed
   std::vector<Target> targets;
@@ -136,6 +156,8 @@ struct SuiteResult {
   std::optional<NginxReference> nginx;
   std::optional<Footprint> footprint;
   std::optional<ColdStart> cold_start;
+  // Suite S only.
+  std::optional<SpecSummary> spec;
 };
 
 // Suite A's seam: the child `corral start` launched and the same argv launched by hand.
@@ -184,6 +206,26 @@ struct NormalizedKnobs {
   int parallel = 4;
 };
 
+// Suite S: both targets are raw llama-server on `model_path` with the same knobs; the second
+// also gets `--spec-type draft-simple --spec-draft-model <draft_path>` and, when draft_max > 0,
+// `--spec-draft-n-max <draft_max>` (the pinned llama-server's flags, common/arg.cpp).
+struct SuiteSOptions {
+  std::string llama_server;
+  std::string model_path;
+  std::string draft_path;
+  int draft_max = 0;                // 0 = llama-server's default
+  std::string mode = "normalized";  // "defaults" or "normalized"
+  NormalizedKnobs knobs;
+};
+// The argv a draft target adds (suite S), in order.
+std::vector<std::string> DraftArgs(const SuiteSOptions& s);
+// Sums the draft target's measured records per workload (report order of first appearance).
+std::vector<SpecRow> SummariseSpec(const std::vector<RequestRecord>& records, const std::string& draft_target);
+
+// The knobs given to every target the bench starts in "normalized" mode, as llama-server
+// flags; `record` gets them by name for the report.
+std::vector<std::string> NormalizedArgs(const NormalizedKnobs& k, std::map<std::string, std::string>& record);
+
 struct SuiteBOptions {
   std::vector<Target> targets;      // from --target, detected before running
   std::string llama_server;         // binary for the targets the bench starts
@@ -208,6 +250,8 @@ Result<Target> ParseTargetSpec(const std::string& spec);
 SuiteResult RunSuiteA(const WrapperProvider& provider, const std::vector<Workload>& workloads,
                       const RunOptions& options, const Progress& progress);
 SuiteResult RunSuiteB(const SuiteBOptions& b, const std::vector<Workload>& workloads, const RunOptions& options,
+                      const Progress& progress);
+SuiteResult RunSuiteS(const SuiteSOptions& s, const std::vector<Workload>& workloads, const RunOptions& options,
                       const Progress& progress);
 SuiteResult RunSuiteC(const HopProvider& provider, const SuiteCOptions& c, const std::vector<Workload>& workloads,
                       const RunOptions& options, const Progress& progress);

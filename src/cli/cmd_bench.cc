@@ -44,6 +44,8 @@ struct BenchArgs {
   bool smoke = false;
   bool allow_debug = false;
   std::string model;
+  std::string draft;  // suite S: the draft model's GGUF
+  int draft_max = 0;  // suite S: --spec-draft-n-max (0 = llama-server's default)
   bool no_raw = false;
   bool no_router = false;
   std::string mode = "normalized";
@@ -214,7 +216,13 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
   const bool want_a = a.suite == "A" || a.suite == "all";
   const bool want_b = a.suite == "B" || a.suite == "all";
   const bool want_c = a.suite == "C" || a.suite == "all";
-  if (!want_a && !want_b && !want_c) return Fail(ExitCode::kUsage, "bench: --suite must be A, B, C or all");
+  // Suite S needs a draft model: part of "all" only when --draft names one.
+  const bool want_s = a.suite == "S" || (a.suite == "all" && !a.draft.empty());
+  if (!want_a && !want_b && !want_c && !want_s) {
+    return Fail(ExitCode::kUsage, "bench: --suite must be A, B, C, S or all");
+  }
+  if (want_s && a.draft.empty()) return Fail(ExitCode::kUsage, "bench: suite S needs --draft PATH (a GGUF)");
+  if (a.draft_max < 0 || a.draft_max > 1024) return Fail(ExitCode::kUsage, "bench: --draft-max must be 0..1024");
   if (a.mode != "normalized" && a.mode != "defaults") {
     return Fail(ExitCode::kUsage, "bench: --mode must be normalized or defaults");
   }
@@ -264,7 +272,9 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
 
   // Workloads.
   std::vector<std::string> names = a.workloads;
-  if (names.empty()) {
+  if (names.empty() && a.suite == "S") {
+    names = {"agent_decode"};  // speculative decoding is about decode speed: the long-decode workload
+  } else if (names.empty()) {
     names = a.smoke ? std::vector<std::string>{"chat_turn", "parallel_4"}
                     : std::vector<std::string>{"chat_turn", "rag_prefill", "agent_decode", "parallel_4"};
   }
@@ -357,6 +367,21 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
       }
     }
     suites.push_back(bench::RunSuiteB(b, workloads, opt, progress));
+  }
+  if (want_s) {
+    bench::SuiteSOptions so;
+    so.mode = a.mode;
+    so.knobs = a.knobs;
+    so.draft_path = a.draft;
+    so.draft_max = a.draft_max;
+    if (!engine.ok()) return Fail(ExitCode::kEngineMissing, "bench: " + engine.status().message());
+    so.llama_server = engine->llama_server;
+    so.model_path = a.model.empty() ? DefaultBenchModel() : a.model;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(so.model_path, ec)) {
+      return Fail(ExitCode::kUsage, "bench: model " + so.model_path + " not found; give --model PATH");
+    }
+    suites.push_back(bench::RunSuiteS(so, workloads, opt, progress));
   }
   if (want_c) {
     bench::HopProvider provider = [&a, &harness]() -> Result<bench::HopEndpoints> {
@@ -495,7 +520,7 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
                               {"reason", s["reason"]},
                               {"cells", s["cells"]},
                               {"comparisons", s["comparisons"]}};
-      for (const char* part : {"hop_summary", "load", "nginx", "footprint", "cold_start"}) {
+      for (const char* part : {"hop_summary", "load", "nginx", "footprint", "cold_start", "spec"}) {
         if (s.contains(part)) brief[part] = s[part];
       }
       out["suites"].push_back(std::move(brief));
@@ -515,8 +540,11 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
 static void RegisterBench(CLI::App& app, GlobalOptions& global, RunFn& run) {
   auto args = std::make_shared<BenchArgs>();
   BenchArgs& a = *args;
-  auto* b = app.add_subcommand("bench", "Benchmark wrapper (A), cross-tool (B) and proxy-hop (C) overhead");
-  b->add_option("--suite", a.suite, "A (wrapper), B (cross-tool), C (proxy hop) or all")->capture_default_str();
+  auto* b = app.add_subcommand(
+      "bench", "Benchmark wrapper (A), cross-tool (B), proxy-hop (C) overhead and speculative decoding (S)");
+  b->add_option("--suite", a.suite,
+                "A (wrapper), B (cross-tool), C (proxy hop), S (speculative: --model with vs without --draft) or all")
+      ->capture_default_str();
   b->add_option("--target", a.targets, "Suite B target NAME=URL[,model=ID][,pid=PID] (repeatable)");
   b->add_option("--workload", a.workloads,
                 "chat_turn, rag_prefill, agent_decode, parallel_4, burst (repeatable; default: all but burst)")
@@ -530,6 +558,9 @@ static void RegisterBench(CLI::App& app, GlobalOptions& global, RunFn& run) {
   b->add_option("--model", a.model,
                 "GGUF the bench's own llama-server targets serve (default: the tiny default model); with "
                 "--direct-url/--proxy-url, the model name the requests carry");
+  b->add_option("--draft", a.draft,
+                "Suite S: the draft model's GGUF; the model (--model) runs without and with it, alternated");
+  b->add_option("--draft-max", a.draft_max, "Suite S: tokens drafted per step (--spec-draft-n-max; 0 = default)");
   b->add_flag("--no-raw", a.no_raw, "Suite B: do not start a raw llama-server target");
   b->add_flag("--no-router", a.no_router, "Suite B: do not start a llama-server router-mode target");
   b->add_option("--mode", a.mode, "normalized (same ctx/batch/KV/threads/layers for all) or defaults")

@@ -14,6 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -224,6 +225,19 @@ int RunStart(const GlobalOptions& global, const StartArgs& a) {
 // ---------------------------------------------------------------------------------------
 // ps
 
+// Speculative decoding: "97%" accepted of the drafted tokens; "off next start" when its
+// acceptance stayed too low to pay (the JSON's spec.fallback says why); "-" = no draft.
+std::string SpecCell(const json& m) {
+  if (!m.contains("spec") || !m["spec"].is_object()) return "-";
+  const json& spec = m["spec"];
+  std::string cell;
+  if (spec.contains("acceptance") && spec["acceptance"].is_number()) {
+    cell = std::to_string(static_cast<int>(std::lround(spec["acceptance"].get<double>() * 100))) + "%";
+  }
+  if (spec.contains("fallback")) cell += (cell.empty() ? "" : " ") + std::string("(off next start)");
+  return cell.empty() ? "-" : cell;
+}
+
 int RunPs(const GlobalOptions& global, bool no_spawn) {
   auto client = ConnectDaemon(global, no_spawn);
   if (!client.ok()) return Fail(ExitCode::kDaemonUnreachable, client.status().message());
@@ -235,7 +249,8 @@ int RunPs(const GlobalOptions& global, bool no_spawn) {
     return 0;
   }
   const bool tty = ::isatty(1) != 0;
-  std::vector<std::vector<std::string>> rows = {{"NAME", "STATE", "PID", "URL", "UPTIME", "RSS", "MODEL", "ERROR"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"NAME", "STATE", "PID", "URL", "UPTIME", "RSS", "MODEL", "SPEC", "ERROR"}};
   for (const auto& m : models) {
     std::string state = m.value("state", std::string());
     bool live = state != "failed" && state != "stopped";
@@ -249,7 +264,7 @@ int RunPs(const GlobalOptions& global, bool no_spawn) {
                     !live || m.value("url", std::string()).empty() ? "-" : m.value("url", std::string()),
                     live ? FormatDuration(m.value("uptime_s", 0LL)) : "-",
                     live ? supervisor::FormatBytes(m.value("rss_bytes", 0ULL)) : "-", m.value("model", std::string()),
-                    err.empty() ? "-" : err});
+                    SpecCell(m), err.empty() ? "-" : err});
   }
   if (!tty) {
     for (const auto& r : rows) {
@@ -582,7 +597,8 @@ static void RegisterLifecycle(CLI::App& app, GlobalOptions& global, RunFn& run) 
   }
   {
     auto no_spawn = std::make_shared<bool>(false);
-    auto* s = app.add_subcommand("ps", "List running models: name, state, pid, URL, uptime, RSS, last error");
+    auto* s = app.add_subcommand(
+        "ps", "List running models: name, state, pid, URL, uptime, RSS, draft acceptance, last error");
     s->fallthrough();
     s->add_flag("--json", global.json, "Print JSON");
     s->add_flag("--no-spawn", *no_spawn, "Do not start a daemon when none is running");

@@ -26,17 +26,22 @@ T Get(const json& j, const char* key, T fallback) {
 }  // namespace
 
 std::string EncodeRequest(const RequestEvent& e) {
-  return Dump({{"t", "request"},
-               {"ts_ms", e.ts_ms},
-               {"route", e.route},
-               {"model", e.model},
-               {"child", e.child},
-               {"status", e.status},
-               {"ttft_ms", Round3(e.ttft_ms)},
-               {"tokens", e.tokens},
-               {"tok_s", Round3(e.tok_s)},
-               {"duration_ms", Round3(e.duration_ms)},
-               {"proxy_added_us", e.proxy_added_us}});
+  json j = {{"t", "request"},
+            {"ts_ms", e.ts_ms},
+            {"route", e.route},
+            {"model", e.model},
+            {"child", e.child},
+            {"status", e.status},
+            {"ttft_ms", Round3(e.ttft_ms)},
+            {"tokens", e.tokens},
+            {"tok_s", Round3(e.tok_s)},
+            {"duration_ms", Round3(e.duration_ms)},
+            {"proxy_added_us", e.proxy_added_us}};
+  if (e.draft_tokens >= 0) {  // only from a model that drafts: other lines keep their shape
+    j["draft_tokens"] = e.draft_tokens;
+    j["draft_accepted"] = e.draft_accepted;
+  }
+  return Dump(j);
 }
 
 std::string EncodeGauges(const Gauges& g) {
@@ -98,6 +103,8 @@ Result<FeedEvent> ParseFeedLine(std::string_view line) {
       r.tok_s = Get<double>(j, "tok_s", -1);
       r.duration_ms = Get<double>(j, "duration_ms", 0);
       r.proxy_added_us = Get<int64_t>(j, "proxy_added_us", -1);
+      r.draft_tokens = Get<int64_t>(j, "draft_tokens", -1);
+      r.draft_accepted = Get<int64_t>(j, "draft_accepted", -1);
     } else if (type == "gauges") {
       ev.type = FeedEvent::Type::kGauges;
       Gauges& g = ev.gauges;

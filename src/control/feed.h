@@ -9,7 +9,8 @@
 //   model    a child changed (state, pid, failure...): {"t":"model","model":{...as /v1/ps}}
 //   gone     a child was forgotten (stopped): {"t":"gone","name":"..."}
 //   request  one finished request: route, model, status, ttft_ms, tokens, tok_s,
-//            duration_ms, proxy_added_us (numbers only, never prompt or answer text)
+//            duration_ms, proxy_added_us, and with speculative decoding draft_tokens and
+//            draft_accepted (numbers only, never prompt or answer text)
 //   gauges   once a second: req_per_s, streams, queue, memory, per-model in-flight/RSS/TTL
 //   lagged   this watcher fell behind and `dropped` records were not sent to it
 // After hello, the last `history` request records are replayed (oldest first), so a
@@ -68,6 +69,8 @@ struct RequestEvent {
   double tok_s = -1;
   double duration_ms = 0;
   int64_t proxy_added_us = -1;
+  int64_t draft_tokens = -1;    // speculative decoding: timings.draft_n; -1 = none (then not sent)
+  int64_t draft_accepted = -1;  // timings.draft_n_accepted
 };
 std::string EncodeRequest(const RequestEvent& e);
 

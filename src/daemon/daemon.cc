@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdarg>
 #include <cstdio>
@@ -363,7 +364,21 @@ class Daemon {
       j["uptime_s"] =
           std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - i.started_at).count();
     }
+    if (json spec = SpecJson(i); !spec.is_null()) j["spec"] = std::move(spec);
     return j;
+  }
+
+  // Speculative decoding (issue 17): the child's draft acceptance since it started, and the
+  // fallback mark of its model file (the next start runs without the draft). null = neither.
+  json SpecJson(const supervisor::ChildInfo& i) const {
+    json spec;
+    if (auto t = router_->SpecTotals(i.name)) {
+      spec["draft_tokens"] = t->drafted;
+      spec["draft_accepted"] = t->accepted;
+      spec["acceptance"] = std::round(t->acceptance() * 1000) / 1000;
+    }
+    if (auto why = router_->SpecFallbackReason(i.model_path)) spec["fallback"] = *why;
+    return spec;
   }
 
   config::Config CurrentConfig() const {

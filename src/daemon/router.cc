@@ -247,6 +247,7 @@ void ModelRouter::SettleLocked(const std::vector<ChildInfo>& children, std::vect
   }
   std::erase_if(usage_, [&](const auto& kv) { return by_name.count(kv.first) == 0; });
   std::erase_if(names_, [&](const auto& kv) { return by_name.count(kv.second) == 0; });
+  spec_.ForgetChildren([&](const std::string& name) { return by_name.count(name) != 0; });
 
   // Routes: every ready child by its name, its model's name and registered names, except
   // names the catalog gives another file; then every catalog name and alias to the child
@@ -373,13 +374,31 @@ void ModelRouter::OnRequestEnd(const std::string& /*model*/, const proxy::Endpoi
 void ModelRouter::OnRequestFinished(const std::string& model, const proxy::Endpoint& upstream,
                                     const proxy::RequestRecord& record) {
   OnRequestEnd(model, upstream);
-  if (!on_request_) return;
   std::string child;
+  std::optional<std::string> spec_off;
   {
     MutexLock lock(mu_);
     child = ChildAtLocked(upstream);
+    if (record.draft_tokens > 0) {
+      for (const auto& c : children_) {
+        if (c.name != child) continue;
+        spec_off = spec_.Observe(child, c.started_at.time_since_epoch().count(), c.model_path, record.draft_tokens,
+                                 record.draft_accepted);
+      }
+    }
   }
-  on_request_(model, child, record);
+  if (spec_off) LogWarn("speculative decoding for %s: %s", child.c_str(), spec_off->c_str());
+  if (on_request_) on_request_(model, child, record);
+}
+
+std::optional<std::string> ModelRouter::SpecFallbackReason(const std::string& model_path) const {
+  MutexLock lock(mu_);
+  return spec_.DisabledReason(model_path);
+}
+
+std::optional<SpecStats::Totals> ModelRouter::SpecTotals(const std::string& child) const {
+  MutexLock lock(mu_);
+  return spec_.ForChild(child);
 }
 
 void ModelRouter::SetRequestObserver(RequestObserver observer) {
@@ -548,6 +567,7 @@ std::vector<std::string> ModelRouter::UpdateConfig(const config::Config& config)
     idle_ttl_ = std::chrono::seconds(config.model_ttl_s);
     failed_at_.clear();  // the new config may be what fixes a start that failed
     failed_why_.clear();
+    spec_.Clear();  // ... or a draft that did not pay
   }
   RefreshCatalog();
   auto children = supervisor_.List();

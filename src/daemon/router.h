@@ -54,6 +54,7 @@
 #include "catalog/catalog.h"
 #include "common/thread_annotations.h"
 #include "config/options.h"
+#include "daemon/spec_stats.h"
 #include "proxy/model_provider.h"
 #include "proxy/routing_table.h"
 #include "supervisor/supervisor.h"
@@ -115,6 +116,14 @@ class ModelRouter final : public proxy::ModelProvider {
   std::string SpecSettingFor(const std::string& model_path) const;
   // Warnings from resolving the `models:` keys at the last catalog load.
   std::vector<std::string> SettingsWarnings() const;
+  // Speculative decoding (issue 17, daemon/spec_stats.h). The launch builder's join point:
+  // why the next start of the model file at `model_path` should run without its draft
+  // (acceptance stayed too low to pay); nullopt = no reason, add the draft as configured.
+  // Marks are forgotten on a config reload.
+  std::optional<std::string> SpecFallbackReason(const std::string& model_path) const;
+  // A running child's drafted/accepted totals since it started (`corral ps`); nullopt when
+  // it has drafted nothing.
+  std::optional<SpecStats::Totals> SpecTotals(const std::string& child) const;
 
   // The event feed's view of the router (one row per child it knows). Any thread.
   struct UsageRow {
@@ -224,6 +233,7 @@ class ModelRouter final : public proxy::ModelProvider {
   catalog::Catalog catalog_ CORRAL_GUARDED_BY(mu_);
   Clock::time_point catalog_loaded_ CORRAL_GUARDED_BY(mu_);
   std::vector<supervisor::ChildInfo> children_ CORRAL_GUARDED_BY(mu_);  // last seen
+  SpecStats spec_ CORRAL_GUARDED_BY(mu_);                               // draft acceptance and fallback marks
   std::thread starter_;
   RequestObserver on_request_;  // set once before the proxy starts, then read-only
 };

@@ -132,7 +132,8 @@ std::string EncodeUp(const UpMessage& m) {
     case UpKind::kFinish: {
       const FinishFields& f = m.finish;
       std::string out = "F " + m.endpoint.host + " " + std::to_string(m.endpoint.port);
-      for (int64_t v : {int64_t{f.status}, f.ttft_us, f.tokens, f.tok_per_s_milli, f.duration_us, f.proxy_added_us}) {
+      for (int64_t v : {int64_t{f.status}, f.ttft_us, f.tokens, f.tok_per_s_milli, f.duration_us, f.proxy_added_us,
+                        f.draft_tokens, f.draft_accepted}) {
         out += ' ';
         out += std::to_string(v);
       }
@@ -180,6 +181,12 @@ Result<UpMessage> ParseUp(std::string_view text) {
     }
     if (!ParseNumber<int64_t>(NextField(rest), 0, kMax, &f.duration_us)) return BadUp("F: bad duration");
     if (!ParseNumber<int64_t>(NextField(rest), -1, kMax, &f.proxy_added_us)) return BadUp("F: bad added time");
+    for (int64_t* v : {&f.draft_tokens, &f.draft_accepted}) {
+      if (!ParseNumber<int64_t>(NextField(rest), -1, kMax, v)) return BadUp("F: bad draft count");
+    }
+    if ((f.draft_tokens < 0) != (f.draft_accepted < 0) || f.draft_accepted > f.draft_tokens) {
+      return BadUp("F: inconsistent draft counts");
+    }
     std::string_view route = NextField(rest);
     if (route.empty() || CleanRoute(route) != route) return BadUp("F: bad route");
     f.route = std::string(route);

@@ -16,9 +16,11 @@
 //   S <host> <port> <model>    OnRequestStart
 //   D <host> <port> <model>    OnRequestEnd
 //   K <seconds> <model>        SetKeepAlive (negative = forever)
-//   F <host> <port> <status> <ttft_us> <tokens> <tok_per_s_milli> <duration_us> <added_us> <route> <model>
+//   F <host> <port> <status> <ttft_us> <tokens> <tok_per_s_milli> <duration_us> <added_us>
+//     <draft_tokens> <draft_accepted> <route> <model>
 //                              OnRequestFinished: D plus the request's record for the event
-//                              feed (numbers, -1 = unknown; route a printable token; never text)
+//                              feed (numbers, -1 = unknown; route a printable token; never text);
+//                              the draft pair is both -1 or 0 <= accepted <= drafted
 // Down (keeper -> proxy process) is trusted: JSON objects with a "t" member:
 //   options (first, once), routes, models, answer, limits. Bounded all the same.
 //
@@ -69,6 +71,7 @@ struct FinishFields {
   std::string route;  // 1..kMaxRouteBytes printable ASCII, no space; "-" when unknown
   int status = 0;     // 0..999
   int64_t ttft_us = -1, tokens = -1, tok_per_s_milli = -1, duration_us = 0, proxy_added_us = -1;
+  int64_t draft_tokens = -1, draft_accepted = -1;  // speculative decoding; both -1 = none
 };
 // A route as the link carries it: printable ASCII without spaces, else "-".
 std::string CleanRoute(std::string_view route);

@@ -154,6 +154,11 @@ void RemoteProvider::OnRequestFinished(const std::string& model, const proxy::En
   UpMessage m{UpKind::kFinish, 0, 0, upstream, model};
   m.finish = FinishFields{CleanRoute(r.route), std::clamp(r.status, 0, 999),        r.ttft_us,       r.tokens,
                           r.tok_per_s_milli,   std::max<int64_t>(r.duration_us, 0), r.proxy_added_us};
+  // ParseTimingsTail gives both or neither, accepted <= drafted; the keeper refuses anything else.
+  if (r.draft_tokens >= 0 && r.draft_accepted >= 0 && r.draft_accepted <= r.draft_tokens) {
+    m.finish.draft_tokens = r.draft_tokens;
+    m.finish.draft_accepted = r.draft_accepted;
+  }
   Send(m);
 }
 

@@ -1,5 +1,6 @@
 #include "proxy/metrics.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -106,6 +107,15 @@ UpstreamTimings ParseTimingsTail(std::string_view tail) {
   t.prompt_ms = read("\"prompt_ms\"");
   t.predicted_per_second = read("\"predicted_per_second\"");
   t.predicted_n = read("\"predicted_n\"");
+  // The key's closing quote keeps "draft_n" from matching "draft_n_accepted". A missing key
+  // reads -1 and fails the range check like any other bad value: both stay -1.
+  const double drafted = read("\"draft_n\"");
+  const double accepted = read("\"draft_n_accepted\"");
+  auto whole = [](double v) { return std::isfinite(v) && v >= 0 && v <= kMaxDraftTokens && v == std::floor(v); };
+  if (whole(drafted) && whole(accepted) && accepted <= drafted) {
+    t.draft_n = static_cast<int64_t>(drafted);
+    t.draft_accepted = static_cast<int64_t>(accepted);
+  }
   return t;
 }
 
@@ -159,6 +169,19 @@ std::string Metrics::Render() const {
   out += "# TYPE corral_model_tokens_per_second histogram\n";
   for (const auto& [name, m] : models_) {
     m->tokens_per_s.Render(out, "corral_model_tokens_per_second", "model=\"" + Escape(name) + "\"");
+  }
+  // Speculative decoding: acceptance = rate(accepted) / rate(draft_tokens).
+  out += "# HELP corral_model_draft_tokens_total Tokens proposed by speculative decoding (timings.draft_n).\n";
+  out += "# TYPE corral_model_draft_tokens_total counter\n";
+  for (const auto& [name, m] : models_) {
+    out += "corral_model_draft_tokens_total{model=\"" + Escape(name) + "\"} " + std::to_string(m->draft_tokens.load()) +
+           "\n";
+  }
+  out += "# HELP corral_model_draft_accepted_total Proposed tokens the model accepted (timings.draft_n_accepted).\n";
+  out += "# TYPE corral_model_draft_accepted_total counter\n";
+  for (const auto& [name, m] : models_) {
+    out += "corral_model_draft_accepted_total{model=\"" + Escape(name) + "\"} " +
+           std::to_string(m->draft_accepted.load()) + "\n";
   }
   return out;
 }

@@ -41,6 +41,10 @@ struct ModelMetrics {
   std::atomic<int64_t> in_flight{0};
   Histogram ttft_ms;       // upstream timings.prompt_ms (time to first token)
   Histogram tokens_per_s;  // upstream timings.predicted_per_second
+  // Speculative decoding (issue 17): tokens the draft proposed and those the model accepted,
+  // summed over responses whose timings carry draft_n / draft_n_accepted.
+  std::atomic<uint64_t> draft_tokens{0};
+  std::atomic<uint64_t> draft_accepted{0};
 };
 
 // The numbers the proxy reads from the upstream's final `timings` object.
@@ -48,9 +52,17 @@ struct UpstreamTimings {
   double prompt_ms = -1;
   double predicted_per_second = -1;
   double predicted_n = -1;  // tokens generated
+  // Speculative decoding: llama-server adds draft_n and draft_n_accepted when a draft (or
+  // MTP heads) proposed tokens for this response. Whole numbers, 0 <= accepted <= draft <=
+  // kMaxDraftTokens; both -1 when absent or malformed (one missing, negative, fractional
+  // garbage, not finite, accepted > drafted, or beyond the bound).
+  int64_t draft_n = -1;
+  int64_t draft_accepted = -1;
 };
+inline constexpr int64_t kMaxDraftTokens = int64_t{1} << 40;  // per response; far past any context
 // Finds the last "timings" object in `tail` (the last bytes of a response) and reads its
-// prompt_ms, predicted_per_second and predicted_n. Fields not found stay -1.
+// prompt_ms, predicted_per_second, predicted_n, draft_n and draft_n_accepted. Fields not
+// found stay -1.
 UpstreamTimings ParseTimingsTail(std::string_view tail);
 
 // Why the proxy refused a connection or a request before forwarding it (issue 11):

@@ -1205,6 +1205,10 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       timings_ = t;
       if (t.prompt_ms >= 0) model_metrics_->ttft_ms.Observe(t.prompt_ms);
       if (t.predicted_per_second > 0) model_metrics_->tokens_per_s.Observe(t.predicted_per_second);
+      if (t.draft_n > 0) {
+        model_metrics_->draft_tokens.fetch_add(static_cast<uint64_t>(t.draft_n), std::memory_order_relaxed);
+        model_metrics_->draft_accepted.fetch_add(static_cast<uint64_t>(t.draft_accepted), std::memory_order_relaxed);
+      }
     }
     if (key_counters_ != nullptr && status_ < 400 && !tail_.empty()) {
       TokenCounts tc = ParseTokenCounts(tail_);
@@ -1357,6 +1361,8 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     r.ttft_us = to_int(timings_.prompt_ms, 1000);
     r.tokens = to_int(timings_.predicted_n, 1);
     r.tok_per_s_milli = to_int(timings_.predicted_per_second, 1000);
+    r.draft_tokens = timings_.draft_n;
+    r.draft_accepted = timings_.draft_accepted;
     r.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - request_read_at_).count();
     r.proxy_added_us = added_us_;
     px_.provider.OnRequestFinished(model_, in_flight_endpoint_, r);

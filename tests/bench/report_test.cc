@@ -7,6 +7,7 @@
 #include "bench/nginx.h"
 #include "bench/report.h"
 #include "bench/runner.h"
+#include "bench/suites.h"
 
 namespace corral::bench {
 namespace {
@@ -459,6 +460,79 @@ TEST(RenderMarkdown, LoadSectionSaysHowToGetIt) {
   const nlohmann::json r = ReportJson(run, HostInfo{}, Provenance{}, {}, {s});
   EXPECT_TRUE(r["suites"][0]["load"].is_null());
   EXPECT_NE(RenderMarkdown(r).find("add `--workload burst`"), std::string::npos);
+}
+
+// Suite S (issue 17): acceptance summed over the draft target's measured requests, the
+// paired decode ratio draft / no-draft, and the table that shows them.
+TEST(SuiteS, AcceptanceRatioAndReport) {
+  Target base, draft;
+  base.name = "no-draft";
+  draft.name = "draft";
+  std::vector<RequestRecord> v;
+  for (int run = -1; run < 8; ++run) {
+    RequestRecord b = Rec("no-draft", run, 10, 100);
+    RequestRecord d = Rec("draft", run, 10, 150);
+    b.workload = d.workload = "agent_decode";
+    d.server_draft_n = run < 0 ? 1000 : 40;  // the warm-up's counts must not count
+    d.server_draft_accepted = run < 0 ? 0 : 30;
+    d.has_server_timings = true;
+    v.push_back(b);
+    v.push_back(d);
+  }
+  RequestRecord no_counts = Rec("draft", 8, 10, 150);  // a response without draft counts
+  no_counts.workload = "agent_decode";
+  v.push_back(no_counts);
+  const auto rows = SummariseSpec(v, "draft");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].workload, "agent_decode");
+  EXPECT_EQ(rows[0].requests, 9);
+  EXPECT_EQ(rows[0].with_counts, 8);
+  EXPECT_EQ(rows[0].drafted, 320);
+  EXPECT_EQ(rows[0].accepted, 240);
+  EXPECT_DOUBLE_EQ(rows[0].acceptance, 0.75);
+  EXPECT_TRUE(SummariseSpec(v, "nobody").empty());
+
+  SuiteSOptions so;
+  so.draft_path = "/m/d.gguf";
+  so.draft_max = 8;
+  so.knobs.gpu_layers = 99;
+  EXPECT_EQ(DraftArgs(so), (std::vector<std::string>{"--spec-type", "draft-simple", "--spec-draft-model", "/m/d.gguf",
+                                                     "--spec-draft-n-max", "8", "--spec-draft-ngl", "99"}));
+  so.mode = "defaults";
+  so.draft_max = 0;
+  EXPECT_EQ(DraftArgs(so),
+            (std::vector<std::string>{"--spec-type", "draft-simple", "--spec-draft-model", "/m/d.gguf"}));
+
+  SuiteResult s;
+  s.suite = "S";
+  s.title = "speculative";
+  s.status = "ran";
+  s.targets = {base, draft};
+  s.records = v;
+  s.aggregate = Summarise(v, s.targets, RunOptions{});
+  s.spec = SpecSummary{"/m/t.gguf", "/m/d.gguf", "abcdef0123456789ff", DraftArgs(so), rows};
+  RunInfo run;
+  const nlohmann::json r = ReportJson(run, HostInfo{}, Provenance{}, {}, {s});
+  const auto& spec = r["suites"][0]["spec"];
+  ASSERT_EQ(spec["rows"].size(), 1u);
+  const auto& row = spec["rows"][0];
+  EXPECT_DOUBLE_EQ(row["acceptance"].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(row["decode_tps_no_draft"].get<double>(), 100);
+  EXPECT_DOUBLE_EQ(row["decode_tps_draft"].get<double>(), 150);
+  EXPECT_NEAR(row["decode_ratio"]["estimate"].get<double>(), 1.5, 1e-12);
+  EXPECT_EQ(row["pairs"], 8);
+  EXPECT_FALSE(spec["method"].get<std::string>().empty());
+  // The request records keep the raw counts.
+  int with_counts = 0;
+  for (const auto& rec : r["suites"][0]["requests"]) {
+    if (rec.contains("server_timings") && rec["server_timings"].value("draft_n", -1) == 40) ++with_counts;
+  }
+  EXPECT_EQ(with_counts, 8);
+  const std::string md = RenderMarkdown(r);
+  for (const char* want : {"## Suite S (speculative): ran", "--spec-type draft-simple --spec-draft-model /m/d.gguf",
+                           "| agent_decode | 100.0 | 150.0 | 1.500 [1.500, 1.500] (8) | 75.0 % | 320 (240) |"}) {
+    EXPECT_NE(md.find(want), std::string::npos) << want << "\n" << md;
+  }
 }
 
 }  // namespace

@@ -138,6 +138,22 @@ TEST(ChatChunk, ContentUsageTimings) {
   EXPECT_EQ(reasoning.content, "hm");
 }
 
+// Speculative decoding (issue 17): timings.draft_n / draft_n_accepted, both or neither.
+TEST(ChatChunk, DraftCountsFromTimings) {
+  ChatChunk c = InterpretChatChunk(R"({"choices":[],"timings":{"predicted_n":64,"draft_n":80,"draft_n_accepted":60}})");
+  EXPECT_EQ(c.timings_draft_n, 80);
+  EXPECT_EQ(c.timings_draft_accepted, 60);
+  for (const char* bad :
+       {R"({"timings":{"predicted_n":64}})", R"({"timings":{"draft_n":80}})",
+        R"({"timings":{"draft_n":8,"draft_n_accepted":9}})", R"({"timings":{"draft_n":"8","draft_n_accepted":1}})",
+        R"({"timings":{"draft_n":1e300,"draft_n_accepted":1}})",
+        R"({"timings":{"draft_n":-3,"draft_n_accepted":-4}})"}) {
+    ChatChunk b = InterpretChatChunk(bad);
+    EXPECT_EQ(b.timings_draft_n, -1) << bad;
+    EXPECT_EQ(b.timings_draft_accepted, -1) << bad;
+  }
+}
+
 TEST(ChatChunk, ErrorsAndMalformedInput) {
   EXPECT_EQ(InterpretChatChunk(R"({"error":{"message":"boom","code":500}})").error, "boom");
   EXPECT_EQ(InterpretChatChunk(R"({"error":"plain"})").error, "plain");

@@ -162,6 +162,24 @@ TEST(FeedTest, ConcurrentPublishersAndWatchers) {
   EXPECT_EQ(feed.dropped_total(), 0U);
 }
 
+// Speculative decoding (issue 17): the draft counts ride on a request line only when the model
+// drafted; other lines keep their shape.
+TEST(FeedTest, DraftCountsOnlyFromADraftingModel) {
+  const std::string plain = EncodeRequest(Req(1));
+  EXPECT_EQ(plain.find("draft"), std::string::npos) << plain;
+  auto p = ParseFeedLine(plain);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->request.draft_tokens, -1);
+  RequestEvent e = Req(2);
+  e.draft_tokens = 40;
+  e.draft_accepted = 31;
+  auto d = ParseFeedLine(EncodeRequest(e));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->request.draft_tokens, 40);
+  EXPECT_EQ(d->request.draft_accepted, 31);
+  EXPECT_FALSE(ParseFeedLine(R"({"t":"request","model":"m","draft_tokens":"many"})").ok());
+}
+
 TEST(FeedTest, RecordsRoundTripWithoutText) {
   auto ev = ParseFeedLine(EncodeRequest(Req(3)));
   ASSERT_TRUE(ev.ok());

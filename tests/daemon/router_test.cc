@@ -462,5 +462,43 @@ TEST_F(RouterTest, ReloadForgetsRemovedAliasesButTheModelStaysRouted) {
   EXPECT_TRUE(children_.stops().empty());  // the child keeps running
 }
 
+// Speculative decoding (issue 17): finished requests' draft counts reach the fallback rule
+// through the child that served them; a draft that does not pay marks the model file for its
+// next start, and nothing is stopped (a busy model keeps serving). A reload clears the mark.
+TEST_F(RouterTest, LowDraftAcceptanceMarksTheFileForItsNextStartAndStopsNothing) {
+  ModelRouter& r = Router();
+  const std::string a = StartReady("alpha");
+  const std::string b = StartReady("beta");
+  const proxy::Endpoint ea = EndpointOf(a), eb = EndpointOf(b);
+  proxy::RequestRecord rec;
+  rec.status = 200;
+  for (int i = 0; i < 10; ++i) {  // alpha: 300 draft tokens at 10 %; beta: 300 at 90 %
+    r.OnRequestStart(name_["alpha"], ea);
+    rec.draft_tokens = 30;
+    rec.draft_accepted = 3;
+    r.OnRequestFinished(name_["alpha"], ea, rec);
+    r.OnRequestStart(name_["beta"], eb);
+    rec.draft_accepted = 27;
+    r.OnRequestFinished(name_["beta"], eb, rec);
+  }
+  rec.draft_tokens = rec.draft_accepted = -1;  // a response without a draft changes nothing
+  r.OnRequestStart(name_["alpha"], ea);
+  r.OnRequestFinished(name_["alpha"], ea, rec);
+  auto why = r.SpecFallbackReason(path_["alpha"]);
+  ASSERT_TRUE(why);
+  EXPECT_NE(why->find("below 30%"), std::string::npos) << *why;
+  EXPECT_FALSE(r.SpecFallbackReason(path_["beta"]));
+  auto ta = r.SpecTotals(a);
+  ASSERT_TRUE(ta);
+  EXPECT_EQ(ta->drafted, 300u);
+  EXPECT_EQ(ta->accepted, 30u);
+  EXPECT_NEAR(r.SpecTotals(b)->acceptance(), 0.9, 1e-12);
+  EXPECT_FALSE(r.SpecTotals("no-such-child"));
+  Barrier();
+  EXPECT_TRUE(children_.stops().empty());  // marked, not restarted
+  EXPECT_TRUE(r.UpdateConfig(config_).empty());
+  EXPECT_FALSE(r.SpecFallbackReason(path_["alpha"]));
+}
+
 }  // namespace
 }  // namespace corral::daemon

@@ -31,7 +31,7 @@ TEST(EdgeLinkTest, FinishCarriesTheRequestRecord) {
   UpMessage m{UpKind::kFinish, 0, 0, {"127.0.0.1", 8080}, "corral-tiny bpe:Q4_0"};
   m.finish = FinishFields{"/v1/chat/completions", 200, 12345, 64, 987654, 250000, 42};
   const std::string wire = EncodeUp(m);
-  EXPECT_EQ(wire, "F 127.0.0.1 8080 200 12345 64 987654 250000 42 /v1/chat/completions corral-tiny bpe:Q4_0");
+  EXPECT_EQ(wire, "F 127.0.0.1 8080 200 12345 64 987654 250000 42 -1 -1 /v1/chat/completions corral-tiny bpe:Q4_0");
   auto p = ParseUp(wire);
   ASSERT_TRUE(p.ok()) << p.status().message();
   EXPECT_EQ(p->kind, UpKind::kFinish);
@@ -50,16 +50,31 @@ TEST(EdgeLinkTest, FinishCarriesTheRequestRecord) {
   ASSERT_TRUE(q.ok()) << EncodeUp(m);
   EXPECT_EQ(q->finish.route, "-");
   EXPECT_EQ(q->finish.ttft_us, -1);
-  for (const std::string& bad :
-       std::vector<std::string>{"F 127.0.0.1 80 200 1 1 1 1 1 /r",        // no model
-                                "F 127.0.0.1 80 1000 1 1 1 1 1 /r m",     // status out of range
-                                "F 127.0.0.1 80 200 -2 1 1 1 1 /r m",     // below -1
-                                "F 127.0.0.1 80 200 1 1 1 -1 1 /r m",     // duration unknown is not allowed
-                                "F 127.0.0.1 80 200 1 1 1 1 1 /r\x01 m",  // a control byte in the route
-                                "F 127.0.0.1 80 200 1 1 1 1 1 " + std::string(kMaxRouteBytes + 1, 'r') + " m",
-                                "F 127.0.0.1 80 200 1 1 1 1 99999999999999999 /r m",  // too large
-                                "F host 80 200 1 1 1 1 1 /r m", std::string("F 127.0.0.1 80 200 1 1 1 1 1 /r\x7f m"),
-                                std::string("F 127.0.0.1 80 200 1 1 1 1 1 /\xc3\xa9 m")}) {
+  EXPECT_EQ(q->finish.draft_tokens, -1);
+  // Speculative decoding's counts (issue 17) cross the link too.
+  m.finish.draft_tokens = 300;
+  m.finish.draft_accepted = 250;
+  auto d = ParseUp(EncodeUp(m));
+  ASSERT_TRUE(d.ok()) << EncodeUp(m);
+  EXPECT_EQ(d->finish.draft_tokens, 300);
+  EXPECT_EQ(d->finish.draft_accepted, 250);
+  for (const std::string& bad : std::vector<std::string>{
+           "F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r",        // no model
+           "F 127.0.0.1 80 1000 1 1 1 1 1 -1 -1 /r m",     // status out of range
+           "F 127.0.0.1 80 200 -2 1 1 1 1 -1 -1 /r m",     // below -1
+           "F 127.0.0.1 80 200 1 1 1 -1 1 -1 -1 /r m",     // duration unknown is not allowed
+           "F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r\x01 m",  // a control byte in the route
+           "F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 " + std::string(kMaxRouteBytes + 1, 'r') + " m",
+           "F 127.0.0.1 80 200 1 1 1 1 99999999999999999 -1 -1 /r m",  // too large
+           "F host 80 200 1 1 1 1 1 -1 -1 /r m", std::string("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r\x7f m"),
+           std::string("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /\xc3\xa9 m"),
+           "F 127.0.0.1 80 200 1 1 1 1 1 /r m",                         // the draft pair missing
+           "F 127.0.0.1 80 200 1 1 1 1 1 5 -1 /r m",                    // one of the pair unknown
+           "F 127.0.0.1 80 200 1 1 1 1 1 -1 5 /r m",                    // the other one
+           "F 127.0.0.1 80 200 1 1 1 1 1 5 6 /r m",                     // more accepted than drafted
+           "F 127.0.0.1 80 200 1 1 1 1 1 -2 -2 /r m",                   // below -1
+           "F 127.0.0.1 80 200 1 1 1 1 1 1e3 1 /r m",                   // not a decimal integer
+           "F 127.0.0.1 80 200 1 1 1 1 1 99999999999999999 1 /r m"}) {  // too large
     EXPECT_FALSE(ParseUp(bad).ok()) << bad;
   }
 }

@@ -254,6 +254,62 @@ TEST(MetricsTest, TimingsFromTheFinalEvent) {
   EXPECT_NE(text.find("corral_model_ttft_ms_bucket{model=\"a\",le=\"10\"} 1"), std::string::npos) << text;
 }
 
+// Speculative decoding (issue 17): llama-server's timings carry draft_n and
+// draft_n_accepted when a draft proposed tokens. Both or neither; whole, bounded, consistent.
+TEST(MetricsTest, DraftCountsFromTimings) {
+  auto tail = [](const std::string& fields) {
+    return "data: {\"choices\":[],\"timings\":{\"prompt_n\":3,\"prompt_ms\":1.5,\"predicted_n\":16," + fields +
+           "}}\n\ndata: [DONE]\n\n";
+  };
+  auto t = ParseTimingsTail(tail("\"predicted_per_second\":9.5,\"draft_n\":40,\"draft_n_accepted\":31"));
+  EXPECT_EQ(t.draft_n, 40);
+  EXPECT_EQ(t.draft_accepted, 31);
+  EXPECT_DOUBLE_EQ(t.predicted_n, 16);
+  // The accepted key first, and a non-streaming body (no "data:").
+  t = ParseTimingsTail(R"({"timings":{"draft_n_accepted":0,"draft_n":7},"id":"x"})");
+  EXPECT_EQ(t.draft_n, 7);
+  EXPECT_EQ(t.draft_accepted, 0);
+  // No draft (llama-server omits the keys): -1, as for every malformed pair.
+  for (const std::string& bad :
+       {std::string("\"predicted_per_second\":9.5"),
+        std::string("\"draft_n\":40"),                            // accepted missing
+        std::string("\"draft_n_accepted\":4"),                    // drafted missing
+        std::string("\"draft_n\":4,\"draft_n_accepted\":5"),      // more accepted than drafted
+        std::string("\"draft_n\":-4,\"draft_n_accepted\":-5"),    // negative
+        std::string("\"draft_n\":4.5,\"draft_n_accepted\":1"),    // not whole
+        std::string("\"draft_n\":1e300,\"draft_n_accepted\":1"),  // huge
+        std::string("\"draft_n\":99999999999999999999999,\"draft_n_accepted\":1"),
+        std::string("\"draft_n\":2199023255553,\"draft_n_accepted\":1"),  // 2^41 + 1
+        std::string("\"draft_n\":\"40\",\"draft_n_accepted\":\"31\""),    // strings
+        std::string("\"draft_n\":nan,\"draft_n_accepted\":1"), std::string("\"draft_n\":inf,\"draft_n_accepted\":1"),
+        std::string("\"draft_n\":,\"draft_n_accepted\":")}) {
+    auto b = ParseTimingsTail(tail(bad));
+    EXPECT_EQ(b.draft_n, -1) << bad;
+    EXPECT_EQ(b.draft_accepted, -1) << bad;
+  }
+  // The bound itself is accepted.
+  t = ParseTimingsTail(tail("\"draft_n\":1099511627776,\"draft_n_accepted\":1099511627776"));
+  EXPECT_EQ(t.draft_n, kMaxDraftTokens);
+  // Draft keys after the timings object closed belong to something else.
+  t = ParseTimingsTail(R"({"timings":{"predicted_n":3},"draft_n":4,"draft_n_accepted":4})");
+  EXPECT_EQ(t.draft_n, -1);
+  // A truncated tail (the object cut in the middle) reads what it has.
+  t = ParseTimingsTail(R"("timings":{"draft_n":9,"draft_n_acc)");
+  EXPECT_EQ(t.draft_n, -1);
+}
+
+TEST(MetricsTest, DraftCountersRenderPerModel) {
+  Metrics m;
+  m.For("spec").draft_tokens += 40;
+  m.For("spec").draft_accepted += 31;
+  m.For("plain").requests++;
+  const std::string text = m.Render();
+  EXPECT_NE(text.find("# TYPE corral_model_draft_tokens_total counter"), std::string::npos) << text;
+  EXPECT_NE(text.find("corral_model_draft_tokens_total{model=\"spec\"} 40"), std::string::npos) << text;
+  EXPECT_NE(text.find("corral_model_draft_accepted_total{model=\"spec\"} 31"), std::string::npos) << text;
+  EXPECT_NE(text.find("corral_model_draft_tokens_total{model=\"plain\"} 0"), std::string::npos) << text;
+}
+
 TEST(OllamaTest, Durations) {
   EXPECT_EQ(ParseOllamaDuration("5m")->count(), 300);
   EXPECT_EQ(ParseOllamaDuration("1h30m")->count(), 5400);
