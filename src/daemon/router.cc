@@ -623,6 +623,9 @@ void ModelRouter::ApplyKvKeep(supervisor::LaunchSpec& spec) const {
 
 std::string ModelRouter::SpecSettingFor(const std::string& model_path) const {
   MutexLock lock(mu_);
+  // A draft that did not pay (SpecStats' fallback mark) is left off at this start; `corral ps`
+  // shows why, and a config reload clears the mark.
+  if (spec_.DisabledReason(model_path)) return "off";
   const config::ModelSettings* s = SettingsForLocked(model_path);
   return s != nullptr && !s->spec.empty() ? s->spec : config_.spec;
 }

@@ -112,7 +112,8 @@ class ModelRouter final : public proxy::ModelProvider {
   // --dry-run call it too, so the plan shows the --slot-save-path the child will get).
   void ApplyKvKeep(supervisor::LaunchSpec& spec) const;
   // Speculative decoding (docs/spec.md): the `spec` setting for the model file at
-  // `model_path` (its `models:` entry's spec, else the global one).
+  // `model_path` (its `models:` entry's spec, else the global one), or "off" while the file carries
+  // the fallback mark of a draft that did not pay (SpecFallbackReason).
   std::string SpecSettingFor(const std::string& model_path) const;
   // Warnings from resolving the `models:` keys at the last catalog load.
   std::vector<std::string> SettingsWarnings() const;
