@@ -128,6 +128,11 @@ const std::vector<OptionDef>& Registry() {
        "Disk space for the saved KV states of all models together, e.g. 4GiB; the least recently saved "
        "go first.",
        OptionType::kString, OnReload::kLive},
+      // The web dashboard's Bench page (issue 16).
+      {"bench_results_dir", "--bench-results-dir", "CORRAL_BENCH_RESULTS_DIR", "",
+       "A folder of `corral bench` reports (e.g. a checkout's bench/results) the web dashboard lists beside "
+       "the runs it started ($XDG_STATE_HOME/corral/bench). Read only.",
+       OptionType::kPath, OnReload::kRestart},
   };
   return kOptions;
 }
@@ -283,6 +288,8 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     c.tls_key = one;
   } else if (key == "kv_keep_budget") {
     c.kv_keep_budget = one;
+  } else if (key == "bench_results_dir") {
+    c.bench_results_dir = one;
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -322,6 +329,7 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "require_key_on_loopback") return {c.require_key_on_loopback ? "true" : "false"};
   if (key == "kv_keep") return {c.kv_keep ? "true" : "false"};
   if (key == "kv_keep_budget") return {c.kv_keep_budget};
+  if (key == "bench_results_dir") return {c.bench_results_dir};
   if (key == "cors_origins") {
     std::string joined;
     for (const auto& o : c.cors_origins) joined += (joined.empty() ? "" : ",") + o;

@@ -72,6 +72,7 @@ struct Config {
   // save/restore when Corral unloads a model, restored when it starts again.
   bool kv_keep = true;
   std::string kv_keep_budget = "4GiB";  // disk for saved states, all models together (LRU)
+  std::string bench_results_dir;        // more `corral bench` reports for the web dashboard; empty = none
   // Catalog: which caches of other tools to scan (issue 4).
   bool scan_huggingface = true;
   bool scan_ollama = true;

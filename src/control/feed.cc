@@ -36,7 +36,8 @@ std::string EncodeRequest(const RequestEvent& e) {
                {"tokens", e.tokens},
                {"tok_s", Round3(e.tok_s)},
                {"duration_ms", Round3(e.duration_ms)},
-               {"proxy_added_us", e.proxy_added_us}});
+               {"proxy_added_us", e.proxy_added_us},
+               {"client", e.client}});
 }
 
 std::string EncodeGauges(const Gauges& g) {
@@ -98,6 +99,7 @@ Result<FeedEvent> ParseFeedLine(std::string_view line) {
       r.tok_s = Get<double>(j, "tok_s", -1);
       r.duration_ms = Get<double>(j, "duration_ms", 0);
       r.proxy_added_us = Get<int64_t>(j, "proxy_added_us", -1);
+      r.client = Get<std::string>(j, "client", "");
     } else if (type == "gauges") {
       ev.type = FeedEvent::Type::kGauges;
       Gauges& g = ev.gauges;

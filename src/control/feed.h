@@ -68,6 +68,7 @@ struct RequestEvent {
   double tok_s = -1;
   double duration_ms = 0;
   int64_t proxy_added_us = -1;
+  std::string client;  // the client's IP address; "" = unknown
 };
 std::string EncodeRequest(const RequestEvent& e);
 

@@ -36,6 +36,7 @@ void Activity::OnRequest(const std::string& model, const std::string& child, con
   e.tok_s = r.tok_per_s_milli >= 0 ? static_cast<double>(r.tok_per_s_milli) / 1000.0 : -1;
   e.duration_ms = static_cast<double>(r.duration_us) / 1000.0;
   e.proxy_added_us = r.proxy_added_us;
+  e.client = std::string(r.client.substr(0, 64));
   {
     MutexLock lock(mu_);
     ++total_requests_;

@@ -69,6 +69,7 @@ struct FinishFields {
   std::string route;  // 1..kMaxRouteBytes printable ASCII, no space; "-" when unknown
   int status = 0;     // 0..999
   int64_t ttft_us = -1, tokens = -1, tok_per_s_milli = -1, duration_us = 0, proxy_added_us = -1;
+  std::string client;  // the client's IP literal; "" = unknown (on the wire: "@IP" or "@-" after the route)
 };
 // A route as the link carries it: printable ASCII without spaces, else "-".
 std::string CleanRoute(std::string_view route);

@@ -136,6 +136,7 @@ void RemoteProvider::OnRequestFinished(const std::string& model, const proxy::En
   UpMessage m{UpKind::kFinish, 0, 0, upstream, model};
   m.finish = FinishFields{CleanRoute(r.route), std::clamp(r.status, 0, 999),        r.ttft_us,       r.tokens,
                           r.tok_per_s_milli,   std::max<int64_t>(r.duration_us, 0), r.proxy_added_us};
+  m.finish.client = std::string(r.client);
   Send(m);
 }
 

@@ -72,6 +72,7 @@ struct RequestRecord {
   int64_t tok_per_s_milli = -1;  // upstream timings.predicted_per_second x 1000; -1 = unknown
   int64_t duration_us = 0;       // request fully read -> response ended
   int64_t proxy_added_us = -1;   // request fully read -> written upstream; -1 = never sent
+  std::string_view client;       // the client's IP address (the dashboard's activity rows); "" = unknown
 };
 
 // Why EnsureReady could not produce an endpoint.
