@@ -317,7 +317,7 @@ Status BenchRuns::Start(const std::string& model, const std::string& direct_url,
   return Status::Ok();
 }
 
-void BenchRuns::Watch(int pid, std::string output_path, std::vector<std::string> before) {
+void BenchRuns::Watch(int pid, const std::string& output_path, const std::vector<std::string>& before) {
   const auto deadline = Clock::now() + options_.run_timeout;
   int status = 0;
   std::string why;

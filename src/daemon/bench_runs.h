@@ -87,7 +87,7 @@ class BenchRuns {
   void Stop();
 
  private:
-  void Watch(int pid, std::string output_path, std::vector<std::string> before);
+  void Watch(int pid, const std::string& output_path, const std::vector<std::string>& before);
   void Finish(nlohmann::json run);
 
   const BenchRunsOptions options_;
