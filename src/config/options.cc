@@ -135,6 +135,11 @@ const std::vector<OptionDef>& Registry() {
        "the draft, else none; 'off' = none; or a draft model's name. Per model: models.NAME.spec. See "
        "docs/spec.md.",
        OptionType::kString, OnReload::kLive},
+      // The web dashboard's Bench page (issue 16).
+      {"bench_results_dir", "--bench-results-dir", "CORRAL_BENCH_RESULTS_DIR", "",
+       "A folder of `corral bench` reports (e.g. a checkout's bench/results) the web dashboard lists beside "
+       "the runs it started ($XDG_STATE_HOME/corral/bench). Read only.",
+       OptionType::kPath, OnReload::kRestart},
   };
   return kOptions;
 }
@@ -293,6 +298,8 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
   } else if (key == "spec") {
     CORRAL_RETURN_IF_ERROR(CheckSpecSetting(one).WithContext("spec"));
     c.spec = one;
+  } else if (key == "bench_results_dir") {
+    c.bench_results_dir = one;
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -333,6 +340,7 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "kv_keep") return {c.kv_keep ? "true" : "false"};
   if (key == "kv_keep_budget") return {c.kv_keep_budget};
   if (key == "spec") return {c.spec};
+  if (key == "bench_results_dir") return {c.bench_results_dir};
   if (key == "cors_origins") {
     std::string joined;
     for (const auto& o : c.cors_origins) joined += (joined.empty() ? "" : ",") + o;

@@ -36,7 +36,8 @@ std::string EncodeRequest(const RequestEvent& e) {
             {"tokens", e.tokens},
             {"tok_s", Round3(e.tok_s)},
             {"duration_ms", Round3(e.duration_ms)},
-            {"proxy_added_us", e.proxy_added_us}};
+            {"proxy_added_us", e.proxy_added_us},
+            {"client", e.client}};
   if (e.draft_tokens >= 0) {  // only from a model that drafts: other lines keep their shape
     j["draft_tokens"] = e.draft_tokens;
     j["draft_accepted"] = e.draft_accepted;
@@ -105,6 +106,7 @@ Result<FeedEvent> ParseFeedLine(std::string_view line) {
       r.proxy_added_us = Get<int64_t>(j, "proxy_added_us", -1);
       r.draft_tokens = Get<int64_t>(j, "draft_tokens", -1);
       r.draft_accepted = Get<int64_t>(j, "draft_accepted", -1);
+      r.client = Get<std::string>(j, "client", "");
     } else if (type == "gauges") {
       ev.type = FeedEvent::Type::kGauges;
       Gauges& g = ev.gauges;

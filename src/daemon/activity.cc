@@ -38,6 +38,7 @@ void Activity::OnRequest(const std::string& model, const std::string& child, con
   e.proxy_added_us = r.proxy_added_us;
   e.draft_tokens = r.draft_tokens;
   e.draft_accepted = r.draft_accepted;
+  e.client = std::string(r.client.substr(0, 64));
   {
     MutexLock lock(mu_);
     ++total_requests_;

@@ -44,6 +44,8 @@ class Activity {
   void OnChildren(const std::vector<supervisor::ChildInfo>& children);
   // GET /v1/events: `hello` is the first line's JSON (without "t" and "v").
   control::Response Stream(nlohmann::json hello);
+  // One more line for every watcher (e.g. {"t":"bench",...}).
+  void Publish(std::string line) { feed_.Publish(std::move(line)); }
   // Ends every stream (drain) and stops the ticker. Idempotent.
   void Close();
 

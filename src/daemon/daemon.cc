@@ -18,6 +18,7 @@
 #include <ctime>
 #include <mutex>
 #include <thread>
+#include <variant>
 
 #include "common/fs.h"
 #include "common/log.h"
@@ -27,8 +28,10 @@
 #include "control/api.h"
 #include "control/transport.h"
 #include "daemon/activity.h"
+#include "daemon/bench_runs.h"
 #include "daemon/config_watch.h"
 #include "daemon/lan.h"
+#include "daemon/log_follow.h"
 #include "daemon/models.h"
 #include "daemon/router.h"
 #include "daemon/state_file.h"
@@ -50,6 +53,8 @@ using nlohmann::json;
 
 constexpr int kMaxLogLines = 10000;
 constexpr uint64_t kMaxLogWindow = 8ULL << 20;
+// Live log watchers (GET /v1/logs/follow, the web dashboard): each holds a control thread.
+constexpr int kMaxLogFollowers = 16;
 constexpr std::chrono::milliseconds kMaxLongPoll{5000};
 constexpr std::chrono::milliseconds kSpawnTimeout{15000};
 constexpr std::chrono::milliseconds kLockWait{10000};
@@ -142,6 +147,16 @@ class Daemon {
     sources.router = router_.get();
     activity_ = std::make_unique<Activity>(std::move(sources));
     activity_ptr_.store(activity_.get());
+    // The web dashboard's Bench page: reports on disk and quick runs (daemon/bench_runs.h).
+    BenchRunsOptions bopts;
+    bopts.report_dirs = {StateDir() + "/bench"};
+    if (!config.bench_results_dir.empty()) bopts.report_dirs.push_back(config.bench_results_dir);
+    bopts.command = {"/proc/self/exe"};
+    if (!config.config_file.empty() && ::access(config.config_file.c_str(), R_OK) == 0) {
+      bopts.command.insert(bopts.command.end(), {"--config", config.config_file});
+    }
+    bopts.publish = [a = activity_.get()](std::string line) { a->Publish(std::move(line)); };
+    bench_ = std::make_unique<BenchRuns>(std::move(bopts));
     router_->SetRequestObserver(
         [a = activity_.get()](const std::string& model, const std::string& child, const proxy::RequestRecord& r) {
           a->OnRequest(model, child, r);
@@ -212,6 +227,12 @@ class Daemon {
     if (post && p == "/v1/models/start") return Start(req);
     if (post && p == "/v1/models/stop-all") return StopAll();
     if (get && p == "/v1/logs") return Logs(req);
+    if (get && p == "/v1/logs/follow") return FollowLogs(req);
+    if (p.starts_with("/v1/bench") && !bench_) return Error(ErrorCode::kShuttingDown, "the daemon is not serving");
+    if (get && p == "/v1/bench") return {200, bench_->List()};
+    if (post && p == "/v1/bench/run") return StartBench(req);
+    if (get && p.starts_with("/v1/bench/reports/"))
+      return BenchReport(p.substr(std::string_view("/v1/bench/reports/").size()));
     if (get && p == "/v1/events") return activity_->Stream(FeedHello());
     if (post && p == "/v1/reload") {
       json result = ReloadConfig("control");
@@ -332,6 +353,7 @@ class Daemon {
     // Answer parked requests first (the proxy's Stop waits for them), then stop taking
     // requests, then stop the children.
     if (router_) router_->Shutdown();
+    if (bench_) bench_->Stop();         // a quick bench in progress: killed, its watcher joined
     if (activity_) activity_->Close();  // ends every feed stream, so the control server can join them
     if (proxy_) proxy_->Stop();
     if (proxy_host_) proxy_host_->Stop();
@@ -352,6 +374,7 @@ class Daemon {
     supervisor_.reset();
     sup_ = nullptr;
     router_.reset();
+    bench_.reset();  // publishes on the feed: goes first
     activity_ptr_.store(nullptr);
     activity_.reset();
     SaveState();
@@ -455,6 +478,7 @@ class Daemon {
       catalog.push_back({{"name", m.name},
                          {"state", proxy::to_string(m.state)},
                          {"context", m.context},
+                         {"context_length", m.context_length},
                          {"size_bytes", m.size_bytes},
                          {"memory_bytes", m.memory_bytes},
                          {"family", m.family},
@@ -600,7 +624,13 @@ class Daemon {
     return {200, {{"stopped", stopped}}};
   }
 
-  Response Logs(const Request& req) {
+  // The log a /v1/logs request names: its child name, file and whether it runs; or the error.
+  struct LogTarget {
+    std::string name, path;
+    bool running = false;
+    int lines = 50;
+  };
+  std::variant<LogTarget, Response> ResolveLog(const Request& req) {
     auto it = req.target.query.find("name");
     if (it == req.target.query.end()) return Error(ErrorCode::kBadRequest, "logs: name is required");
     auto child = ChildForReference(it->second, /*for_logs=*/true);
@@ -610,24 +640,89 @@ class Daemon {
       child = it->second;
     }
     if (!child.ok()) return ReferenceError(child.status());
-    const std::string& name = *child;
-    if (Status s = supervisor::CheckChildName(name); !s.ok()) return Error(ErrorCode::kBadRequest, s.message());
-    int lines = 50;
+    LogTarget t;
+    t.name = *child;
+    if (Status s = supervisor::CheckChildName(t.name); !s.ok()) return Error(ErrorCode::kBadRequest, s.message());
     if (auto l = req.target.query.find("lines"); l != req.target.query.end()) {
       try {
-        lines = std::stoi(l->second);
+        t.lines = std::stoi(l->second);
       } catch (...) {
         return Error(ErrorCode::kBadRequest, "lines must be a number");
       }
     }
-    lines = std::clamp(lines, 0, kMaxLogLines);
-    std::string path = ModelLogDir() + "/" + name + ".log";
-    auto info = supervisor_->Get(name);
-    if (info.ok()) path = info->log_path;
-    auto tail = TailFile(path, static_cast<size_t>(lines), kMaxLogWindow);
-    if (!tail.ok()) return Error(ErrorCode::kNotRunning, "no log for '" + name + "': " + tail.status().message());
-    const std::string& text = *tail;
-    return {200, {{"name", name}, {"path", path}, {"text", text}, {"running", info.ok()}}};
+    t.lines = std::clamp(t.lines, 0, kMaxLogLines);
+    t.path = ModelLogDir() + "/" + t.name + ".log";
+    auto info = supervisor_->Get(t.name);
+    if (info.ok()) t.path = info->log_path;
+    t.running = info.ok();
+    return t;
+  }
+
+  Response Logs(const Request& req) {
+    auto resolved = ResolveLog(req);
+    if (auto* err = std::get_if<Response>(&resolved)) return std::move(*err);
+    const LogTarget& t = std::get<LogTarget>(resolved);
+    auto tail = TailFile(t.path, static_cast<size_t>(t.lines), kMaxLogWindow);
+    if (!tail.ok()) return Error(ErrorCode::kNotRunning, "no log for '" + t.name + "': " + tail.status().message());
+    return {200, {{"name", t.name}, {"path", t.path}, {"text", *tail}, {"running", t.running}}};
+  }
+
+  // GET /v1/logs/follow?name=N&lines=K: the log's last K lines, then each new line, as NDJSON
+  // until the watcher leaves or the daemon drains (daemon/log_follow.h).
+  Response FollowLogs(const Request& req) {
+    auto resolved = ResolveLog(req);
+    if (auto* err = std::get_if<Response>(&resolved)) return std::move(*err);
+    const LogTarget& t = std::get<LogTarget>(resolved);
+    if (::access(t.path.c_str(), R_OK) != 0) return Error(ErrorCode::kNotRunning, "no log for '" + t.name + "' yet");
+    if (log_followers_.fetch_add(1) >= kMaxLogFollowers) {
+      log_followers_.fetch_sub(1);
+      return Error(ErrorCode::kShuttingDown, "too many live log watchers (" + std::to_string(kMaxLogFollowers) + ")");
+    }
+    Response r =
+        FollowLog(t.name, t.path, t.running, static_cast<size_t>(t.lines), [this] { return shutting_down_.load(); });
+    // The count drops when the stream ends (or never starts: the response is dropped).
+    auto release = std::shared_ptr<void>(nullptr, [this](void*) { log_followers_.fetch_sub(1); });
+    r.stream = [inner = std::move(r.stream), release](const std::function<bool(std::string_view)>& write) {
+      inner(write);
+    };
+    return r;
+  }
+
+  // GET /v1/bench/reports/{id}: a report's summary; the id is checked against the listing.
+  Response BenchReport(const std::string& id) {
+    auto report = bench_->Report(id);
+    if (report.ok()) return {200, std::move(*report)};
+    const StatusCode code = report.status().code();
+    return Error(code == StatusCode::kNotFound          ? ErrorCode::kNotRunning
+                 : code == StatusCode::kInvalidArgument ? ErrorCode::kBadRequest
+                                                        : ErrorCode::kInternal,
+                 report.status().message());
+  }
+
+  // POST /v1/bench/run {"model":REF,"runs":N}: quick suite C on a ready model, in the
+  // background; its end is published on the event feed ({"t":"bench"}).
+  Response StartBench(const Request& req) {
+    if (shutting_down_.load()) return Error(ErrorCode::kShuttingDown, "the daemon is shutting down");
+    auto body = control::ParseJsonBounded(req.body, control::kRequestJsonLimits);
+    if (!body.ok() || !body->is_object() || !body->contains("model") || !(*body)["model"].is_string()) {
+      return Error(ErrorCode::kBadRequest, "bench: expected {\"model\": NAME, \"runs\": N}");
+    }
+    int runs = 10;
+    if (auto r = body->find("runs"); r != body->end()) {
+      if (!r->is_number_integer()) return Error(ErrorCode::kBadRequest, "bench: runs must be an integer 1..100");
+      runs = static_cast<int>(std::clamp<int64_t>(r->get<int64_t>(), -1, 1000));
+    }
+    auto child = ChildForReference((*body)["model"].get<std::string>());
+    if (!child.ok()) return ReferenceError(child.status());
+    auto info = supervisor_->Get(*child);
+    if (!info.ok() || info->state != supervisor::ChildState::kReady || info->port == 0) {
+      return Error(ErrorCode::kNotRunning, "bench: '" + *child + "' is not ready: load it first");
+    }
+    if (proxy_url_.empty()) return Error(ErrorCode::kInternal, "bench: the proxy has no address");
+    Status s = bench_->Start(*child, "http://127.0.0.1:" + std::to_string(info->port), proxy_url_, runs);
+    if (!s.ok()) return Error(ErrorCode::kBadRequest, "bench: " + s.message());
+    Log("bench: quick suite C on %s (%d runs), started from the control API", child->c_str(), runs);
+    return {202, {{"run", bench_->Run()}}};
   }
 
   Response Start(const Request& req) {
@@ -810,6 +905,8 @@ class Daemon {
   uint64_t total_memory_ = 0;
   uint64_t budget_ CORRAL_GUARDED_BY(config_mu_) = 0;
   std::atomic<bool> shutting_down_{false};
+  std::atomic<int> log_followers_{0};
+  std::unique_ptr<BenchRuns> bench_;  // the Bench page's runs (killed at drain)  // GET /v1/logs/follow streams open
   Mutex mu_;
   std::vector<std::string> notices_ CORRAL_GUARDED_BY(mu_);
   std::map<std::string, supervisor::ChildState> last_state_ CORRAL_GUARDED_BY(mu_);

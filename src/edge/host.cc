@@ -369,8 +369,8 @@ class ProxyHost::Impl {
         if (--it->second.count == 0) in_flight_.erase(it);
         if (m.kind == UpKind::kEnd) return provider_.OnRequestEnd(m.model, m.endpoint);
         const FinishFields& f = m.finish;
-        proxy::RequestRecord r{f.route,       f.status,         f.ttft_us,      f.tokens,        f.tok_per_s_milli,
-                               f.duration_us, f.proxy_added_us, f.draft_tokens, f.draft_accepted};
+        proxy::RequestRecord r{f.route,       f.status,         f.ttft_us,      f.tokens,         f.tok_per_s_milli,
+                               f.duration_us, f.proxy_added_us, f.draft_tokens, f.draft_accepted, f.client};
         provider_.OnRequestFinished(m.model, m.endpoint, r);
         return;
       }

@@ -139,6 +139,8 @@ std::string EncodeUp(const UpMessage& m) {
       }
       out += ' ';
       out += CleanRoute(f.route);
+      out += " @";
+      out += !f.client.empty() && f.client.size() <= 45 && IsIpLiteral(f.client) ? f.client : "-";
       out += ' ';
       out += m.model;
       return out;
@@ -190,6 +192,13 @@ Result<UpMessage> ParseUp(std::string_view text) {
     std::string_view route = NextField(rest);
     if (route.empty() || CleanRoute(route) != route) return BadUp("F: bad route");
     f.route = std::string(route);
+    // The client's address ("@IP" or "@-"); a message without it (an older proxy) has none.
+    if (std::string_view probe = rest; NextField(probe).starts_with('@')) {
+      std::string_view client = NextField(rest).substr(1);
+      if (client != "-" && (client.size() > 45 || !IsIpLiteral(std::string(client))))
+        return BadUp("F: bad client address");
+      if (client != "-") f.client = std::string(client);
+    }
   } else if (verb == "K") {
     m.kind = UpKind::kKeepAlive;
     if (!ParseNumber<int64_t>(NextField(rest), -1'000'000'000, 1'000'000'000, &m.value)) {

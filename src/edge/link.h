@@ -72,6 +72,7 @@ struct FinishFields {
   int status = 0;     // 0..999
   int64_t ttft_us = -1, tokens = -1, tok_per_s_milli = -1, duration_us = 0, proxy_added_us = -1;
   int64_t draft_tokens = -1, draft_accepted = -1;  // speculative decoding; both -1 = none
+  std::string client;  // the client's IP literal; "" = unknown (on the wire: "@IP" or "@-" after the route)
 };
 // A route as the link carries it: printable ASCII without spaces, else "-".
 std::string CleanRoute(std::string_view route);

@@ -159,6 +159,7 @@ void RemoteProvider::OnRequestFinished(const std::string& model, const proxy::En
     m.finish.draft_tokens = r.draft_tokens;
     m.finish.draft_accepted = r.draft_accepted;
   }
+  m.finish.client = std::string(r.client);
   Send(m);
 }
 

@@ -74,6 +74,7 @@ struct RequestRecord {
   int64_t proxy_added_us = -1;   // request fully read -> written upstream; -1 = never sent
   int64_t draft_tokens = -1;     // upstream timings.draft_n (speculative decoding); -1 = none
   int64_t draft_accepted = -1;   // upstream timings.draft_n_accepted; -1 = none
+  std::string_view client;       // the client's IP address (the dashboard's activity rows); "" = unknown
 };
 
 // Why EnsureReady could not produce an endpoint.

@@ -1365,6 +1365,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     r.draft_accepted = timings_.draft_accepted;
     r.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - request_read_at_).count();
     r.proxy_added_us = added_us_;
+    r.client = client_key_;
     px_.provider.OnRequestFinished(model_, in_flight_endpoint_, r);
     if (model_metrics_ != nullptr) model_metrics_->in_flight.fetch_sub(1, std::memory_order_relaxed);
     if (ollama_keep_alive_) {
@@ -1479,7 +1480,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   void WritePull();
   // ---- the web dashboard (proxy/ui.h) ----
   void UiRoute();
-  void UiEvents();
+  void UiEvents(const std::string& target);
   void UiSend(std::string_view bytes, bool resume_after);
   void UiFlush();
   void OnTranslatedHead();
@@ -1602,7 +1603,7 @@ void BasicConnection<Stream>::UiRoute() {
     case UiRequest::Kind::kAsset:
       local_extra_head_.append("Cache-Control: no-cache\r\n");
       return SendLocal(200, ui.asset->content_type, std::string(ui.asset->bytes));
-    case UiRequest::Kind::kEvents: return UiEvents();
+    case UiRequest::Kind::kEvents: return UiEvents(ui.target);
     case UiRequest::Kind::kControl: {
       state_ = State::kWaitingModel;
       CallControl(w_.ioc, px_.options.control_socket, ui,
@@ -1621,16 +1622,17 @@ void BasicConnection<Stream>::UiRoute() {
   }
 }
 
-// GET /ui/api/events: the daemon's feed as server-sent events until either side ends it. The
+// GET /ui/api/events (the daemon's feed) and /ui/api/logs/stream (a log followed): NDJSON from
+// the control socket as server-sent events until either side ends it. The
 // connection is not reused afterwards (no length: the body ends with the connection).
 template <class Stream>
-void BasicConnection<Stream>::UiEvents() {
+void BasicConnection<Stream>::UiEvents(const std::string& target) {
   if (px_.options.control_socket.empty()) {
     return SendError(503, "this proxy does not know the daemon's control socket (run it under `corral serve`)", false);
   }
   state_ = State::kWaitingModel;
   client_keep_alive_ = false;
-  ui_events_ = UiEventBridge::Create(w_.ioc, px_.options.control_socket);
+  ui_events_ = UiEventBridge::Create(w_.ioc, px_.options.control_socket, target);
   auto self = this->shared_from_this();
   UiEventBridge::Callbacks cb;
   cb.on_head = [self](int status, std::string body) {

@@ -24,6 +24,8 @@ using error_code = boost::system::error_code;
 
 constexpr std::string_view kApiPrefix = "/ui/api/";
 constexpr std::string_view kModelsPrefix = "/ui/api/models/";
+constexpr std::string_view kBenchReportsPrefix = "/ui/api/bench/reports/";
+constexpr std::string_view kDefaultLogLines = "2000";
 constexpr size_t kUiReadChunkBytes = 64U << 10;
 constexpr size_t kMaxHeadBytes = 16U << 10;
 constexpr size_t kMaxErrorBodyBytes = 64U << 10;
@@ -88,6 +90,62 @@ UiRequest Error(std::string message) {
   return r;
 }
 
+// The characters of a bench report id (daemon/bench_runs.h: IsBenchReportId): a folder name
+// the daemon's listing gave, never a path.
+bool IsReportId(std::string_view id) {
+  if (id.empty() || id.size() > 128 || id[0] == '.' || id[0] == '-' || id[0] == '_') return false;
+  if (id.find("..") != std::string_view::npos) return false;
+  for (char c : id) {
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// 1..6 decimal digits, else `fallback`.
+std::string SmallNumber(const std::string& s, std::string_view fallback) {
+  if (s.empty() || s.size() > 6 || s.find_first_not_of("0123456789") != std::string::npos) return std::string(fallback);
+  return s;
+}
+
+// GET /ui/api/logs/stream?name=CHILD&lines=N → the daemon's GET /v1/logs/follow.
+UiRequest ClassifyLogStream(bool get, std::string_view target) {
+  if (!get) return UiRequest{.kind = UiRequest::Kind::kBadMethod};
+  std::string name = QueryParam(target, "name");
+  if (name.empty()) return Error("logs: name is required");
+  if (!IsChildName(name)) return Error("logs: not a model name: '" + name.substr(0, 200) + "'");
+  UiRequest r;
+  r.kind = UiRequest::Kind::kEvents;
+  r.target = "/v1/logs/follow?name=" + name + "&lines=" + SmallNumber(QueryParam(target, "lines"), kDefaultLogLines);
+  return r;
+}
+
+// GET /ui/api/bench, GET /ui/api/bench/reports/{id}.
+UiRequest ClassifyBench(bool get, std::string_view path) {
+  if (!get) return UiRequest{.kind = UiRequest::Kind::kBadMethod};
+  if (path == "/ui/api/bench") return ControlRequest("GET", "/v1/bench");
+  std::string_view id = path.substr(kBenchReportsPrefix.size());
+  if (!IsReportId(id)) {
+    return Error("not a bench report id: '" + std::string(id.substr(0, 64)) + "' (use an id from /ui/api/bench)");
+  }
+  return ControlRequest("GET", "/v1/bench/reports/" + std::string(id));
+}
+
+// POST /ui/api/models/{name}/bench?runs=N → POST /v1/bench/run.
+UiRequest BenchRun(const std::string& name, const std::string& runs) {
+  if (!IsChildName(name)) return Error("bench: not a running model's name: '" + name.substr(0, 200) + "'");
+  nlohmann::json body = {{"model", name}};
+  if (!runs.empty()) {
+    std::string n = SmallNumber(runs, "");
+    if (n.empty() || n.size() > 3 || std::stoi(n) < 1 || std::stoi(n) > 100) {
+      return Error("bench: runs must be 1..100");
+    }
+    body["runs"] = std::stoi(n);
+  }
+  return ControlRequest("POST", "/v1/bench/run", body.dump());
+}
+
 }  // namespace
 
 std::string_view UiSecurityFields() {
@@ -144,8 +202,11 @@ UiRequest ClassifyUi(std::string_view method, std::string_view target, std::stri
   }
   if (path == "/ui/api/events") {
     r.kind = get ? UiRequest::Kind::kEvents : UiRequest::Kind::kBadMethod;
+    r.target = "/v1/events";
     return r;
   }
+  if (path == "/ui/api/logs/stream") return ClassifyLogStream(get, target);
+  if (path == "/ui/api/bench" || path.starts_with(kBenchReportsPrefix)) return ClassifyBench(get, path);
   if (path == "/ui/api/logs") {
     if (!get) return UiRequest{.kind = UiRequest::Kind::kBadMethod};
     std::string name = QueryParam(target, "name");
@@ -172,11 +233,12 @@ UiRequest ClassifyUi(std::string_view method, std::string_view target, std::stri
       c.timeout = kLoadTimeout;
       return c;
     }
+    if (verb == "bench") return BenchRun(*name, QueryParam(target, "runs"));
     if (verb == "unload" || verb == "pin" || verb == "unpin" || verb == "stop") {
       if (!IsChildName(*name)) return Error("not a running model's name: '" + name->substr(0, 200) + "'");
       return ControlRequest("POST", "/v1/models/" + *name + "/" + std::string(verb));
     }
-    return Error("unknown action '" + std::string(verb.substr(0, 50)) + "' (load, unload, pin, unpin, stop)");
+    return Error("unknown action '" + std::string(verb.substr(0, 50)) + "' (load, unload, pin, unpin, stop, bench)");
   }
   return Error("no such dashboard API route: " + std::string(path.substr(0, 200)));
 }
@@ -271,11 +333,12 @@ struct ControlCall : std::enable_shared_from_this<ControlCall> {
 
 class EventBridge final : public UiEventBridge {
  public:
-  EventBridge(asio::io_context& ioc, std::string path) : sock_(ioc), path_(std::move(path)) {}
+  EventBridge(asio::io_context& ioc, std::string path, std::string target)
+      : sock_(ioc), path_(std::move(path)), target_(std::move(target)) {}
 
   void Start(Callbacks callbacks) override {
     cb_ = std::move(callbacks);
-    req_ = "GET /v1/events HTTP/1.1\r\nHost: corral\r\nAccept: application/x-ndjson\r\n\r\n";
+    req_ = "GET " + target_ + " HTTP/1.1\r\nHost: corral\r\nAccept: application/x-ndjson\r\n\r\n";
     head_.emplace();
     head_->header_limit(kMaxHeadBytes);
     head_->body_limit(kMaxErrorBodyBytes);
@@ -357,6 +420,7 @@ class EventBridge final : public UiEventBridge {
 
   local::socket sock_;
   std::string path_;
+  std::string target_;
   Callbacks cb_;
   std::string req_;
   beast::flat_buffer buf_;
@@ -380,8 +444,9 @@ void CallControl(asio::io_context& ioc, const std::string& socket_path, const Ui
   call->Run(socket_path, request);
 }
 
-std::shared_ptr<UiEventBridge> UiEventBridge::Create(asio::io_context& ioc, std::string socket_path) {
-  return std::make_shared<EventBridge>(ioc, std::move(socket_path));
+std::shared_ptr<UiEventBridge> UiEventBridge::Create(asio::io_context& ioc, std::string socket_path,
+                                                     std::string target) {
+  return std::make_shared<EventBridge>(ioc, std::move(socket_path), std::move(target));
 }
 
 }  // namespace corral::proxy

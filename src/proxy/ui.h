@@ -5,7 +5,12 @@
 // /ui/...            the page and its assets (no key: the page must load to ask for one)
 // GET  /ui/api/events   the daemon's event feed (GET /v1/events, NDJSON) as server-sent events
 // GET  /ui/api/logs     a model's llama-server log (GET /v1/logs)
+// GET  /ui/api/logs/stream?name=N&lines=K   the log's tail, then its new lines, as SSE
+//                       (GET /v1/logs/follow)
+// GET  /ui/api/bench    the bench reports and the last quick run (GET /v1/bench)
+// GET  /ui/api/bench/reports/{id}   one report's summary; {id} as the list gives it
 // POST /ui/api/models/{name}/{load|unload|pin|unpin|stop}   the daemon's control routes
+// POST /ui/api/models/{name}/bench?runs=N   a quick suite C on a ready model (POST /v1/bench/run)
 //
 // Nothing here blocks: the bridge talks to the control socket with Asio on the proxy worker
 // that owns the browser's connection. Every buffer is bounded (ui.cc: kUi*).
@@ -59,6 +64,7 @@ struct UiRequest {
   Kind kind = Kind::kNotFound;
   const UiAsset* asset = nullptr;  // kAsset
   // kControl: the request to send to the daemon.
+  // kEvents: the streaming control route to relay (GET /v1/events or /v1/logs/follow?...).
   std::string method, target, body;
   std::chrono::milliseconds timeout{30'000};
 };
@@ -108,7 +114,9 @@ class UiEventBridge : public std::enable_shared_from_this<UiEventBridge> {
     // The stream ended (daemon gone, bad line, Close()); not called after Close().
     std::function<void()> on_end;
   };
-  static std::shared_ptr<UiEventBridge> Create(boost::asio::io_context& ioc, std::string socket_path);
+  // `target`: the daemon's NDJSON route (GET), as ClassifyUi gave it.
+  static std::shared_ptr<UiEventBridge> Create(boost::asio::io_context& ioc, std::string socket_path,
+                                               std::string target = "/v1/events");
   virtual ~UiEventBridge() = default;
   virtual void Start(Callbacks callbacks) = 0;
   virtual void Resume() = 0;

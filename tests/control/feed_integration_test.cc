@@ -91,6 +91,7 @@ TEST_F(FeedIntegrationTest, HelloChangesRecordsGaugesCapAndEnd) {
   EXPECT_GT(rec->request.tok_s, 0);
   EXPECT_GT(rec->request.duration_ms, 0);
   EXPECT_GE(rec->request.proxy_added_us, 0);
+  EXPECT_EQ(rec->request.client, "127.0.0.1");  // the proxy's peer, carried over the edge link
 
   // Gauges: the request is counted for its child.
   auto g = Until(c, [&](const FeedEvent& e) {

@@ -31,6 +31,7 @@ RequestEvent Req(int i) {
   e.tok_s = 900.25;
   e.duration_ms = 20;
   e.proxy_added_us = 40;
+  e.client = "192.0.2.7";
   return e;
 }
 
@@ -187,6 +188,7 @@ TEST(FeedTest, RecordsRoundTripWithoutText) {
   EXPECT_EQ(ev->request.child, "tiny");
   EXPECT_DOUBLE_EQ(ev->request.tok_s, 900.25);
   EXPECT_EQ(ev->request.proxy_added_us, 40);
+  EXPECT_EQ(ev->request.client, "192.0.2.7");
   Gauges g;
   g.req_per_s = 3.5;
   g.budget_bytes = 1 << 30;

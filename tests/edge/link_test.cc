@@ -27,11 +27,33 @@ TEST(EdgeLinkTest, UpMessagesRoundTrip) {
   }
 }
 
+TEST(EdgeLinkTest, FinishCarriesTheClientAddress) {
+  UpMessage m{UpKind::kFinish, 0, 0, {"127.0.0.1", 8080}, "@odd model"};
+  m.finish = FinishFields{"/v1/chat/completions", 200, 1, 2, 3, 4, 5, "192.168.1.7"};
+  auto p = ParseUp(EncodeUp(m));
+  ASSERT_TRUE(p.ok()) << EncodeUp(m) << ": " << p.status().message();
+  EXPECT_EQ(p->finish.client, "192.168.1.7");
+  EXPECT_EQ(p->model, "@odd model");
+  m.finish.client = "::1";
+  p = ParseUp(EncodeUp(m));
+  ASSERT_TRUE(p.ok()) << EncodeUp(m);
+  EXPECT_EQ(p->finish.client, "::1");
+  m.finish.client = "not an address";  // never sent as is
+  EXPECT_NE(EncodeUp(m).find(" @- "), std::string::npos) << EncodeUp(m);
+  // Without the field (an older proxy) the record still parses; a bad address does not.
+  auto old = ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 /r m");
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->finish.client, "");
+  EXPECT_EQ(old->model, "m");
+  EXPECT_FALSE(ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 /r @host m").ok());
+  EXPECT_FALSE(ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 /r @" + std::string(60, '1') + " m").ok());
+}
+
 TEST(EdgeLinkTest, FinishCarriesTheRequestRecord) {
   UpMessage m{UpKind::kFinish, 0, 0, {"127.0.0.1", 8080}, "corral-tiny bpe:Q4_0"};
   m.finish = FinishFields{"/v1/chat/completions", 200, 12345, 64, 987654, 250000, 42};
   const std::string wire = EncodeUp(m);
-  EXPECT_EQ(wire, "F 127.0.0.1 8080 200 12345 64 987654 250000 42 -1 -1 /v1/chat/completions corral-tiny bpe:Q4_0");
+  EXPECT_EQ(wire, "F 127.0.0.1 8080 200 12345 64 987654 250000 42 -1 -1 /v1/chat/completions @- corral-tiny bpe:Q4_0");
   auto p = ParseUp(wire);
   ASSERT_TRUE(p.ok()) << p.status().message();
   EXPECT_EQ(p->kind, UpKind::kFinish);
@@ -44,6 +66,7 @@ TEST(EdgeLinkTest, FinishCarriesTheRequestRecord) {
   EXPECT_EQ(p->finish.tok_per_s_milli, 987654);
   EXPECT_EQ(p->finish.duration_us, 250000);
   EXPECT_EQ(p->finish.proxy_added_us, 42);
+  EXPECT_EQ(p->finish.client, "");
   // Unknowns are -1; a route the link cannot carry becomes "-".
   m.finish = FinishFields{"/a b", 499, -1, -1, -1, 0, -1};
   auto q = ParseUp(EncodeUp(m));

@@ -61,6 +61,62 @@ TEST(UiRoutes, ActionsNeedTheCustomHeaderAndMapToControlRoutes) {
   EXPECT_EQ(ClassifyUi("GET", "/ui/api/logs?name=a%26lines%3D1", "").kind, Kind::kNotFound);
 }
 
+TEST(UiRoutes, LogStreamFollowsAChildsLogOnly) {
+  UiRequest r = ClassifyUi("GET", "/ui/api/logs/stream?name=alpha&lines=300", "");
+  ASSERT_EQ(r.kind, Kind::kEvents);
+  EXPECT_EQ(r.target, "/v1/logs/follow?name=alpha&lines=300");
+  EXPECT_EQ(ClassifyUi("GET", "/ui/api/logs/stream?name=alpha&lines=9999999", "").target,
+            "/v1/logs/follow?name=alpha&lines=2000");
+  EXPECT_EQ(ClassifyUi("GET", "/ui/api/logs/stream?name=alpha&lines=-1", "").target,
+            "/v1/logs/follow?name=alpha&lines=2000");
+  EXPECT_EQ(ClassifyUi("GET", "/ui/api/events", "").target, "/v1/events");
+  for (const char* bad : {"/ui/api/logs/stream", "/ui/api/logs/stream?name=", "/ui/api/logs/stream?name=..%2Fetc",
+                          "/ui/api/logs/stream?name=%2Fetc%2Fpasswd", "/ui/api/logs/stream?name=.hidden",
+                          "/ui/api/logs/stream?name=a%26lines%3D1", "/ui/api/logs/stream?name=a%0aGET"}) {
+    EXPECT_EQ(ClassifyUi("GET", bad, "").kind, Kind::kNotFound) << bad;
+  }
+  EXPECT_EQ(ClassifyUi("GET", ("/ui/api/logs/stream?name=" + std::string(65, 'a')).c_str(), "").kind, Kind::kNotFound);
+  EXPECT_EQ(ClassifyUi("POST", "/ui/api/logs/stream?name=alpha", "1").kind, Kind::kBadMethod);
+  EXPECT_EQ(UiScope("GET", "/ui/api/logs/stream?name=alpha"), auth::Scope::kRead);
+}
+
+TEST(UiRoutes, BenchReportsByListedIdNeverAPath) {
+  UiRequest list = ClassifyUi("GET", "/ui/api/bench", "");
+  ASSERT_EQ(list.kind, Kind::kControl);
+  EXPECT_EQ(list.target, "/v1/bench");
+  UiRequest one = ClassifyUi("GET", "/ui/api/bench/reports/20261202T050000Z-lan", "");
+  ASSERT_EQ(one.kind, Kind::kControl);
+  EXPECT_EQ(one.method, "GET");
+  EXPECT_EQ(one.target, "/v1/bench/reports/20261202T050000Z-lan");
+  for (const char* bad :
+       {"/ui/api/bench/reports/", "/ui/api/bench/reports/..", "/ui/api/bench/reports/../../etc/passwd",
+        "/ui/api/bench/reports/%2e%2e", "/ui/api/bench/reports/a%2Fb", "/ui/api/bench/reports/a/b",
+        "/ui/api/bench/reports/.hidden", "/ui/api/bench/reports/-rf", "/ui/api/bench/reports/a..b",
+        "/ui/api/bench/reports/a b", "/ui/api/bench/reports/%00"}) {
+    EXPECT_EQ(ClassifyUi("GET", bad, "").kind, Kind::kNotFound) << bad;
+  }
+  EXPECT_EQ(ClassifyUi("GET", ("/ui/api/bench/reports/" + std::string(129, 'a')).c_str(), "").kind, Kind::kNotFound);
+  EXPECT_EQ(ClassifyUi("GET", ("/ui/api/bench/reports/" + std::string(128, 'a')).c_str(), "").kind, Kind::kControl);
+  EXPECT_EQ(ClassifyUi("POST", "/ui/api/bench", "1").kind, Kind::kBadMethod);
+  EXPECT_EQ(ClassifyUi("DELETE", "/ui/api/bench/reports/x", "1").kind, Kind::kBadMethod);
+}
+
+TEST(UiRoutes, ABenchRunIsAnAdminActionWithTheHeader) {
+  EXPECT_EQ(ClassifyUi("POST", "/ui/api/models/alpha/bench", "").kind, Kind::kNoActionHeader);
+  EXPECT_EQ(UiScope("POST", "/ui/api/models/alpha/bench"), auth::Scope::kAdmin);
+  UiRequest run = ClassifyUi("POST", "/ui/api/models/alpha/bench?runs=5", "1");
+  ASSERT_EQ(run.kind, Kind::kControl);
+  EXPECT_EQ(run.method, "POST");
+  EXPECT_EQ(run.target, "/v1/bench/run");
+  EXPECT_EQ(run.body, R"({"model":"alpha","runs":5})");
+  EXPECT_EQ(ClassifyUi("POST", "/ui/api/models/alpha/bench", "1").body, R"({"model":"alpha"})");
+  for (const char* bad : {"/ui/api/models/alpha/bench?runs=0", "/ui/api/models/alpha/bench?runs=101",
+                          "/ui/api/models/alpha/bench?runs=99999999999", "/ui/api/models/alpha/bench?runs=x",
+                          "/ui/api/models/a%2F..%2Fx/bench", "/ui/api/models/hf.co%2Fa/bench"}) {
+    EXPECT_EQ(ClassifyUi("POST", bad, "1").kind, Kind::kNotFound) << bad;
+  }
+}
+
 TEST(UiRoutes, TheApiAnswersItsOwnPageOnly) {
   EXPECT_EQ(UiCrossOriginRefusal("", "", "127.0.0.1:11450", false), "");
   EXPECT_EQ(UiCrossOriginRefusal("http://127.0.0.1:11450", "same-origin", "127.0.0.1:11450", false), "");

@@ -3,9 +3,10 @@
 //   node dashboard.mjs full|refusal
 // Environment: CORRAL_UI_URL (http://127.0.0.1:PORT/ui/), CORRAL_PROXY_PORT, CORRAL_MODEL
 // (a catalog name), CORRAL_SHOTS (screenshot folder), CORRAL_WEB_NPM (node_modules' parent),
-// CORRAL_CHROMIUM (the browser). Exits 0 when every check passed; prints what failed.
+// CORRAL_CHROMIUM (the browser), CORRAL_BENCH_REPORT (a report id the daemon lists). Exits 0
+// when every check passed; prints what failed.
 import { createRequire } from 'node:module';
-import { mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 
 const require = createRequire(process.env.CORRAL_WEB_NPM.replace(/\/?$/, '/'));
 const puppeteer = require('puppeteer-core');
@@ -15,6 +16,7 @@ const url = process.env.CORRAL_UI_URL;
 const port = process.env.CORRAL_PROXY_PORT;
 const model = process.env.CORRAL_MODEL;
 const shots = process.env.CORRAL_SHOTS;
+const benchReport = process.env.CORRAL_BENCH_REPORT || '';
 mkdirSync(shots, { recursive: true });
 
 const consoleErrors = [];
@@ -105,6 +107,9 @@ try {
     await page.waitForFunction(() =>
       [...document.querySelectorAll('#activity-table tbody tr')].some((r) => r.textContent.includes('/v1/chat/completions')),
     );
+    const client = await page.$eval('#activity-table tbody tr td.client', (e) => e.textContent);
+    step('activity client column: ' + client);
+    if (client !== '127.0.0.1') throw new Error('the activity row does not show the client address: ' + client);
     await shot('activity');
 
     step('playground streams an answer');
@@ -121,14 +126,48 @@ try {
     if (!/TTFT \d+ ms/.test(stats) || !/tok\/s/.test(stats)) throw new Error('no TTFT/tok/s: ' + stats);
     await shot('playground');
 
-    step('logs with search');
+    step('logs stream live and search filters');
     await page.evaluate(() => (location.hash = '#logs'));
     const child = await page.$eval(`${row} button[data-verb="unload"]`, (b) => b.dataset.model);
     await page.select('#log-model', child);
+    await page.waitForFunction(() => document.getElementById('log-state').dataset.state === 'live');
     await page.waitForFunction(() => document.getElementById('log-text').textContent.length > 100);
+    const logPath = (await page.$eval('#log-info', (e) => e.textContent)).replace(/ \(not running\)$/, '');
+    const marker = `corral-web-test live line ${Date.now()}`;
+    appendFileSync(logPath, marker + '\n'); // as llama-server would write it
+    await page.waitForFunction((m) => document.getElementById('log-text').textContent.includes(m), { timeout: 20000 }, marker);
+    step('a new log line arrived without a reload');
+    await page.type('#log-search', 'corral-web-test');
+    await page.waitForFunction(() => document.getElementById('log-info').dataset.matches === '1');
+    const filtered = await page.$eval('#log-text', (e) => e.textContent);
+    if (filtered !== marker) throw new Error('search did not filter to the one line: ' + filtered.slice(0, 200));
+    await page.$eval('#log-search', (e) => (e.value = ''));
     await page.type('#log-search', 'server');
     await page.waitForFunction(() => Number(document.getElementById('log-info').dataset.matches || 0) > 0);
     await shot('logs');
+
+    step('bench: a committed report with its charts');
+    await page.evaluate(() => (location.hash = '#bench'));
+    await page.waitForSelector(`#bench-table tr[data-id="${benchReport}"]`);
+    await page.click(`#bench-table tr[data-id="${benchReport}"]`);
+    await page.waitForFunction((id) => document.getElementById('bench-report').dataset.id === id, {}, benchReport);
+    await page.waitForFunction(() => [...document.querySelectorAll('#bench-report .chart')].some((c) => Number(c.dataset.points || 0) > 0));
+    await shot('bench-report');
+    step('bench: a run started from the page');
+    await page.waitForFunction((c) => [...document.getElementById('bench-model').options].some((o) => o.value === c), {}, child);
+    await page.select('#bench-model', child);
+    await page.$eval('#bench-runs', (e) => (e.value = '3'));
+    await page.click('#bench-start');
+    await page.waitForFunction(() => ['running', 'done'].includes(document.getElementById('bench-run').dataset.state));
+    await shot('bench-running');
+    await page.waitForFunction(() => ['done', 'failed'].includes(document.getElementById('bench-run').dataset.state), { timeout: 150000 });
+    const run = await page.$eval('#bench-run', (e) => ({ state: e.dataset.state, id: e.dataset.id, text: e.textContent }));
+    step(`bench run: ${run.state} ${run.text}`);
+    if (run.state !== 'done') throw new Error('the bench run failed: ' + run.text);
+    await page.waitForFunction((id) => document.getElementById('bench-report').dataset.id === id, { timeout: 30000 }, run.id);
+    await page.waitForSelector(`#bench-table tr[data-id="${run.id}"]`);
+    await page.waitForFunction(() => [...document.querySelectorAll('#bench-report .chart')].some((c) => Number(c.dataset.points || 0) > 0));
+    await shot('bench');
 
     step('unload');
     await page.evaluate(() => (location.hash = '#models'));

@@ -1,13 +1,16 @@
 // The web dashboard in headless Chromium (Debian's chromium, driven by puppeteer-core from
 // tests/web/dashboard.mjs) against a real daemon with synthetic models: no console error,
 // load / pin / unpin / unload, the charts move after requests, an activity row, a streamed
-// playground answer, a searched log, and a load refused by a too-small budget with the
-// daemon's message. Screenshots go to build/<preset>/test-artifacts/web.
+// playground answer, a log streaming a new line and searched, the activity row's client
+// address, the Bench page showing a committed report and a run started from the page, and
+// a load refused by a too-small budget with the daemon's message. Screenshots go to
+// build/<preset>/test-artifacts/web.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "support/daemon_fixture.h"
@@ -52,7 +55,8 @@ class WebDashboardTest : public testing::PrivateDaemonTest {
     cmd +=
         " CORRAL_SHOTS='" CORRAL_WEB_SHOTS "' CORRAL_WEB_NPM='" CORRAL_WEB_NPM "' CORRAL_CHROMIUM='" + chromium_ + "'";
     cmd += " HOME='" + dir_.path() + "'";  // chromium's profile and crash dirs stay in the temp dir
-    cmd += " timeout -k 5 240 node '" CORRAL_WEB_SCRIPT "' " + mode + " 2>&1";
+    cmd += " CORRAL_BENCH_REPORT='" + std::string(kReport) + "'";
+    cmd += " timeout -k 5 300 node '" CORRAL_WEB_SCRIPT "' " + mode + " 2>&1";
     FILE* p = ::popen(cmd.c_str(), "r");
     if (p == nullptr) return -1;
     char buf[4096];
@@ -61,11 +65,23 @@ class WebDashboardTest : public testing::PrivateDaemonTest {
     int rc = ::pclose(p);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   }
+  // A committed `corral bench` report, put where the daemon lists reports (its state folder).
+  static constexpr const char* kReport = "20261202T021728Z";
+  void CopyReport() {
+    std::error_code ec;
+    const std::string to = dir_.File("state/corral/bench/") + kReport;
+    std::filesystem::create_directories(to, ec);
+    std::filesystem::copy(std::string(CORRAL_TEST_SOURCE_DIR "/bench/results/") + kReport, to,
+                          std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing,
+                          ec);
+    ASSERT_FALSE(ec) << ec.message();
+  }
   std::string chromium_;
   std::string out_;
 };
 
-TEST_F(WebDashboardTest, ModelsChartsActivityPlaygroundLogs) {
+TEST_F(WebDashboardTest, ModelsChartsActivityPlaygroundLogsBench) {
+  CopyReport();
   const int port = StartDaemon();
   ASSERT_GT(port, 0);
   const std::string model = NameOf("alpha");

@@ -110,6 +110,9 @@ function onEvent(ev) {
     case 'lagged':
       flash(`the dashboard fell behind: ${ev.dropped} records were not shown`);
       break;
+    case 'bench':
+      onBenchRun(ev.run || {});
+      break;
     default:
       break; // newer daemons: skip
   }
@@ -171,35 +174,39 @@ async function runFeed() {
   }
   if (!res.ok) return feedEnded(await errorText(res));
   setConn('live', true);
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let buf = '';
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += decoder.decode(value, { stream: true });
-      let cut;
-      while ((cut = buf.indexOf('\n\n')) >= 0) {
-        const block = buf.slice(0, cut);
-        buf = buf.slice(cut + 2);
-        const data = block
-          .split('\n')
-          .filter((l) => l.startsWith('data:'))
-          .map((l) => l.slice(5).trimStart())
-          .join('\n');
-        if (!data) continue;
-        try {
-          onEvent(JSON.parse(data));
-        } catch (e) {
-          console.warn('skipped a feed record:', e.message);
-        }
-      }
-    }
+    await readSse(res, onEvent);
   } catch (e) {
     if (feedAbort.signal.aborted) return;
   }
   feedEnded('the daemon closed the feed');
+}
+// Reads a text/event-stream body to its end, calling onData with each event's parsed JSON.
+async function readSse(res, onData) {
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      const data = block
+        .split('\n')
+        .filter((l) => l.startsWith('data:'))
+        .map((l) => l.slice(5).trimStart())
+        .join('\n');
+      if (!data) continue;
+      try {
+        onData(JSON.parse(data));
+      } catch (e) {
+        console.warn('skipped a record:', e.message);
+      }
+    }
+  }
 }
 function feedEnded(why) {
   setConn('reconnecting… (' + why + ')', false);
@@ -231,10 +238,16 @@ function childFor(cat) {
   for (const c of state.children.values()) if (c.model === cat.name || c.name === cat.name) return c;
   return null;
 }
+// The context a model runs with: its -c/--ctx-size, else (llama-server's default, 0) the
+// model's trained context from the catalog. Not running: the context it last ran with, if any.
 function contextOf(child, cat) {
   const argv = (child && child.argv) || [];
-  for (let i = 0; i + 1 < argv.length; i++) if (argv[i] === '-c' || argv[i] === '--ctx-size') return argv[i + 1];
-  return cat && cat.context ? cat.context : '–';
+  for (let i = 0; i + 1 < argv.length; i++) {
+    if ((argv[i] === '-c' || argv[i] === '--ctx-size') && Number(argv[i + 1]) > 0) return argv[i + 1];
+  }
+  const c = cat || (child ? state.catalog.find((m) => m.name === child.model) : null);
+  if (child && c && c.context_length > 0) return String(c.context_length);
+  return c && c.context > 0 ? String(c.context) : '–';
 }
 async function act(name, verb, button) {
   button.disabled = true;
@@ -364,6 +377,7 @@ function addActivityRow(r) {
     'tr',
     { class: r.status >= 400 ? 'bad' : '' },
     el('td', {}, t.toLocaleTimeString()),
+    el('td', { class: 'client' }, r.client || '–'),
     el('td', {}, r.route),
     el('td', {}, r.model),
     el('td', {}, r.child || ''),
@@ -395,37 +409,203 @@ function fillModelPickers() {
   const names = modelNames();
   fillSelect($('pg-model'), names);
   fillSelect($('log-model'), names);
+  const ready = [...state.children.values()].filter((c) => c.state === 'ready').map((c) => c.name).sort();
+  fillSelect($('bench-model'), ready);
+  $('bench-start').disabled = benchRunning || !ready.length;
 }
 
-// ---- Logs ----
-let logText = '';
-async function loadLog() {
+// ---- Logs: the tail, then every new line, streamed (SSE over fetch; no polling) ----
+const MAX_LOG_LINES = 5000; // kept in the page; the oldest go first
+let logLines = [];
+let logAbort = null;
+let logRenderTimer = null;
+function stopLog() {
+  if (logAbort) logAbort.abort();
+  logAbort = null;
+}
+async function followLog() {
+  stopLog();
+  logLines = [];
+  renderLog();
   const name = $('log-model').value;
   if (!name) return;
-  $('log-info').textContent = 'loading…';
-  const res = await fetch(`/ui/api/logs?name=${encodeURIComponent(name)}&lines=2000`, { headers: authHeaders() });
-  if (res.status === 401) askForKey(await errorText(res));
-  if (!res.ok) {
-    logText = '';
-    $('log-info').textContent = await errorText(res);
-    renderLog();
+  const ctl = new AbortController();
+  logAbort = ctl;
+  $('log-state').textContent = 'connecting…';
+  $('log-state').dataset.state = 'connecting';
+  let res;
+  try {
+    res = await fetch(`/ui/api/logs/stream?name=${encodeURIComponent(name)}&lines=2000`, { headers: authHeaders({ Accept: 'text/event-stream' }), signal: ctl.signal });
+  } catch (e) {
+    if (!ctl.signal.aborted) logEnded('no connection to the proxy');
     return;
   }
-  const j = await res.json();
-  logText = j.text || '';
-  $('log-info').textContent = `${j.path}${j.running ? '' : ' (not running)'}`;
-  renderLog();
+  if (res.status === 401) askForKey(await errorText(res));
+  if (!res.ok) return logEnded(await errorText(res));
+  $('log-state').textContent = 'live';
+  $('log-state').dataset.state = 'live';
+  try {
+    await readSse(res, onLogEvent);
+  } catch (e) {
+    if (ctl.signal.aborted) return;
+  }
+  if (!ctl.signal.aborted) logEnded('the stream ended (Reconnect to follow again)');
+}
+function logEnded(why) {
+  logAbort = null;
+  $('log-state').textContent = why;
+  $('log-state').dataset.state = 'ended';
+}
+function onLogEvent(ev) {
+  if (ev.t === 'log') {
+    $('log-info').textContent = `${ev.path}${ev.running ? '' : ' (not running)'}`;
+    return;
+  }
+  if (ev.t === 'rotated') logLines.push('--- the log was replaced (the model restarted) ---');
+  else if (typeof ev.line === 'string') logLines.push(ev.cut ? ev.line + ' …[line cut]' : ev.line);
+  else return;
+  if (logLines.length > MAX_LOG_LINES) logLines.splice(0, logLines.length - MAX_LOG_LINES);
+  if (!logRenderTimer) logRenderTimer = setTimeout(renderLog, 50); // one redraw per burst
 }
 function renderLog() {
+  clearTimeout(logRenderTimer);
+  logRenderTimer = null;
   const q = $('log-search').value.toLowerCase();
-  const lines = logText.split('\n');
-  const shown = q ? lines.filter((l) => l.toLowerCase().includes(q)) : lines;
-  $('log-text').textContent = shown.join('\n');
-  if (q) $('log-info').dataset.matches = String(shown.length);
+  const shown = q ? logLines.filter((l) => l.toLowerCase().includes(q)) : logLines;
+  const pre = $('log-text');
+  pre.textContent = shown.join('\n');
+  pre.dataset.lines = String(logLines.length);
+  $('log-info').dataset.matches = String(shown.length);
+  if ($('log-follow').checked) pre.scrollTop = pre.scrollHeight;
 }
-$('log-refresh').addEventListener('click', loadLog);
-$('log-model').addEventListener('change', loadLog);
+$('log-refresh').addEventListener('click', followLog);
+$('log-model').addEventListener('change', followLog);
 $('log-search').addEventListener('input', renderLog);
+
+// ---- Bench: `corral bench` reports (listed by the daemon) and quick runs ----
+let benchRunning = false;
+let benchSelected = '';
+const benchPlots = [];
+async function getJson(path) {
+  const res = await fetch(path, { headers: authHeaders() });
+  if (res.status === 401) askForKey(await errorText(res));
+  if (!res.ok) throw new Error(await errorText(res));
+  return res.json();
+}
+async function loadBench(select) {
+  let j;
+  try {
+    j = await getJson('/ui/api/bench');
+  } catch (e) {
+    flash('bench: ' + e.message, true);
+    return;
+  }
+  renderBenchList(j.reports || []);
+  onBenchRun(j.run || {}, false);
+  const pick = select || benchSelected || (j.reports && j.reports.length ? j.reports[0].id : '');
+  if (pick) showReport(pick);
+}
+function renderBenchList(reports) {
+  const rows = reports.map((r) => {
+    const tr = el('tr', { 'data-id': r.id, class: r.id === benchSelected ? 'on' : '' }, el('td', {}, r.id), el('td', {}, new Date(r.mtime_s * 1000).toLocaleString()), el('td', {}, (r.bytes / 1024).toFixed(0) + ' KiB'));
+    tr.addEventListener('click', () => showReport(r.id));
+    return tr;
+  });
+  $('bench-table').tBodies[0].replaceChildren(...rows);
+}
+function onBenchRun(run, refresh = true) {
+  const s = run.state || 'none';
+  benchRunning = s === 'running';
+  const box = $('bench-run');
+  box.dataset.state = s;
+  box.classList.toggle('check-fail', s === 'failed');
+  if (s === 'running') box.textContent = `running on ${run.model} (${run.runs} runs per target) since ${new Date(run.started_ms).toLocaleTimeString()}…`;
+  else if (s === 'done') box.textContent = `last run: ${run.model} → ${run.id}`;
+  else if (s === 'failed' || s === 'cancelled') box.textContent = `last run on ${run.model} ${s}: ${run.error || ''}`;
+  else box.textContent = '';
+  if (s === 'done') box.dataset.id = run.id;
+  fillModelPickers();
+  if (refresh && s === 'done' && !$('page-bench').hidden) loadBench(run.id);
+}
+$('bench-start').addEventListener('click', async () => {
+  const model = $('bench-model').value;
+  const runs = Math.max(1, Math.min(100, Number($('bench-runs').value) || 10));
+  if (!model) return;
+  $('bench-start').disabled = true;
+  try {
+    const j = await post(`/ui/api/models/${encodeURIComponent(model)}/bench?runs=${runs}`);
+    onBenchRun(j.run || {}, false);
+  } catch (e) {
+    flash(`bench ${model} refused: ${e.message}`, true);
+    fillModelPickers();
+  }
+});
+const fmt = (v, d = 2) => (typeof v === 'number' ? v.toFixed(d) : '–');
+function metricCell(m, d) {
+  if (!m || typeof m.median !== 'number') return '–';
+  return `${fmt(m.median, d)} (${fmt(m.p10, d)}–${fmt(m.p90, d)})`;
+}
+function table(head, rows) {
+  return el('table', { class: 'grid' }, el('thead', {}, el('tr', {}, ...head.map((h) => el('th', {}, h)))), el('tbody', {}, ...rows.map((r) => el('tr', {}, ...r.map((c) => el('td', {}, c))))));
+}
+// Per-request points of one metric, a series per target, x = the request's number.
+function requestChart(host, title, requests, field, unit) {
+  const targets = [...new Set(requests.map((r) => r.target))].sort();
+  const per = targets.map((t) => requests.filter((r) => r.target === t && typeof r[field] === 'number').map((r) => r[field]));
+  const n = Math.max(0, ...per.map((a) => a.length));
+  const xs = Array.from({ length: n }, (_, i) => i + 1);
+  const data = [xs, ...per.map((a) => xs.map((_, i) => (i < a.length ? a[i] : null)))];
+  const box = el('div', { class: 'chart' }, el('h3', {}, title));
+  host.append(box);
+  const opts = {
+    width: Math.max(300, box.clientWidth - 16 || 480),
+    height: 200,
+    scales: { x: { time: false } },
+    axes: [{ label: 'request' }, { label: unit, size: 60 }],
+    series: [{ label: 'request' }, ...targets.map((t, i) => ({ label: t, stroke: palette[i % palette.length], width: 1.5, points: { show: true, size: 5, fill: palette[i % palette.length] } }))],
+  };
+  benchPlots.push(new uPlot(opts, data, box));
+  box.dataset.points = String(per.reduce((s, a) => s + a.length, 0));
+}
+async function showReport(id) {
+  benchSelected = id;
+  for (const tr of $('bench-table').tBodies[0].rows) tr.classList.toggle('on', tr.dataset.id === id);
+  let r;
+  try {
+    r = await getJson(`/ui/api/bench/reports/${encodeURIComponent(id)}`);
+  } catch (e) {
+    $('bench-report').replaceChildren(el('p', { class: 'check-fail' }, `report ${id}: ${e.message}`));
+    return;
+  }
+  if (benchSelected !== id) return; // another one was picked meanwhile
+  while (benchPlots.length) benchPlots.pop().destroy();
+  const host = $('bench-report');
+  const h = r.host || {};
+  const p = r.provenance || {};
+  host.replaceChildren(
+    el('h2', {}, r.id),
+    el('div', { class: 'facts' }, `${r.created_utc || ''} · ${h.cpu_model || '?'}, ${h.logical_cores || '?'} cores · corral ${p.corral_version || '?'} (${p.corral_commit || '?'}) · ${(r.build && r.build.description) || ''}`),
+  );
+  for (const s of r.suites || []) {
+    host.append(el('h3', {}, `Suite ${s.suite}: ${s.title || ''} — ${s.status || ''}${s.model ? ' · ' + s.model : ''}`));
+    if (s.reason) host.append(el('div', { class: 'muted' }, s.reason));
+    const cells = (s.cells || []).map((c) => [c.target, c.workload, c.concurrency, metricCell(c.metrics.ttft_ms, 2), metricCell(c.metrics.decode_tps, 1), metricCell(c.metrics.e2e_ms, 1), c.errors]);
+    if (cells.length) host.append(table(['Target', 'Workload', 'Streams', 'TTFT ms median (p10–p90)', 'Decode tok/s', 'E2E ms', 'Errors'], cells));
+    const hops = (s.hop_summary || []).map((x) => [`${x.target} vs ${x.baseline}`, x.workload, x.concurrency, fmt(x.added_ttft_p50_ms, 3), fmt(x.added_ttft_p99_ms, 3), x.pairs, x.errors]);
+    if (hops.length) host.append(el('h3', {}, 'Proxy hop'), table(['Pair', 'Workload', 'Streams', 'Added TTFT p50 ms', 'p99 ms', 'Pairs', 'Errors'], hops));
+    const reqs = s.requests || [];
+    if (reqs.length) {
+      const charts = el('div', { class: 'charts' });
+      host.append(charts);
+      requestChart(charts, 'TTFT per request (ms)', reqs, 'ttft_ms', 'ms');
+      requestChart(charts, 'Decode tok/s per request', reqs, 'decode_tps', 'tok/s');
+    }
+    const checks = (s.checks || []).filter((c) => c && typeof c === 'object');
+    if (checks.length) host.append(el('h3', {}, 'Checks'), table(Object.keys(checks[0]), checks.map((c) => Object.keys(checks[0]).map((k) => String(c[k])))));
+  }
+  if (r.markdown) host.append(el('details', {}, el('summary', {}, 'report.md'), el('pre', {}, r.markdown)));
+  host.dataset.id = r.id;
+}
 
 // ---- Playground ----
 const history = [];
@@ -522,7 +702,9 @@ function showPage() {
   for (const s of document.querySelectorAll('.page')) s.hidden = s.id !== 'page-' + page;
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('on', a.dataset.page === page);
   if (page === 'charts') renderCharts();
-  if (page === 'logs' && !logText) loadLog();
+  if (page === 'logs' && !logAbort) followLog();
+  if (page !== 'logs') stopLog(); // a hidden log costs nothing
+  if (page === 'bench') loadBench();
 }
 window.addEventListener('hashchange', showPage);
 showPage();
