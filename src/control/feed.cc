@@ -1,5 +1,7 @@
 #include "control/feed.h"
 
+#include <cmath>
+
 #include "control/api.h"
 
 namespace corral::control {
@@ -13,7 +15,7 @@ std::string Dump(const json& j) {
 
 // Rounded for the wire: three decimals are more than a dashboard shows.
 double Round3(double v) {
-  return v < 0 ? -1 : static_cast<double>(static_cast<int64_t>(v * 1000 + 0.5)) / 1000;
+  return v < 0 ? -1 : std::round(v * 1000) / 1000;
 }
 
 template <typename T>

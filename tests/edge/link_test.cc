@@ -29,7 +29,7 @@ TEST(EdgeLinkTest, UpMessagesRoundTrip) {
 
 TEST(EdgeLinkTest, FinishCarriesTheClientAddress) {
   UpMessage m{UpKind::kFinish, 0, 0, {"127.0.0.1", 8080}, "@odd model"};
-  m.finish = FinishFields{"/v1/chat/completions", 200, 1, 2, 3, 4, 5, "192.168.1.7"};
+  m.finish = FinishFields{"/v1/chat/completions", 200, 1, 2, 3, 4, 5, -1, -1, "192.168.1.7"};
   auto p = ParseUp(EncodeUp(m));
   ASSERT_TRUE(p.ok()) << EncodeUp(m) << ": " << p.status().message();
   EXPECT_EQ(p->finish.client, "192.168.1.7");
@@ -41,12 +41,12 @@ TEST(EdgeLinkTest, FinishCarriesTheClientAddress) {
   m.finish.client = "not an address";  // never sent as is
   EXPECT_NE(EncodeUp(m).find(" @- "), std::string::npos) << EncodeUp(m);
   // Without the field (an older proxy) the record still parses; a bad address does not.
-  auto old = ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 /r m");
+  auto old = ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r m");
   ASSERT_TRUE(old.ok());
   EXPECT_EQ(old->finish.client, "");
   EXPECT_EQ(old->model, "m");
-  EXPECT_FALSE(ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 /r @host m").ok());
-  EXPECT_FALSE(ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 /r @" + std::string(60, '1') + " m").ok());
+  EXPECT_FALSE(ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r @host m").ok());
+  EXPECT_FALSE(ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r @" + std::string(60, '1') + " m").ok());
 }
 
 TEST(EdgeLinkTest, FinishCarriesTheRequestRecord) {
@@ -91,7 +91,7 @@ TEST(EdgeLinkTest, FinishCarriesTheRequestRecord) {
            "F 127.0.0.1 80 200 1 1 1 1 99999999999999999 -1 -1 /r m",  // too large
            "F host 80 200 1 1 1 1 1 -1 -1 /r m", std::string("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r\x7f m"),
            std::string("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /\xc3\xa9 m"),
-           "F 127.0.0.1 80 200 1 1 1 1 1 /r m",                         // the draft pair missing
+           "F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r m",                         // the draft pair missing
            "F 127.0.0.1 80 200 1 1 1 1 1 5 -1 /r m",                    // one of the pair unknown
            "F 127.0.0.1 80 200 1 1 1 1 1 -1 5 /r m",                    // the other one
            "F 127.0.0.1 80 200 1 1 1 1 1 5 6 /r m",                     // more accepted than drafted
