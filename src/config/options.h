@@ -82,7 +82,7 @@ struct Config {
   std::string kv_keep_budget = "4GiB";  // disk for saved states, all models together (LRU)
   // Speculative decoding (issue 17, docs/spec.md): auto | off | a draft model's name.
   std::string spec = "auto";
-  std::string bench_results_dir;        // more `corral bench` reports for the web dashboard; empty = none
+  std::string bench_results_dir;  // more `corral bench` reports for the web dashboard; empty = none
   // Catalog: which caches of other tools to scan (issue 4).
   bool scan_huggingface = true;
   bool scan_ollama = true;

@@ -71,7 +71,7 @@ struct RequestEvent {
   int64_t proxy_added_us = -1;
   int64_t draft_tokens = -1;    // speculative decoding: timings.draft_n; -1 = none (then not sent)
   int64_t draft_accepted = -1;  // timings.draft_n_accepted
-  std::string client;  // the client's IP address; "" = unknown
+  std::string client;           // the client's IP address; "" = unknown
 };
 std::string EncodeRequest(const RequestEvent& e);
 
