@@ -91,7 +91,7 @@ TEST(EdgeLinkTest, FinishCarriesTheRequestRecord) {
            "F 127.0.0.1 80 200 1 1 1 1 99999999999999999 -1 -1 /r m",  // too large
            "F host 80 200 1 1 1 1 1 -1 -1 /r m", std::string("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r\x7f m"),
            std::string("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /\xc3\xa9 m"),
-           "F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r m",                   // the draft pair missing
+           "F 127.0.0.1 80 200 1 1 1 1 1 /r m",                         // the draft pair missing
            "F 127.0.0.1 80 200 1 1 1 1 1 5 -1 /r m",                    // one of the pair unknown
            "F 127.0.0.1 80 200 1 1 1 1 1 -1 5 /r m",                    // the other one
            "F 127.0.0.1 80 200 1 1 1 1 1 5 6 /r m",                     // more accepted than drafted
