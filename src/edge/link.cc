@@ -192,13 +192,14 @@ Result<UpMessage> ParseUp(std::string_view text) {
     std::string_view route = NextField(rest);
     if (route.empty() || CleanRoute(route) != route) return BadUp("F: bad route");
     f.route = std::string(route);
-    // The client's address ("@IP" or "@-"); a message without it (an older proxy) has none.
-    if (std::string_view probe = rest; NextField(probe).starts_with('@')) {
-      std::string_view client = NextField(rest).substr(1);
-      if (client != "-" && (client.size() > 45 || !IsIpLiteral(std::string(client))))
-        return BadUp("F: bad client address");
-      if (client != "-") f.client = std::string(client);
-    }
+    // The client's address, "@IP" or "@-" for unknown. Always present: the proxy process is
+    // this same executable, and one spelling per message keeps a model named "@x" unambiguous.
+    std::string_view client = NextField(rest);
+    if (!client.starts_with('@')) return BadUp("F: no client address");
+    client.remove_prefix(1);
+    if (client != "-" && (client.empty() || client.size() > 45 || !IsIpLiteral(std::string(client))))
+      return BadUp("F: bad client address");
+    if (client != "-") f.client = std::string(client);
   } else if (verb == "K") {
     m.kind = UpKind::kKeepAlive;
     if (!ParseNumber<int64_t>(NextField(rest), -1'000'000'000, 1'000'000'000, &m.value)) {

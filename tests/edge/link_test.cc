@@ -40,11 +40,14 @@ TEST(EdgeLinkTest, FinishCarriesTheClientAddress) {
   EXPECT_EQ(p->finish.client, "::1");
   m.finish.client = "not an address";  // never sent as is
   EXPECT_NE(EncodeUp(m).find(" @- "), std::string::npos) << EncodeUp(m);
-  // Without the field (an older proxy) the record still parses; a bad address does not.
-  auto old = ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r m");
-  ASSERT_TRUE(old.ok());
-  EXPECT_EQ(old->finish.client, "");
-  EXPECT_EQ(old->model, "m");
+  // The field is required (one spelling per message); "@-" is unknown; a bad address is refused.
+  EXPECT_FALSE(ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r m").ok());
+  EXPECT_FALSE(ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r @odd model").ok());
+  EXPECT_FALSE(ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r @ m").ok());
+  auto unknown = ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r @- m");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_EQ(unknown->finish.client, "");
+  EXPECT_EQ(unknown->model, "m");
   EXPECT_FALSE(ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r @host m").ok());
   EXPECT_FALSE(ParseUp("F 127.0.0.1 80 200 1 1 1 1 1 -1 -1 /r @" + std::string(60, '1') + " m").ok());
 }
