@@ -255,6 +255,8 @@ int RunPs(const GlobalOptions& global, bool no_spawn) {
     std::string state = m.value("state", std::string());
     bool live = state != "failed" && state != "stopped";
     std::string err = m.contains("failure") ? m["failure"].value("message", std::string()) : "";
+    if (err.empty() && m.contains("last_failure"))  // running again: say what it recovered from
+      err = "restarted after: " + m["last_failure"].value("message", std::string());
     if (m.contains("restart_in_ms")) {  // the restart policy will start it again
       state +=
           " (restart in " + std::to_string(static_cast<long long>((m.value("restart_in_ms", 0.0) + 999) / 1000)) + "s)";

@@ -238,6 +238,15 @@ std::string UrlEncode(std::string_view s) {
   return out;
 }
 
+namespace {
+nlohmann::json FailureJson(const supervisor::Failure& f) {
+  return {{"kind", std::string(supervisor::to_string(f.kind))},
+          {"exit_code", f.exit_code},
+          {"signal", f.signal},
+          {"message", f.message}};
+}
+}  // namespace
+
 nlohmann::json ToJson(const supervisor::ChildInfo& i) {
   using supervisor::FailureKind;
   nlohmann::json j = {
@@ -256,13 +265,13 @@ nlohmann::json ToJson(const supervisor::ChildInfo& i) {
       {"generation", i.generation}};
   if (i.ready_ms >= 0) j["ready_ms"] = i.ready_ms;
   if (i.failure.kind != FailureKind::kNone) {
-    j["failure"] = {{"kind", std::string(supervisor::to_string(i.failure.kind))},
-                    {"exit_code", i.failure.exit_code},
-                    {"signal", i.failure.signal},
-                    {"message", i.failure.message}};
+    j["failure"] = FailureJson(i.failure);
   }
   if (!i.last_log_lines.empty()) j["last_log_lines"] = i.last_log_lines;
   if (i.restarts > 0) j["restarts"] = i.restarts;
+  if (i.last_failure.kind != FailureKind::kNone) {
+    j["last_failure"] = FailureJson(i.last_failure);
+  }
   if (i.restart_in_ms >= 0) j["restart_in_ms"] = i.restart_in_ms;
   return j;
 }

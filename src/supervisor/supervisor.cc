@@ -149,6 +149,7 @@ struct Supervisor::Child {
   std::string last_log_lines;
   uint64_t generation = 1;
   uint32_t restarts = 0;                // restart policy: times started again
+  Failure last_failure;                 // the failure the last restart recovered from
   int crashes_in_a_row = 0;             // reset by a minute of being ready
   std::optional<TimePoint> restart_at;  // a restart is pending
   HealthProbe probe;                    // the /health probe in flight, if any (probe.fd >= 0)
@@ -462,6 +463,7 @@ ChildInfo Supervisor::InfoLocked(const Child& c) const {
   i.last_log_lines = c.last_log_lines;
   i.generation = c.generation;
   i.restarts = c.restarts;
+  i.last_failure = c.last_failure;
   if (c.restart_at) {
     i.restart_in_ms = std::max(0.0, std::chrono::duration<double, std::milli>(*c.restart_at - Clock::now()).count());
   }
@@ -681,6 +683,7 @@ void Supervisor::ReapLocked(Child& c) {
 void Supervisor::RespawnLocked(Child& c) {
   c.restart_at.reset();
   ++c.restarts;
+  c.last_failure = c.lifecycle.failure();  // the fresh lifecycle below forgets it
   AbortProbeLocked(c);
   c.lifecycle = Lifecycle(Clock::now(), HealthTimeoutFor(c.spec.model_bytes), LivenessFor(options_.liveness_timeout));
   if (c.log_fd >= 0) ::close(c.log_fd);

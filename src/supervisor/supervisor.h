@@ -95,6 +95,7 @@ struct ChildInfo {
   std::string last_log_lines;  // tail of the log, filled when the child failed
   uint64_t generation = 0;     // bumped on every change (long polls compare it)
   uint32_t restarts = 0;       // times the restart policy started it again
+  Failure last_failure;        // why the restart policy last had to start it again
   double restart_in_ms = -1;   // a restart is pending in this many ms (-1: none)
 };
 

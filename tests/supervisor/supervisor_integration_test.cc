@@ -326,14 +326,21 @@ TEST_F(LifecycleCliTest, StoppedChildIsKilledAsUnresponsiveAndRestarted) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_TRUE(WaitGone(pid)) << "the stopped child was not killed";
-  ASSERT_FALSE(failed.is_null()) << "never listed as failed; last: " << back;
-  EXPECT_EQ(failed["failure"]["kind"], "unresponsive") << failed;
-  EXPECT_EQ(failed["failure"]["message"], "unresponsive: /health did not answer and it used no CPU for 2 s") << failed;
+  const std::string why = "unresponsive: /health did not answer and it used no CPU for 2 s";
+  // The 1 s it is listed as failed can fall between two polls on a loaded machine; the
+  // restarted child keeps the reason as last_failure, so that is what must hold.
+  if (!failed.is_null()) {
+    EXPECT_EQ(failed["failure"]["kind"], "unresponsive") << failed;
+    EXPECT_EQ(failed["failure"]["message"], why) << failed;
+  }
+  ASSERT_TRUE(back.contains("last_failure")) << back;
+  EXPECT_EQ(back["last_failure"]["kind"], "unresponsive") << back;
+  EXPECT_EQ(back["last_failure"]["message"], why) << back;
+  EXPECT_NE(Corral({"ps"}).out.find("restarted after: " + why), std::string::npos);
   // The plain table says it too, if it was still failed when `ps` ran (a slow, sanitized
   // build may already be restarting it by then).
   if (plain.find("failed") != std::string::npos) {
-    EXPECT_NE(plain.find("unresponsive: /health did not answer and it used no CPU for 2 s"), std::string::npos)
-        << plain;
+    EXPECT_NE(plain.find(why), std::string::npos) << plain;
   }
   ASSERT_EQ(back["state"], "ready") << back;
   EXPECT_GE(back.value("restarts", 0), 1) << back;
