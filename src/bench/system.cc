@@ -17,6 +17,7 @@
 
 #include "bench/client.h"
 #include "common/fs.h"
+#include "common/interrupt.h"
 #include "common/subprocess.h"
 
 namespace corral::bench {
@@ -276,6 +277,9 @@ Result<std::unique_ptr<LocalServer>> LocalServer::Start(const std::vector<std::s
   static const std::regex kListening(R"(listening on http://127\.0\.0\.1:(\d+))");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
+    // Ctrl-C while a big model loads: stop now (the destructor stops the process group), not
+    // when it is ready minutes later.
+    if (Interrupted()) return Status(StatusCode::kCancelled, "interrupted while " + argv_in[0] + " was starting");
     int status = 0;
     if (::waitpid(s->pid_, &status, WNOHANG) == s->pid_) {
       s->pid_ = -1;
