@@ -44,8 +44,8 @@ struct BenchArgs {
   bool smoke = false;
   bool allow_debug = false;
   std::string model;
-  std::string draft;  // suite S: the draft model's GGUF
-  int draft_max = 0;  // suite S: --spec-draft-n-max (0 = llama-server's default)
+  std::string draft;                                // suite S: the draft model's GGUF
+  int draft_max = supervisor::kDraftTokensPerStep;  // suite S: --spec-draft-n-max (0 = llama-server's default)
   bool no_raw = false;
   bool no_router = false;
   std::string mode = "normalized";
@@ -560,7 +560,9 @@ static void RegisterBench(CLI::App& app, GlobalOptions& global, RunFn& run) {
                 "--direct-url/--proxy-url, the model name the requests carry");
   b->add_option("--draft", a.draft,
                 "Suite S: the draft model's GGUF; the model (--model) runs without and with it, alternated");
-  b->add_option("--draft-max", a.draft_max, "Suite S: tokens drafted per step (--spec-draft-n-max; 0 = default)");
+  b->add_option("--draft-max", a.draft_max,
+                "Suite S: tokens drafted per step (--spec-draft-n-max); default: what Corral launches (8); 0 = "
+                "llama-server's own (3)");
   b->add_flag("--no-raw", a.no_raw, "Suite B: do not start a raw llama-server target");
   b->add_flag("--no-router", a.no_router, "Suite B: do not start a llama-server router-mode target");
   b->add_option("--mode", a.mode, "normalized (same ctx/batch/KV/threads/layers for all) or defaults")

@@ -84,6 +84,8 @@ std::vector<std::string> BuildArgv(const std::string& llama_server, const Launch
       argv.emplace_back("draft-simple");
       argv.emplace_back("--spec-draft-model");
       argv.push_back(spec.draft_path);
+      argv.emplace_back("--spec-draft-n-max");
+      argv.push_back(std::to_string(kDraftTokensPerStep));
     }
   }
   argv.insert(argv.end(), spec.preset_args.begin(), spec.preset_args.end());

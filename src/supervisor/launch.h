@@ -41,6 +41,15 @@ struct LaunchSpec {
   std::string spec_note;
 };
 
+// Tokens a draft model proposes per step when Corral adds it (--spec-draft-n-max). The
+// pinned llama-server's default is 3; on this project's measured pair (docs/spec.md: a
+// 349M target, its 77M one-layer draft, ~95 % acceptance, CPU) 3 made decode 0.86-0.90x of
+// no draft, 4 made it 1.16x and 8 made it 1.29x: verifying a step costs about the same for 3
+// tokens as for 8, so a draft that is right should be allowed to say more. A wrong one costs
+// the draft's own decode, which the acceptance fallback (spec_stats.h) bounds. The user's
+// own --spec-draft-n-max comes later on the command line and wins.
+inline constexpr int kDraftTokensPerStep = 8;
+
 // Flags Corral owns: the child must bind loopback on the port Corral asked for, and
 // authentication/TLS are the proxy's job. Refused in raw and preset args.
 const std::vector<std::string_view>& OwnedFlags();
@@ -56,7 +65,8 @@ bool PassesSpec(const std::vector<std::string>& args);
 
 // The exact argv: LLAMA_SERVER -m MODEL --host 127.0.0.1 --port P [-c N] [--alias NAME]
 // [--slot-save-path KV_DIR] [SPEC] [preset] [raw]. SPEC is `--spec-type draft-mtp` (spec_mtp)
-// or `--spec-type draft-simple --spec-draft-model DRAFT` (draft_path), left out when the
+// or `--spec-type draft-simple --spec-draft-model DRAFT --spec-draft-n-max 8` (draft_path;
+// kDraftTokensPerStep), left out when the
 // preset or raw args pass their own (PassesSpec). --slot-save-path is there when the spec keeps KV
 // state (KvKeeps in kv_state.h; KV_DIR = KvDirFor). --alias gives the model's name (spec.model) to llama-server, so its
 // answers say "model": NAME instead of the file's absolute path; left out when spec.model

@@ -52,7 +52,8 @@ TEST(LaunchTest, SpecFlagsForADraftOrMtpUnlessTheArgsChoose) {
   spec.draft_path = "/m/small draft.gguf";
   const std::vector<std::string> base = {"ls", "-m", "/m/big.gguf", "--host", "127.0.0.1", "--port", "0"};
   std::vector<std::string> want = base;
-  want.insert(want.end(), {"--spec-type", "draft-simple", "--spec-draft-model", "/m/small draft.gguf"});
+  want.insert(want.end(),
+              {"--spec-type", "draft-simple", "--spec-draft-model", "/m/small draft.gguf", "--spec-draft-n-max", "8"});
   EXPECT_EQ(BuildArgv("ls", spec), want);
   spec.draft_path.clear();
   spec.spec_mtp = true;
