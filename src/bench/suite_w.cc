@@ -117,7 +117,13 @@ class SwapDaemon {
     if (d->url_.empty()) return Unavailable("the daemon reported no proxy address: " + status.dump());
     return d;
   }
-  ~SwapDaemon() { Stop(); }
+  ~SwapDaemon() {
+    try {
+      Stop();
+    } catch (const std::exception&) {  // a destructor must not throw; the kill below still runs
+      if (Alive(pid_)) ::kill(pid_, SIGKILL);
+    }
+  }
   SwapDaemon(const SwapDaemon&) = delete;
   SwapDaemon& operator=(const SwapDaemon&) = delete;
 

@@ -336,7 +336,9 @@ TEST(BenchSmoke, SuiteWSwapRestoreVsKvOffVsRouterAndColdStarts) {
   EXPECT_FALSE(std::filesystem::exists(work)) << work;
   for (const auto& e : std::filesystem::directory_iterator("/proc")) {
     auto cmdline = ReadFileBounded(e.path().string() + "/cmdline", 1 << 16);
-    if (cmdline.ok()) EXPECT_EQ(cmdline->find(work), std::string::npos) << "left running: " << e.path();
+    if (cmdline.ok()) {
+      EXPECT_EQ(cmdline->find(work), std::string::npos) << "left running: " << e.path();
+    }
   }
 }
 
