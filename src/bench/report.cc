@@ -450,8 +450,8 @@ std::string RenderSuiteWParts(const json& s) {
                    EscapeMd(JoinArgv(sw.value("model_argv", json::array()))) +
                    "`. KV state on disk after the run: " + Mib(Num(sw, "kv_state_bytes_on_disk")) + ".\n\n";
   md +=
-      "| cell | target | ok/n | TTFT median ms | min-max ms | prompt_n / cache_n | TTFT paired ratio [95 % CI] vs "
-      "|\n|---|---|---|---|---|---|---|\n";
+      "| cell | target | ok/n | TTFT median ms | min-max ms | prompt_n / cache_n | prompt_ms | TTFT paired ratio "
+      "[95 % CI] vs |\n|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : sw.value("rows", json::array())) {
     const json& t = r.value("ttft_ms", json::object());
     const int n = r.value("requests", 0), e = r.value("errors", 0);
@@ -464,7 +464,7 @@ std::string RenderSuiteWParts(const json& s) {
     md += "| " + Str(r, "workload") + " | " + EscapeMd(Str(r, "target")) + " | " + std::to_string(n - e) + "/" +
           std::to_string(n) + " | " + Fmt(Num(t, "median"), 1) + " | " + Fmt(Num(t, "min"), 1) + "-" +
           Fmt(Num(t, "max"), 1) + " | " + count(Num(r, "prompt_n", -1)) + " / " + count(Num(r, "cache_n", -1)) + " | " +
-          (vs.empty() ? "-" : vs) + " |\n";
+          (Num(r, "prompt_ms", -1) < 0 ? "-" : Fmt(Num(r, "prompt_ms"), 1)) + " | " + (vs.empty() ? "-" : vs) + " |\n";
   }
   return md + "\n";
 }

@@ -347,6 +347,10 @@ TEST(BenchCli, BadInputIsAUsageError) {
   EXPECT_EQ(RunCorral({"bench", "--suite", "B", "--target", "nourl"}).exit_code, 64);
   EXPECT_EQ(RunCorral({"bench", "--suite", "B", "--workload", "nope"}).exit_code, 64);
   EXPECT_EQ(RunCorral({"bench", "--suite", "B", "--model", "/nonexistent.gguf"}).exit_code, 64);
+  // Suite W: both models or neither, a sane size, files that exist.
+  EXPECT_EQ(RunCorral({"bench", "--suite", "W", "--model", "/nonexistent.gguf"}).exit_code, 64);
+  EXPECT_EQ(RunCorral({"bench", "--suite", "W", "--words", "0"}).exit_code, 64);
+  EXPECT_EQ(RunCorral({"bench", "--suite", "W", "--model", "/no/a.gguf", "--model2", "/no/b.gguf"}).exit_code, 64);
   // Suite C given half of its endpoints is not run, and says why (never faked).
   testing::TempDir dir;
   auto r = RunCorral(

@@ -142,8 +142,8 @@ TEST(SuiteW, ReportShowsTheSwapTableWithRatios) {
   const std::string md = RenderMarkdown(r);
   for (const char* want :
        {"## Suite W (swap): ran", "### Swap and cold start", "--slot-save-path /s/kv/",
-        "| swap_next_turn | kv-restore | 4/4 | 400.0 | 400.0-400.0 | 12 / 898 | warm: 4.000 [4.000, 4.000] |",
-        "| swap_next_turn | kv-off | 4/4 | 2000.0 | 2000.0-2000.0 | 910 / 0 | warm: 20.000 [20.000, "
+        "| swap_next_turn | kv-restore | 4/4 | 400.0 | 400.0-400.0 | 12 / 898 | 6.0 | warm: 4.000 [4.000, 4.000] |",
+        "| swap_next_turn | kv-off | 4/4 | 2000.0 | 2000.0-2000.0 | 910 / 0 | 455.0 | warm: 20.000 [20.000, "
         "20.000]; kv-restore: 5.000 [5.000, 5.000] |",
         "| cold_start | corral-on-demand | 4/4 | 900.0 |"}) {
     EXPECT_NE(md.find(want), std::string::npos) << want << "\n" << md;
