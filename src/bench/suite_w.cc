@@ -159,6 +159,7 @@ class SwapDaemon {
   }
 
   const std::string& url() const { return url_; }
+  pid_t pid() const { return pid_; }
   std::string state_dir() const { return root_ + "/state/corral"; }
 
  private:
@@ -273,8 +274,27 @@ struct Way {
   std::string target;  // "warm", "kv-restore", "kv-off", "router"
   std::string url;
   std::string model_a, model_b;
-  bool swap = true;  // send B between the turns
+  bool swap = true;   // send B between the turns
+  pid_t parent = -1;  // the daemon or router whose child serves A
 };
+
+// `parent`'s llama-server child that serves model A (its file is swapa.gguf) and its argv;
+// pid -1 when none is running.
+struct ChildOfA {
+  pid_t pid = -1;
+  std::vector<std::string> argv;
+};
+ChildOfA FindChildOfA(pid_t parent) {
+  if (parent <= 0) return {};
+  for (pid_t child : ChildPids(parent)) {
+    auto argv = ReadCmdline(child);
+    if (!argv.ok()) continue;
+    for (const auto& arg : *argv) {
+      if (arg.ends_with(std::string("/") + kModelA + ".gguf")) return {child, *argv};
+    }
+  }
+  return {};
+}
 
 // One swap round of one mode: the first turn, maybe B, then the measured next turn.
 RequestRecord SwapTurn(const Way& way, const std::string& history, int round, const RunOptions& options) {
@@ -357,15 +377,17 @@ Status StartServers(const SuiteWOptions& w, Servers& s, SwapSummary& out, const 
 }
 
 std::vector<Way> SwapWays(const Servers& s) {
-  std::vector<Way> ways = {{"warm", s.on->url(), kModelA, kModelB, false},
-                           {"kv-restore", s.on->url(), kModelA, kModelB, true},
-                           {"kv-off", s.off->url(), kModelA, kModelB, true}};
-  if (s.router) ways.push_back({"router", s.router->url(), s.router_ids.a, s.router_ids.b, true});
+  std::vector<Way> ways = {{"warm", s.on->url(), kModelA, kModelB, false, s.on->pid()},
+                           {"kv-restore", s.on->url(), kModelA, kModelB, true, s.on->pid()},
+                           {"kv-off", s.off->url(), kModelA, kModelB, true, s.off->pid()}};
+  if (s.router) ways.push_back({"router", s.router->url(), s.router_ids.a, s.router_ids.b, true, s.router->pid()});
   return ways;
 }
 
+// Rounds of the four modes; `child_argv` gets, per mode, the argv of the child that served
+// A's next turn (the first round where it was seen), so the report shows what each ran.
 void RunSwapRounds(const Servers& s, const SuiteWOptions& w, const RunOptions& options, const Progress& progress,
-                   std::vector<RequestRecord>& records) {
+                   std::vector<RequestRecord>& records, std::map<std::string, ChildOfA>& child_argv) {
   const std::string conversation = SwapConversation(w.words);
   const std::vector<Way> ways = SwapWays(s);
   for (int round = 0; round < w.rounds; ++round) {
@@ -376,6 +398,7 @@ void RunSwapRounds(const Servers& s, const SuiteWOptions& w, const RunOptions& o
       if (Interrupted()) return;
       const std::string history = "round " + std::to_string(round) + " " + ways[i].target + ": " + conversation;
       RequestRecord r = SwapTurn(ways[i], history, round, options);
+      if (child_argv[ways[i].target].pid <= 0) child_argv[ways[i].target] = FindChildOfA(ways[i].parent);
       if (progress) {
         progress("swap round " + std::to_string(round + 1) + "/" + std::to_string(w.rounds) + " " + ways[i].target +
                  ": " +
@@ -550,7 +573,14 @@ SuiteResult RunSuiteW(const SuiteWOptions& w, const RunOptions& options, const P
     return s;
   }
   s.targets = SwapTargets(servers);
-  RunSwapRounds(servers, w, options, progress, s.records);
+  std::map<std::string, ChildOfA> children;
+  RunSwapRounds(servers, w, options, progress, s.records, children);
+  for (auto& t : s.targets) {
+    if (auto it = children.find(t.name); it != children.end() && it->second.pid > 0) {
+      t.child_pid = it->second.pid;
+      t.child_argv = it->second.argv;
+    }
+  }
   RunColdStarts(servers, w, options, progress, s.records);
   s.aggregate = Summarise(s.records, s.targets, options);
   // Two-token replies have no decode rate worth comparing: keep the time comparisons.

@@ -322,6 +322,14 @@ TEST(BenchSmoke, SuiteWSwapRestoreVsKvOffVsRouterAndColdStarts) {
     EXPECT_EQ(rows[again]["cache_n"].get<double>(), 0) << again << rows[again].dump();
     EXPECT_GE(rows[again]["prompt_n"].get<double>(), tokens - 1) << again << rows[again].dump();
   }
+  // What served A's next turn in each mode: Corral's children and router mode's child.
+  for (const auto& t : w["targets"]) {
+    const std::string name = t["name"];
+    if (name != "kv-restore" && name != "kv-off" && name != "router") continue;
+    ASSERT_TRUE(t.contains("child_argv")) << t.dump();
+    EXPECT_NE(t["child_argv"].dump().find("swapa.gguf"), std::string::npos) << t.dump();
+    EXPECT_EQ(t["child_argv"].dump().find("--slot-save-path") != std::string::npos, name == "kv-restore") << t.dump();
+  }
   EXPECT_GT(w["swap"]["budget_bytes"].get<double>(), 0);
   EXPECT_GT(w["swap"]["kv_state_bytes_on_disk"].get<double>(), 0);
   const std::string argv = w["swap"]["model_argv"].dump();
