@@ -1,5 +1,6 @@
-// `corral bench`: fair, reproducible benchmarks of wrapper (A), cross-tool (B) and proxy-hop
-// (C) overhead. Writes results.json, report.md and SVG charts under --out/<timestamp>/.
+// `corral bench`: fair, reproducible benchmarks of wrapper (A), cross-tool (B), proxy-hop (C),
+// speculative-decoding (S) and swap (W) costs. Writes results.json, report.md and SVG charts under
+// --out/<timestamp>/.
 // Method and metrics: docs/bench.md.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
