@@ -473,6 +473,10 @@ std::vector<Target> SwapTargets(const Servers& s) {
   std::vector<Target> t = {make("warm", s.on->url(), "corral", ""), make("kv-restore", s.on->url(), "corral", ""),
                            make("kv-off", s.off->url(), "corral", "kv-restore"),
                            make("corral-on-demand", s.off->url(), "corral", "")};
+  for (auto& target : t) {  // the daemon each Corral mode went through
+    target.pid = target.url == s.on->url() ? s.on->pid() : s.off->pid();
+    if (auto argv = ReadCmdline(target.pid); argv.ok()) target.argv = *argv;
+  }
   if (s.router) {
     Target r = make("router", s.router->url(), "llama-server-router", "kv-restore");
     r.pid = s.router->pid();
