@@ -434,6 +434,7 @@ void ApplyEventData(std::string_view data, double at_ms, StreamTrace& trace) {
     trace.predicted_ms = c.timings_predicted_ms;
     trace.draft_n = c.timings_draft_n;
     trace.draft_accepted = c.timings_draft_accepted;
+    trace.cache_n = c.timings_cache_n;
   }
 }
 
@@ -454,6 +455,7 @@ void FinishRecord(const StreamTrace& t, int expected_tokens, RequestRecord& rec)
   rec.server_predicted_ms = t.predicted_ms;
   rec.server_draft_n = t.draft_n;
   rec.server_draft_accepted = t.draft_accepted;
+  rec.server_cache_n = t.cache_n;
   if (!t.content_ms.empty()) {
     rec.ttft_ms = t.content_ms.front();
     rec.decode_ms = t.content_ms.back() - t.content_ms.front();

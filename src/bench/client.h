@@ -54,6 +54,7 @@ struct StreamTrace {
   bool has_timings = false;
   double prompt_n = 0, prompt_ms = 0, predicted_n = 0, predicted_ms = 0;
   int64_t draft_n = -1, draft_accepted = -1;  // speculative decoding; -1 = none
+  int64_t cache_n = -1;                       // prompt tokens served from the cache; -1 = none
   int64_t response_bytes = 0;
   int malformed_events = 0;
   // When the request was written (the origin of every *_ms above), for lining a stream up

@@ -76,6 +76,7 @@ json RecordJson(const RequestRecord& r) {
                            {"prompt_ms", r.server_prompt_ms},
                            {"predicted_n", r.server_predicted_n},
                            {"predicted_ms", r.server_predicted_ms}};
+    if (r.server_cache_n >= 0) j["server_timings"]["cache_n"] = r.server_cache_n;
     if (r.server_draft_n >= 0) {
       j["server_timings"]["draft_n"] = r.server_draft_n;
       j["server_timings"]["draft_n_accepted"] = r.server_draft_accepted;
@@ -263,6 +264,51 @@ json SpecJson(const SuiteResult& s) {
 }
 
 // The proxy under load: the highest burst level of the run, every target against the first.
+// Suite W's headline: per (workload, target) the next turn's TTFT (or the cold start's),
+// llama-server's prompt_n / cache_n, and the paired TTFT ratios against the baselines.
+json SwapJson(const SuiteResult& s) {
+  const SwapSummary& sw = *s.swap;
+  json j = {{"words", sw.words},
+            {"ctx", sw.ctx},
+            {"rounds", sw.rounds},
+            {"cold_starts", sw.cold_starts},
+            {"conversation_tokens", sw.conversation_tokens},
+            {"budget_bytes", sw.budget_bytes},
+            {"kv_state_bytes_on_disk", sw.kv_state_bytes},
+            {"model_argv", sw.model_argv},
+            {"router_argv", sw.router_argv},
+            {"models", sw.models},
+            {"work_dir", sw.work_dir},
+            {"method",
+             "two models, a memory budget with room for one. Per round, ABBA: the first turn of a conversation "
+             "on A, one request to B (A evicted; warm skips it), the next turn on A: TTFT of that turn, model "
+             "start included. kv-restore and warm: a daemon with kv_keep on; kv-off: kv_keep off; router: "
+             "llama-server --models-dir --models-max 1. Cold starts: nothing loaded, one short request to A. "
+             "prompt_n / cache_n: medians of llama-server's timings; ratios: median of per-round TTFT ratios "
+             "(bootstrap 95 % interval)"},
+            {"rows", json::array()}};
+  for (const auto& row : sw.rows) {
+    json r = {{"workload", row.workload},
+              {"target", row.target},
+              {"requests", row.requests},
+              {"errors", row.errors},
+              {"ttft_ms", SummaryJson(row.ttft_ms)},
+              {"prompt_n", row.prompt_n},
+              {"cache_n", row.cache_n},
+              {"prompt_ms", row.prompt_ms},
+              {"vs", json::array()}};
+    for (const auto& c : s.aggregate.comparisons) {
+      if (c.workload != row.workload || c.target != row.target || c.metric != "ttft_ms") continue;
+      r["vs"].push_back({{"baseline", c.baseline},
+                         {"paired_ratio", IntervalJson(c.paired_ratio)},
+                         {"ratio", IntervalJson(c.result.ratio)},
+                         {"pairs", c.pairs}});
+    }
+    j["rows"].push_back(std::move(r));
+  }
+  return j;
+}
+
 json LoadJson(const json& hop_summary, const SuiteResult& s) {
   int level = 0;
   for (const auto& c : s.aggregate.cells) {
@@ -390,6 +436,35 @@ std::string RenderSuiteSParts(const json& s) {
           Fmt(Num(r, "decode_tps_draft", NAN), 1) + " | " + IntervalText(r.value("decode_ratio", json()), 3) + " (" +
           Str(r, "pairs") + ") | " + (acc < 0 ? "-" : Fmt(acc * 100, 1) + " %") + " | " + Str(r, "draft_tokens") +
           " (" + Str(r, "accepted_tokens") + ") |\n";
+  }
+  return md + "\n";
+}
+
+// Suite W's table: the swap's next turn and the cold starts, with the ratios.
+std::string RenderSuiteWParts(const json& s) {
+  const json& sw = s.value("swap", json::object());
+  std::string md = "### Swap and cold start\n\nA conversation of " + Str(sw, "conversation_tokens") +
+                   " prompt tokens (" + Str(sw, "words") + " words, -c " + Str(sw, "ctx") + "), " + Str(sw, "rounds") +
+                   " rounds; memory budget " + Mib(Num(sw, "budget_bytes")) + " (room for one model); " +
+                   Str(sw, "cold_starts") + " cold starts per side. Corral's child for A: `" +
+                   EscapeMd(JoinArgv(sw.value("model_argv", json::array()))) +
+                   "`. KV state on disk after the run: " + Mib(Num(sw, "kv_state_bytes_on_disk")) + ".\n\n";
+  md +=
+      "| cell | target | ok/n | TTFT median ms | min-max ms | prompt_n / cache_n | prompt_ms | TTFT paired ratio "
+      "[95 % CI] vs |\n|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : sw.value("rows", json::array())) {
+    const json& t = r.value("ttft_ms", json::object());
+    const int n = r.value("requests", 0), e = r.value("errors", 0);
+    std::string vs;
+    for (const auto& c : r.value("vs", json::array())) {
+      vs += (vs.empty() ? "" : "; ") + EscapeMd(Str(c, "baseline")) + ": " +
+            IntervalText(c.value("paired_ratio", json()), 3);
+    }
+    auto count = [](double v) { return v < 0 ? std::string("-") : Fmt(v, 0); };
+    md += "| " + Str(r, "workload") + " | " + EscapeMd(Str(r, "target")) + " | " + std::to_string(n - e) + "/" +
+          std::to_string(n) + " | " + Fmt(Num(t, "median"), 1) + " | " + Fmt(Num(t, "min"), 1) + "-" +
+          Fmt(Num(t, "max"), 1) + " | " + count(Num(r, "prompt_n", -1)) + " / " + count(Num(r, "cache_n", -1)) + " | " +
+          (Num(r, "prompt_ms", -1) < 0 ? "-" : Fmt(Num(r, "prompt_ms"), 1)) + " | " + (vs.empty() ? "-" : vs) + " |\n";
   }
   return md + "\n";
 }
@@ -613,6 +688,7 @@ json ReportJson(const RunInfo& run, const HostInfo& host, const Provenance& p, c
       sj["cold_start"] = s.cold_start ? ColdStartJson(*s.cold_start) : json(nullptr);
     }
     if (s.spec) sj["spec"] = SpecJson(s);
+    if (s.swap) sj["swap"] = SwapJson(s);
     sj["requests"] = json::array();
     for (const auto& r : s.records) sj["requests"].push_back(RecordJson(r));
     j["suites"].push_back(std::move(sj));
@@ -732,6 +808,7 @@ std::string RenderMarkdown(const json& r) {
     }
     if (Str(s, "suite") == "C" && Str(s, "status") == "ran") md += RenderSuiteCParts(s);
     if (Str(s, "suite") == "S" && s.contains("spec")) md += RenderSuiteSParts(s);
+    if (Str(s, "suite") == "W" && s.contains("swap") && s["swap"].is_object()) md += RenderSuiteWParts(s);
   }
   md += "Charts: decode_tps.svg, ttft_ms.svg. Raw per-request records: results.json.\n";
   return md;

@@ -161,6 +161,7 @@ ChatChunk InterpretChatChunk(std::string_view data) {
     out.timings_prompt_ms = NumberField(*t, "prompt_ms");
     out.timings_predicted_n = NumberField(*t, "predicted_n");
     out.timings_predicted_ms = NumberField(*t, "predicted_ms");
+    if (const auto cached = IntField(*t, "cache_n"); cached && *cached >= 0) out.timings_cache_n = *cached;
     const auto drafted = IntField(*t, "draft_n"), accepted = IntField(*t, "draft_n_accepted");
     if (drafted && accepted && *accepted >= 0 && *accepted <= *drafted) {
       out.timings_draft_n = *drafted;

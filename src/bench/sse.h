@@ -79,6 +79,8 @@ struct ChatChunk {
   // Speculative decoding: timings.draft_n and draft_n_accepted, whole numbers with
   // 0 <= accepted <= drafted; both -1 when absent or malformed.
   int64_t timings_draft_n = -1, timings_draft_accepted = -1;
+  // timings.cache_n: prompt tokens taken from the slot's cache (not evaluated); -1 = absent.
+  int64_t timings_cache_n = -1;
   std::string error;  // an `error` object's message, when the server streamed an error
 };
 

@@ -8,6 +8,11 @@
 //   S  speculative the same model by raw llama-server without and with a draft model
 //                  (issue 17), alternated: decode tok/s, the paired ratio and the draft's
 //                  acceptance (llama-server's timings.draft_n / draft_n_accepted).
+//   W  swap        the next turn of a long conversation after its model was swapped out and
+//                  back (issue 17): Corral with kv_keep on (the KV state restored) vs off vs
+//                  a model never unloaded vs llama-server's router mode doing the same swap;
+//                  and cold starts, Corral on demand vs router mode autoload. The suite
+//                  starts its own isolated daemons and router (suite_w.cc).
 //   C  proxy hop   one running llama-server reached directly, through Corral's proxy and
 //                  (when installed) through nginx with buffering off, alternated; then the
 //                  daemon's footprint (idle keep-alive connections, RSS idle / with them /
@@ -142,9 +147,36 @@ struct SpecSummary {
   std::vector<SpecRow> rows;
 };
 
+// Suite W's per-cell rows (the swap's next turn, the cold starts): the client's TTFT and
+// llama-server's own timings (medians over the measured requests that have them).
+struct SwapRow {
+  std::string workload;  // "swap_next_turn" or "cold_start"
+  std::string target;    // "warm", "kv-restore", "kv-off", "router", "corral-on-demand", "router-autoload"
+  int requests = 0;
+  int errors = 0;
+  Summary ttft_ms;
+  double prompt_n = -1;   // median timings.prompt_n (tokens evaluated); -1 = none reported
+  double cache_n = -1;    // median timings.cache_n (tokens taken from the cache)
+  double prompt_ms = -1;  // median timings.prompt_ms
+};
+struct SwapSummary {
+  int words = 0;                        // words in the conversation's first turn
+  int ctx = 0;                          // -c of every model
+  int rounds = 0;                       // swap rounds (ABBA)
+  int cold_starts = 0;                  // cold starts per side
+  int64_t conversation_tokens = -1;     // prompt tokens of the measured next turn (warm: prompt_n + cache_n)
+  uint64_t budget_bytes = 0;            // the daemons' memory budget: room for one model
+  uint64_t kv_state_bytes = 0;          // the kv_keep daemon's saved state on disk at the end
+  std::vector<std::string> model_argv;  // the argv the kv_keep daemon plans for model A (dry run)
+  std::vector<std::string> router_argv;
+  std::vector<std::string> models;  // the two GGUF files (as given or synthesised)
+  std::string work_dir;             // the suite's private folder (removed at the end)
+  std::vector<SwapRow> rows;
+};
+
 struct SuiteResult {
-  std::string suite;   // "A", "B", "C" or "S"
-  std::string title;   // "wrapper", "cross-tool", "proxy hop", "speculative"
+  std::string suite;   // "A", "B", "C", "S" or "W"
+  std::string title;   // "wrapper", "cross-tool", "proxy hop", "speculative", "swap"
   std::string status;  // "ran", "skipped" or "failed"
   std::string reason;  // why skipped or failed
   std::vector<Target> targets;
@@ -158,6 +190,8 @@ struct SuiteResult {
   std::optional<ColdStart> cold_start;
   // Suite S only.
   std::optional<SpecSummary> spec;
+  // Suite W only.
+  std::optional<SwapSummary> swap;
 };
 
 // Suite A's seam: the child `corral start` launched and the same argv launched by hand.
@@ -222,6 +256,30 @@ std::vector<std::string> DraftArgs(const SuiteSOptions& s);
 // Sums the draft target's measured records per workload (report order of first appearance).
 std::vector<SpecRow> SummariseSpec(const std::vector<RequestRecord>& records, const std::string& draft_target);
 
+// Suite W: two models, room for one, four ways to come back to a long conversation.
+struct SuiteWOptions {
+  std::string corral;        // the corral binary the daemons run (this one: /proc/self/exe)
+  std::string llama_server;  // the pinned engine: the daemons' children and router mode
+  std::string model_a;       // GGUF of the conversation's model; "" = make_model makes it
+  std::string model_b;       // GGUF of the model swapped in; "" = make_model makes it
+  // Writes a synthetic model to `path` (general.name `name`, `seed`), native context >= ctx.
+  std::function<Status(const std::string& path, const std::string& name, uint64_t seed)> make_model;
+  int words = 3200;            // words in the first turn (~2.5 tokens a word: ~8k tokens)
+  int ctx = 12288;             // -c of every model
+  int rounds = 5;              // swap rounds, the four modes alternated ABBA
+  int cold_starts = 3;         // cold starts per side (0 = none)
+  bool router = true;          // add llama-server's router mode
+  double budget_factor = 1.5;  // memory budget = factor x one model's planned reservation
+};
+// The first turn's text: `words` words, deterministic and varied (words and numbers).
+std::string SwapConversation(int words);
+// The chat body of one swap request (streamed, ignore_eos, temperature 0): the history as
+// one user turn, then, when `next_turn`, a fixed assistant reply and a short follow-up.
+std::string SwapBody(const std::string& model, const std::string& history, bool next_turn, int max_tokens,
+                     uint64_t seed);
+// Per (workload, target) rows of suite W, in first-seen order, from the measured records.
+std::vector<SwapRow> SummariseSwap(const std::vector<RequestRecord>& records);
+
 // The knobs given to every target the bench starts in "normalized" mode, as llama-server
 // flags; `record` gets them by name for the report.
 std::vector<std::string> NormalizedArgs(const NormalizedKnobs& k, std::map<std::string, std::string>& record);
@@ -253,6 +311,7 @@ SuiteResult RunSuiteB(const SuiteBOptions& b, const std::vector<Workload>& workl
                       const Progress& progress);
 SuiteResult RunSuiteS(const SuiteSOptions& s, const std::vector<Workload>& workloads, const RunOptions& options,
                       const Progress& progress);
+SuiteResult RunSuiteW(const SuiteWOptions& w, const RunOptions& options, const Progress& progress);
 SuiteResult RunSuiteC(const HopProvider& provider, const SuiteCOptions& c, const std::vector<Workload>& workloads,
                       const RunOptions& options, const Progress& progress);
 

@@ -79,6 +79,7 @@ struct RequestRecord {
   bool has_server_timings = false;  // llama-server's own `timings`
   double server_prompt_n = 0, server_prompt_ms = 0, server_predicted_n = 0, server_predicted_ms = 0;
   int64_t server_draft_n = -1, server_draft_accepted = -1;  // speculative decoding; -1 = none
+  int64_t server_cache_n = -1;  // timings.cache_n: prompt tokens served from the cache; -1 = none
 };
 
 }  // namespace corral::bench

@@ -1,5 +1,6 @@
-// `corral bench`: fair, reproducible benchmarks of wrapper (A), cross-tool (B) and proxy-hop
-// (C) overhead. Writes results.json, report.md and SVG charts under --out/<timestamp>/.
+// `corral bench`: fair, reproducible benchmarks of wrapper (A), cross-tool (B), proxy-hop (C),
+// speculative-decoding (S) and swap (W) costs. Writes results.json, report.md and SVG charts under
+// --out/<timestamp>/.
 // Method and metrics: docs/bench.md.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -30,6 +31,7 @@
 #include "common/version.h"
 #include "engine/engine.h"
 #include "supervisor/launch.h"
+#include "synth/synth.h"
 
 namespace corral::cli {
 namespace {
@@ -46,6 +48,9 @@ struct BenchArgs {
   std::string model;
   std::string draft;                                // suite S: the draft model's GGUF
   int draft_max = supervisor::kDraftTokensPerStep;  // suite S: --spec-draft-n-max (0 = llama-server's default)
+  std::string model2;                               // suite W: the model swapped in (with --model: the conversation's)
+  int words = -1;                                   // suite W: words in the first turn (3200, or 150 with --smoke)
+  bool ctx_given = false;
   bool no_raw = false;
   bool no_router = false;
   std::string mode = "normalized";
@@ -212,15 +217,60 @@ std::string BaseUrl(std::string url) {
   return url;
 }
 
+// Suite W's options from the command line: sizes (smaller with --smoke), the two models
+// (given, or synthesised into the suite's own folder), this binary for its daemons.
+Result<bench::SuiteWOptions> SwapOptions(const BenchArgs& a, const std::string& llama_server, int runs,
+                                         int cold_starts) {
+  bench::SuiteWOptions w;
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) return Unavailable("cannot find this corral binary (/proc/self/exe)");
+  w.corral.assign(exe, static_cast<size_t>(n));
+  w.llama_server = llama_server;
+  w.words = a.words > 0 ? a.words : (a.smoke ? 150 : 3200);
+  w.ctx = a.ctx_given ? a.knobs.ctx : (a.smoke ? 1024 : 12288);
+  if (w.ctx < 256 || w.ctx > 1 << 20) return InvalidArgument("--ctx must be 256..1048576");
+  w.rounds = a.runs >= 0 ? runs : (a.smoke ? 1 : 5);
+  w.cold_starts = cold_starts;
+  w.router = !a.no_router;
+  for (const std::string* m : {&a.model, &a.model2}) {
+    std::error_code ec;
+    if (!m->empty() && !std::filesystem::is_regular_file(*m, ec)) return InvalidArgument("model " + *m + " not found");
+  }
+  w.model_a = a.model;
+  w.model_b = a.model2;
+  const bool small = a.smoke;
+  const int ctx = w.ctx;
+  w.make_model = [small, ctx](const std::string& path, const std::string& name, uint64_t seed) -> Status {
+    synth::Options o;
+    o.out_path = path;
+    o.name = name;
+    o.seed = seed;
+    o.force = true;
+    o.overrides.n_ctx = static_cast<uint32_t>(ctx);
+    if (small) o.overrides = {64, 2, 4, 0, 128, static_cast<uint32_t>(ctx)};  // seconds to make and load
+    auto r = synth::Synthesize(o);
+    return r.ok() ? Status::Ok() : r.status();
+  };
+  return w;
+}
+
 int RunBench(const GlobalOptions& global, BenchArgs& a) {
   const bool want_a = a.suite == "A" || a.suite == "all";
   const bool want_b = a.suite == "B" || a.suite == "all";
   const bool want_c = a.suite == "C" || a.suite == "all";
   // Suite S needs a draft model: part of "all" only when --draft names one.
   const bool want_s = a.suite == "S" || (a.suite == "all" && !a.draft.empty());
-  if (!want_a && !want_b && !want_c && !want_s) {
-    return Fail(ExitCode::kUsage, "bench: --suite must be A, B, C, S or all");
+  // Suite W starts three daemons and a router and takes minutes at its real size: asked by name.
+  const bool want_w = a.suite == "W";
+  if (!want_a && !want_b && !want_c && !want_s && !want_w) {
+    return Fail(ExitCode::kUsage, "bench: --suite must be A, B, C, S, W or all");
   }
+  if (want_w && a.model.empty() != a.model2.empty()) {
+    return Fail(ExitCode::kUsage, "bench: suite W takes both --model and --model2 (same shape), or neither");
+  }
+  if (a.words != -1 && (a.words < 1 || a.words > 200000))
+    return Fail(ExitCode::kUsage, "bench: --words must be 1..200000");
   if (want_s && a.draft.empty()) return Fail(ExitCode::kUsage, "bench: suite S needs --draft PATH (a GGUF)");
   if (a.draft_max < 0 || a.draft_max > 1024) return Fail(ExitCode::kUsage, "bench: --draft-max must be 0..1024");
   if (a.mode != "normalized" && a.mode != "defaults") {
@@ -383,6 +433,12 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
     }
     suites.push_back(bench::RunSuiteS(so, workloads, opt, progress));
   }
+  if (want_w) {
+    if (!engine.ok()) return Fail(ExitCode::kEngineMissing, "bench: " + engine.status().message());
+    auto w = SwapOptions(a, engine->llama_server, opt.runs, copt.cold_starts);
+    if (!w.ok()) return Fail(ExitCode::kUsage, "bench: " + w.status().message());
+    suites.push_back(bench::RunSuiteW(*w, opt, progress));
+  }
   if (want_c) {
     bench::HopProvider provider = [&a, &harness]() -> Result<bench::HopEndpoints> {
       bench::HopEndpoints e;
@@ -520,7 +576,7 @@ int RunBench(const GlobalOptions& global, BenchArgs& a) {
                               {"reason", s["reason"]},
                               {"cells", s["cells"]},
                               {"comparisons", s["comparisons"]}};
-      for (const char* part : {"hop_summary", "load", "nginx", "footprint", "cold_start", "spec"}) {
+      for (const char* part : {"hop_summary", "load", "nginx", "footprint", "cold_start", "spec", "swap"}) {
         if (s.contains(part)) brief[part] = s[part];
       }
       out["suites"].push_back(std::move(brief));
@@ -543,7 +599,9 @@ static void RegisterBench(CLI::App& app, GlobalOptions& global, RunFn& run) {
   auto* b = app.add_subcommand(
       "bench", "Benchmark wrapper (A), cross-tool (B), proxy-hop (C) overhead and speculative decoding (S)");
   b->add_option("--suite", a.suite,
-                "A (wrapper), B (cross-tool), C (proxy hop), S (speculative: --model with vs without --draft) or all")
+                "A (wrapper), B (cross-tool), C (proxy hop), S (speculative: --model with vs without --draft), "
+                "W (swap: a long conversation's next turn after a model swap, KV restored vs not vs router mode; "
+                "and cold starts) or all (A, B, C; S with --draft)")
       ->capture_default_str();
   b->add_option("--target", a.targets, "Suite B target NAME=URL[,model=ID][,pid=PID] (repeatable)");
   b->add_option("--workload", a.workloads,
@@ -560,6 +618,10 @@ static void RegisterBench(CLI::App& app, GlobalOptions& global, RunFn& run) {
                 "--direct-url/--proxy-url, the model name the requests carry");
   b->add_option("--draft", a.draft,
                 "Suite S: the draft model's GGUF; the model (--model) runs without and with it, alternated");
+  b->add_option("--model2", a.model2,
+                "Suite W: the model swapped in (same shape as --model); neither given: two synthetic models");
+  b->add_option("--words", a.words,
+                "Suite W: words in the conversation's first turn (default 3200, ~8k tokens; 150 with --smoke)");
   b->add_option("--draft-max", a.draft_max,
                 "Suite S: tokens drafted per step (--spec-draft-n-max); default: what Corral launches (8); 0 = "
                 "llama-server's own (3)");
@@ -567,7 +629,10 @@ static void RegisterBench(CLI::App& app, GlobalOptions& global, RunFn& run) {
   b->add_flag("--no-router", a.no_router, "Suite B: do not start a llama-server router-mode target");
   b->add_option("--mode", a.mode, "normalized (same ctx/batch/KV/threads/layers for all) or defaults")
       ->capture_default_str();
-  b->add_option("--ctx", a.knobs.ctx, "Normalized context size")->capture_default_str();
+  auto* ctx_opt = b->add_option("--ctx", a.knobs.ctx,
+                                "Normalized context size (suite W: -c of its models, "
+                                "default 12288; 1024 with --smoke)")
+                      ->capture_default_str();
   b->add_option("--threads", a.knobs.threads, "Normalized thread count (0 = all cores)")->capture_default_str();
   b->add_option("--child-args", a.child_args,
                 "Suites A and C: raw llama-server args for the child they start, e.g. --child-args='-t 1' "
@@ -591,13 +656,17 @@ static void RegisterBench(CLI::App& app, GlobalOptions& global, RunFn& run) {
   b->add_option("--load-streams", a.load_streams,
                 "Suite C: concurrent streams for the daemon's peak RSS (default 64; 4 with --smoke)");
   b->add_option("--cold-starts", a.cold_starts,
-                "Suite C: cold starts timed against llama-server's readiness (default 5; 1 with --smoke; 0 = skip)");
+                "Suite C: cold starts timed against llama-server's readiness (default 5; 1 with --smoke; 0 = skip); "
+                "suite W: cold starts per side (default 5)");
   b->add_option("--wrapped-url", a.wrapped_url, "Suite A: the child started by `corral start`");
   b->add_option("--wrapped-pid", a.wrapped_pid, "Suite A: its pid");
   b->add_option("--manual-url", a.manual_url, "Suite A: the same argv started by hand");
   b->add_option("--manual-pid", a.manual_pid, "Suite A: its pid");
   b->add_option("--daemon-pid", a.daemon_pid, "Suite A: the corral daemon's pid (idle RSS)");
-  b->callback([&global, &run, args] { run = [&global, args] { return RunBench(global, *args); }; });
+  b->callback([&global, &run, args, ctx_opt] {
+    args->ctx_given = ctx_opt->count() > 0;
+    run = [&global, args] { return RunBench(global, *args); };
+  });
 }
 
 CORRAL_REGISTER_COMMAND(RegisterBench);

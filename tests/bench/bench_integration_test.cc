@@ -274,11 +274,91 @@ TEST(BenchSmoke, SuiteCThroughTheDaemonWithFootprintColdStartAndNginx) {
   }
 }
 
+// Suite W (issue 17): three daemons and router mode of its own, two tiny models, one round.
+// The restored model serves the conversation from its cache; kv_keep off and router mode
+// prefill it again; nothing the suite started outlives it.
+TEST(BenchSmoke, SuiteWSwapRestoreVsKvOffVsRouterAndColdStarts) {
+  testing::TempDir dir;
+  const auto env = testing::PrivateDaemonEnv(dir);
+  std::vector<std::string> a = kSmallModel, b = kSmallModel;
+  a.insert(a.end(), {"--name", "a", "--seed", "1"});
+  b.insert(b.end(), {"--name", "b", "--seed", "2"});
+  const std::string model_a = testing::MakeModel(dir.path(), "a.gguf", a);
+  const std::string model_b = testing::MakeModel(dir.path(), "b.gguf", b);
+  ASSERT_FALSE(model_a.empty() || model_b.empty());
+  const std::string out = dir.File("results");
+  auto r = RunCorral({"bench", "--suite", "W", "--smoke", "--model", model_a, "--model2", model_b, "--words", "150",
+                      "--ctx", "1024", "--out", out, "--json"},
+                     env, std::chrono::seconds(300));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string run = RunDir(out);
+  const json report = ReadJson(run + "/results.json");
+  ASSERT_EQ(report["suites"].size(), 1u);
+  const json& w = report["suites"][0];
+  ASSERT_EQ(w["status"], "ran") << w["reason"];
+  for (const auto& req : w["requests"]) {
+    EXPECT_EQ(req["ok"], true) << req.dump();
+    EXPECT_TRUE(req.contains("server_timings")) << req.dump();
+  }
+  std::map<std::string, json> rows;
+  for (const auto& row : w["swap"]["rows"]) {
+    rows[row["workload"].get<std::string>() + "/" + row["target"].get<std::string>()] = row;
+  }
+  for (const char* want : {"swap_next_turn/warm", "swap_next_turn/kv-restore", "swap_next_turn/kv-off",
+                           "swap_next_turn/router", "cold_start/corral-on-demand", "cold_start/router-autoload"}) {
+    ASSERT_EQ(rows.count(want), 1u) << want << " " << w["swap"].dump();
+    EXPECT_EQ(rows[want]["requests"], 1) << want;
+    EXPECT_EQ(rows[want]["errors"], 0) << want;
+    EXPECT_GT(rows[want]["ttft_ms"]["median"].get<double>(), 0) << want;
+  }
+  const double tokens = w["swap"]["conversation_tokens"].get<double>();
+  EXPECT_GT(tokens, 150);
+  // Restored: the conversation came from the saved slot, only the new turn was evaluated.
+  const json& restore = rows["swap_next_turn/kv-restore"];
+  EXPECT_GT(restore["cache_n"].get<double>(), tokens / 2) << restore.dump();
+  EXPECT_LT(restore["prompt_n"].get<double>(), tokens / 4) << restore.dump();
+  // kv_keep off and router mode: the whole conversation prefilled again.
+  for (const char* again : {"swap_next_turn/kv-off", "swap_next_turn/router"}) {
+    EXPECT_EQ(rows[again]["cache_n"].get<double>(), 0) << again << rows[again].dump();
+    EXPECT_GE(rows[again]["prompt_n"].get<double>(), tokens - 1) << again << rows[again].dump();
+  }
+  // What served A's next turn in each mode: Corral's children and router mode's child.
+  for (const auto& t : w["targets"]) {
+    const std::string name = t["name"];
+    if (name != "kv-restore" && name != "kv-off" && name != "router") continue;
+    ASSERT_TRUE(t.contains("child_argv")) << t.dump();
+    EXPECT_NE(t["child_argv"].dump().find("swapa.gguf"), std::string::npos) << t.dump();
+    EXPECT_EQ(t["child_argv"].dump().find("--slot-save-path") != std::string::npos, name == "kv-restore") << t.dump();
+  }
+  EXPECT_GT(w["swap"]["budget_bytes"].get<double>(), 0);
+  EXPECT_GT(w["swap"]["kv_state_bytes_on_disk"].get<double>(), 0);
+  const std::string argv = w["swap"]["model_argv"].dump();
+  EXPECT_NE(argv.find("--slot-save-path"), std::string::npos) << argv;
+  for (const auto& c : w["checks"]) EXPECT_EQ(c["ok"], true) << c.dump();
+  auto md = ReadFileBounded(run + "/report.md", 1 << 20);
+  ASSERT_TRUE(md.ok());
+  EXPECT_NE(md->find("### Swap and cold start"), std::string::npos);
+  // Nothing it started is left: its folder is gone and no process names it.
+  const std::string work = w["swap"]["work_dir"];
+  ASSERT_FALSE(work.empty());
+  EXPECT_FALSE(std::filesystem::exists(work)) << work;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    auto cmdline = ReadFileBounded(e.path().string() + "/cmdline", 1 << 16);
+    if (cmdline.ok()) {
+      EXPECT_EQ(cmdline->find(work), std::string::npos) << "left running: " << e.path();
+    }
+  }
+}
+
 TEST(BenchCli, BadInputIsAUsageError) {
   EXPECT_EQ(RunCorral({"bench", "--suite", "D"}).exit_code, 64);
   EXPECT_EQ(RunCorral({"bench", "--suite", "B", "--target", "nourl"}).exit_code, 64);
   EXPECT_EQ(RunCorral({"bench", "--suite", "B", "--workload", "nope"}).exit_code, 64);
   EXPECT_EQ(RunCorral({"bench", "--suite", "B", "--model", "/nonexistent.gguf"}).exit_code, 64);
+  // Suite W: both models or neither, a sane size, files that exist.
+  EXPECT_EQ(RunCorral({"bench", "--suite", "W", "--model", "/nonexistent.gguf"}).exit_code, 64);
+  EXPECT_EQ(RunCorral({"bench", "--suite", "W", "--words", "0"}).exit_code, 64);
+  EXPECT_EQ(RunCorral({"bench", "--suite", "W", "--model", "/no/a.gguf", "--model2", "/no/b.gguf"}).exit_code, 64);
   // Suite C given half of its endpoints is not run, and says why (never faked).
   testing::TempDir dir;
   auto r = RunCorral(
