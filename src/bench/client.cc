@@ -25,6 +25,7 @@
 #include "bench/sse.h"
 #include "bench/stats.h"
 #include "common/thread_annotations.h"
+#include "common/url.h"
 
 namespace corral::bench {
 
@@ -178,8 +179,7 @@ asio::awaitable<void> Finish(TlsStream& s, const Endpoint& ep) {
 
 template <class Request>
 void SetCommonHeaders(const Endpoint& ep, Request& request) {
-  request.set(http::field::host,
-              ep.host.find(':') != std::string::npos ? "[" + ep.host + "]:" + ep.port : ep.host + ":" + ep.port);
+  request.set(http::field::host, BracketHost(ep.host) + ":" + ep.port);
   request.set(http::field::user_agent, "corral-bench");
   if (!ep.api_key.empty()) request.set(http::field::authorization, "Bearer " + ep.api_key);
 }
@@ -380,25 +380,12 @@ Result<Endpoint> ParseHttpUrl(std::string_view url) {
     ep.prefix = std::string(prefix);
   }
   if (authority.empty()) return InvalidArgument("'" + std::string(url) + "' has no host");
-  if (authority.front() == '[') {  // [v6]:port
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return InvalidArgument("'" + std::string(url) + "': unclosed '['");
-    ep.host = std::string(authority.substr(1, close - 1));
-    authority.remove_prefix(close + 1);
-    if (!authority.empty()) {
-      if (authority.front() != ':') return InvalidArgument("'" + std::string(url) + "': junk after ']'");
-      ep.port = std::string(authority.substr(1));
-    }
-  } else {
-    const size_t colon = authority.rfind(':');
-    ep.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) ep.port = std::string(authority.substr(colon + 1));
-  }
-  if (ep.host.empty()) return InvalidArgument("'" + std::string(url) + "' has no host");
-  if (ep.port.empty() || ep.port.size() > 5 ||
-      !std::all_of(ep.port.begin(), ep.port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-      std::stoi(ep.port) == 0 || std::stoi(ep.port) > 65535) {
-    return InvalidArgument("'" + std::string(url) + "' has a bad port");
+  auto split = SplitAuthority(authority);  // the host may be a name here
+  if (!split.ok()) return InvalidArgument("'" + std::string(url) + "': " + split.status().message());
+  ep.host = split->host;
+  if (split->port) {
+    if (*split->port == 0) return InvalidArgument("'" + std::string(url) + "': bad port");
+    ep.port = std::to_string(*split->port);
   }
   return ep;
 }

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "bench/owned_target.h"
 #include "bench/suites.h"
 #include "bench/system.h"
 #include "common/fs.h"
@@ -71,24 +72,16 @@ SuiteResult RunSuiteS(const SuiteSOptions& so, const std::vector<Workload>& work
   if (so.llama_server.empty() || so.model_path.empty()) return fail("suite S needs a llama-server binary and --model");
   if (so.draft_path.empty()) return fail("suite S needs --draft PATH (the draft model's GGUF)");
   if (!std::filesystem::is_regular_file(so.draft_path, ec)) return fail("draft model " + so.draft_path + " not found");
-  std::map<std::string, std::string> knob_record;
-  const std::vector<std::string> extra =
-      so.mode == "normalized" ? NormalizedArgs(so.knobs, knob_record) : std::vector<std::string>{};
+  OwnedTargetSetup setup;
+  if (so.mode == "normalized") setup.knob_args = NormalizedArgs(so.knobs, setup.knobs);
+  setup.mode = so.mode;
+  setup.timeout = kStartTimeout;
   std::vector<std::unique_ptr<LocalServer>> started;  // stopped when the suite ends
   auto start_target = [&](const std::string& name, const std::vector<std::string>& more) -> Result<Target> {
-    std::vector<std::string> argv = {so.llama_server, "-m", so.model_path, "--host", "127.0.0.1", "--port", "0"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.insert(argv.end(), more.begin(), more.end());
     if (progress) progress("starting llama-server (" + name + ")");
-    CORRAL_ASSIGN_OR_RETURN(std::unique_ptr<LocalServer> srv, LocalServer::Start(argv, kStartTimeout));
-    Target t;
-    t.name = name;
-    t.url = srv->url();
-    t.pid = srv->pid();
-    t.mode = so.mode;
-    t.knobs = knob_record;
-    started.push_back(std::move(srv));
-    DetectTarget(t);
+    CORRAL_ASSIGN_OR_RETURN(
+        Target t, StartOwnedTarget(name, {so.llama_server, "-m", so.model_path, "--host", "127.0.0.1", "--port", "0"},
+                                   more, setup, started));
     t.model.clear();  // single-model mode: no model field needed
     return t;
   };

@@ -11,6 +11,7 @@
 
 #include "bench/client.h"
 #include "bench/nginx.h"
+#include "bench/owned_target.h"
 #include "bench/system.h"
 #include "common/fs.h"
 #include "common/interrupt.h"
@@ -118,6 +119,23 @@ SuiteResult SkippedSuite(const std::string& suite, const std::string& reason) {
   s.status = "skipped";
   s.reason = reason;
   return s;
+}
+
+Result<Target> StartOwnedTarget(const std::string& name, std::vector<std::string> argv,
+                                const std::vector<std::string>& after_knobs, const OwnedTargetSetup& setup,
+                                std::vector<std::unique_ptr<LocalServer>>& owned) {
+  argv.insert(argv.end(), setup.knob_args.begin(), setup.knob_args.end());
+  argv.insert(argv.end(), after_knobs.begin(), after_knobs.end());
+  CORRAL_ASSIGN_OR_RETURN(std::unique_ptr<LocalServer> srv, LocalServer::Start(argv, setup.timeout));
+  Target t;
+  t.name = name;
+  t.url = srv->url();
+  t.pid = srv->pid();
+  t.mode = setup.mode;
+  t.knobs = setup.knobs;
+  owned.push_back(std::move(srv));
+  DetectTarget(t);
+  return t;
 }
 
 Result<Target> ParseTargetSpec(const std::string& spec) {
@@ -231,25 +249,16 @@ SuiteResult RunSuiteB(const SuiteBOptions& b, const std::vector<Workload>& workl
     s.reason = why;
     return s;
   };
-  std::map<std::string, std::string> knob_record;
-  const std::vector<std::string> extra =
-      b.mode == "normalized" ? NormalizedArgs(b.knobs, knob_record) : std::vector<std::string>{};
+  OwnedTargetSetup setup;
+  if (b.mode == "normalized") setup.knob_args = NormalizedArgs(b.knobs, setup.knobs);
+  setup.mode = b.mode;
+  setup.timeout = kStartTimeout;
   if ((b.start_raw || b.start_router) && (b.llama_server.empty() || b.model_path.empty())) {
     return fail("starting llama-server needs a llama-server binary and --model");
   }
   // Starts one llama-server the bench owns (with the normalized knobs) as target `name`.
   auto start_target = [&](const std::string& name, std::vector<std::string> argv) -> Result<Target> {
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    CORRAL_ASSIGN_OR_RETURN(std::unique_ptr<LocalServer> srv, LocalServer::Start(argv, kStartTimeout));
-    Target t;
-    t.name = name;
-    t.url = srv->url();
-    t.pid = srv->pid();
-    t.mode = b.mode;
-    t.knobs = knob_record;
-    started.push_back(std::move(srv));
-    DetectTarget(t);
-    return t;
+    return StartOwnedTarget(name, std::move(argv), {}, setup, started);
   };
   if (b.start_raw) {
     if (progress) progress("starting raw llama-server");

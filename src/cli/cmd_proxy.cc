@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "common/url.h"
 #include "daemon/lan.h"
 #include "proxy/listen.h"
 #include "proxy/proxy.h"
@@ -62,8 +63,7 @@ int RunProxy(const GlobalOptions& global, const ProxyArgs& args) {
   auto listens = proxy::ParseListenList(options.listen);
   std::vector<uint16_t> ports = px.ports();
   for (size_t i = 0; listens.ok() && i < listens->size() && i < ports.size(); ++i) {
-    std::string host =
-        (*listens)[i].host.find(':') != std::string::npos ? "[" + (*listens)[i].host + "]" : (*listens)[i].host;
+    const std::string host = BracketHost((*listens)[i].host);
     std::printf("corral proxy listening on %s://%s:%u\n", (*listens)[i].tls ? "https" : "http", host.c_str(), ports[i]);
   }
   for (const auto& [name, ep] : *specs) std::printf("  %s -> http://%s\n", name.c_str(), ep.ToString().c_str());

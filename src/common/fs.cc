@@ -164,22 +164,22 @@ Result<std::string> TailFile(const std::string& path, size_t lines, uint64_t win
   ssize_t r = window > 0 ? ::pread(fd, buf.data(), buf.size(), size - window) : 0;
   ::close(fd);
   buf.resize(r > 0 ? static_cast<size_t>(r) : 0);
-  if (lines == 0) return std::string();
-  if (!buf.empty() && buf.back() == '\n') buf.pop_back();
-  size_t pos = buf.size();
+  std::string out = buf.substr(StartOfLastLines(buf, lines));
+  if (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+size_t StartOfLastLines(std::string_view text, size_t lines) {
+  if (lines == 0) return text.size();
+  size_t pos = text.size();
+  if (pos > 0 && text[pos - 1] == '\n') --pos;
   for (size_t count = 0; pos > 0;) {
-    size_t nl = buf.rfind('\n', pos - 1);
-    if (nl == std::string::npos) {
-      pos = 0;
-      break;
-    }
-    if (++count == lines) {
-      pos = nl + 1;
-      break;
-    }
+    const size_t nl = text.rfind('\n', pos - 1);
+    if (nl == std::string_view::npos) return 0;
+    if (++count == lines) return nl + 1;
     pos = nl;
   }
-  return buf.substr(pos);
+  return 0;
 }
 
 Status MakeDirs(const std::string& path, mode_t mode) {

@@ -49,6 +49,11 @@ Status WriteFileAtomic(const std::string& path, std::string_view contents, mode_
 // Reads a whole file, refusing files larger than `max_bytes`.
 Result<std::string> ReadFileBounded(const std::string& path, uint64_t max_bytes);
 
+// Where the last `lines` lines of `text` begin (an offset into it; 0 when it has no more
+// lines than that, text.size() for lines == 0). A final '\n' ends the last line rather than
+// starting an empty one. The one line-counting rule of TailFile and `corral logs` (log_follow).
+size_t StartOfLastLines(std::string_view text, size_t lines);
+
 // The last `lines` lines of a file (without its final newline), reading at most
 // `window_bytes` from its end (log files can be large; a tail never needs all of them).
 Result<std::string> TailFile(const std::string& path, size_t lines, uint64_t window_bytes);

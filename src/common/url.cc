@@ -7,8 +7,54 @@
 
 namespace corral {
 
+std::string BracketHost(std::string_view host) {
+  if (host.find(':') == std::string_view::npos) return std::string(host);
+  return "[" + std::string(host) + "]";
+}
+
 std::string HostPort::ToString() const {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+namespace {
+
+// "PORT": 1-5 decimal digits, at most 65535.
+std::optional<uint16_t> ParsePort(std::string_view text) {
+  unsigned port = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
+  if (text.empty() || text.size() > 5 || ec != std::errc() || end != text.data() + text.size() || port > 65535) {
+    return std::nullopt;
+  }
+  return static_cast<uint16_t>(port);
+}
+
+}  // namespace
+
+Result<Authority> SplitAuthority(std::string_view text) {
+  Authority out;
+  std::string_view port_text;
+  bool has_port = false;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos) return InvalidArgument("unclosed '['");
+    out.bracketed = true;
+    out.host = std::string(text.substr(1, close - 1));
+    const std::string_view rest = text.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return InvalidArgument("junk after ']'");
+    has_port = !rest.empty();
+    if (has_port) port_text = rest.substr(1);
+  } else {
+    const size_t colon = text.rfind(':');
+    out.host = std::string(text.substr(0, colon));
+    has_port = colon != std::string_view::npos;
+    if (has_port) port_text = text.substr(colon + 1);
+  }
+  if (out.host.empty()) return InvalidArgument("empty host");
+  if (has_port) {
+    out.port = ParsePort(port_text);
+    if (!out.port) return InvalidArgument("bad port");
+  }
+  return out;
 }
 
 Result<HostPort> ParseHostPort(std::string_view text, bool require_port_nonzero) {
@@ -23,21 +69,13 @@ Result<HostPort> ParseHostPort(std::string_view text, bool require_port_nonzero)
     rest.remove_prefix(7);
   }
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  const size_t colon = rest.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return bad("no port");
-  std::string_view host = rest.substr(0, colon);
-  const std::string_view port_text = rest.substr(colon + 1);
-  unsigned port = 0;
-  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || port_text.size() > 5 || ec != std::errc() || end != port_text.data() + port_text.size() ||
-      port > 65535) {
-    return bad("bad port");
-  }
-  if (require_port_nonzero && port == 0) return bad("port 0");
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  auto split = SplitAuthority(rest);
+  if (!split.ok()) return bad(split.status().message());
+  if (!split->port) return bad("no port");
+  if (require_port_nonzero && *split->port == 0) return bad("port 0");
   HostPort out;
-  out.host = host == "localhost" ? "127.0.0.1" : std::string(host);
-  out.port = static_cast<uint16_t>(port);
+  out.host = split->host == "localhost" ? "127.0.0.1" : split->host;
+  out.port = *split->port;
   unsigned char buf[16];
   if (::inet_pton(AF_INET, out.host.c_str(), buf) == 1) return out;
   if (::inet_pton(AF_INET6, out.host.c_str(), buf) == 1) {

@@ -14,6 +14,23 @@
 
 namespace corral {
 
+// An authority split into its parts, before any rule about what the host may be.
+struct Authority {
+  std::string host;              // without brackets
+  std::optional<uint16_t> port;  // unset when the text has no ":PORT"
+  bool bracketed = false;        // written as [HOST]
+};
+
+// Splits "HOST", "HOST:PORT", "[V6]" or "[V6]:PORT". Unbracketed, the last ':' splits (so
+// "::1:8080" is ::1 and 8080, the way listen addresses are written). PORT is 1-5 decimal
+// digits, at most 65535. Errors (kInvalidArgument, the reason alone, without the text: the
+// caller names it): empty host, unclosed '[', junk after ']', bad port. Any other rule on
+// the host (an IP literal, a name) is the caller's: ParseHostPort, the bench's URLs.
+Result<Authority> SplitAuthority(std::string_view text);
+
+// HOST as written before ":PORT": in brackets when it holds a ':' (an IPv6 literal).
+std::string BracketHost(std::string_view host);
+
 // An authority: an IP literal (or, when allowed, a name) and a port.
 struct HostPort {
   std::string host;  // without brackets; "localhost" becomes "127.0.0.1"

@@ -746,38 +746,29 @@ class Daemon {
     }
     if (Status s = supervisor::CheckChildName(name); !s.ok()) return Error(ErrorCode::kBadRequest, s.message());
 
-    supervisor::LaunchSpec spec;
-    spec.name = name;
-    spec.model = model->name;
-    spec.model_path = model->path;
-    spec.model_bytes = model->size_bytes;
-    spec.ctx = r.ctx;
-    spec.port = r.port;
-    spec.raw_args = r.raw_args;
-    spec.restart = r.restart;
-    // The config's `models:` settings are the defaults when the command line gives none.
-    if (auto settings = router_->SettingsFor(model->path)) {
-      if (spec.ctx == 0) spec.ctx = settings->ctx;
-      if (spec.raw_args.empty()) spec.preset_args = settings->args;
-      spec.restart = spec.restart || settings->restart;
-    }
-    spec.reserved_bytes = EstimateModelMemory(config, *model, spec.ctx);
-    router_->ApplyKvKeep(spec);  // kvswap hook: --slot-save-path (KV kept across unloads, docs/kv.md)
-    // Speculative decoding (docs/spec.md): the draft or MTP flags, and why; a named draft
+    // The same builder as on-demand starts (daemon/models.h): the flags win, the config's
+    // `models:` settings fill in the rest. Speculative decoding (docs/spec.md): a named draft
     // that is missing or does not fit refuses the start. Chosen over a fresh catalog (as
     // ResolveModel read it): a draft just written or downloaded counts.
+    LaunchRequest request;
+    request.name = name;
+    request.ctx = r.ctx;
+    request.port = r.port;
+    request.raw_args = r.raw_args;
+    request.env = r.env;
+    request.restart = r.restart;
+    request.force = r.force;
     auto fresh = catalog::Catalog::Load(config);
-    auto spec_choice =
-        ApplySpec(spec, *model, fresh.ok() ? *fresh : router_->CatalogSnapshot(), router_->SpecSettingFor(model->path));
-    if (!spec_choice.ok()) {
-      const StatusCode code = spec_choice.status().code();
+    auto built = BuildLaunchSpec(config, *model, router_->LaunchSettingsFor(model->path), request,
+                                 fresh.ok() ? *fresh : router_->CatalogSnapshot());
+    if (!built.ok()) {
+      const StatusCode code = built.status().code();
       return Error(code == StatusCode::kNotFound || code == StatusCode::kAmbiguous ? ErrorCode::kModelReference
                                                                                    : ErrorCode::kBadRequest,
-                   spec_choice.status().message());
+                   built.status().message());
     }
+    supervisor::LaunchSpec& spec = built->spec;
     if (!spec.spec_note.empty()) Log("%s: speculative decoding %s", name.c_str(), spec.spec_note.c_str());
-    spec.env = r.env;
-    spec.force = r.force;
 
     if (r.dry_run) {
       std::string exe = llama_server_.empty() ? std::string("llama-server") : llama_server_;
@@ -791,7 +782,7 @@ class Daemon {
                    {"already_reserved_bytes", supervisor_->reserved_bytes()},
                    {"health_timeout_ms", supervisor_->HealthTimeoutFor(model->size_bytes).count()},
                    {"log_path", ModelLogDir() + "/" + name + ".log"},
-                   {"spec", catalog::SpecJson(*spec_choice)},
+                   {"spec", catalog::SpecJson(built->spec_choice)},
                    {"engine_error", engine_error_}};
       return {200, {{"plan", plan}}};
     }

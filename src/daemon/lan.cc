@@ -1,6 +1,7 @@
 #include "daemon/lan.h"
 
 #include "auth/keys.h"
+#include "common/url.h"
 #include "proxy/listen.h"
 #include "tls/tls.h"
 
@@ -63,7 +64,7 @@ std::string FirstProxyUrl(const std::string& listen, uint16_t port) {
   auto specs = proxy::ParseListenList(listen);
   if (!specs.ok() || specs->empty()) return "http://127.0.0.1:" + std::to_string(port);
   const auto& s = specs->front();
-  std::string host = s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host;
+  std::string host = BracketHost(s.host);
   return std::string(s.tls ? "https://" : "http://") + host + ":" + std::to_string(port);
 }
 

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/fs.h"
+
 namespace corral::daemon {
 namespace {
 
@@ -162,21 +164,7 @@ std::vector<LogLineSplitter::Line> LastLines(std::string_view text_end, bool fro
     text_end = nl == std::string_view::npos ? std::string_view() : text_end.substr(nl + 1);
   }
   // Find where the last `lines` lines begin, then split only those.
-  size_t pos = text_end.size();
-  if (pos > 0 && text_end[pos - 1] == '\n') --pos;
-  size_t count = 0;
-  while (pos > 0) {
-    size_t nl = text_end.rfind('\n', pos - 1);
-    if (nl == std::string_view::npos) {
-      pos = 0;
-      break;
-    }
-    if (++count == lines) {
-      pos = nl + 1;
-      break;
-    }
-    pos = nl;
-  }
+  const size_t pos = StartOfLastLines(text_end, lines);
   LogLineSplitter split(max_line_bytes);
   split.Add(text_end.substr(pos), out);
   return out;

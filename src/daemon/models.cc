@@ -107,6 +107,34 @@ Result<catalog::SpecChoice> ApplySpec(supervisor::LaunchSpec& spec, const Resolv
   return choice;
 }
 
+Result<LaunchPlan> BuildLaunchSpec(const config::Config& config, const ResolvedModel& model,
+                                   const LaunchSettings& settings, const LaunchRequest& request,
+                                   const catalog::Catalog& catalog) {
+  LaunchPlan plan;
+  supervisor::LaunchSpec& spec = plan.spec;
+  spec.name = request.name;
+  spec.model = model.name;
+  spec.model_path = model.path;
+  spec.model_bytes = model.size_bytes;
+  spec.ctx = request.ctx;
+  spec.port = request.port;
+  spec.raw_args = request.raw_args;
+  spec.env = request.env;
+  spec.force = request.force;
+  spec.restart = request.restart;
+  // The config's `models:` settings are the defaults where the request gives none.
+  if (settings.model) {
+    if (spec.ctx == 0) spec.ctx = settings.model->ctx;
+    if (spec.raw_args.empty()) spec.preset_args = settings.model->args;
+    spec.restart = spec.restart || settings.model->restart;
+  }
+  spec.reserved_bytes = EstimateModelMemory(config, model, spec.ctx);
+  spec.kv_root = settings.kv_root;  // --slot-save-path: KV state saved at unload, restored at start
+  spec.kv_budget_bytes = settings.kv_root.empty() ? 0 : settings.kv_budget_bytes;
+  CORRAL_ASSIGN_OR_RETURN(plan.spec_choice, ApplySpec(spec, model, catalog, settings.spec_setting));
+  return plan;
+}
+
 Status ValidateDaemonConfig(const config::Config& config) {
   CORRAL_RETURN_IF_ERROR(MemoryBudgetBytes(config, 0).status());
   if (auto kv = supervisor::ParseByteSize(config.kv_keep_budget); !kv.ok()) {

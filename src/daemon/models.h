@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "catalog/catalog.h"
 #include "catalog/spec.h"
@@ -50,6 +51,41 @@ uint64_t EstimateModelMemory(const config::Config& config, const ResolvedModel& 
 // kAmbiguous) or does not fit (kInvalidArgument); the launch must then be refused.
 Result<catalog::SpecChoice> ApplySpec(supervisor::LaunchSpec& spec, const ResolvedModel& model,
                                       const catalog::Catalog& catalog, std::string_view setting);
+
+// What the router knows about a model file when it is launched (ModelRouter::
+// LaunchSettingsFor, read under one lock): its `models:` entry, the KV state kept across
+// unloads (docs/kv.md) and the speculative-decoding setting in force (docs/spec.md).
+struct LaunchSettings {
+  std::optional<config::ModelSettings> model;  // its `models:` entry, if any
+  std::string kv_root;                         // "" = no KV state kept for it
+  uint64_t kv_budget_bytes = 0;
+  std::string spec_setting = "auto";  // auto | off | a draft's name (off after a fallback mark)
+};
+
+// What the one who asks for the start says: `corral start`'s flags; all unset for an
+// on-demand start (the model's settings decide alone).
+struct LaunchRequest {
+  std::string name;                   // the child's name (chosen by the caller)
+  uint32_t ctx = 0;                   // 0 = the model's `ctx` setting
+  int port = 0;                       // 0 = any free port
+  std::vector<std::string> raw_args;  // empty = the model's `args` (as preset args)
+  std::vector<std::string> env;       // empty = the daemon's environment
+  bool restart = false;               // or the model's `restart`
+  bool force = false;
+};
+
+struct LaunchPlan {
+  supervisor::LaunchSpec spec;
+  catalog::SpecChoice spec_choice;
+};
+
+// THE launch spec builder: `corral start` (daemon.cc) and the router's on-demand start both
+// call it, so the two cannot drift. Fills the spec from `model`, the request (which wins
+// where it says something) and `settings`; reserves the estimated memory, the KV root and
+// the speculative choice (ApplySpec over `catalog`, whose errors it returns).
+Result<LaunchPlan> BuildLaunchSpec(const config::Config& config, const ResolvedModel& model,
+                                   const LaunchSettings& settings, const LaunchRequest& request,
+                                   const catalog::Catalog& catalog);
 
 // What the config module cannot check alone: the memory budget parses, and every
 // `models:` entry's args pass the same refusal rules as `corral start -- ARGS`, and every

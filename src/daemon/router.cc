@@ -596,38 +596,28 @@ const config::ModelSettings* ModelRouter::SettingsForLocked(const std::string& m
   return it == settings_by_path_.end() ? nullptr : &it->second;
 }
 
-std::optional<config::ModelSettings> ModelRouter::SettingsFor(const std::string& model_path) const {
+LaunchSettings ModelRouter::LaunchSettingsFor(const std::string& model_path) const {
   MutexLock lock(mu_);
+  LaunchSettings out;
   const config::ModelSettings* s = SettingsForLocked(model_path);
-  if (s == nullptr) return std::nullopt;
-  return *s;
-}
-
-void ModelRouter::ApplyKvKeep(supervisor::LaunchSpec& spec) const {
-  MutexLock lock(mu_);
-  bool keep = config_.kv_keep;
-  if (const config::ModelSettings* s = SettingsForLocked(spec.model_path); s != nullptr && s->kv_keep)
-    keep = *s->kv_keep;
-  if (!keep) {
-    spec.kv_root.clear();
-    spec.kv_budget_bytes = 0;
-    return;
+  if (s != nullptr) out.model = *s;
+  const bool keep = s != nullptr && s->kv_keep ? *s->kv_keep : config_.kv_keep;
+  if (keep) {
+    out.kv_root = StateDir() + "/kv";
+    auto budget = supervisor::ParseByteSize(config_.kv_keep_budget);
+    if (!budget.ok()) {
+      LogWarn("kv_keep_budget '%s': %s; using 4GiB", config_.kv_keep_budget.c_str(), budget.status().message().c_str());
+    }
+    out.kv_budget_bytes = budget.ok() ? *budget : kDefaultKvBudget;
   }
-  spec.kv_root = StateDir() + "/kv";
-  auto budget = supervisor::ParseByteSize(config_.kv_keep_budget);
-  if (!budget.ok()) {
-    LogWarn("kv_keep_budget '%s': %s; using 4GiB", config_.kv_keep_budget.c_str(), budget.status().message().c_str());
-  }
-  spec.kv_budget_bytes = budget.ok() ? *budget : kDefaultKvBudget;
-}
-
-std::string ModelRouter::SpecSettingFor(const std::string& model_path) const {
-  MutexLock lock(mu_);
   // A draft that did not pay (SpecStats' fallback mark) is left off at this start; `corral ps`
   // shows why, and a config reload clears the mark.
-  if (spec_.DisabledReason(model_path)) return "off";
-  const config::ModelSettings* s = SettingsForLocked(model_path);
-  return s != nullptr && !s->spec.empty() ? s->spec : config_.spec;
+  if (spec_.DisabledReason(model_path)) {
+    out.spec_setting = "off";
+  } else {
+    out.spec_setting = s != nullptr && !s->spec.empty() ? s->spec : config_.spec;
+  }
+  return out;
 }
 
 std::vector<std::string> ModelRouter::SettingsWarnings() const {
@@ -772,37 +762,29 @@ void ModelRouter::StartOnDemand(const std::string& model) {
       }
     }
 
-    const config::Config config = ConfigCopy();
-    supervisor::LaunchSpec spec;
-    spec.name = ChildNameFor(resolved->name);
+    LaunchRequest request;
+    request.name = ChildNameFor(resolved->name);
     for (int n = 2; n < 100; ++n) {
-      auto taken = supervisor_.Get(spec.name);
+      auto taken = supervisor_.Get(request.name);
       if (!taken.ok()) break;
       if (supervisor::IsTerminal(taken->state)) {
-        (void)supervisor_.Stop(spec.name);  // forget the failed child; this start replaces it
+        (void)supervisor_.Stop(request.name);  // forget the failed child; this start replaces it
         break;
       }
-      spec.name = ChildNameFor(resolved->name) + "-" + std::to_string(n);
+      request.name = ChildNameFor(resolved->name) + "-" + std::to_string(n);
     }
-    spec.model = resolved->name;
-    spec.model_path = resolved->path;
-    spec.model_bytes = resolved->size_bytes;
-    // The config's `models:` settings for this file: context, raw args, pinned.
-    const std::optional<config::ModelSettings> settings = SettingsFor(resolved->path);
-    if (settings) {
-      spec.ctx = settings->ctx;
-      spec.preset_args = settings->args;
-    }
-    spec.reserved_bytes = EstimateModelMemory(config, *resolved, spec.ctx);
-    ApplyKvKeep(spec);  // --slot-save-path: its KV state is saved when it is unloaded, restored here
+    // The same builder as `corral start` (no flags here: the `models:` settings decide).
     // Speculative decoding (docs/spec.md): a named draft that does not fit refuses the start.
-    if (auto choice = ApplySpec(spec, *resolved, CatalogSnapshot(), SpecSettingFor(resolved->path)); !choice.ok()) {
-      fail_all(Err(proxy::EnsureErrorCode::kStartFailed,
-                   "cannot start '" + resolved->name + "': " + choice.status().message(),
-                   static_cast<int>(options_.failed_backoff.count())),
-               resolved->path);
+    const LaunchSettings settings = LaunchSettingsFor(resolved->path);
+    auto plan = BuildLaunchSpec(ConfigCopy(), *resolved, settings, request, CatalogSnapshot());
+    if (!plan.ok()) {
+      fail_all(
+          Err(proxy::EnsureErrorCode::kStartFailed, "cannot start '" + resolved->name + "': " + plan.status().message(),
+              static_cast<int>(options_.failed_backoff.count())),
+          resolved->path);
       return;
     }
+    const supervisor::LaunchSpec& spec = plan->spec;
     for (;;) {
       auto started = supervisor_.Start(spec);
       if (started.ok()) break;
@@ -819,7 +801,7 @@ void ModelRouter::StartOnDemand(const std::string& model) {
                no_room ? std::string() : resolved->path);
       return;
     }
-    RegisterStarted(spec.name, {resolved->name}, /*pinned=*/settings && settings->pinned);
+    RegisterStarted(spec.name, {resolved->name}, /*pinned=*/settings.model && settings.model->pinned);
   };
   run();
   Deliver(answers);

@@ -54,6 +54,7 @@
 #include "catalog/catalog.h"
 #include "common/thread_annotations.h"
 #include "config/options.h"
+#include "daemon/models.h"
 #include "daemon/spec_stats.h"
 #include "proxy/model_provider.h"
 #include "proxy/routing_table.h"
@@ -104,17 +105,14 @@ class ModelRouter final : public proxy::ModelProvider {
   // Catalog::Resolve, paths included; copied so no file is read under the router's lock).
   catalog::Catalog CatalogSnapshot() const;
 
-  // The `models:` settings that apply to the model file at `model_path`, if any.
-  std::optional<config::ModelSettings> SettingsFor(const std::string& model_path) const;
-  // KV state kept across unloads (docs/kv.md): fills spec.kv_root (StateDir()/kv) and
-  // spec.kv_budget_bytes from kv_keep / kv_keep_budget and the model's own `kv_keep`, or
-  // clears them when it is off. Call after spec.model_path is set (`corral start` and its
-  // --dry-run call it too, so the plan shows the --slot-save-path the child will get).
-  void ApplyKvKeep(supervisor::LaunchSpec& spec) const;
-  // Speculative decoding (docs/spec.md): the `spec` setting for the model file at
-  // `model_path` (its `models:` entry's spec, else the global one), or "off" while the file carries
-  // the fallback mark of a draft that did not pay (SpecFallbackReason).
-  std::string SpecSettingFor(const std::string& model_path) const;
+  // What a launch of the model file at `model_path` takes from the config, read under one
+  // lock (daemon/models.h BuildLaunchSpec; `corral start`, its --dry-run and on-demand
+  // starts all use it): its `models:` settings; the KV state kept across unloads
+  // (docs/kv.md: kv_root = StateDir()/kv and the budget from kv_keep / kv_keep_budget and
+  // the model's own `kv_keep`, or none when off); the `spec` setting (its `models:` entry's,
+  // else the global one; "off" while the file carries the fallback mark of a draft that
+  // did not pay, SpecFallbackReason).
+  LaunchSettings LaunchSettingsFor(const std::string& model_path) const;
   // Warnings from resolving the `models:` keys at the last catalog load.
   std::vector<std::string> SettingsWarnings() const;
   // Speculative decoding (issue 17, daemon/spec_stats.h). The launch builder's join point:

@@ -4,12 +4,12 @@
 #include <cctype>
 
 #include "catalog/names.h"
+#include "common/url.h"
 
 namespace corral::proxy {
 
 std::string Endpoint::ToString() const {
-  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
-  return host + ":" + std::to_string(port);
+  return BracketHost(host) + ":" + std::to_string(port);
 }
 
 std::string_view to_string(ModelState state) {

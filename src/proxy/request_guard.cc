@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/url.h"
+
 namespace corral::proxy {
 
 namespace {
@@ -143,8 +145,7 @@ OriginPolicy::OriginPolicy(const std::vector<std::string>& allow_list, std::stri
   own_.insert("http://[::1]" + p);
   if (!listen_host.empty()) {
     std::string h = NormalizeOrigin(listen_host);
-    bool v6 = h.find(':') != std::string::npos;
-    own_.insert("http://" + (v6 ? "[" + h + "]" : h) + p);
+    own_.insert("http://" + BracketHost(h) + p);
   }
 }
 

@@ -15,15 +15,13 @@
 
 #include "support/daemon_fixture.h"
 #include "support/test_support.h"
+#include "support/two_model_daemon.h"
 
 namespace corral {
 namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-const std::vector<std::string> kTinyDims = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
-                                            "4",        "--n-ff", "128",       "--ctx", "1024"};
 
 // A user turn long enough that its prefix matters (a few hundred tokens), always the same.
 std::string LongText() {
@@ -40,17 +38,8 @@ std::string Conversation(const std::string& model) {
       .dump();
 }
 
-class KvKeepTest : public testing::PrivateDaemonTest {
+class KvKeepTest : public testing::TwoModelDaemonTest {
  protected:
-  void SetUp() override {
-    PrivateDaemonTest::SetUp();
-    const std::string models = dir_.File("data/corral/models");
-    std::vector<std::string> a = kTinyDims, b = kTinyDims;
-    a.insert(a.end(), {"--name", "alpha", "--seed", "1"});
-    b.insert(b.end(), {"--name", "bravo", "--seed", "2"});
-    ASSERT_FALSE(testing::MakeModel(models, "alpha.gguf", a).empty());
-    ASSERT_FALSE(testing::MakeModel(models, "bravo.gguf", b).empty());
-  }
   std::string KvRoot() { return dir_.File("state/corral/kv"); }
   // The state directories under the kv root whose name starts with `model`.
   std::vector<fs::path> StateDirs(const std::string& model) {

@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "catalog/catalog.h"
+#include "daemon/models.h"
+#include "supervisor/launch.h"
 #include "support/test_support.h"
 
 namespace corral::daemon {
@@ -68,6 +70,7 @@ class FakeChildren : public supervisor::ChildControl {
     c.port = next_port_++;
     children_[c.name] = c;
     starts_.push_back(spec.model);
+    specs_.push_back(spec);
     cv_.notify_all();
     return c;
   }
@@ -145,6 +148,10 @@ class FakeChildren : public supervisor::ChildControl {
     std::lock_guard<std::mutex> lock(mu_);
     return attempts_;
   }
+  std::vector<supervisor::LaunchSpec> specs() const {  // successful starts, in order
+    std::lock_guard<std::mutex> lock(mu_);
+    return specs_;
+  }
   std::vector<StopRecord> stops() const {
     std::lock_guard<std::mutex> lock(mu_);
     return stops_;
@@ -160,6 +167,7 @@ class FakeChildren : public supervisor::ChildControl {
   std::vector<std::string> starts_;    // model names, successful starts
   std::vector<std::string> attempts_;  // model names, every call
   std::vector<StopRecord> stops_;
+  std::vector<supervisor::LaunchSpec> specs_;
   std::vector<Status> fail_next_;
   size_t max_running_ = 0;
   int next_port_ = 40000;
@@ -498,6 +506,88 @@ TEST_F(RouterTest, LowDraftAcceptanceMarksTheFileForItsNextStartAndStopsNothing)
   EXPECT_TRUE(children_.stops().empty());  // marked, not restarted
   EXPECT_TRUE(r.UpdateConfig(config_).empty());
   EXPECT_FALSE(r.SpecFallbackReason(path_["alpha"]));
+}
+
+// Every field of a launch spec, for comparing two (the argv covers ctx, args, kv and spec).
+std::string Describe(const supervisor::LaunchSpec& s) {
+  std::string out = supervisor::ShellQuote(supervisor::BuildArgv("llama-server", s));
+  out += " | name=" + s.name + " model=" + s.model + " bytes=" + std::to_string(s.model_bytes) +
+         " reserved=" + std::to_string(s.reserved_bytes) + " port=" + std::to_string(s.port) +
+         " restart=" + std::to_string(static_cast<int>(s.restart)) +
+         " force=" + std::to_string(static_cast<int>(s.force)) + " kv_budget=" + std::to_string(s.kv_budget_bytes) +
+         " note=" + s.spec_note + " env=" + std::to_string(s.env.size());
+  return out;
+}
+
+// One launch-spec builder (issue 12 item 4): an on-demand start builds exactly the spec that
+// `corral start` without flags builds for the same model and settings (ctx, args, restart,
+// kv_keep, spec, reserved bytes); `corral start`'s flags win over the `models:` settings.
+TEST_F(RouterTest, OnDemandAndCorralStartBuildTheSameLaunchSpec) {
+  config::ModelSettings a;
+  a.ref = "alpha";
+  a.ctx = 512;
+  a.args = {"--threads", "1"};
+  a.restart = true;
+  a.kv_keep = false;
+  a.spec = "off";
+  config::ModelSettings b;
+  b.ref = "beta";
+  b.ctx = 256;
+  config_.models = {a, b};
+  config_.kv_keep = true;
+  config_.kv_keep_budget = "1GiB";
+  ModelRouter& r = Router();
+  const std::vector<std::string> stems = {"alpha", "beta", "gamma"};
+  std::vector<std::string> child;
+  for (const auto& stem : stems) child.push_back(StartReady(stem));
+  const std::vector<supervisor::LaunchSpec> on_demand = children_.specs();
+  ASSERT_EQ(on_demand.size(), stems.size());
+  const catalog::Catalog cat = r.CatalogSnapshot();
+  for (size_t i = 0; i < stems.size(); ++i) {
+    auto model = ResolveModel(config_, name_[stems[i]]);  // `corral start NAME`
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    LaunchRequest no_flags;
+    no_flags.name = child[i];
+    auto plan = BuildLaunchSpec(config_, *model, r.LaunchSettingsFor(path_[stems[i]]), no_flags, cat);
+    ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+    EXPECT_EQ(Describe(plan->spec), Describe(on_demand[i])) << stems[i];
+    EXPECT_EQ(plan->spec.preset_args, on_demand[i].preset_args) << stems[i];
+  }
+  // The settings reached the on-demand spec.
+  EXPECT_EQ(on_demand[0].ctx, 512u);
+  EXPECT_EQ(on_demand[0].preset_args, a.args);
+  EXPECT_TRUE(on_demand[0].restart);
+  EXPECT_TRUE(on_demand[0].kv_root.empty());
+  EXPECT_FALSE(on_demand[0].spec_mtp || !on_demand[0].draft_path.empty());
+  EXPECT_EQ(on_demand[1].ctx, 256u);
+  EXPECT_FALSE(on_demand[1].restart);
+  EXPECT_FALSE(on_demand[1].kv_root.empty());
+  EXPECT_EQ(on_demand[1].kv_budget_bytes, uint64_t{1} << 30);
+  EXPECT_EQ(on_demand[2].ctx, 0u);
+  EXPECT_TRUE(on_demand[2].preset_args.empty());
+  for (const auto& s : on_demand) EXPECT_GT(s.reserved_bytes, s.model_bytes) << s.model;
+
+  // `corral start alpha -c 1024 --port 5555 --force -- --threads 2`: the flags win;
+  // `restart` is either's.
+  auto model = ResolveModel(config_, name_["alpha"]);
+  ASSERT_TRUE(model.ok());
+  LaunchRequest flags;
+  flags.name = "x";
+  flags.ctx = 1024;
+  flags.port = 5555;
+  flags.force = true;
+  flags.raw_args = {"--threads", "2"};
+  flags.env = {"A=1"};
+  auto plan = BuildLaunchSpec(config_, *model, r.LaunchSettingsFor(path_["alpha"]), flags, cat);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->spec.ctx, 1024u);
+  EXPECT_TRUE(plan->spec.preset_args.empty());
+  EXPECT_EQ(plan->spec.raw_args, flags.raw_args);
+  EXPECT_EQ(plan->spec.env, flags.env);
+  EXPECT_EQ(plan->spec.port, 5555);
+  EXPECT_TRUE(plan->spec.force);
+  EXPECT_TRUE(plan->spec.restart);
+  EXPECT_EQ(plan->spec.reserved_bytes, EstimateModelMemory(config_, *model, 1024));
 }
 
 }  // namespace

@@ -15,14 +15,12 @@
 
 #include "support/daemon_fixture.h"
 #include "support/test_support.h"
+#include "support/two_model_daemon.h"
 
 namespace corral {
 namespace {
 
 using nlohmann::json;
-
-const std::vector<std::string> kTinyDims = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
-                                            "4",        "--n-ff", "128",       "--ctx", "1024"};
 
 // The value of `series` (e.g. `corral_model_draft_tokens_total{model="alpha"}`) in a /metrics
 // body; -1 when absent.
@@ -32,20 +30,8 @@ int64_t MetricValue(const std::string& body, const std::string& series) {
   return std::strtoll(body.c_str() + at + series.size() + 1, nullptr, 10);
 }
 
-class SpecDecodingTest : public testing::PrivateDaemonTest {
+class SpecDecodingTest : public testing::TwoModelDaemonTest {
  protected:
-  void SetUp() override {
-    PrivateDaemonTest::SetUp();
-    const std::string models = dir_.File("data/corral/models");
-    std::vector<std::string> a = kTinyDims, b = kTinyDims;
-    a.insert(a.end(), {"--name", "alpha", "--seed", "1"});
-    b.insert(b.end(), {"--name", "bravo", "--seed", "2"});
-    alpha_path_ = testing::MakeModel(models, "alpha.gguf", a);
-    bravo_path_ = testing::MakeModel(models, "bravo.gguf", b);
-    ASSERT_FALSE(alpha_path_.empty());
-    ASSERT_FALSE(bravo_path_.empty());
-  }
-
   // `corral start alpha` with `draft` as its draft model; the child's JSON.
   json StartWithDraft(const std::string& draft) {
     return Json({"start", "alpha", "--json", "--", "--spec-type", "draft-simple", "--spec-draft-model", draft, "-np",
@@ -80,8 +66,6 @@ class SpecDecodingTest : public testing::PrivateDaemonTest {
     }
     return body;
   }
-
-  std::string alpha_path_, bravo_path_;
 };
 
 TEST_F(SpecDecodingTest, DraftCountersInMetricsAndAcceptanceInPs) {

@@ -25,26 +25,16 @@
 
 #include "support/daemon_fixture.h"
 #include "support/test_support.h"
+#include "support/two_model_daemon.h"
 
 namespace corral {
 namespace {
 
 using nlohmann::json;
 
-const std::vector<std::string> kTinyDims = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
-                                            "4",        "--n-ff", "128",       "--ctx", "512"};
-
-class RouterModeTest : public testing::PrivateDaemonTest {
+class RouterModeTest : public testing::TwoModelDaemonTest {
  protected:
-  void SetUp() override {
-    PrivateDaemonTest::SetUp();
-    const std::string models = dir_.File("data/corral/models");
-    std::vector<std::string> a = kTinyDims, b = kTinyDims;
-    a.insert(a.end(), {"--name", "alpha", "--seed", "1"});
-    b.insert(b.end(), {"--name", "bravo", "--seed", "2"});
-    ASSERT_FALSE(testing::MakeModel(models, "alpha.gguf", a).empty());
-    ASSERT_FALSE(testing::MakeModel(models, "bravo.gguf", b).empty());
-  }
+  RouterModeTest() : TwoModelDaemonTest(512) {}
   json Get(int port, const std::string& target, int want = 200) {
     auto r = testing::Http("GET", port, target);
     EXPECT_TRUE(r.ok());

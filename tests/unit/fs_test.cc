@@ -95,6 +95,29 @@ TEST(TailFileTest, LastLinesWithinTheWindow) {
   EXPECT_FALSE(TailFile(dir.File("missing"), 3, 1024).ok());
 }
 
+// The one rule for "where do the last N lines start" (TailFile and `corral logs`).
+TEST(StartOfLastLinesTest, EdgeCases) {
+  struct Case {
+    const char* text;
+    size_t lines;
+    const char* tail;  // text.substr(StartOfLastLines(text, lines))
+  };
+  for (const Case& c :
+       {Case{"one\ntwo\nthree\n", 2, "two\nthree\n"}, Case{"one\ntwo\nthree", 2, "two\nthree"},  // no trailing newline
+        Case{"one\ntwo\n", 5, "one\ntwo\n"},  // fewer lines than asked
+        Case{"one\ntwo\n", 0, ""},            // none asked
+        Case{"", 3, ""},                      // empty
+        Case{"\n", 1, "\n"},                  // one empty line
+        Case{"\n\n\n", 1, "\n"},              // only newlines: the last (empty) line
+        Case{"\n\n\n", 2, "\n\n"}, Case{"\n\n\n", 9, "\n\n\n"}, Case{"a\n\nb\n", 2, "\nb\n"},  // an empty line counts
+        Case{"x", 1, "x"}}) {
+    const std::string_view text(c.text);
+    const size_t at = StartOfLastLines(text, c.lines);
+    ASSERT_LE(at, text.size()) << c.text;
+    EXPECT_EQ(text.substr(at), c.tail) << "'" << c.text << "' lines " << c.lines;
+  }
+}
+
 TEST(Sha256Test, KnownDigest) {
   testing::TempDir dir;
   ASSERT_TRUE(WriteFileAtomic(dir.File("abc"), "abc").ok());

@@ -30,13 +30,41 @@ TEST(HostPortTest, AcceptsEverySpellingTheModulesUsed) {
 
 TEST(HostPortTest, RefusesWithTheTextInTheMessage) {
   for (const char* bad : {"", ":80", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:123456", "127.0.0.1:+80",
-                          "127.0.0.1:8 0", "example.com:80", "[::1:80", "1.2.3.4:80x"}) {
+                          "127.0.0.1:8 0", "example.com:80", "[::1:80", "1.2.3.4:80x", "[::1]x:80", "[]:80", "[::1]"}) {
     auto hp = ParseHostPort(bad);
     ASSERT_FALSE(hp.ok()) << bad;
     EXPECT_NE(hp.status().message().find("HOST:PORT"), std::string::npos) << hp.status().message();
   }
   EXPECT_FALSE(ParseHostPort("127.0.0.1:0", true).ok());
   EXPECT_LT(ParseHostPort(std::string(5000, 'a') + ":1").status().message().size(), size_t{400});
+}
+
+// The authority splitter under ParseHostPort and the bench's URLs: names are the caller's
+// business, the port is optional, brackets and ranges are checked here.
+TEST(SplitAuthorityTest, SplitsEveryForm) {
+  struct Case {
+    const char* text;
+    const char* host;
+    int port;  // -1: none
+    bool bracketed;
+  };
+  for (const Case& c :
+       {Case{"example.lan", "example.lan", -1, false}, Case{"example.lan:8080", "example.lan", 8080, false},
+        Case{"[::1]", "::1", -1, true}, Case{"[::1]:0", "::1", 0, true}, Case{"::1:65535", "::1", 65535, false},
+        Case{"h:00080", "h", 80, false}}) {
+    auto a = SplitAuthority(c.text);
+    ASSERT_TRUE(a.ok()) << c.text << ": " << a.status().message();
+    EXPECT_EQ(a->host, c.host) << c.text;
+    EXPECT_EQ(a->port ? static_cast<int>(*a->port) : -1, c.port) << c.text;
+    EXPECT_EQ(a->bracketed, c.bracketed) << c.text;
+  }
+  for (const char* bad : {"", ":80", "[]:80", "[", "[::1", "[::1]x", "[::1]:", "[::1]:80:", "h:", "h:65536", "h:123456",
+                          "h:-1", "h:+1", "h:8 0", "h:0x1"}) {
+    EXPECT_FALSE(SplitAuthority(bad).ok()) << bad;
+  }
+  EXPECT_EQ(BracketHost("::1"), "[::1]");
+  EXPECT_EQ(BracketHost("10.0.0.1"), "10.0.0.1");
+  EXPECT_EQ(BracketHost("example.lan"), "example.lan");
 }
 
 TEST(HostPortTest, SockaddrMatchesTheFamily) {
