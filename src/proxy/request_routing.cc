@@ -29,6 +29,7 @@ std::string_view to_string(RouteKind kind) {
     case RouteKind::kRouterLoad: return "router_load";
     case RouteKind::kRouterUnload: return "router_unload";
     case RouteKind::kUi: return "ui";
+    case RouteKind::kLlamaUi: return "llama_ui";
     case RouteKind::kNotFound: return "not_found";
     case RouteKind::kBadMethod: return "bad_method";
   }

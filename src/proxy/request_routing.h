@@ -36,6 +36,8 @@ enum class RouteKind {
   kRouterLoad,      // POST /models/load
   kRouterUnload,    // POST /models/unload
   kUi,              // /ui and /ui/... : the web dashboard (proxy/ui.h)
+  kLlamaUi,         // a file of the stock llama.cpp web UI under /llama/ (llama_ui.h; set by the
+                    // proxy when it serves one, never by ClassifyRoute)
   kNotFound,        // no such route
   kBadMethod,       // the path exists, the method does not
 };
