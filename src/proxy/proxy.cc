@@ -763,6 +763,14 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       case RouteKind::kRouterUnload: return RouterLoadRoute(route_.kind == RouteKind::kRouterLoad);
       case RouteKind::kUi: return UiRoute();
       case RouteKind::kLlamaUi: return LlamaUiRoute();
+      case RouteKind::kRouterSse: return RouterModelsSse();
+      case RouteKind::kRouterTools:
+        // llama-server without --tools answers 403, which its web UI reads as "no server tools".
+        return SendError(403, "server tools are not enabled (Corral starts llama-server without --tools)", false);
+      case RouteKind::kStreamsLookup:
+        // The web UI asks, before a chat, which of its conversations have a stream to resume
+        // (llama-server's resumable streams); Corral keeps none, so: none.
+        return SendLocal(200, "application/json", "[]");
       case RouteKind::kBadMethod:
         return SendError(405, "method " + std::string(req.method_string()) + " not allowed on this route", false);
       case RouteKind::kNotFound: return SendError(404, "no route for " + std::string(req.target()), false);
@@ -1483,6 +1491,11 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   void OnPullLines(const std::string& lines);
   void OnPullDone(const PullOutcome& outcome);
   void WritePull();
+  // ---- GET /models/sse (router_mode.h) ----
+  void RouterModelsSse();
+  void RouterModelsSseTick();
+  std::map<std::string, std::string> sse_statuses_;  // model -> the status value last sent
+  int sse_quiet_ticks_ = 0;
   // ---- the stock llama.cpp web UI (proxy/llama_ui.h) ----
   void ClassifyLlamaUiRequest();
   void LlamaUiRoute();
@@ -1589,6 +1602,45 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   const auth::KeyRecord* key_ = nullptr;
   KeyCounters* key_counters_ = nullptr;
 };
+
+// ---- GET /models/sse: llama-server router mode's status feed (router_mode.h) ----
+
+// Every model's status once ("model_status"), then a "status_change" record whenever one
+// changes, checked every kSseTick against the provider's list (what GET /models answers), and
+// a comment line when nothing was sent for kSseKeepAlive. Ends with the connection (the
+// watch sees a browser leave; a write stalled for kUiStallTimeout drops it).
+inline constexpr std::chrono::milliseconds kSseTick{250};
+inline constexpr int kSseKeepAliveTicks = 60;  // 15 s
+
+template <class Stream>
+void BasicConnection<Stream>::RouterModelsSse() {
+  state_ = State::kWaitingModel;
+  client_keep_alive_ = false;
+  sent_status_ = 200;
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n";
+  AppendOwnFields(head, /*with_model=*/false);
+  head.append("Connection: close\r\n\r\n");
+  sse_statuses_.clear();
+  sse_quiet_ticks_ = 0;
+  UiSend(head + RouterStatusEvents(sse_statuses_, VisibleModels(), "model_status"), false);
+  StartWatch();
+  RouterModelsSseTick();
+}
+
+template <class Stream>
+void BasicConnection<Stream>::RouterModelsSseTick() {
+  auto t = std::make_shared<asio::steady_timer>(w_.ioc, kSseTick);
+  t->async_wait([self = this->shared_from_this(), t](const error_code&) {
+    if (self->closed_) return;
+    std::string events = RouterStatusEvents(self->sse_statuses_, self->VisibleModels(), "status_change");
+    if (events.empty() && ++self->sse_quiet_ticks_ >= kSseKeepAliveTicks) events = ": keep-alive\n\n";
+    if (!events.empty()) {
+      self->sse_quiet_ticks_ = 0;
+      self->UiSend(events, false);
+    }
+    self->RouterModelsSseTick();
+  });
+}
 
 // ---- the stock llama.cpp web UI (issue 16, proxy/llama_ui.h) ----
 

@@ -13,6 +13,7 @@
 #include "common/fs.h"
 #include "proxy/llama_ui.h"
 #include "proxy/proxy.h"
+#include "proxy/router_mode.h"
 #include "proxy/static_provider.h"
 #include "proxy_test_util.h"
 #include "support/test_support.h"
@@ -95,6 +96,26 @@ TEST_F(LlamaUiTest, ClassifiesFilesRedirectAndApiRequests) {
   EXPECT_EQ(ClassifyLlamaUi(**ui, "/llama/.env").api_target, "/.env");  // routed: 404, never a file
 }
 
+TEST(RouterStatusEventsTest, SnapshotThenOnlyChanges) {
+  std::map<std::string, std::string> sent;
+  std::vector<ModelInfo> models(2);
+  models[0].name = "a";
+  models[0].state = ModelState::kReady;
+  models[1].name = "b";
+  models[1].state = ModelState::kStopped;
+  EXPECT_EQ(RouterStatusEvents(sent, models, "model_status"),
+            "data: {\"data\":{\"status\":\"loaded\"},\"event\":\"model_status\",\"model\":\"a\"}\n\n"
+            "data: {\"data\":{\"status\":\"unloaded\"},\"event\":\"model_status\",\"model\":\"b\"}\n\n");
+  EXPECT_EQ(RouterStatusEvents(sent, models, "status_change"), "");
+  models[1].state = ModelState::kLoading;
+  EXPECT_EQ(RouterStatusEvents(sent, models, "status_change"),
+            "data: {\"data\":{\"status\":\"loading\"},\"event\":\"status_change\",\"model\":\"b\"}\n\n");
+  models[1].state = ModelState::kFailed;  // the UI's failure signal: unloaded with an exit code
+  EXPECT_EQ(RouterStatusEvents(sent, models, "status_change"),
+            "data: {\"data\":{\"exit_code\":1,\"status\":\"unloaded\"},\"event\":\"status_change\",\"model\":"
+            "\"b\"}\n\n");
+}
+
 std::string Get(const std::string& target) {
   return "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\n\r\n";
 }
@@ -151,6 +172,23 @@ TEST_F(LlamaUiTest, ServedUnderTheLlamaPrefixWithItsApiRoutedWithoutIt) {
                 &head, &body),
             200);
   EXPECT_EQ(seen, "POST /v1/chat/completions HTTP/1.1");
+  // llama-server without --tools: 403, which the UI reads as "no server tools" (not an error).
+  EXPECT_EQ(ask(Get("/llama/tools"), &head, &body), 403);
+  const std::string lookup = R"({"conversation_ids":["c1"]})";
+  EXPECT_EQ(ask("POST /llama/v1/streams/lookup HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                "Content-Length: " +
+                    std::to_string(lookup.size()) + "\r\n\r\n" + lookup,
+                &head, &body),
+            200);
+  EXPECT_EQ(body, "[]");
+  // The status feed the UI waits on: every model's status on connect, then changes.
+  RawClient sse(proxy.port());
+  ASSERT_TRUE(sse.Send(Get("/llama/models/sse")));
+  std::string got = sse.ReadUntil("\n\n", std::chrono::milliseconds(5000));
+  EXPECT_NE(got.find("HTTP/1.1 200"), std::string::npos) << got;
+  EXPECT_NE(got.find("text/event-stream"), std::string::npos) << got;
+  EXPECT_NE(got.find(R"(data: {"data":{"status":"loaded"},"event":"model_status","model":"alpha"})"), std::string::npos)
+      << got;
   proxy.Stop();
 }
 
