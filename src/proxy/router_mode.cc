@@ -40,7 +40,7 @@ std::string RouterStatusEvents(std::map<std::string, std::string>& before, const
     if (failed) data["exit_code"] = 1;
     json record = {{"model", m.name}, {"event", std::string(event)}, {"data", std::move(data)}};
     out += "data: " + record.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
-    before[m.name] = std::move(value);
+    before[m.name] = value;
   }
   return out;
 }
