@@ -9,11 +9,12 @@ CORRAL := build/release/bin/corral
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := true
 
-.PHONY: run test setup test-setup bench-setup engine build build-bin build-asan build-tsan build-fuzz models fuzz format format-check tidy tidy-changed bench clean help
+.PHONY: run test setup test-setup bench-setup engine llama-ui build build-bin build-asan build-tsan build-fuzz models fuzz format format-check tidy tidy-changed bench clean help
 
 help:
 	@echo "make run    - set up, build, make the default models, start Corral and stream an answer"
 	@echo "make test   - set up, build (release + asan-ubsan + fuzz), run every test through ctest"
+	@echo "make llama-ui - build the pinned llama.cpp web UI (npm), served by Corral at /llama/"
 	@echo "make format | format-check | tidy | tidy-changed | bench | clean"
 
 setup:
@@ -29,6 +30,12 @@ test-setup: setup
 
 engine: setup
 	@scripts/engine.sh >/dev/null
+
+# The pinned engine's own web UI (its tools/ui, npm ci + vite build, cached per lockfile and
+# source: a few minutes once, nothing afterwards). Corral serves it at /llama/ (docs/proxy.md).
+# `make test` builds it (its browser test); `make run` does not, to stay quick.
+llama-ui: engine
+	@scripts/llama-ui.sh >/dev/null
 
 # Configure once per preset (again when the engine directory changes), then build.
 define configure
@@ -70,7 +77,7 @@ run: models
 
 # Sanitizer and fuzz runs first; the release ctest run (unit + integration) last, so its
 # summary ends the output.
-test: test-setup build build-asan build-tsan build-fuzz
+test: test-setup llama-ui build build-asan build-tsan build-fuzz
 	@scripts/fuzz-smoke.sh build/fuzz
 	@ctest --preset asan-ubsan -j $(JOBS) -L 'unit|asan' --no-tests=error
 	@if ctest --preset tsan -N -L tsan | grep -q 'Total Tests: [1-9]'; then ctest --preset tsan -j $(JOBS) -L tsan; fi

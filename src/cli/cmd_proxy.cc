@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "common/url.h"
 #include "daemon/lan.h"
+#include "engine/engine.h"
 #include "proxy/listen.h"
 #include "proxy/proxy.h"
 #include "proxy/static_provider.h"
@@ -57,6 +58,9 @@ int RunProxy(const GlobalOptions& global, const ProxyArgs& args) {
   options.max_connections = static_cast<size_t>(config->max_connections);
   options.max_connections_per_client = static_cast<size_t>(config->max_connections_per_client);
   options.max_buffered_body_bytes = static_cast<uint64_t>(config->max_buffered_body_bytes);
+  auto llama_ui = engine::LlamaUiDir(config->llama_ui);
+  if (!llama_ui.ok()) return Fail(ExitCode::kOther, "proxy: " + llama_ui.status().message());
+  options.llama_ui_dir = *llama_ui;
   proxy::Proxy px(options, provider, routes);
   Status st = px.Start();
   if (!st.ok()) return Fail(ExitCode::kOther, "proxy: " + st.message());

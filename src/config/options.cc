@@ -140,6 +140,12 @@ const std::vector<OptionDef>& Registry() {
        "A folder of `corral bench` reports (e.g. a checkout's bench/results) the web dashboard lists beside "
        "the runs it started ($XDG_STATE_HOME/corral/bench). Read only.",
        OptionType::kPath, OnReload::kRestart},
+      // The stock llama.cpp web UI under /llama/ (issue 16, docs/proxy.md).
+      {"llama_ui", "--llama-ui", "CORRAL_LLAMA_UI", "auto",
+       "The stock llama.cpp web UI, served under /llama/ on the proxy port: a folder holding a built "
+       "tools/ui (`make llama-ui`); 'auto' = the pinned engine's build when it was made; 'off' = none. "
+       "Read once at start.",
+       OptionType::kString, OnReload::kRestart},
   };
   return kOptions;
 }
@@ -300,6 +306,8 @@ Status Assign(Config& c, const OptionDef& def, const std::vector<std::string>& v
     c.spec = one;
   } else if (key == "bench_results_dir") {
     c.bench_results_dir = one;
+  } else if (key == "llama_ui") {
+    c.llama_ui = one.empty() ? "auto" : one == "auto" || one == "off" ? one : ExpandHome(one);
   } else {
     return Internal(std::string("option without a Config field: ") + def.key);
   }
@@ -341,6 +349,7 @@ std::vector<std::string> Get(const Config& c, const OptionDef& def) {
   if (key == "kv_keep_budget") return {c.kv_keep_budget};
   if (key == "spec") return {c.spec};
   if (key == "bench_results_dir") return {c.bench_results_dir};
+  if (key == "llama_ui") return {c.llama_ui};
   if (key == "cors_origins") {
     std::string joined;
     for (const auto& o : c.cors_origins) joined += (joined.empty() ? "" : ",") + o;

@@ -83,6 +83,7 @@ struct Config {
   // Speculative decoding (issue 17, docs/spec.md): auto | off | a draft model's name.
   std::string spec = "auto";
   std::string bench_results_dir;  // more `corral bench` reports for the web dashboard; empty = none
+  std::string llama_ui = "auto";  // the stock llama.cpp web UI under /llama/: auto | off | a built folder
   // Catalog: which caches of other tools to scan (issue 4).
   bool scan_huggingface = true;
   bool scan_ollama = true;

@@ -183,6 +183,10 @@ class Daemon {
     popts.pull_command.insert(popts.pull_command.end(), {"pull", "--json"});
     popts.control_socket = SocketPath();  // the web dashboard's bridge (issue 16, proxy/ui.h)
     std::vector<std::string> lan_notes;   // issue 13: open door, TLS, keys
+    // The stock llama.cpp web UI under /llama/ (docs/proxy.md).
+    auto llama_ui = engine::LlamaUiDir(config.llama_ui);
+    if (!llama_ui.ok()) return llama_ui.status();
+    popts.llama_ui_dir = *llama_ui;
     if (Status s = PrepareLan(config, popts, &lan_notes); !s.ok()) return s;
     for (const auto& note : lan_notes) {
       if (note.starts_with("WARNING")) {

@@ -215,7 +215,7 @@ Result<UpMessage> ParseUp(std::string_view text) {
 
 // Every ProxyOptions field must cross the link (listen_fds excepted: the process's own fds 3,
 // 5, 6, …). A new field changes the size: add it to EncodeOptions and ParseDown, then update this.
-static_assert(sizeof(proxy::ProxyOptions) == 416, "a ProxyOptions field is missing from the proxy-process link");
+static_assert(sizeof(proxy::ProxyOptions) == 448, "a ProxyOptions field is missing from the proxy-process link");
 
 std::string EncodeOptions(const proxy::ProxyOptions& o) {
   json j = {{"t", "options"},
@@ -247,7 +247,8 @@ std::string EncodeOptions(const proxy::ProxyOptions& o) {
             // POST /api/pull (issue 14)
             {"pull_command", o.pull_command},
             {"max_pulls", o.max_pulls},
-            {"control_socket", o.control_socket}};
+            {"control_socket", o.control_socket},
+            {"llama_ui_dir", o.llama_ui_dir}};
 
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -361,6 +362,7 @@ Result<DownMessage> ParseDown(std::string_view text) {
       o.pull_command = j.value("pull_command", std::vector<std::string>{});
       o.max_pulls = j.value("max_pulls", size_t{2});
       o.control_socket = j.value("control_socket", std::string());  // web dashboard (optional: older peers)
+      o.llama_ui_dir = j.value("llama_ui_dir", std::string());      // the stock llama.cpp web UI (optional)
     } else if (t == "routes") {
       d.type = DownMessage::Type::kRoutes;
       for (const auto& r : j.at("r")) {

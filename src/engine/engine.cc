@@ -31,6 +31,16 @@ std::string PinnedEngineDir() {
   return "";
 }
 
+Result<std::string> LlamaUiDir(const std::string& setting) {
+  if (setting == "off") return std::string();
+  const bool automatic = setting == "auto";
+  const std::string dir = automatic ? CORRAL_BUILT_LLAMA_UI_DIR : setting;
+  if (!dir.empty() && ::access((dir + "/index.html").c_str(), R_OK) == 0) return dir;
+  if (automatic) return std::string();
+  return InvalidArgument("llama_ui: " + dir +
+                         " holds no index.html (a built llama.cpp web UI: `make llama-ui` prints where it puts one)");
+}
+
 Result<std::string> VocabDir() {
   std::string dir = PinnedEngineDir();
   if (dir.empty()) {

@@ -26,6 +26,12 @@ struct EngineInfo {
 // built against. "" if neither holds a finished build.
 std::string PinnedEngineDir();
 
+// The folder of the stock llama.cpp web UI for a `llama_ui` setting (docs/proxy.md): "off"
+// gives ""; "auto" the pinned engine's UI as scripts/llama-ui.sh builds it (`make llama-ui`),
+// "" when it was not built; any other value is that folder, an error when it holds no
+// index.html.
+Result<std::string> LlamaUiDir(const std::string& setting);
+
 // Directory of the tokenizer vocab files (`ggml-vocab-*.gguf`) of the pinned tree.
 Result<std::string> VocabDir();
 

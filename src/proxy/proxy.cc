@@ -32,6 +32,7 @@
 #include "proxy/json_guard.h"
 #include "proxy/key_metrics.h"
 #include "proxy/listen.h"
+#include "proxy/llama_ui.h"
 #include "proxy/metrics.h"
 #include "proxy/ollama.h"
 #include "proxy/ollama_pull.h"
@@ -221,7 +222,8 @@ class Proxy::Impl {
   std::unique_ptr<auth::KeyStore> keys;
   auth::FailureThrottle throttle;
   KeyMetrics key_metrics;
-  std::unique_ptr<PullJobs> pulls;  // POST /api/pull (issue 14); null without options.pull_command
+  std::unique_ptr<PullJobs> pulls;          // POST /api/pull (issue 14); null without options.pull_command
+  std::shared_ptr<const LlamaUi> llama_ui;  // the stock llama.cpp web UI; null without options.llama_ui_dir
 
   // Hostile-input policy, fixed at Start (read-only afterwards, any worker).
   size_t max_connections = 0;                                 // options.max_connections, held below the open-file limit
@@ -495,6 +497,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     if (ec) return OnReadError(ec);
     auto& req = parser_->get();
     route_ = ClassifyRoute(req.method_string(), req.target());
+    if (px_.llama_ui != nullptr) ClassifyLlamaUiRequest();
     if (!CheckHead()) return;
     if (parser_->is_done()) return OnRequest({});  // no body
     auto expect = req[http::field::expect];
@@ -565,7 +568,8 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   static std::optional<auth::Scope> NeededScope(const Route& r) {
     switch (r.kind) {
       case RouteKind::kHealth:
-      case RouteKind::kOllamaRoot: return std::nullopt;
+      case RouteKind::kOllamaRoot:
+      case RouteKind::kLlamaUi: return std::nullopt;  // the page must load to ask for a key
       case RouteKind::kForward: return r.replay_safe ? auth::Scope::kInference : auth::Scope::kAdmin;
       case RouteKind::kOllamaChat:
       case RouteKind::kOllamaGenerate:
@@ -758,6 +762,15 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       case RouteKind::kRouterLoad:
       case RouteKind::kRouterUnload: return RouterLoadRoute(route_.kind == RouteKind::kRouterLoad);
       case RouteKind::kUi: return UiRoute();
+      case RouteKind::kLlamaUi: return LlamaUiRoute();
+      case RouteKind::kRouterSse: return RouterModelsSse();
+      case RouteKind::kRouterTools:
+        // llama-server without --tools answers 403, which its web UI reads as "no server tools".
+        return SendError(403, "server tools are not enabled (Corral starts llama-server without --tools)", false);
+      case RouteKind::kStreamsLookup:
+        // The web UI asks, before a chat, which of its conversations have a stream to resume
+        // (llama-server's resumable streams); Corral keeps none, so: none.
+        return SendLocal(200, "application/json", "[]");
       case RouteKind::kBadMethod:
         return SendError(405, "method " + std::string(req.method_string()) + " not allowed on this route", false);
       case RouteKind::kNotFound: return SendError(404, "no route for " + std::string(req.target()), false);
@@ -1478,6 +1491,15 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   void OnPullLines(const std::string& lines);
   void OnPullDone(const PullOutcome& outcome);
   void WritePull();
+  // ---- GET /models/sse (router_mode.h) ----
+  void RouterModelsSse();
+  void RouterModelsSseTick();
+  std::map<std::string, std::string> sse_statuses_;  // model -> the status value last sent
+  int sse_quiet_ticks_ = 0;
+  // ---- the stock llama.cpp web UI (proxy/llama_ui.h) ----
+  void ClassifyLlamaUiRequest();
+  void LlamaUiRoute();
+  const LlamaUiFile* llama_ui_file_ = nullptr;  // kLlamaUi: the file; null: the redirect
   // ---- the web dashboard (proxy/ui.h) ----
   void UiRoute();
   void UiEvents(const std::string& target);
@@ -1580,6 +1602,87 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   const auth::KeyRecord* key_ = nullptr;
   KeyCounters* key_counters_ = nullptr;
 };
+
+// ---- GET /models/sse: llama-server router mode's status feed (router_mode.h) ----
+
+// Every model's status once ("model_status"), then a "status_change" record whenever one
+// changes, checked every kSseTick against the provider's list (what GET /models answers), and
+// a comment line when nothing was sent for kSseKeepAlive. Ends with the connection (the
+// watch sees a browser leave; a write stalled for kUiStallTimeout drops it).
+inline constexpr std::chrono::milliseconds kSseTick{250};
+inline constexpr int kSseKeepAliveTicks = 60;  // 15 s
+
+template <class Stream>
+void BasicConnection<Stream>::RouterModelsSse() {
+  state_ = State::kWaitingModel;
+  client_keep_alive_ = false;
+  sent_status_ = 200;
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n";
+  AppendOwnFields(head, /*with_model=*/false);
+  head.append("Connection: close\r\n\r\n");
+  sse_statuses_.clear();
+  sse_quiet_ticks_ = 0;
+  UiSend(head + RouterStatusEvents(sse_statuses_, VisibleModels(), "model_status"), false);
+  StartWatch();
+  RouterModelsSseTick();
+}
+
+template <class Stream>
+void BasicConnection<Stream>::RouterModelsSseTick() {
+  auto t = std::make_shared<asio::steady_timer>(w_.ioc, kSseTick);
+  t->async_wait([self = this->shared_from_this(), t](const error_code&) {
+    if (self->closed_) return;
+    std::string events = RouterStatusEvents(self->sse_statuses_, self->VisibleModels(), "status_change");
+    if (events.empty() && ++self->sse_quiet_ticks_ >= kSseKeepAliveTicks) events = ": keep-alive\n\n";
+    if (!events.empty()) {
+      self->sse_quiet_ticks_ = 0;
+      self->UiSend(events, false);
+    }
+    self->RouterModelsSseTick();
+  });
+}
+
+// ---- the stock llama.cpp web UI (issue 16, proxy/llama_ui.h) ----
+
+// Under /llama/: a file of the UI is served from memory (kLlamaUi); any other path is one of
+// the UI's API requests (relative to its page: /llama/props, /llama/v1/chat/completions, ...)
+// and is routed, and forwarded, as the path without the prefix.
+template <class Stream>
+void BasicConnection<Stream>::ClassifyLlamaUiRequest() {
+  auto& req = parser_->get();
+  LlamaUiTarget t = ClassifyLlamaUi(*px_.llama_ui, req.target());
+  switch (t.kind) {
+    case LlamaUiTarget::Kind::kNone: return;
+    case LlamaUiTarget::Kind::kRedirect:
+    case LlamaUiTarget::Kind::kFile: {
+      const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
+      route_ = Route{};
+      route_.kind = get ? RouteKind::kLlamaUi : RouteKind::kBadMethod;
+      llama_ui_file_ = t.file;
+      return;
+    }
+    case LlamaUiTarget::Kind::kApi:
+      req.target(t.api_target);
+      route_ = ClassifyRoute(req.method_string(), req.target());
+      return;
+  }
+}
+
+template <class Stream>
+void BasicConnection<Stream>::LlamaUiRoute() {
+  local_extra_head_.assign(px_.llama_ui->security_fields());
+  if (llama_ui_file_ == nullptr) {
+    local_extra_head_.append("Location: /llama/\r\n");
+    return SendLocal(308, "text/plain; charset=utf-8", "");
+  }
+  auto& req = parser_->get();
+  // SvelteKit's content-hashed files never change; the rest (index.html, sw.js) is checked.
+  const bool immutable = req.target().starts_with("/llama/_app/immutable/");
+  local_extra_head_.append(immutable ? "Cache-Control: public, max-age=31536000, immutable\r\n"
+                                     : "Cache-Control: no-cache\r\n");
+  local_extra_head_.append("ETag: ").append(llama_ui_file_->etag).append("\r\n");
+  SendLocal(200, llama_ui_file_->content_type, llama_ui_file_->bytes);
+}
 
 // ---- the web dashboard (issue 16, proxy/ui.h) ----
 
@@ -2156,6 +2259,11 @@ Status Proxy::Start() {
     }
   }
   if (!px.options.keys_file.empty()) px.keys = std::make_unique<auth::KeyStore>(px.options.keys_file);
+  if (!px.options.llama_ui_dir.empty()) {
+    auto ui = LlamaUi::Load(px.options.llama_ui_dir);
+    if (!ui.ok()) return ui.status();
+    px.llama_ui = *std::move(ui);
+  }
   if (!px.options.pull_command.empty()) {
     px.pulls = std::make_unique<PullJobs>(px.options.pull_command, std::max<size_t>(px.options.max_pulls, 1),
                                           /*on_models_changed=*/nullptr);

@@ -99,6 +99,9 @@ struct ProxyOptions {
   // The web dashboard (issue 16, proxy/ui.h): the daemon's control socket, which /ui/api/
   // bridges to (the event feed, logs, load/unload/pin). Empty: /ui/api answers 503.
   std::string control_socket;
+  // The stock llama.cpp web UI (llama_ui.h): a built tools/ui folder, read into memory at
+  // Start and served under /llama/. Empty: none (/llama/... is routed like any path).
+  std::string llama_ui_dir;
 };
 
 class Proxy {

@@ -28,7 +28,11 @@ std::string_view to_string(RouteKind kind) {
     case RouteKind::kRouterModels: return "router_models";
     case RouteKind::kRouterLoad: return "router_load";
     case RouteKind::kRouterUnload: return "router_unload";
+    case RouteKind::kRouterSse: return "router_models_sse";
+    case RouteKind::kRouterTools: return "router_tools";
+    case RouteKind::kStreamsLookup: return "streams_lookup";
     case RouteKind::kUi: return "ui";
+    case RouteKind::kLlamaUi: return "llama_ui";
     case RouteKind::kNotFound: return "not_found";
     case RouteKind::kBadMethod: return "bad_method";
   }
@@ -86,6 +90,9 @@ constexpr RouteDef kRoutes[] = {
     {"/models", "GET", RouteKind::kRouterModels, Api::kOpenAI, ModelSource::kBody, false, false},
     {"/models/load", "POST", RouteKind::kRouterLoad, Api::kOpenAI, ModelSource::kBody, false, false},
     {"/models/unload", "POST", RouteKind::kRouterUnload, Api::kOpenAI, ModelSource::kBody, false, false},
+    {"/models/sse", "GET", RouteKind::kRouterSse, Api::kOpenAI, ModelSource::kBody, false, false},
+    {"/tools", "GET|POST", RouteKind::kRouterTools, Api::kOpenAI, ModelSource::kBody, false, false},
+    {"/v1/streams/lookup", "POST", RouteKind::kStreamsLookup, Api::kOpenAI, ModelSource::kBody, false, false},
 };
 
 bool MethodMatches(std::string_view allowed, std::string_view method) {

@@ -35,7 +35,12 @@ enum class RouteKind {
   kRouterModels,    // GET /models: llama-server router mode's list (router_mode.h)
   kRouterLoad,      // POST /models/load
   kRouterUnload,    // POST /models/unload
+  kRouterSse,       // GET /models/sse: status changes as server-sent events (router_mode.h)
+  kRouterTools,     // GET/POST /tools: 403, as llama-server started without --tools
+  kStreamsLookup,   // POST /v1/streams/lookup: [] (no resumable streams are kept)
   kUi,              // /ui and /ui/... : the web dashboard (proxy/ui.h)
+  kLlamaUi,         // a file of the stock llama.cpp web UI under /llama/ (llama_ui.h; set by the
+                    // proxy when it serves one, never by ClassifyRoute)
   kNotFound,        // no such route
   kBadMethod,       // the path exists, the method does not
 };

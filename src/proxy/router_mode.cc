@@ -28,6 +28,23 @@ json RouterStatusJson(const ModelInfo& m) {
   return status;
 }
 
+std::string RouterStatusEvents(std::map<std::string, std::string>& before, const std::vector<ModelInfo>& now,
+                               std::string_view event) {
+  std::string out;
+  for (const auto& m : now) {
+    const bool failed = m.state == ModelState::kFailed;
+    std::string value = failed ? "failed" : std::string(RouterStatusValue(m.state));
+    auto it = before.find(m.name);
+    if (it != before.end() && it->second == value) continue;
+    json data = {{"status", failed ? "unloaded" : value}};
+    if (failed) data["exit_code"] = 1;
+    json record = {{"model", m.name}, {"event", std::string(event)}, {"data", std::move(data)}};
+    out += "data: " + record.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+    before[m.name] = value;
+  }
+  return out;
+}
+
 std::string RouterModelList(const std::vector<ModelInfo>& models) {
   json data = json::array();
   for (const auto& m : models) {

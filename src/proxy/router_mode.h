@@ -18,6 +18,8 @@
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
+
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +36,15 @@ std::string_view RouterStatusValue(ModelState state);
 // {"value":V,"args":[]} plus "failed":true for a model whose last start failed, and
 // "corral_state": Corral's own state word (to_string(ModelState)).
 nlohmann::json RouterStatusJson(const ModelInfo& model);
+
+// GET /models/sse (llama-server's status feed, which the web UI waits on after a load or an
+// unload): the records for the models whose router status changed between `before` and
+// `now` (each model's status value, by id), "data: {"model":ID,"event":EVENT,"data":
+// {"status":V}}\n\n" each; a failed start is "unloaded" with "exit_code":1 (the UI's
+// failure signal). `event`: "model_status" for the snapshot sent on connect, else
+// "status_change". Updates `before` to `now`.
+std::string RouterStatusEvents(std::map<std::string, std::string>& before, const std::vector<ModelInfo>& now,
+                               std::string_view event);
 
 // GET /models: every model in llama-server's router list shape, plus Corral's "names" and
 // "meta" (as /v1/models).

@@ -177,6 +177,7 @@ TEST(EdgeLinkTest, DownMessagesRoundTrip) {
   o.max_connections = 11;
   o.max_connections_per_client = 12;
   o.max_buffered_body_bytes = 13;
+  o.llama_ui_dir = "/x/llama-ui";
   auto d = ParseDown(EncodeOptions(o));
   ASSERT_TRUE(d.ok()) << d.status().message();
   EXPECT_EQ(d->options.listen, o.listen);
@@ -190,6 +191,7 @@ TEST(EdgeLinkTest, DownMessagesRoundTrip) {
   EXPECT_EQ(d->options.max_connections, 11U);
   EXPECT_EQ(d->options.max_connections_per_client, 12U);
   EXPECT_EQ(d->options.max_buffered_body_bytes, 13U);
+  EXPECT_EQ(d->options.llama_ui_dir, "/x/llama-ui");
 
   proxy::RouteMap routes;
   routes.routes["alpha"] = {"127.0.0.1", 4000};

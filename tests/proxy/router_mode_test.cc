@@ -2,9 +2,10 @@
 // llama.cpp's own web UI makes, in its order, against a private daemon with real llama-server
 // children on synthetic models.
 //
-// The pinned engine tarball (node-llama-cpp 3.22.1, llama.cpp de3ff815) ships no web UI source
-// and is built with LLAMA_BUILD_UI=OFF, so the requests are quoted from the upstream web UI
-// (ggml-org/llama.cpp, tools/server/webui/src/lib/...) at the stored versions nearest the pin:
+// The pinned tree's own UI (tools/ui) is built by scripts/llama-ui.sh and driven in Chromium
+// against Corral by tests/web/llama_ui_test.cc, which records the requests it makes; the ones
+// here are quoted from the upstream web UI (ggml-org/llama.cpp,
+// tools/server/webui/src/lib/...) at the stored versions nearest the pin:
 //   constants/api-endpoints.ts (684ed10a) L1-5   API_MODELS = { LIST: '/v1/models',
 //                                                  LOAD: '/models/load', UNLOAD: '/models/unload' }
 //   services/props.ts (a580205c) L30-33          fetch(): GET ./props?autoload=false

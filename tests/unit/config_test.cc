@@ -316,7 +316,8 @@ TEST_F(ConfigTest, DiffNamesChangesAndWhatNeedsARestart) {
                          k == "max_json_depth" || k == "cors_origins" || k == "max_connections" ||
                          k == "max_connections_per_client" || k == "max_buffered_body_bytes" || k == "proxy_process" ||
                          k == "liveness_timeout" || k == "tls_cert" || k == "tls_key" ||
-                         k == "allow_unauthenticated_lan" || k == "require_key_on_loopback" || k == "bench_results_dir";
+                         k == "allow_unauthenticated_lan" || k == "require_key_on_loopback" ||
+                         k == "bench_results_dir" || k == "llama_ui";
     EXPECT_EQ(d.reload, restart ? OnReload::kRestart : OnReload::kLive) << k;
   }
 }
