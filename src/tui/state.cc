@@ -45,6 +45,32 @@ uint32_t CtxFromArgv(const json& argv) {
   return 0;
 }
 
+}  // namespace
+
+std::string SpecFromArgv(const json& argv) {
+  if (!argv.is_array()) return "";
+  std::string type;
+  std::string draft;
+  std::string per_step;
+  for (size_t i = 0; i + 1 < argv.size(); ++i) {
+    if (!argv[i].is_string() || !argv[i + 1].is_string()) continue;
+    const std::string& a = argv[i].get_ref<const std::string&>();
+    const std::string& v = argv[i + 1].get_ref<const std::string&>();
+    if (a == "--spec-type") type = v;
+    if (a == "--spec-draft-model" || a == "-md" || a == "--model-draft") draft = v;
+    if (a == "--spec-draft-n-max") per_step = v;
+  }
+  if ((type.empty() || type == "none") && draft.empty()) return "";
+  if (type == "draft-mtp") return "MTP heads";
+  if (!draft.empty()) {
+    std::string file = draft.substr(draft.find_last_of('/') + 1);  // npos + 1 == 0
+    return "draft " + file + (per_step.empty() ? "" : " (" + per_step + " per step)");
+  }
+  return type;
+}
+
+namespace {
+
 std::string Lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;

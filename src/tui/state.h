@@ -38,6 +38,10 @@ struct ModelRow {
   nlohmann::json detail;  // the child's JSON (argv, log path, ...) or the catalog entry
 };
 
+// The speculative decoding a child runs with, read from its argv (issue 17): "MTP heads",
+// "draft FILE (N per step)", or "" when its argv asks for none.
+std::string SpecFromArgv(const nlohmann::json& argv);
+
 enum class SortKey { kState, kName, kMemory, kRequests };
 std::string_view to_string(SortKey k);
 

@@ -252,6 +252,8 @@ void DrawDetails(const DashState& s, const UiState& ui, Screen& scr, int top, in
     }
     lines.push_back("argv:");
     for (auto& l : Wrap(Sanitize(argv), scr.width() - 2)) lines.push_back("  " + l);
+    if (std::string spec = SpecFromArgv(d.value("argv", nlohmann::json::array())); !spec.empty())
+      lines.push_back("spec     " + Sanitize(spec));
     if (!r.failure.empty()) lines.push_back("failure  " + Sanitize(r.failure));
   } else {
     lines.push_back("file     " + HumanBytes(r.estimate_bytes) + "  " + str("family") + " " + str("quant"));

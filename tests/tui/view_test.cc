@@ -66,6 +66,21 @@ UiState Ascii() {
   return ui;
 }
 
+// Issue 17: the details pane names the speculative decoding a child runs with.
+TEST(TuiViewTest, SpecFromArgv) {
+  using nlohmann::json;
+  EXPECT_EQ(SpecFromArgv(json::array({"ls", "-m", "/m/a.gguf", "-c", "4096"})), "");
+  EXPECT_EQ(SpecFromArgv(json::array({"ls", "--spec-type", "none"})), "");
+  EXPECT_EQ(SpecFromArgv(json::array({"ls", "--spec-type", "draft-mtp"})), "MTP heads");
+  EXPECT_EQ(SpecFromArgv(json::array({"ls", "--spec-type", "draft-simple", "--spec-draft-model", "/m/d raft.gguf",
+                                      "--spec-draft-n-max", "8"})),
+            "draft d raft.gguf (8 per step)");
+  EXPECT_EQ(SpecFromArgv(json::array({"ls", "-md", "small.gguf"})), "draft small.gguf");
+  EXPECT_EQ(SpecFromArgv(json::array({"ls", "--spec-type", "ngram-simple"})), "ngram-simple");
+  EXPECT_EQ(SpecFromArgv(json::array({"ls", "--spec-type", 3})), "");
+  EXPECT_EQ(SpecFromArgv(json::object()), "");
+}
+
 TEST(TuiViewTest, Table80x24) {
   Golden("table_80x24", Render(Canned(), Ascii(), 80, 24));
 }

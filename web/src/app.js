@@ -249,6 +249,22 @@ function contextOf(child, cat) {
   if (child && c && c.context_length > 0) return String(c.context_length);
   return c && c.context > 0 ? String(c.context) : '–';
 }
+// The speculative decoding a running child uses, from its argv (issue 17; the TUI's
+// SpecFromArgv says the same): MTP heads, a draft file with its tokens per step, or –.
+function specOf(child) {
+  const argv = (child && child.argv) || [];
+  let type = '';
+  let draft = '';
+  let perStep = '';
+  for (let i = 0; i + 1 < argv.length; i++) {
+    if (argv[i] === '--spec-type') type = argv[i + 1];
+    if (argv[i] === '--spec-draft-model' || argv[i] === '-md' || argv[i] === '--model-draft') draft = argv[i + 1];
+    if (argv[i] === '--spec-draft-n-max') perStep = argv[i + 1];
+  }
+  if (type === 'draft-mtp') return 'MTP heads';
+  if (draft) return 'draft ' + draft.split('/').pop() + (perStep ? ` (${perStep}/step)` : '');
+  return type && type !== 'none' ? type : '–';
+}
 async function act(name, verb, button) {
   button.disabled = true;
   flash(`${verb} ${name}…`);
@@ -297,6 +313,7 @@ function renderModels() {
         el('td', {}, name, cat && cat.quant ? el('span', { class: 'muted' }, ' ' + cat.quant) : ''),
         el('td', { class: 'state' }, stateText, failure),
         el('td', {}, contextOf(child, cat)),
+        el('td', { class: 'spec' }, specOf(child)),
         el('td', {}, gib(est)),
         el('td', {}, gib(used)),
         el('td', {}, g ? g.in_flight : '–'),
