@@ -83,7 +83,7 @@ HostInfo ProbeHost() {
   h.gpu = "none detected";
   if (!FindOnPath("nvidia-smi").empty()) {
     auto r = RunCapture({"nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"},
-                        std::chrono::seconds(10), 64 * 1024);
+                        std::chrono::seconds(10), size_t{64} * 1024);
     if (r.ok() && r->exit_code == 0 && !r->output.empty()) {
       h.gpu = r->output;
       while (!h.gpu.empty() && (h.gpu.back() == '\n' || h.gpu.back() == ' ')) h.gpu.pop_back();
