@@ -115,8 +115,8 @@ void DrawTable(const DashState& s, const UiState& ui, Screen& scr, int top, int 
     name_w -= extra;
   }
   // header
-  int x = scr.Put(0, top, Fit("MODEL", name_w), {Color::kDefault, true, false, false});
-  x = name_w;
+  scr.Put(0, top, Fit("MODEL", name_w), {Color::kDefault, true, false, false});
+  int x = name_w;
   for (const auto& c : cols) {
     std::string t = c.title;
     std::string cell = c.right ? std::string(static_cast<size_t>(std::max(c.width - CellWidth(t), 0)), ' ') + t : t;
@@ -135,7 +135,7 @@ void DrawTable(const DashState& s, const UiState& ui, Screen& scr, int top, int 
   const int sel = std::clamp(ui.selected, 0, static_cast<int>(rows.size()) - 1);
   const int first = std::max(0, sel - visible + 1);
   for (int i = 0; i < visible && first + i < static_cast<int>(rows.size()); ++i) {
-    const ModelRow& r = rows[static_cast<size_t>(first + i)];
+    const ModelRow& r = rows[static_cast<size_t>(first) + static_cast<size_t>(i)];
     const int y = top + 1 + i;
     const bool selected = first + i == sel;
     Style base = selected ? Style{Color::kDefault, false, true, false} : Style{};
