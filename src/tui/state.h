@@ -20,7 +20,7 @@ namespace corral::tui {
 // One row of the models table: a running child, or a catalog model that is not running.
 // The implicit moves are json's, string's and vector's, all noexcept; as with FeedEvent
 // (control/feed.h), clang-tidy's exception-escape cannot see through json's assertions.
-struct ModelRow {  // NOLINT(bugprone-exception-escape)
+struct ModelRow {     // NOLINT(bugprone-exception-escape)
   std::string name;   // the child's name, or the catalog name
   std::string model;  // the catalog name it serves
   bool running = false;
