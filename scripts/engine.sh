@@ -43,16 +43,10 @@ fail() {
   exit 1
 }
 
-mkdir -p "$cache_root/engine" "$cache_root/downloads"
-# One builder at a time per cache; a second clone waits for the first, then reuses its result.
-exec 9>"$cache_root/engine/.lock"
-flock 9
-if [ -f "$engine/ENGINE" ]; then echo "$engine"; exit 0; fi
-
-work="$engine.partial.$$"
-trap 'rm -rf "$work"' EXIT
-rm -rf "$engine".partial.*
-mkdir -p "$work"
+mkdir -p "$cache_root/downloads"
+# shellcheck source=scripts/cache-claim.sh
+. "$(dirname "$0")/cache-claim.sh"
+cache_claim "$engine" ENGINE  # sets $work
 
 tgz="$cache_root/downloads/node-llama-cpp-3.22.1.tgz"
 if [ ! -s "$tgz" ]; then

@@ -42,16 +42,9 @@ if [ "${1:-}" = "--print" ]; then echo "$out"; exit 0; fi
 if [ -f "$out/index.html" ]; then echo "$out"; exit 0; fi
 
 command -v npm >/dev/null || fail "npm is missing (scripts/setup.sh installs nodejs and npm)"
-mkdir -p "$cache_root/llama-ui"
-# One builder at a time per cache; a second clone waits for the first, then reuses its result.
-exec 9>"$cache_root/llama-ui/.lock"
-flock 9
-if [ -f "$out/index.html" ]; then echo "$out"; exit 0; fi
-
-work="$out.partial.$$"
-trap 'rm -rf "$work"' EXIT
-rm -rf "$out".partial.*
-mkdir -p "$work"
+# shellcheck source=scripts/cache-claim.sh
+. "$here/cache-claim.sh"
+cache_claim "$out" index.html  # sets $work
 cp -a "$src" "$work/ui"
 rm -rf "$work/ui/node_modules" "$work/ui/dist" "$work/ui/.svelte-kit"
 
@@ -69,7 +62,7 @@ echo "corral llama-ui: vite build took $(($(date +%s) - installed)) s" >&2
 
 {
   echo "source $src"
-  echo "engine $(cat "$engine/ENGINE" 2>/dev/null | head -n 1)"
+  echo "engine $(head -n 1 "$engine/ENGINE" 2>/dev/null)"
   echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) npm-ci-s $((installed - start)) build-s $(($(date +%s) - installed))"
 } >"$work/dist/.corral-build"  # hidden: never served (src/proxy/llama_ui.h)
 rm -rf "$out"

@@ -5,11 +5,9 @@
 // (a catalog name), CORRAL_SHOTS (screenshot folder), CORRAL_WEB_NPM (node_modules' parent),
 // CORRAL_CHROMIUM (the browser), CORRAL_BENCH_REPORT (a report id the daemon lists). Exits 0
 // when every check passed; prints what failed.
-import { createRequire } from 'node:module';
 import { appendFileSync, mkdirSync } from 'node:fs';
 
-const require = createRequire(process.env.CORRAL_WEB_NPM.replace(/\/?$/, '/'));
-const puppeteer = require('puppeteer-core');
+import { launchBrowser } from './browser.mjs';
 
 const mode = process.argv[2] || 'full';
 const url = process.env.CORRAL_UI_URL;
@@ -22,13 +20,7 @@ mkdirSync(shots, { recursive: true });
 const consoleErrors = [];
 const step = (s) => console.log(`[web test] ${s}`);
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CORRAL_CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--window-size=1400,1000'],
-  defaultViewport: { width: 1400, height: 1000 },
-  timeout: 30000,
-});
+const browser = await launchBrowser();
 let failed = false;
 try {
   const page = await browser.newPage();

@@ -6,11 +6,9 @@
 // CORRAL_MODEL and CORRAL_OTHER_MODEL (catalog names), CORRAL_SHOTS (screenshot folder),
 // CORRAL_WEB_NPM (node_modules' parent), CORRAL_CHROMIUM (the browser). Exits 0 when every
 // check passed; prints what failed, and the requests the UI made.
-import { createRequire } from 'node:module';
 import { mkdirSync, writeFileSync } from 'node:fs';
 
-const require = createRequire(process.env.CORRAL_WEB_NPM.replace(/\/?$/, '/'));
-const puppeteer = require('puppeteer-core');
+import { launchBrowser } from './browser.mjs';
 
 const url = process.env.CORRAL_LLAMA_UI_URL;
 const port = process.env.CORRAL_PROXY_PORT;
@@ -25,13 +23,7 @@ const consoleErrors = [];
 const requests = []; // "METHOD /path?query" of every request the page made to Corral
 const step = (s) => console.log(`[llama-ui test] ${s}`);
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CORRAL_CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--window-size=1400,1000'],
-  defaultViewport: { width: 1400, height: 1000 },
-  timeout: 30000,
-});
+const browser = await launchBrowser();
 let failed = false;
 try {
   const page = await browser.newPage();

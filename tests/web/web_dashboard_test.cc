@@ -7,17 +7,14 @@
 // build/<preset>/test-artifacts/web.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
-#include <cstdio>
 #include <filesystem>
 #include <string>
 
-#include "support/daemon_fixture.h"
 #include "support/test_support.h"
+#include "web/browser_test.h"
 
-#if !defined(CORRAL_WEB_SCRIPT) || !defined(CORRAL_WEB_NPM) || !defined(CORRAL_WEB_SHOTS)
-#error "CORRAL_WEB_SCRIPT, CORRAL_WEB_NPM and CORRAL_WEB_SHOTS must be defined"
+#if !defined(CORRAL_WEB_SCRIPT) || !defined(CORRAL_WEB_SHOTS)
+#error "CORRAL_WEB_SCRIPT and CORRAL_WEB_SHOTS must be defined"
 #endif
 
 namespace corral {
@@ -26,44 +23,21 @@ namespace {
 const std::vector<std::string> kTinyDims = {"--n-embd", "64",     "--n-layer", "2",     "--n-head",
                                             "4",        "--n-ff", "128",       "--ctx", "512"};
 
-std::string Chromium() {
-  for (const char* p : {"/usr/bin/chromium", "/usr/bin/chromium-browser"}) {
-    if (::access(p, X_OK) == 0) return p;
-  }
-  return "";
-}
-
-class WebDashboardTest : public testing::PrivateDaemonTest {
+class WebDashboardTest : public testing::BrowserTest {
  protected:
   void SetUp() override {
-    PrivateDaemonTest::SetUp();
-    chromium_ = Chromium();
-    if (chromium_.empty()) GTEST_SKIP() << "chromium is not installed (make test installs it: deps/test-packages.txt)";
-    if (::access(CORRAL_WEB_NPM "/puppeteer-core", R_OK) != 0) {
-      GTEST_SKIP() << "puppeteer-core is missing from " CORRAL_WEB_NPM " (the build's npm ci puts it there)";
-    }
+    BrowserTest::SetUp();
+    if (IsSkipped()) return;
     std::vector<std::string> a = kTinyDims;
     a.insert(a.end(), {"--name", "alpha", "--seed", "1"});
     ASSERT_FALSE(testing::MakeModel(dir_.File("data/corral/models"), "alpha.gguf", a).empty());
   }
-  // Runs the browser script; its output is the test's log. Bounded by `timeout` (coreutils).
   int Drive(const std::string& mode, int port, const std::string& model) {
-    std::string cmd = "env";
-    for (const auto& [k, v] : env_) cmd += " " + k + "='" + v + "'";
-    cmd += " CORRAL_UI_URL='http://127.0.0.1:" + std::to_string(port) + "/ui/'";
-    cmd += " CORRAL_PROXY_PORT=" + std::to_string(port) + " CORRAL_MODEL='" + model + "'";
-    cmd +=
-        " CORRAL_SHOTS='" CORRAL_WEB_SHOTS "' CORRAL_WEB_NPM='" CORRAL_WEB_NPM "' CORRAL_CHROMIUM='" + chromium_ + "'";
-    cmd += " HOME='" + dir_.path() + "'";  // chromium's profile and crash dirs stay in the temp dir
-    cmd += " CORRAL_BENCH_REPORT='" + std::string(kReport) + "'";
-    cmd += " timeout -k 5 300 node '" CORRAL_WEB_SCRIPT "' " + mode + " 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (p == nullptr) return -1;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out_.append(buf, n);
-    int rc = ::pclose(p);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return BrowserTest::Drive(CORRAL_WEB_SCRIPT, mode, port, CORRAL_WEB_SHOTS,
+                              {{"CORRAL_UI_URL", "http://127.0.0.1:" + std::to_string(port) + "/ui/"},
+                               {"CORRAL_MODEL", model},
+                               {"CORRAL_BENCH_REPORT", kReport}},
+                              300);
   }
   // A committed `corral bench` report, put where the daemon lists reports (its state folder).
   static constexpr const char* kReport = "20261202T021728Z";
@@ -76,8 +50,6 @@ class WebDashboardTest : public testing::PrivateDaemonTest {
                           ec);
     ASSERT_FALSE(ec) << ec.message();
   }
-  std::string chromium_;
-  std::string out_;
 };
 
 TEST_F(WebDashboardTest, ModelsChartsActivityPlaygroundLogsBench) {
