@@ -67,10 +67,6 @@ bool Match(std::string_view pattern, std::string_view path, Routes::Params& para
   return want.size() == got.size();
 }
 
-int64_t Uptime(const DaemonFacts& f) {
-  return f.uptime_s;
-}
-
 }  // namespace
 
 json ToJson(const ReloadOutcome& r) {
@@ -170,7 +166,7 @@ Response Routes::DaemonStatus(const Request& /*req*/, const Params& /*params*/) 
   json j = {{"daemon",
              {{"pid", ::getpid()},
               {"version", kCorralVersion},
-              {"uptime_s", Uptime(f)},
+              {"uptime_s", f.uptime_s},
               {"socket", f.socket},
               {"state_file", f.state_file},
               {"log_dir", f.log_dir},
@@ -210,7 +206,7 @@ json Routes::FeedHello() {
   }
   const DaemonFacts f = services_.Facts();
   return {
-      {"daemon", {{"pid", ::getpid()}, {"version", kCorralVersion}, {"uptime_s", Uptime(f)}}},
+      {"daemon", {{"pid", ::getpid()}, {"version", kCorralVersion}, {"uptime_s", f.uptime_s}}},
       {"proxy", {{"url", f.proxy_url + "/v1"}, {"base_url", f.proxy_url}}},
       {"memory",
        {{"total_bytes", f.total_memory_bytes}, {"budget_bytes", f.budget_bytes}, {"reserved_bytes", f.reserved_bytes}}},

@@ -102,6 +102,7 @@ struct DaemonFacts {
 };
 
 // A dry run's plan (POST /v1/models/start with dry_run).
+// NOLINTNEXTLINE(bugprone-exception-escape): nlohmann::json's special members may throw.
 struct StartPlan {
   std::string name, model, model_path;
   std::vector<std::string> argv;
