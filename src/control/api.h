@@ -1,5 +1,6 @@
 // The control-plane API: the JSON shapes of requests and answers, and the error codes the
-// CLI maps to its exit codes. This is the only place management JSON is built or parsed.
+// CLI maps to its exit codes. Management JSON is built and parsed here and in the route
+// table (control/routes.h), which answers each route below.
 //
 // Routes (HTTP/1.1 over the Unix socket RuntimeDir()/corral.sock, version prefix /v1):
 //   GET  /v1/status                         daemon, proxy, memory, models
@@ -9,7 +10,13 @@
 //   GET  /v1/models/{name}/wait?generation=G&timeout_ms=T   long poll → {"model":Model}
 //   POST /v1/models/{name}/stop             {"model":Model}
 //   POST /v1/models/stop-all                {"stopped":[name...]}
+//   POST /v1/models/{name}/pin|unpin|unload {"model":Model,"pinned":B}
 //   GET  /v1/logs?name=N&lines=K            {"name":..,"path":..,"text":..}
+//   GET  /v1/logs/follow?name=N&lines=K     NDJSON stream (daemon/log_follow.h)
+//   GET  /v1/events                         NDJSON stream: hello, then the feed (control/feed.h)
+//   GET  /v1/bench, POST /v1/bench/run, GET /v1/bench/reports/{id}   the Bench page (web.md)
+//   POST /v1/reload                         the reload's outcome (400 with it when rejected)
+//   POST /v1/catalog/refresh                {"ok":true}; the catalog is rescanned
 //   POST /v1/shutdown                       {"ok":true}; the daemon then drains
 // Errors: any status >= 400 with {"error":{"code":"<ErrorCode>","message":"..."}}.
 //

@@ -1,19 +1,19 @@
-// The Corral daemon: wires the supervisor to the control plane, owns the state file,
-// handles signals and drains cleanly.
+// The Corral daemon. Job: build its parts in order (supervisor, router, event feed, bench
+// runs, proxy, config reloader, control routes), own them, and tear them down in one order;
+// handle signals and drain cleanly. It answers no request itself: the control server gets
+// the route table (control/routes.h) over ControlServices (daemon/control_services.h), and
+// config reloads are ConfigReloader's (daemon/reloader.h).
 //
 // Threads: the caller's thread waits for SIGINT/SIGTERM (drain and stop) and SIGHUP (reload
 // the config), all blocked in every thread and taken with sigwait, or a /v1/shutdown
-// request; the control server has its own threads; the supervisor its monitor thread; a
-// ConfigWatcher thread reloads the config when config.yaml changes on disk.
+// request; the control server has its own threads; the supervisor its monitor thread (its
+// on_change logs transitions and writes the state file); a ConfigWatcher thread reloads the
+// config when config.yaml changes on disk.
 //
-// Config reload (SIGHUP, POST /v1/reload, a change of config.yaml): the file is read and
-// validated whole; a bad one changes nothing and the error is logged and returned. What a
-// running daemon can change is applied at once (aliases, catalog paths, TTLs, memory
-// budget, timeouts, per-model settings); the listen address and the proxy's data-plane
-// options keep their running value and are reported as needing a restart. Children and
-// requests in flight are never touched by a reload. Drain order: refuse new starts, stop every child
-// (SIGTERM, grace, SIGKILL), stop the control server, write the (empty) state, remove the
-// socket, release the lock.
+// Config reload (SIGHUP, POST /v1/reload, a change of config.yaml): see daemon/reloader.h.
+// Children and requests in flight are never touched by a reload. Drain order: refuse new
+// starts, stop every child (SIGTERM, grace, SIGKILL), stop the control server, tear the parts
+// down, write the (empty) state, remove the socket, release the lock.
 #pragma once
 
 #include <chrono>
