@@ -33,6 +33,7 @@
 #include "daemon/lan.h"
 #include "daemon/log_follow.h"
 #include "daemon/models.h"
+#include "daemon/proxy_options.h"
 #include "daemon/router.h"
 #include "daemon/state_file.h"
 #include "edge/host.h"
@@ -161,18 +162,7 @@ class Daemon {
         [a = activity_.get()](const std::string& model, const std::string& child, const proxy::RequestRecord& r) {
           a->OnRequest(model, child, r);
         });
-    proxy::ProxyOptions popts;
-    popts.listen = config.listen;
-    popts.threads = static_cast<int>(config.proxy_threads);
-    popts.preconnect = config.proxy_preconnect;
-    popts.max_body_bytes = static_cast<uint64_t>(config.max_body_bytes);
-    popts.client_timeout = std::chrono::seconds(config.proxy_client_timeout_s);
-    popts.upstream_timeout = std::chrono::seconds(config.proxy_upstream_timeout_s);
-    popts.max_json_depth = static_cast<size_t>(config.max_json_depth);
-    popts.cors_origins = config.cors_origins;
-    popts.max_connections = static_cast<size_t>(config.max_connections);
-    popts.max_connections_per_client = static_cast<size_t>(config.max_connections_per_client);
-    popts.max_buffered_body_bytes = static_cast<uint64_t>(config.max_buffered_body_bytes);
+    proxy::ProxyOptions popts = ProxyOptionsFor(config);
     popts.version = kCorralVersion;
     // POST /api/pull (issue 14): `corral pull --json` as a child of the proxy (in either
     // process); a finished pull asks POST /v1/catalog/refresh before it says "success".
@@ -316,15 +306,9 @@ class Daemon {
     limits.health_timeout_per_gib = std::chrono::seconds(next.health_timeout_per_gib_s);
     limits.stop_grace = std::chrono::seconds(next.stop_timeout_s);
     supervisor_->SetLimits(limits);
-    if (proxy_) {
-      proxy_->SetLimits(static_cast<uint64_t>(next.max_body_bytes), std::chrono::seconds(next.proxy_client_timeout_s),
-                        std::chrono::seconds(next.proxy_upstream_timeout_s));
-    }
-    if (proxy_host_) {
-      proxy_host_->SetLimits(static_cast<uint64_t>(next.max_body_bytes),
-                             std::chrono::seconds(next.proxy_client_timeout_s),
-                             std::chrono::seconds(next.proxy_upstream_timeout_s));
-    }
+    const proxy::ProxyOptions live = ProxyOptionsFor(next);
+    if (proxy_) proxy_->SetLimits(live.max_body_bytes, live.client_timeout, live.upstream_timeout);
+    if (proxy_host_) proxy_host_->SetLimits(live.max_body_bytes, live.client_timeout, live.upstream_timeout);
     {
       MutexLock lock(config_mu_);
       config_ = next;
