@@ -590,8 +590,108 @@ Result<std::map<std::string, std::string>> ParseAliases(const YAML::Node& node, 
   return out;
 }
 
-// models: REF: {ttl, ctx, args, pinned, restart}. Strict: unknown keys and wrong types are errors
-// naming the model and the key.
+// The fields of a models: entry, each parsed into ModelSettings by its own function; the
+// messages name the file, the line and models.REF.KEY.
+using ModelFieldParser = Status (*)(const YAML::Node& value, const std::string& file, const std::string& at,
+                                    ModelSettings& m);
+
+Status ModelBool(const YAML::Node& value, const std::string& file, const std::string& at, bool& out) {
+  if (!value.IsScalar()) return ModelError(file, value, at, "must be true or false");
+  auto b = ParseBool(at, value.Scalar());
+  if (!b.ok()) return ModelError(file, value, at, "must be true or false, got '" + value.Scalar() + "'");
+  out = *b;
+  return Status::Ok();
+}
+
+Status ModelTtl(const YAML::Node& value, const std::string& file, const std::string& at, ModelSettings& m) {
+  auto t = ScalarInt(value, 0, int64_t{365} * 86400);
+  if (!t.ok()) return ModelError(file, value, at, "seconds idle before unload (0 = never) " + t.status().message());
+  m.ttl_s = *t;
+  return Status::Ok();
+}
+
+Status ModelCtx(const YAML::Node& value, const std::string& file, const std::string& at, ModelSettings& m) {
+  auto c = ScalarInt(value, 0, kMaxModelCtx);
+  if (!c.ok()) return ModelError(file, value, at, "context size " + c.status().message());
+  m.ctx = static_cast<uint32_t>(*c);
+  return Status::Ok();
+}
+
+Status ModelArgs(const YAML::Node& value, const std::string& file, const std::string& at, ModelSettings& m) {
+  if (!value.IsSequence()) return ModelError(file, value, at, "must be a list of strings, e.g. [\"--threads\", \"2\"]");
+  if (value.size() > kMaxModelArgs) {
+    return ModelError(file, value, at, "more than " + std::to_string(kMaxModelArgs) + " arguments");
+  }
+  for (const auto& a : value) {
+    if (!a.IsScalar()) return ModelError(file, a, at, "must be a list of strings");
+    if (a.Scalar().size() > kMaxModelArgBytes) {
+      return ModelError(file, a, at, "an argument is longer than " + std::to_string(kMaxModelArgBytes) + " bytes");
+    }
+    m.args.push_back(a.Scalar());
+  }
+  return Status::Ok();
+}
+
+Status ModelPinned(const YAML::Node& value, const std::string& file, const std::string& at, ModelSettings& m) {
+  return ModelBool(value, file, at, m.pinned);
+}
+
+Status ModelRestart(const YAML::Node& value, const std::string& file, const std::string& at, ModelSettings& m) {
+  return ModelBool(value, file, at, m.restart);
+}
+
+Status ModelKvKeep(const YAML::Node& value, const std::string& file, const std::string& at, ModelSettings& m) {
+  bool keep = false;
+  CORRAL_RETURN_IF_ERROR(ModelBool(value, file, at, keep));
+  m.kv_keep = keep;
+  return Status::Ok();
+}
+
+Status ModelSpec(const YAML::Node& value, const std::string& file, const std::string& at, ModelSettings& m) {
+  if (!value.IsScalar()) return ModelError(file, value, at, "must be auto, off or a draft model's name");
+  if (Status st = CheckSpecSetting(value.Scalar()); !st.ok()) return ModelError(file, value, at, st.message());
+  m.spec = value.Scalar();
+  return Status::Ok();
+}
+
+struct ModelField {
+  const char* key;
+  ModelFieldParser parse;
+};
+constexpr ModelField kModelFields[] = {{"ttl", ModelTtl},       {"ctx", ModelCtx},         {"args", ModelArgs},
+                                       {"pinned", ModelPinned}, {"restart", ModelRestart}, {"kv_keep", ModelKvKeep},
+                                       {"spec", ModelSpec}};
+
+// One entry of models: (REF: {ttl, ctx, ...} or REF: with nothing).
+Result<ModelSettings> ParseModel(const YAML::Node& name, const YAML::Node& v, const std::string& file) {
+  ModelSettings m;
+  m.ref = name.Scalar();
+  m.line = name.Mark().line >= 0 ? name.Mark().line + 1 : 0;
+  const std::string where = "models." + m.ref;
+  if (v.IsNull()) return m;
+  if (!v.IsMap()) return ModelError(file, v, where, "must be a mapping with ttl, ctx, args, pinned or restart");
+  for (const auto& field : v) {
+    if (!field.first.IsScalar()) return ModelError(file, field.first, where, "keys must be names");
+    const std::string key = field.first.Scalar();
+    const ModelField* known = nullptr;
+    std::string names;
+    for (const auto& f : kModelFields) {
+      if (key == f.key) known = &f;
+      names += (names.empty() ? "" : ", ") + std::string(f.key);
+    }
+    if (known == nullptr)
+      return ModelError(file, field.first, where, "unknown key '" + key + "' (known: " + names + ")");
+    CORRAL_RETURN_IF_ERROR(known->parse(field.second, file, where + "." + key, m));
+  }
+  if (m.pinned && m.ttl_s && *m.ttl_s > 0) {
+    return ModelError(file, name, where,
+                      "pinned: true never unloads, so ttl: " + std::to_string(*m.ttl_s) + " cannot apply; drop one");
+  }
+  return m;
+}
+
+// models: REF: {ttl, ctx, args, pinned, restart, kv_keep, spec}. Strict: unknown keys and
+// wrong types are errors naming the model and the key.
 Result<std::vector<ModelSettings>> ParseModels(const YAML::Node& node, const std::string& file) {
   std::vector<ModelSettings> out;
   if (!node.IsDefined() || node.IsNull()) return out;
@@ -605,71 +705,10 @@ Result<std::vector<ModelSettings>> ParseModels(const YAML::Node& node, const std
     if (out.size() >= kMaxModelSettings) {
       return ModelError(file, kv.first, "models", "more than " + std::to_string(kMaxModelSettings) + " entries");
     }
-    ModelSettings m;
-    m.ref = kv.first.Scalar();
-    m.line = kv.first.Mark().line >= 0 ? kv.first.Mark().line + 1 : 0;
     for (const auto& other : out) {
-      if (other.ref == m.ref) return ModelError(file, kv.first, "models." + m.ref, "listed twice");
+      if (other.ref == kv.first.Scalar()) return ModelError(file, kv.first, "models." + other.ref, "listed twice");
     }
-    const std::string where = "models." + m.ref;
-    const YAML::Node& v = kv.second;
-    if (v.IsNull()) {
-      out.push_back(std::move(m));
-      continue;
-    }
-    if (!v.IsMap()) return ModelError(file, v, where, "must be a mapping with ttl, ctx, args, pinned or restart");
-    for (const auto& field : v) {
-      if (!field.first.IsScalar()) return ModelError(file, field.first, where, "keys must be names");
-      const std::string key = field.first.Scalar();
-      const YAML::Node& value = field.second;
-      const std::string at = where + "." + key;
-      if (key == "ttl") {
-        auto t = ScalarInt(value, 0, int64_t{365} * 86400);
-        if (!t.ok())
-          return ModelError(file, value, at, "seconds idle before unload (0 = never) " + t.status().message());
-        m.ttl_s = *t;
-      } else if (key == "ctx") {
-        auto c = ScalarInt(value, 0, kMaxModelCtx);
-        if (!c.ok()) return ModelError(file, value, at, "context size " + c.status().message());
-        m.ctx = static_cast<uint32_t>(*c);
-      } else if (key == "args") {
-        if (!value.IsSequence()) {
-          return ModelError(file, value, at, "must be a list of strings, e.g. [\"--threads\", \"2\"]");
-        }
-        if (value.size() > kMaxModelArgs) {
-          return ModelError(file, value, at, "more than " + std::to_string(kMaxModelArgs) + " arguments");
-        }
-        for (const auto& a : value) {
-          if (!a.IsScalar()) return ModelError(file, a, at, "must be a list of strings");
-          if (a.Scalar().size() > kMaxModelArgBytes) {
-            return ModelError(file, a, at,
-                              "an argument is longer than " + std::to_string(kMaxModelArgBytes) + " bytes");
-          }
-          m.args.push_back(a.Scalar());
-        }
-      } else if (key == "kv_keep") {
-        if (!value.IsScalar()) return ModelError(file, value, at, "must be true or false");
-        auto b = ParseBool(at, value.Scalar());
-        if (!b.ok()) return ModelError(file, value, at, "must be true or false, got '" + value.Scalar() + "'");
-        m.kv_keep = *b;
-      } else if (key == "spec") {
-        if (!value.IsScalar()) return ModelError(file, value, at, "must be auto, off or a draft model's name");
-        if (Status st = CheckSpecSetting(value.Scalar()); !st.ok()) return ModelError(file, value, at, st.message());
-        m.spec = value.Scalar();
-      } else if (key == "pinned" || key == "restart") {
-        if (!value.IsScalar()) return ModelError(file, value, at, "must be true or false");
-        auto b = ParseBool(at, value.Scalar());
-        if (!b.ok()) return ModelError(file, value, at, "must be true or false, got '" + value.Scalar() + "'");
-        (key == "pinned" ? m.pinned : m.restart) = *b;
-      } else {
-        return ModelError(file, field.first, where,
-                          "unknown key '" + key + "' (known: ttl, ctx, args, pinned, restart, kv_keep, spec)");
-      }
-    }
-    if (m.pinned && m.ttl_s && *m.ttl_s > 0) {
-      return ModelError(file, kv.first, where,
-                        "pinned: true never unloads, so ttl: " + std::to_string(*m.ttl_s) + " cannot apply; drop one");
-    }
+    CORRAL_ASSIGN_OR_RETURN(ModelSettings m, ParseModel(kv.first, kv.second, file));
     out.push_back(std::move(m));
   }
   return out;
