@@ -66,7 +66,7 @@ std::pair<std::string, bool> KeyForClients(const std::string& flag) {
 }
 
 std::string BaseUrl(const config::Config& c) {
-  std::string listen = c.listen.empty() ? "127.0.0.1:11450" : c.listen;
+  std::string listen = c.listen.empty() ? std::string(defaults::kListen) : c.listen;
   if (listen.rfind("0.0.0.0:", 0) == 0) listen = "127.0.0.1:" + listen.substr(8);
   if (listen.rfind("[::]:", 0) == 0) listen = "[::1]:" + listen.substr(5);
   return "http://" + listen;

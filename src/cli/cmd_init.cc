@@ -346,10 +346,7 @@ int Init::WriteConfig() {
   f.engine_source = engine_ok_ ? engine_.source : "not found";
   // The file's own value when replacing one, else the default: a CORRAL_LISTEN or --listen of
   // this run is not written down (it keeps working from where it was given).
-  f.listen = "127.0.0.1:11450";
-  for (const auto& def : config::Options()) {
-    if (std::string_view(def.key) == "listen") f.listen = def.default_value;
-  }
+  f.listen = config::Config{}.listen;
   if (auto it = config_.source.find("listen"); it != config_.source.end() && it->second == "file") {
     f.listen = config_.listen;
   }

@@ -69,7 +69,7 @@ std::string ProxyUrl(const GlobalOptions& global, control::ControlClient& client
     if (!url.empty()) return url;
   }
   auto config = config::Load(global.flags);
-  return "http://" + (config.ok() ? config->listen : std::string("127.0.0.1:11450")) + "/v1";
+  return "http://" + (config.ok() ? config->listen : std::string(defaults::kListen)) + "/v1";
 }
 
 // ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "common/url.h"
 #include "daemon/lan.h"
+#include "daemon/proxy_options.h"
 #include "engine/engine.h"
 #include "proxy/listen.h"
 #include "proxy/proxy.h"
@@ -40,7 +41,7 @@ int RunProxy(const GlobalOptions& global, const ProxyArgs& args) {
   proxy::StaticProvider provider(*specs);
   proxy::RoutingTable routes;
   provider.PublishTo(routes);
-  proxy::ProxyOptions options;
+  proxy::ProxyOptions options = daemon::ProxyOptionsFor(*config);
   // Issue 13: open door (75), TLS material, keys. A bad listen address stays exit 71, as
   // it was when the proxy found it at Start.
   std::vector<std::string> notes;
@@ -49,15 +50,6 @@ int RunProxy(const GlobalOptions& global, const ProxyArgs& args) {
                 "proxy: " + lan.message());
   }
   for (const auto& n : notes) std::fprintf(stderr, "%s\n", n.c_str());
-  options.threads = static_cast<int>(config->proxy_threads);
-  options.max_body_bytes = static_cast<uint64_t>(config->max_body_bytes);
-  options.client_timeout = std::chrono::seconds(config->proxy_client_timeout_s);
-  options.upstream_timeout = std::chrono::seconds(config->proxy_upstream_timeout_s);
-  options.max_json_depth = static_cast<size_t>(config->max_json_depth);
-  options.cors_origins = config->cors_origins;
-  options.max_connections = static_cast<size_t>(config->max_connections);
-  options.max_connections_per_client = static_cast<size_t>(config->max_connections_per_client);
-  options.max_buffered_body_bytes = static_cast<uint64_t>(config->max_buffered_body_bytes);
   auto llama_ui = engine::LlamaUiDir(config->llama_ui);
   if (!llama_ui.ok()) return Fail(ExitCode::kOther, "proxy: " + llama_ui.status().message());
   options.llama_ui_dir = *llama_ui;
@@ -86,7 +78,7 @@ static void RegisterProxy(CLI::App& app, GlobalOptions& global, RunFn& run) {
   cmd->add_option("--upstream", args.upstreams, "NAME=http://HOST:PORT (repeatable): route model NAME there")
       ->required();
   cmd->fallthrough();  // global flags (--listen, --max-body-bytes, ...) may follow `proxy`
-  cmd->footer("Listens on --listen (default 127.0.0.1:11450). Stop with Ctrl-C.");
+  cmd->footer(std::string("Listens on --listen (default ") + defaults::kListen + "). Stop with Ctrl-C.");
   cmd->callback([&global, &run] { run = [&global] { return RunProxy(global, args); }; });
 }
 

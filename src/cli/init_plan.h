@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/proxy_defaults.h"
+
 namespace corral::cli::init {
 
 inline constexpr uint64_t kGiB = uint64_t{1} << 30;
@@ -127,7 +129,7 @@ struct ConfigFacts {
   std::string machine;        // "8 CPU threads, 31.2 GiB RAM, GPU: none"
   std::string llama_server;   // the path found
   std::string engine_source;  // "PATH", "pinned", "env", ...
-  std::string listen = "127.0.0.1:11450";
+  std::string listen = defaults::kListen;
   std::string model_dir;  // the default model directory
 };
 

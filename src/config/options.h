@@ -1,6 +1,8 @@
-// The one registry of Corral's options. Every option is defined once, in options.cc:
-// its config key, flag, environment variable, default and help. Values are resolved in
-// rising precedence: default < config.yaml < environment < command-line flag.
+// The one registry of Corral's options. Every option is defined once, by one descriptor in
+// options.cc: its config key, flag, environment variable, help, kind (with its range or
+// choices, and a check of its own for the odd ones) and the Config field it is bound to.
+// Its default is that field's initialiser in Config. Values are resolved in rising
+// precedence: default < config.yaml < environment < command-line flag.
 //
 // Thread-safety: Options() is an immutable table; Config is a plain value.
 #pragma once
@@ -10,8 +12,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
+#include "common/proxy_defaults.h"
 #include "common/status.h"
 
 namespace CLI {
@@ -62,16 +66,17 @@ inline constexpr size_t kMaxModelArgs = 256;
 inline constexpr size_t kMaxModelArgBytes = 4096;
 inline constexpr int64_t kMaxModelCtx = int64_t{1} << 24;
 
-// The typed configuration every subsystem reads.
+// The typed configuration every subsystem reads. Its member initialisers are the options'
+// defaults (the registry prints them; the proxy's come from common/proxy_defaults.h).
 struct Config {
-  std::string config_file;               // the file that was read (may not exist)
-  std::vector<std::string> model_paths;  // user model directories and files
-  std::string llama_server;              // user's own llama-server binary; empty = search
-  std::string listen;                    // proxy listen addresses: [https://]HOST:PORT[,...]
-  std::string log_level;                 // trace|debug|info|warn|error
+  std::string config_file;                 // the file that was read (may not exist)
+  std::vector<std::string> model_paths;    // user model directories and files
+  std::string llama_server;                // user's own llama-server binary; empty = search
+  std::string listen = defaults::kListen;  // proxy listen addresses: [https://]HOST:PORT[,...]
+  std::string log_level = "info";          // trace|debug|info|warn|error
   // Supervisor (issue 5).
-  std::string memory_budget;  // "auto" (total RAM minus a margin) or a size: "12GiB"
-  int health_timeout_s = 60;  // base readiness timeout; + health_timeout_per_gib_s per GiB of model
+  std::string memory_budget = "auto";  // "auto" (total RAM minus a margin) or a size: "12GiB"
+  int health_timeout_s = 60;           // base readiness timeout; + health_timeout_per_gib_s per GiB of model
   int health_timeout_per_gib_s = 30;
   int stop_timeout_s = 10;  // SIGTERM → SIGKILL grace
   // A ready child's /health unanswered this long → killed as unresponsive; 0 = off.
@@ -91,19 +96,19 @@ struct Config {
   bool scan_llamacpp = true;
 
   // Proxy data plane (src/proxy).
-  int64_t max_body_bytes = 32LL << 20;     // request body limit (413 beyond)
-  int64_t proxy_threads = 0;               // event-loop threads; 0 = auto
-  bool proxy_preconnect = true;            // a spare upstream connection after each stream
-  bool proxy_process = true;               // the proxy in its own, restartable process (edge/host.h)
-  int64_t proxy_client_timeout_s = 60;     // idle keep-alive / slow client
-  int64_t proxy_upstream_timeout_s = 600;  // no byte from llama-server this long
-  int64_t model_ttl_s = 0;                 // unload models started on demand after this idle time; 0 = never
+  int64_t max_body_bytes = defaults::kMaxBodyBytes;    // request body limit (413 beyond)
+  int64_t proxy_threads = defaults::kProxyThreads;     // event-loop threads; 0 = auto
+  bool proxy_preconnect = defaults::kProxyPreconnect;  // a spare upstream connection after each stream
+  bool proxy_process = true;                           // the proxy in its own, restartable process (edge/host.h)
+  int64_t proxy_client_timeout_s = defaults::kClientTimeoutS;      // idle keep-alive / slow client
+  int64_t proxy_upstream_timeout_s = defaults::kUpstreamTimeoutS;  // no byte from llama-server this long
+  int64_t model_ttl_s = 0;  // unload models started on demand after this idle time; 0 = never
   // Proxy hostile-input limits (issue 11).
-  int64_t max_json_depth = 128;                   // request bodies nested deeper: 400
-  std::vector<std::string> cors_origins;          // browser origins allowed (CORS); empty = none
-  int64_t max_connections = 4096;                 // client connections open at once
-  int64_t max_connections_per_client = 2048;      // ... from one IP address
-  int64_t max_buffered_body_bytes = 256LL << 20;  // request bodies buffered at once, all clients
+  int64_t max_json_depth = defaults::kMaxJsonDepth;     // request bodies nested deeper: 400
+  std::vector<std::string> cors_origins;                // browser origins allowed (CORS); empty = none
+  int64_t max_connections = defaults::kMaxConnections;  // client connections open at once
+  int64_t max_connections_per_client = defaults::kMaxConnectionsPerClient;  // ... from one IP address
+  int64_t max_buffered_body_bytes = defaults::kMaxBufferedBodyBytes;        // request bodies buffered at once
   // LAN (issue 13).
   std::string tls_cert, tls_key;           // the user's certificate chain and key; empty = local CA
   bool allow_unauthenticated_lan = false;  // serve a routable address with no key
@@ -119,7 +124,17 @@ struct Config {
   std::map<std::string, std::string> source;
 };
 
-enum class OptionType { kString, kPath, kPathList, kBool, kInt };
+// The shape of an option's text, and how it becomes its Config field.
+enum class OptionType {
+  kString,    // one value, kept as given (a check hook may refuse or rewrite it)
+  kPath,      // one value; a leading ~ is expanded
+  kPathList,  // many values: a repeatable flag, ':' between entries in the env var, a YAML list
+  kList,      // one value split at ',' and blanks (or a YAML list); each entry checked by the hook
+  kBool,      // true|false (also 1|0, yes|no, on|off)
+  kInt,       // an integer in [min, max]
+  kSeconds,   // a whole number of seconds in [min, max] (leading blanks and a + pass, as stoi let them)
+  kEnum,      // one of `choices`
+};
 
 // What a running daemon does when the option changes on reload.
 enum class OnReload {
@@ -128,18 +143,40 @@ enum class OnReload {
 };
 std::string_view to_string(OnReload r);
 
+// The Config field an option is bound to (its type follows OptionType: bool for kBool, an
+// integer for kInt and kSeconds, a list for kPathList and kList, a string otherwise).
+using OptionField = std::variant<std::monostate, std::string Config::*, bool Config::*, int Config::*,
+                                 int64_t Config::*, std::vector<std::string> Config::*>;
+
+// An odd option's own rule, run on the text after the type's (for kList: on each entry):
+// refuses the value with a message, or returns what is stored (e.g. "" -> "auto").
+using OptionCheck = Result<std::string> (*)(const std::string& value);
+
+// One option, bound once: every reader and writer of the option goes through this.
 struct OptionDef {
-  const char* key;            // config.yaml key
-  const char* flag;           // command-line flag ("--llama-server"); nullptr = none
-  const char* env;            // environment variable; nullptr = none
-  const char* default_value;  // as text; "" = empty; lists use ':' between entries
+  const char* key;   // config.yaml key
+  const char* flag;  // command-line flag ("--llama-server"); nullptr = none
+  const char* env;   // environment variable; nullptr = none
   const char* help;
   OptionType type;
   OnReload reload;
+  OptionField field;                 // where the value lives in Config
+  int64_t min = 0, max = 0;          // kInt, kSeconds: the accepted range
+  std::vector<const char*> choices;  // kEnum
+  OptionCheck check = nullptr;       // nullptr = the type's rule alone
+  std::string default_value;         // Config{}'s value as text (lists: ':' between entries)
 };
 
 // Every option, in help order.
 const std::vector<OptionDef>& Options();
+
+// Sets one option of `config` from text (a list option takes every value; the others the
+// last one), with the error a user sees: "KEY must be ..., got '...'". `source` unchanged.
+Status SetOption(Config& config, const OptionDef& def, const std::vector<std::string>& values);
+// An option's value as text, the inverse of SetOption (one entry, or a list's entries).
+std::vector<std::string> GetOption(const Config& config, const OptionDef& def);
+// The option named `key`, or nullptr.
+const OptionDef* FindOption(std::string_view key);
 
 // Values given on the command line, by option key, as text (lists may repeat).
 struct FlagValues {

@@ -31,6 +31,7 @@
 #include "daemon/control_services.h"
 #include "daemon/lan.h"
 #include "daemon/models.h"
+#include "daemon/proxy_options.h"
 #include "daemon/reloader.h"
 #include "daemon/router.h"
 #include "daemon/state_file.h"
@@ -175,18 +176,7 @@ class Daemon {
  private:
   // Starts the proxy (in its own process or in this one) and sets fixed.proxy_url.
   Status StartProxy(const config::Config& config, ControlServices::Fixed& fixed) {
-    proxy::ProxyOptions popts;
-    popts.listen = config.listen;
-    popts.threads = static_cast<int>(config.proxy_threads);
-    popts.preconnect = config.proxy_preconnect;
-    popts.max_body_bytes = static_cast<uint64_t>(config.max_body_bytes);
-    popts.client_timeout = std::chrono::seconds(config.proxy_client_timeout_s);
-    popts.upstream_timeout = std::chrono::seconds(config.proxy_upstream_timeout_s);
-    popts.max_json_depth = static_cast<size_t>(config.max_json_depth);
-    popts.cors_origins = config.cors_origins;
-    popts.max_connections = static_cast<size_t>(config.max_connections);
-    popts.max_connections_per_client = static_cast<size_t>(config.max_connections_per_client);
-    popts.max_buffered_body_bytes = static_cast<uint64_t>(config.max_buffered_body_bytes);
+    proxy::ProxyOptions popts = ProxyOptionsFor(config);
     popts.version = kCorralVersion;
     // POST /api/pull (issue 14): `corral pull --json` as a child of the proxy (in either
     // process); a finished pull asks POST /v1/catalog/refresh before it says "success".

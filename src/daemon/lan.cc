@@ -18,10 +18,7 @@ Status CheckOpenDoor(const config::Config& config) {
 Status PrepareLan(const config::Config& config, proxy::ProxyOptions& popts, std::vector<std::string>* notes) {
   CORRAL_RETURN_IF_ERROR(CheckOpenDoor(config));
   CORRAL_ASSIGN_OR_RETURN(auto specs, proxy::ParseListenList(config.listen));
-  popts.listen = config.listen;
   popts.keys_file = auth::DefaultKeyFile();
-  popts.allow_unauthenticated_lan = config.allow_unauthenticated_lan;
-  popts.require_key_on_loopback = config.require_key_on_loopback;
   std::vector<std::string> routable = proxy::RoutableListens(specs);
   CORRAL_ASSIGN_OR_RETURN(auth::KeySet keys, auth::LoadKeyFile(popts.keys_file));
   if (!routable.empty() && keys.keys.empty()) {

@@ -18,9 +18,10 @@ namespace corral::daemon {
 // listen entries (kInvalidArgument).
 Status CheckOpenDoor(const config::Config& config);
 
-// Fills popts' LAN fields (listen, TLS paths, keys file, flags): creates the local CA and
-// server certificate when an https:// address needs one and the user gave none. `notes`:
-// lines for the log (the fingerprint to pin, the open-door warning).
+// Fills popts' LAN files (TLS paths, keys file) over ProxyOptionsFor(config)'s values
+// (proxy_options.h: listen and the LAN switches): creates the local CA and server
+// certificate when an https:// address needs one and the user gave none. `notes`: lines
+// for the log (the fingerprint to pin, the open-door warning).
 Status PrepareLan(const config::Config& config, proxy::ProxyOptions& popts, std::vector<std::string>* notes);
 
 // "http://127.0.0.1:11450" for the first listen address, with the bound port.

@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "daemon/models.h"
+#include "daemon/proxy_options.h"
 #include "daemon/router.h"
 #include "supervisor/supervisor.h"
 
@@ -93,8 +94,8 @@ control::ReloadOutcome ConfigReloader::Apply(const std::string& trigger) {
   limits.stop_grace = std::chrono::seconds(next.stop_timeout_s);
   parts_.supervisor.SetLimits(limits);
   if (parts_.proxy_limits) {
-    parts_.proxy_limits(static_cast<uint64_t>(next.max_body_bytes), std::chrono::seconds(next.proxy_client_timeout_s),
-                        std::chrono::seconds(next.proxy_upstream_timeout_s));
+    const proxy::ProxyOptions live = ProxyOptionsFor(next);
+    parts_.proxy_limits(live.max_body_bytes, live.client_timeout, live.upstream_timeout);
   }
   {
     MutexLock lock(config_mu_);

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "common/proxy_defaults.h"
 #include "common/status.h"
 #include "proxy/model_provider.h"
 #include "proxy/routing_table.h"
@@ -35,17 +36,19 @@ namespace corral::proxy {
 // Every tunable of the data plane in one place.
 struct ProxyOptions {
   // [http://|https://]HOST:PORT[,...] (proxy/listen.h); port 0 = any (see Proxy::ports())
-  std::string listen = "127.0.0.1:11450";
+  std::string listen = defaults::kListen;
   // Non-empty: serve on these already-listening sockets, one per listen entry in order (the
   // keeper's; see edge/host.h) instead of binding.
   std::vector<int> listen_fds;
-  int threads = 0;                                      // event-loop threads; 0 = min(hardware threads, 4)
-  uint64_t max_body_bytes = 32ULL << 20;                // request body limit -> 413
-  uint32_t max_header_bytes = 64U << 10;                // request head limit -> 431
-  std::chrono::milliseconds client_timeout{60'000};     // idle keep-alive, slow request, stalled reader
-  std::chrono::milliseconds upstream_timeout{600'000};  // no upstream byte this long -> 504 / cut
-  std::chrono::milliseconds connect_timeout{5'000};     // upstream TCP connect
-  std::chrono::milliseconds ready_timeout{120'000};     // EnsureReady deadline (on-demand start)
+  int threads = defaults::kProxyThreads;              // event-loop threads; 0 = min(hardware threads, 4)
+  uint64_t max_body_bytes = defaults::kMaxBodyBytes;  // request body limit -> 413
+  uint32_t max_header_bytes = 64U << 10;              // request head limit -> 431
+  std::chrono::milliseconds client_timeout{
+      std::chrono::seconds(defaults::kClientTimeoutS)};  // idle keep-alive, slow request, stalled reader
+  std::chrono::milliseconds upstream_timeout{
+      std::chrono::seconds(defaults::kUpstreamTimeoutS)};  // no upstream byte this long -> 504 / cut
+  std::chrono::milliseconds connect_timeout{5'000};        // upstream TCP connect
+  std::chrono::milliseconds ready_timeout{120'000};        // EnsureReady deadline (on-demand start)
   // Pooled upstream connections idle longer than this are dropped; keep it below
   // llama-server's own keep-alive timeout (cpp-httplib: 5 s) so we rarely meet a stale one.
   std::chrono::milliseconds pool_idle_timeout{4'000};
@@ -57,7 +60,7 @@ struct ProxyOptions {
   // connection unusable (llama-server closes it after every stream), so the next request
   // does not wait for a connect. Costs one parked llama-server HTTP thread per upstream and
   // worker while idle (the pinned llama-server grows its pool on demand).
-  bool preconnect = true;
+  bool preconnect = defaults::kProxyPreconnect;
   size_t relay_buffer_bytes = 16U << 10;   // per stream; the upstream read high watermark
   size_t max_pipelined_bytes = 64U << 10;  // client bytes read ahead while a response streams
   bool add_model_header = true;            // x-corral-model on forwarded responses
@@ -65,7 +68,7 @@ struct ProxyOptions {
 
   // Hostile input (issue 11). Bodies nested deeper than this many levels of arrays/objects
   // are refused with 400 before anything parses or forwards them (json_guard.h).
-  size_t max_json_depth = 128;
+  size_t max_json_depth = defaults::kMaxJsonDepth;
   // Browser origins (scheme://host[:port]) whose requests are served and get CORS headers
   // ("*" = any). Requests with any other Origin (but the proxy's own) are refused with 403;
   // upstream Access-Control-* fields are never passed through. Empty: no CORS at all.
@@ -73,13 +76,14 @@ struct ProxyOptions {
   // Client connections open at once, in total and per client IP address: beyond them a new
   // connection gets a 503 (Retry-After) and is closed at once. The total is also held below
   // half the open-file limit (every client may need an upstream connection too).
-  size_t max_connections = 4096;
-  size_t max_connections_per_client = 2048;  // 1000 idle keep-alive clients + 64 streams from one host fit
+  size_t max_connections = defaults::kMaxConnections;
+  size_t max_connections_per_client =
+      defaults::kMaxConnectionsPerClient;  // 1000 idle keep-alive clients + 64 streams from one host fit
   // Request body bytes buffered across all connections (a body is charged its
   // Content-Length when its head arrives, a chunked one as it grows). Beyond it: 503 with
   // Retry-After and close. A body is always admitted when no other one is buffered, so a
   // single max_body_bytes request always fits.
-  uint64_t max_buffered_body_bytes = 256ULL << 20;
+  uint64_t max_buffered_body_bytes = defaults::kMaxBufferedBodyBytes;
 
   // LAN (issue 13). TLS material for the https:// entries (tls/tls.h) and the API keys
   // (auth/keys.h: the file is re-checked on every request, so a revocation holds from the

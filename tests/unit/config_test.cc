@@ -133,11 +133,201 @@ TEST_F(ConfigTest, EveryOptionIsDescribedOnce) {
       EXPECT_TRUE(envs.insert(d.env).second) << d.env;
     }
     EXPECT_NE(std::string(d.help), "");
+    EXPECT_FALSE(std::holds_alternative<std::monostate>(d.field)) << d.key << " is bound to no Config field";
+    if (d.flag) {
+      EXPECT_EQ(std::string(d.flag).rfind("--", 0), 0U) << d.flag;
+    }
+    if (d.env) {
+      EXPECT_EQ(std::string(d.env).rfind("CORRAL_", 0), 0U) << d.env;
+    }
+    EXPECT_EQ(FindOption(d.key), &d);
   }
+  EXPECT_EQ(FindOption("no_such_option"), nullptr);
   auto c = Load(FlagsWithFile(""));
   ASSERT_TRUE(c.ok());
   std::string text = Describe(*c);
   for (const auto& d : Options()) EXPECT_NE(text.find(std::string(d.key) + ":"), std::string::npos) << d.key;
+}
+
+// Issue 12 item 5: the registry binds each option once. Every option round-trips from text
+// to its Config field and back, through the file, the environment and a flag alike.
+std::vector<std::string> SampleValues(const OptionDef& d) {
+  static const std::map<std::string, std::string> kText = {{"listen", "127.0.0.1:9,https://[::1]:10"},
+                                                           {"memory_budget", "12GiB"},
+                                                           {"kv_keep_budget", "1GiB"},
+                                                           {"spec", "off"},
+                                                           {"llama_ui", "off"},
+                                                           {"cors_origins", "http://a:1,https://b"}};
+  switch (d.type) {
+    case OptionType::kBool: return {d.default_value == "true" ? "false" : "true"};
+    case OptionType::kInt:
+    case OptionType::kSeconds: return {std::to_string(d.max)};
+    case OptionType::kEnum: return {d.choices.back()};
+    case OptionType::kPath: return {std::string("/tmp/corral-sample-") + d.key};
+    case OptionType::kPathList: return {"/a", "/b"};
+    case OptionType::kString:
+    case OptionType::kList: break;
+  }
+  auto it = kText.find(d.key);
+  return it == kText.end() ? std::vector<std::string>{} : std::vector<std::string>{it->second};
+}
+
+TEST_F(ConfigTest, EveryOptionRoundTripsThroughFileEnvAndFlag) {
+  for (const auto& d : Options()) {
+    SCOPED_TRACE(d.key);
+    const std::vector<std::string> sample = SampleValues(d);
+    ASSERT_FALSE(sample.empty()) << "give the new option a sample value here";
+    ASSERT_NE(GetOption(Config{}, d), sample) << "the sample must differ from the default";
+    // Set from text, read back, printed.
+    Config c;
+    Status st = SetOption(c, d, sample);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(GetOption(c, d), sample);
+    const std::string shown = Describe(c);
+    if (d.type == OptionType::kPathList) {
+      for (const auto& v : sample) EXPECT_NE(shown.find("  - \"" + v + "\""), std::string::npos) << shown;
+    } else {
+      EXPECT_NE(shown.find(std::string(d.key) + ": \"" + sample[0] + "\""), std::string::npos) << shown;
+    }
+    // The other options keep their defaults.
+    for (const auto& other : Options()) {
+      if (&other != &d) {
+        EXPECT_EQ(GetOption(c, other), GetOption(Config{}, other)) << other.key;
+      }
+    }
+    // The same value from config.yaml, the environment and a flag.
+    std::string yaml = std::string(d.key) + ":";
+    if (d.type == OptionType::kPathList) {
+      for (const auto& v : sample) yaml += "\n  - \"" + v + "\"";
+    } else {
+      yaml += " \"" + sample[0] + "\"";
+    }
+    auto from_file = Load(FlagsWithFile(yaml + "\n"));
+    ASSERT_TRUE(from_file.ok()) << from_file.status().ToString();
+    EXPECT_EQ(GetOption(*from_file, d), sample);
+    EXPECT_EQ(from_file->source[d.key], "file");
+    if (d.env != nullptr) {
+      std::string text = sample[0];
+      for (size_t i = 1; i < sample.size(); ++i) text += ":" + sample[i];
+      ::setenv(d.env, text.c_str(), 1);
+      auto from_env = Load(FlagsWithFile(""));
+      ::unsetenv(d.env);
+      ASSERT_TRUE(from_env.ok()) << from_env.status().ToString();
+      EXPECT_EQ(GetOption(*from_env, d), sample);
+      EXPECT_EQ(from_env->source[d.key], "env");
+    }
+    if (d.flag != nullptr) {
+      FlagValues f = FlagsWithFile("");
+      f.by_key[d.key] = sample;
+      auto from_flag = Load(f);
+      ASSERT_TRUE(from_flag.ok()) << from_flag.status().ToString();
+      EXPECT_EQ(GetOption(*from_flag, d), sample);
+      EXPECT_EQ(from_flag->source[d.key], "flag");
+      auto reloaded = Reload(*from_flag);  // a flag's value survives a reload
+      ASSERT_TRUE(reloaded.ok()) << reloaded.status().ToString();
+      EXPECT_EQ(GetOption(*reloaded, d), sample);
+    }
+  }
+}
+
+TEST_F(ConfigTest, IntegerOptionsRejectValuesOutsideTheirRange) {
+  size_t checked = 0;
+  for (const auto& d : Options()) {
+    if (d.type != OptionType::kInt && d.type != OptionType::kSeconds) continue;
+    SCOPED_TRACE(d.key);
+    ++checked;
+    ASSERT_LT(d.min, d.max);
+    Config c;
+    EXPECT_TRUE(SetOption(c, d, {std::to_string(d.min)}).ok());
+    EXPECT_EQ(GetOption(c, d), std::vector<std::string>{std::to_string(d.min)});
+    EXPECT_TRUE(SetOption(c, d, {std::to_string(d.max)}).ok());
+    for (const std::string& bad : {std::to_string(d.min - 1), std::to_string(d.max + 1), std::string("12x"),
+                                   std::string(""), std::string("1.5")}) {
+      Status st = SetOption(c, d, {bad});
+      ASSERT_FALSE(st.ok()) << bad;
+      EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+      const std::string range = d.type == OptionType::kSeconds
+                                    ? std::to_string(d.min) + ".." + std::to_string(d.max)
+                                    : "[" + std::to_string(d.min) + ", " + std::to_string(d.max) + "]";
+      EXPECT_EQ(st.message().find(std::string(d.key) + " must be "), 0U) << st.message();
+      EXPECT_NE(st.message().find(range), std::string::npos) << st.message();
+      EXPECT_NE(st.message().find("got '" + bad + "'"), std::string::npos) << st.message();
+    }
+    EXPECT_EQ(GetOption(c, d), std::vector<std::string>{std::to_string(d.max)});  // refused values change nothing
+    // The file names itself and the key.
+    auto file = Load(FlagsWithFile(std::string(d.key) + ": " + std::to_string(d.max + 1) + "\n"));
+    ASSERT_FALSE(file.ok());
+    EXPECT_NE(file.status().message().find("config.yaml: " + std::string(d.key) + " must be"), std::string::npos)
+        << file.status().message();
+  }
+  EXPECT_GE(checked, 10U);
+  // The other kinds' messages.
+  Config c;
+  EXPECT_EQ(SetOption(c, *FindOption("log_level"), {"loud"}).message(),
+            "log_level must be trace|debug|info|warn|error, got 'loud'");
+  EXPECT_EQ(SetOption(c, *FindOption("kv_keep"), {"maybe"}).message(), "kv_keep must be true or false, got 'maybe'");
+  EXPECT_EQ(SetOption(c, *FindOption("listen"), {"11450"}).message(),
+            "listen must be HOST:PORT or https://HOST:PORT (comma-separated), got '11450'");
+  EXPECT_NE(SetOption(c, *FindOption("cors_origins"), {"http://a/x"}).message().find("got 'http://a/x'"),
+            std::string::npos);
+  EXPECT_EQ(SetOption(c, *FindOption("spec"), {""}).message().find("spec: "), 0U);
+}
+
+// One source of each default: Config's member initialisers, shown by `corral config options`
+// (and the proxy's come from common/proxy_defaults.h, which ProxyOptions uses too).
+TEST_F(ConfigTest, DefaultsAreTheDocumentedOnes) {
+  const std::map<std::string, std::string> documented = {
+      {"model_paths", ""},
+      {"llama_server", ""},
+      {"listen", "127.0.0.1:11450"},
+      {"log_level", "info"},
+      {"scan_huggingface", "true"},
+      {"scan_ollama", "true"},
+      {"scan_lmstudio", "true"},
+      {"scan_llamacpp", "true"},
+      {"max_body_bytes", "33554432"},
+      {"proxy_preconnect", "true"},
+      {"proxy_process", "true"},
+      {"proxy_threads", "0"},
+      {"proxy_client_timeout_s", "60"},
+      {"proxy_upstream_timeout_s", "600"},
+      {"max_json_depth", "128"},
+      {"cors_origins", ""},
+      {"tls_cert", ""},
+      {"tls_key", ""},
+      {"allow_unauthenticated_lan", "false"},
+      {"require_key_on_loopback", "false"},
+      {"max_connections", "4096"},
+      {"max_connections_per_client", "2048"},
+      {"max_buffered_body_bytes", "268435456"},
+      {"model_ttl_s", "0"},
+      {"memory_budget", "auto"},
+      {"health_timeout", "60"},
+      {"health_timeout_per_gib", "30"},
+      {"stop_timeout", "10"},
+      {"liveness_timeout", "15"},
+      {"kv_keep", "true"},
+      {"kv_keep_budget", "4GiB"},
+      {"spec", "auto"},
+      {"bench_results_dir", ""},
+      {"llama_ui", "auto"},
+  };
+  ASSERT_EQ(Options().size(), documented.size());
+  auto loaded = Load(FlagsWithFile(""));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const std::string table = OptionsMarkdown();
+  for (const auto& d : Options()) {
+    SCOPED_TRACE(d.key);
+    ASSERT_EQ(documented.count(d.key), 1U);
+    EXPECT_EQ(d.default_value, documented.at(d.key));
+    EXPECT_EQ(GetOption(*loaded, d), GetOption(Config{}, d));  // Load starts from Config{}
+    EXPECT_EQ(loaded->source[d.key], "default");
+    EXPECT_NE(table.find("| `" + std::string(d.key) + "` |"), std::string::npos);
+    EXPECT_NE(table.find("| `" + d.default_value + "` |"), std::string::npos);
+    // A default is a value the option accepts.
+    Config c;
+    EXPECT_TRUE(SetOption(c, d, GetOption(Config{}, d)).ok());
+  }
 }
 
 // The models: section (per-model settings) and aliases.
