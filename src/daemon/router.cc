@@ -44,7 +44,7 @@ proxy::ModelState StateOf(ChildState s) {
     case ChildState::kReady: return proxy::ModelState::kReady;
     case ChildState::kStopping: return proxy::ModelState::kStopping;
     case ChildState::kStopped: return proxy::ModelState::kStopped;
-    case ChildState::kFailed: return proxy::ModelState::kFailed;
+    case ChildState::kFailed:
     case ChildState::kRestartPending: return proxy::ModelState::kFailed;  // clients see it so (control/api.cc)
   }
   return proxy::ModelState::kStopped;
