@@ -1,5 +1,6 @@
 #include "control/api.h"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -239,6 +240,12 @@ std::string UrlEncode(std::string_view s) {
 }
 
 namespace {
+// The state clients read: a restart-pending child is "failed" with `restart_in_ms` (the wire
+// format predates the state; `corral ps`, the TUI, the web dashboard and scripts read it so).
+std::string WireState(supervisor::ChildState s) {
+  return s == supervisor::ChildState::kRestartPending ? "failed" : std::string(supervisor::to_string(s));
+}
+
 nlohmann::json FailureJson(const supervisor::Failure& f) {
   return {{"kind", std::string(supervisor::to_string(f.kind))},
           {"exit_code", f.exit_code},
@@ -253,7 +260,7 @@ nlohmann::json ToJson(const supervisor::ChildInfo& i) {
       {"name", i.name},
       {"model", i.model},
       {"model_path", i.model_path},
-      {"state", std::string(supervisor::to_string(i.state))},
+      {"state", WireState(i.state)},
       {"pid", i.pid},
       {"port", i.port},
       {"url", i.port != 0 ? "http://127.0.0.1:" + std::to_string(i.port) : std::string()},
@@ -272,7 +279,7 @@ nlohmann::json ToJson(const supervisor::ChildInfo& i) {
   if (i.last_failure.kind != FailureKind::kNone) {
     j["last_failure"] = FailureJson(i.last_failure);
   }
-  if (i.restart_in_ms >= 0) j["restart_in_ms"] = i.restart_in_ms;
+  if (i.state == supervisor::ChildState::kRestartPending) j["restart_in_ms"] = std::max(0.0, i.restart_in_ms);
   return j;
 }
 

@@ -44,9 +44,16 @@ proxy::ModelState StateOf(ChildState s) {
     case ChildState::kReady: return proxy::ModelState::kReady;
     case ChildState::kStopping: return proxy::ModelState::kStopping;
     case ChildState::kStopped: return proxy::ModelState::kStopped;
-    case ChildState::kFailed: return proxy::ModelState::kFailed;
+    case ChildState::kFailed:
+    case ChildState::kRestartPending: return proxy::ModelState::kFailed;  // clients see it so (control/api.cc)
   }
   return proxy::ModelState::kStopped;
+}
+
+// On its way to ready by itself: a start under way, or a restart the supervisor's policy will
+// make. Requests for it wait; nothing needs to start it.
+bool ComingUp(ChildState s) {
+  return s == ChildState::kStarting || s == ChildState::kLoading || s == ChildState::kRestartPending;
 }
 
 // Why a child failed, for a client: the kind and the exit code or signal, never the child's
@@ -103,14 +110,9 @@ void ModelRouter::Shutdown() {
   {
     MutexLock lock(mu_);
     quit_ = true;
-    for (auto& [name, parked] : waiters_) {
-      for (auto& w : parked) {
-        answers.emplace_back(std::move(w.done),
-                             Err(proxy::EnsureErrorCode::kUnavailable, "corral is shutting down", kTimeoutRetryAfterS));
-      }
-    }
-    waiters_.clear();
-    n_waiters_ = 0;
+    const proxy::EnsureResult bye =
+        Err(proxy::EnsureErrorCode::kUnavailable, "corral is shutting down", kTimeoutRetryAfterS);
+    while (!pending_.empty()) AnswerAllLocked(pending_.begin()->first, bye, answers);
   }
   cv_.notify_all();
   if (starter_.joinable()) starter_.join();
@@ -128,9 +130,7 @@ const ChildInfo* ModelRouter::ChildServingLocked(const std::string& path, const 
   const auto named = names_.find(preferred);
   auto rank = [&](const ChildInfo& c) CORRAL_REQUIRES(mu_) {
     if (named != names_.end() && c.name == named->second && !supervisor::IsTerminal(c.state)) return 4;
-    auto u = usage_.find(c.name);
-    const bool evicting = u != usage_.end() && u->second.evicting;
-    if (c.state == ChildState::kReady && !evicting) return 3;
+    if (RoutableLocked(c)) return 3;
     return supervisor::IsTerminal(c.state) ? 1 : 2;
   };
   const ChildInfo* best = nullptr;
@@ -149,6 +149,16 @@ const ChildInfo* ModelRouter::ChildServingLocked(const std::string& path, const 
 bool ModelRouter::MayRouteLocked(const std::string& name, const ChildInfo& c) const {
   const catalog::Model* m = catalog_.FindExact(name);
   return m == nullptr || m->path == c.model_path;
+}
+
+bool ModelRouter::RoutableLocked(const ChildInfo& c) const {
+  if (c.state != ChildState::kReady || c.port <= 0) return false;
+  auto u = usage_.find(c.name);
+  return u == usage_.end() || !u->second.evicting;
+}
+
+bool ModelRouter::RoutableAsLocked(const std::string& name, const ChildInfo& c) const {
+  return RoutableLocked(c) && MayRouteLocked(name, c);
 }
 
 ModelRouter::Target ModelRouter::TargetForLocked(const std::string& name,
@@ -175,7 +185,7 @@ ModelRouter::Target ModelRouter::TargetForLocked(const std::string& name,
   if (c == nullptr) c = by_child(name);
   if (c == nullptr) {
     for (const auto& ci : children) {
-      if (ci.model == name && (c == nullptr || ci.state == ChildState::kReady)) c = &ci;
+      if (ci.model == name && (c == nullptr || RoutableLocked(ci))) c = &ci;
     }
   }
   if (c != nullptr) {
@@ -253,58 +263,58 @@ void ModelRouter::SettleLocked(const std::vector<ChildInfo>& children, std::vect
   // names the catalog gives another file; then every catalog name and alias to the child
   // serving its file (a name belongs to one file).
   proxy::RouteMap map;
-  auto routable = [&](const ChildInfo& c) CORRAL_REQUIRES(mu_) {
-    return c.state == ChildState::kReady && c.port > 0 && !usage_[c.name].evicting;
-  };
   for (const auto& c : children_) {
-    if (!routable(c)) continue;
-    if (MayRouteLocked(c.name, c)) map.routes[c.name] = EndpointOf(c);
-    if (!c.model.empty() && MayRouteLocked(c.model, c)) map.routes.try_emplace(c.model, EndpointOf(c));
+    if (RoutableAsLocked(c.name, c)) map.routes[c.name] = EndpointOf(c);
+    if (!c.model.empty() && RoutableAsLocked(c.model, c)) map.routes.try_emplace(c.model, EndpointOf(c));
   }
   for (const auto& [client, child] : names_) {
     const ChildInfo* c = by_name[child];
-    if (c != nullptr && routable(*c) && MayRouteLocked(client, *c)) map.routes[client] = EndpointOf(*c);
+    if (c != nullptr && RoutableAsLocked(client, *c)) map.routes[client] = EndpointOf(*c);
   }
   for (const auto& m : catalog_.models()) {
     const ChildInfo* c = ChildServingLocked(m.path, m.name, children_);
-    if (c == nullptr || !routable(*c)) continue;
+    if (c == nullptr || !RoutableLocked(*c)) continue;  // serves m.path: every name of m may route to it
     map.routes[m.name] = EndpointOf(*c);
     for (const auto& a : m.aliases) map.routes[a] = EndpointOf(*c);
   }
   routes_.Publish(std::move(map));
 
   // Parked requests whose child is now ready or failed.
-  for (auto it = waiters_.begin(); it != waiters_.end();) {
-    const Target t = TargetForLocked(it->first, children_);
-    if (t.child == nullptr) {
-      QueueStartLocked(it->first);  // its child went away (stopped, evicted): start again
-      ++it;
-      continue;
-    }
-    const ChildInfo& c = *t.child;
+  std::vector<std::pair<std::string, proxy::EnsureResult>> settled;
+  for (const auto& [key, pending] : pending_) {
+    const Target t = TargetForLocked(key, children_);
     std::optional<proxy::EnsureResult> result;
-    if (routable(c)) {
-      result = EndpointOf(c);
-    } else if (c.state == ChildState::kFailed && c.restart_in_ms >= 0) {
-      // The restart policy brings it back: keep waiting (the request's deadline bounds it).
-    } else if (c.state == ChildState::kFailed) {
-      // The client learns the kind of failure; `corral logs` and the daemon log say more.
-      const std::string why = "model '" + it->first + "' failed to start: " + ClientReason(c.failure) +
-                              " (its log: `corral logs " + c.name + "`)";
-      failed_at_[c.model_path] = now;
-      failed_why_[c.model_path] = why;
-      result = Err(proxy::EnsureErrorCode::kStartFailed, why, static_cast<int>(options_.failed_backoff.count()));
-    } else if (c.state == ChildState::kStopped) {
-      QueueStartLocked(it->first);  // stopped under us (evicted, unloaded): start again
+    if (t.child == nullptr) {
+      QueueStartLocked(key);  // its child went away (stopped, evicted): start again
+    } else {
+      result = OutcomeLocked(key, *t.child, now);
     }
-    if (!result) {
-      ++it;
-      continue;
-    }
-    for (auto& w : it->second) out.emplace_back(std::move(w.done), *result);
-    n_waiters_ -= it->second.size();
-    it = waiters_.erase(it);
+    if (result) settled.emplace_back(key, std::move(*result));
   }
+  for (const auto& [key, result] : settled) AnswerAllLocked(key, result, out);
+}
+
+std::optional<proxy::EnsureResult> ModelRouter::OutcomeLocked(const std::string& key, const ChildInfo& c,
+                                                              Clock::time_point now) {
+  if (RoutableLocked(c)) return EndpointOf(c);
+  switch (c.state) {
+    case ChildState::kFailed: {
+      // The client learns the kind of failure; `corral logs` and the daemon log say more.
+      const std::string why = "model '" + key + "' failed to start: " + ClientReason(c.failure) +
+                              " (its log: `corral logs " + c.name + "`)";
+      failed_[c.model_path] = {now, why};
+      return Err(proxy::EnsureErrorCode::kStartFailed, why, static_cast<int>(options_.failed_backoff.count()));
+    }
+    case ChildState::kStopped:
+      QueueStartLocked(key);  // stopped under us (evicted, unloaded): start again
+      return std::nullopt;
+    case ChildState::kRestartPending:  // the restart policy brings it back: the deadline bounds the wait
+    case ChildState::kStarting:
+    case ChildState::kLoading:
+    case ChildState::kReady:  // being evicted (a start follows once it is stopped) or not listening yet
+    case ChildState::kStopping: return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 void ModelRouter::EnsureReady(const std::string& model, std::chrono::steady_clock::time_point deadline,
@@ -323,22 +333,19 @@ void ModelRouter::EnsureReady(const std::string& model, std::chrono::steady_cloc
       // Every spelling of a model waits under its canonical name: one start, one backoff.
       const Target t = TargetForLocked(model, children_);
       const ChildInfo* c = t.child;
-      if (c != nullptr && c->state == ChildState::kReady && c->port > 0 && !usage_[c->name].evicting) {
+      const size_t waiting = WaitingLocked();
+      if (c != nullptr && RoutableLocked(*c)) {
         answers.emplace_back(std::move(done), EndpointOf(*c));
-      } else if (n_waiters_ >= options_.max_waiters) {
-        answers.emplace_back(std::move(done),
-                             Err(proxy::EnsureErrorCode::kQueueFull,
-                                 std::to_string(n_waiters_) + " requests are already waiting for models to start",
-                                 kQueueFullRetryAfterS));
+      } else if (waiting >= options_.max_waiters) {
+        answers.emplace_back(
+            std::move(done),
+            Err(proxy::EnsureErrorCode::kQueueFull,
+                std::to_string(waiting) + " requests are already waiting for models to start", kQueueFullRetryAfterS));
       } else {
-        waiters_[t.key].push_back({deadline, std::move(done)});
-        ++n_waiters_;
+        pending_[t.key].waiters.push_back({deadline, std::move(done)});
         // A child on its way up (or whose restart is pending) answers through the settle;
         // anything else (none, failed, stopping, being evicted) needs a start.
-        const bool coming = c != nullptr && (c->state == ChildState::kStarting || c->state == ChildState::kLoading ||
-                                             (c->state == ChildState::kReady && !usage_[c->name].evicting) ||
-                                             (c->state == ChildState::kFailed && c->restart_in_ms >= 0));
-        if (!coming) QueueStartLocked(t.key);
+        if (c == nullptr || !ComingUp(c->state)) QueueStartLocked(t.key);
       }
     }
   }
@@ -407,7 +414,13 @@ void ModelRouter::SetRequestObserver(RequestObserver observer) {
 
 size_t ModelRouter::waiting() const {
   MutexLock lock(mu_);
-  return n_waiters_;
+  return WaitingLocked();
+}
+
+size_t ModelRouter::WaitingLocked() const {
+  size_t n = 0;
+  for (const auto& [key, pending] : pending_) n += pending.waiters.size();
+  return n;
 }
 
 bool ModelRouter::SetPinned(const std::string& child, bool pinned) {
@@ -446,11 +459,31 @@ std::vector<ModelRouter::UsageRow> ModelRouter::UsageSnapshot() const {
   return rows;
 }
 
-void ModelRouter::QueueStartLocked(const std::string& model) {
-  if (start_pending_[model]) return;
-  start_pending_[model] = true;
-  to_start_.push_back(model);
+void ModelRouter::QueueStartLocked(const std::string& key) {
+  auto it = pending_.find(key);
+  if (it == pending_.end() || it->second.start_order != 0) return;  // nobody waits, or queued already
+  it->second.start_order = next_start_order_++;
   cv_.notify_one();
+}
+
+std::optional<std::string> ModelRouter::NextStartLocked() {
+  Pending* first = nullptr;
+  std::optional<std::string> key;
+  for (auto& [k, pending] : pending_) {
+    if (pending.start_order != 0 && (first == nullptr || pending.start_order < first->start_order)) {
+      first = &pending;
+      key = k;
+    }
+  }
+  if (first != nullptr) first->start_order = 0;
+  return key;
+}
+
+void ModelRouter::AnswerAllLocked(const std::string& key, const proxy::EnsureResult& result, std::vector<Answer>& out) {
+  auto it = pending_.find(key);
+  if (it == pending_.end()) return;
+  for (auto& w : it->second.waiters) out.emplace_back(std::move(w.done), result);
+  pending_.erase(it);
 }
 
 bool ModelRouter::SetKeepAlive(const std::string& model, std::chrono::seconds keep_alive) {
@@ -474,14 +507,6 @@ std::vector<proxy::ModelInfo> ModelRouter::ListModels() const {
   MutexLock lock(mu_);
   std::vector<proxy::ModelInfo> out;
   std::map<std::string, bool> listed;
-  auto best_child = [&](const catalog::Model& m) CORRAL_REQUIRES(mu_) -> const ChildInfo* {
-    const ChildInfo* best = nullptr;
-    for (const auto& c : children_) {
-      if (c.model_path != m.path) continue;  // by file: a name in another file's metadata is not this model
-      if (best == nullptr || (c.state == ChildState::kReady && best->state != ChildState::kReady)) best = &c;
-    }
-    return best;
-  };
   for (const auto& m : catalog_.models()) {
     proxy::ModelInfo info;
     info.name = m.name;
@@ -495,7 +520,8 @@ std::vector<proxy::ModelInfo> ModelRouter::ListModels() const {
     info.n_params = m.n_params;
     info.context_length = m.n_ctx_train;
     info.capabilities = catalog::Capabilities(m);
-    if (const ChildInfo* c = best_child(m)) {
+    // The child its name routes to (by file: a name in another file's metadata is not this model).
+    if (const ChildInfo* c = ChildServingLocked(m.path, m.name, children_)) {
       info.state = StateOf(c->state);
       info.context = ContextOf(*c, m.n_ctx_train);
       info.memory_bytes = c->rss_bytes != 0 ? c->rss_bytes : c->reserved_bytes;
@@ -565,9 +591,8 @@ std::vector<std::string> ModelRouter::UpdateConfig(const config::Config& config)
     if (config_.aliases) before_aliases = *config_.aliases;
     config_ = config;
     idle_ttl_ = std::chrono::seconds(config.model_ttl_s);
-    failed_at_.clear();  // the new config may be what fixes a start that failed
-    failed_why_.clear();
-    spec_.Clear();  // ... or a draft that did not pay
+    failed_.clear();  // the new config may be what fixes a start that failed
+    spec_.Clear();    // ... or a draft that did not pay
   }
   RefreshCatalog();
   auto children = supervisor_.List();
@@ -633,8 +658,8 @@ void ModelRouter::StarterLoop() {
     // Deadlines of parked requests.
     std::vector<Answer> answers;
     Clock::time_point wake = now + kIdleCheckInterval;
-    for (auto it = waiters_.begin(); it != waiters_.end();) {
-      auto& parked = it->second;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      auto& parked = it->second.waiters;
       for (auto w = parked.begin(); w != parked.end();) {
         if (w->deadline <= now) {
           answers.emplace_back(
@@ -642,13 +667,12 @@ void ModelRouter::StarterLoop() {
               Err(proxy::EnsureErrorCode::kTimeout,
                   "model '" + it->first + "' was not ready before the request's deadline", kTimeoutRetryAfterS));
           w = parked.erase(w);
-          --n_waiters_;
         } else {
           wake = std::min(wake, w->deadline);
           ++w;
         }
       }
-      it = parked.empty() ? waiters_.erase(it) : std::next(it);
+      it = parked.empty() ? pending_.erase(it) : std::next(it);  // nobody waits: no start either
     }
     if (!answers.empty()) {
       lock.Unlock();
@@ -656,12 +680,9 @@ void ModelRouter::StarterLoop() {
       lock.Lock();
       continue;
     }
-    if (!to_start_.empty()) {
-      std::string model = std::move(to_start_.front());
-      to_start_.pop_front();
-      start_pending_.erase(model);
+    if (std::optional<std::string> model = NextStartLocked()) {
       lock.Unlock();
-      StartOnDemand(model);
+      StartOnDemand(*model);
       lock.Lock();
       continue;
     }
@@ -692,15 +713,8 @@ void ModelRouter::StartOnDemand(const std::string& model) {
   // `model` is a waiters' key: a canonical name, or a name the snapshot did not know.
   auto fail_all = [&](const proxy::EnsureError& error, const std::string& remember_path) {
     MutexLock lock(mu_);
-    if (auto it = waiters_.find(model); it != waiters_.end()) {
-      for (auto& w : it->second) answers.emplace_back(std::move(w.done), error);
-      n_waiters_ -= it->second.size();
-      waiters_.erase(it);
-    }
-    if (!remember_path.empty()) {
-      failed_at_[remember_path] = Now();
-      failed_why_[remember_path] = error.message;
-    }
+    AnswerAllLocked(model, error, answers);
+    if (!remember_path.empty()) failed_[remember_path] = {Now(), error.message};
   };
 
   // The work; every early return still delivers the answers collected so far.
@@ -710,10 +724,10 @@ void ModelRouter::StartOnDemand(const std::string& model) {
     bool stale = false;
     {
       MutexLock lock(mu_);
-      if (waiters_.find(model) == waiters_.end()) return;  // nobody waits any more
+      if (pending_.count(model) == 0) return;  // nobody waits any more
       const Target t = TargetForLocked(model, children);
-      if (t.child != nullptr && !supervisor::IsTerminal(t.child->state)) {
-        SettleLocked(children, answers);  // already starting or ready: the settle answers
+      if (t.child != nullptr && (!supervisor::IsTerminal(t.child->state) || ComingUp(t.child->state))) {
+        SettleLocked(children, answers);  // already starting, ready or restart pending: the settle answers
         return;
       }
       // Catalog names only, from the snapshot (no disk on a hit).
@@ -739,12 +753,11 @@ void ModelRouter::StartOnDemand(const std::string& model) {
       std::optional<proxy::EnsureError> backoff;
       {
         MutexLock lock(mu_);
-        if (auto f = failed_at_.find(resolved->path); f != failed_at_.end()) {
-          const auto since = Now() - f->second;
+        if (auto f = failed_.find(resolved->path); f != failed_.end()) {
+          const auto since = Now() - f->second.at;
           if (since < options_.failed_backoff) {
             const auto left = std::chrono::duration_cast<std::chrono::seconds>(options_.failed_backoff - since);
-            backoff = Err(proxy::EnsureErrorCode::kStartFailed, failed_why_[resolved->path],
-                          static_cast<int>(left.count()) + 1);
+            backoff = Err(proxy::EnsureErrorCode::kStartFailed, f->second.why, static_cast<int>(left.count()) + 1);
           }
         }
       }

@@ -10,7 +10,8 @@
 //     through the catalog, Supervisor::Start (admission) and Stop (eviction, TTL),
 //     waiter deadlines;
 //   - the supervisor's monitor thread calls OnSupervisorChange() after any child changed:
-//     it republishes the routes and answers the waiters of models that became ready or failed.
+//     it republishes the routes and answers the waiters of models that became ready or failed
+//     (those of a model whose restart is pending keep waiting, within their deadlines).
 // Callbacks (`done`) are always called without `mu_` held.
 //
 // Pinned models: children started through the control plane (`corral start`) are pinned:
@@ -42,7 +43,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -157,6 +157,19 @@ class ModelRouter final : public proxy::ModelProvider {
     Clock::time_point deadline;
     std::function<void(proxy::EnsureResult)> done;
   };
+  // One model that requests wait for, under the waiters' key (the catalog's canonical name,
+  // else the name as given). It exists while requests wait: answering the last one erases it,
+  // and with it any start still queued for it (nobody to start it for).
+  struct Pending {
+    std::vector<Waiter> waiters;  // never empty
+    uint64_t start_order = 0;     // > 0: a start is queued; queued starts run in this order
+  };
+  // A model file's last failed start: a start of it within failed_backoff is answered with
+  // `why` instead of being tried.
+  struct FailedStart {
+    Clock::time_point at;
+    std::string why;
+  };
   struct Usage {  // per child
     int in_flight = 0;
     Clock::time_point last_used{};
@@ -187,8 +200,17 @@ class ModelRouter final : public proxy::ModelProvider {
   };
   Target TargetForLocked(const std::string& name, const std::vector<supervisor::ChildInfo>& children) const
       CORRAL_REQUIRES(mu_);
-  // The best child serving `path`: the one `preferred` names, else ready, else launching,
-  // else a failed or stopped one. mu_ held.
+  // The one rule for "`c` takes requests now": ready, listening, not being evicted (a
+  // restart-pending child is not: it has no process). mu_ held.
+  bool RoutableLocked(const supervisor::ChildInfo& c) const CORRAL_REQUIRES(mu_);
+  // Routable, and `name` may route to it (MayRouteLocked). mu_ held.
+  bool RoutableAsLocked(const std::string& name, const supervisor::ChildInfo& c) const CORRAL_REQUIRES(mu_);
+  // What the requests parked under `key` get now that their child is `c`: an endpoint, a
+  // failure, or nothing yet (keep waiting; a start is queued when `c` is gone). mu_ held.
+  std::optional<proxy::EnsureResult> OutcomeLocked(const std::string& key, const supervisor::ChildInfo& c,
+                                                   Clock::time_point now) CORRAL_REQUIRES(mu_);
+  // The best child serving `path`: the one `preferred` names, else a routable one, else
+  // launching, else a failed, restart-pending or stopped one. mu_ held.
   const supervisor::ChildInfo* ChildServingLocked(const std::string& path, const std::string& preferred,
                                                   const std::vector<supervisor::ChildInfo>& children) const
       CORRAL_REQUIRES(mu_);
@@ -203,8 +225,15 @@ class ModelRouter final : public proxy::ModelProvider {
   bool PinnedLocked(const supervisor::ChildInfo& c) CORRAL_REQUIRES(mu_);
   // The child listening on `upstream`'s port, or "" (it may be gone already). mu_ held.
   std::string ChildAtLocked(const proxy::Endpoint& upstream) const CORRAL_REQUIRES(mu_);
-  // Queues a start for `model` unless one is pending. mu_ held.
-  void QueueStartLocked(const std::string& model) CORRAL_REQUIRES(mu_);
+  // Queues a start for the requests parked under `key` unless one is queued. mu_ held.
+  void QueueStartLocked(const std::string& key) CORRAL_REQUIRES(mu_);
+  // The key of the start queued first, dequeued; nullopt when none is. mu_ held.
+  std::optional<std::string> NextStartLocked() CORRAL_REQUIRES(mu_);
+  // Answers every request parked under `key` with `result` (into `out`) and forgets the key.
+  void AnswerAllLocked(const std::string& key, const proxy::EnsureResult& result, std::vector<Answer>& out)
+      CORRAL_REQUIRES(mu_);
+  // Requests parked, all models together (the queue-full rule; waiting()). mu_ held.
+  size_t WaitingLocked() const CORRAL_REQUIRES(mu_);
   std::vector<std::string> KnownNamesLocked() const CORRAL_REQUIRES(mu_);
   static void Deliver(std::vector<Answer>& answers);
 
@@ -221,14 +250,11 @@ class ModelRouter final : public proxy::ModelProvider {
   std::map<std::string, config::ModelSettings> settings_by_path_ CORRAL_GUARDED_BY(mu_);  // model path -> settings
   std::vector<std::string> settings_warnings_ CORRAL_GUARDED_BY(mu_);
   bool quit_ CORRAL_GUARDED_BY(mu_) = false;
-  std::map<std::string, std::string> names_ CORRAL_GUARDED_BY(mu_);            // client name -> child name
-  std::map<std::string, Usage> usage_ CORRAL_GUARDED_BY(mu_);                  // child name -> usage
-  std::map<std::string, std::vector<Waiter>> waiters_ CORRAL_GUARDED_BY(mu_);  // client name -> parked requests
-  size_t n_waiters_ CORRAL_GUARDED_BY(mu_) = 0;
-  std::deque<std::string> to_start_ CORRAL_GUARDED_BY(mu_);                    // client names
-  std::map<std::string, bool> start_pending_ CORRAL_GUARDED_BY(mu_);           // names in to_start_
-  std::map<std::string, Clock::time_point> failed_at_ CORRAL_GUARDED_BY(mu_);  // model file -> last failed start
-  std::map<std::string, std::string> failed_why_ CORRAL_GUARDED_BY(mu_);       // model file -> why
+  std::map<std::string, std::string> names_ CORRAL_GUARDED_BY(mu_);   // client name -> child name
+  std::map<std::string, Usage> usage_ CORRAL_GUARDED_BY(mu_);         // child name -> usage
+  std::map<std::string, Pending> pending_ CORRAL_GUARDED_BY(mu_);     // waiters' key -> its requests, its start
+  uint64_t next_start_order_ CORRAL_GUARDED_BY(mu_) = 1;              // Pending::start_order of the next start
+  std::map<std::string, FailedStart> failed_ CORRAL_GUARDED_BY(mu_);  // model file -> its last failed start
   catalog::Catalog catalog_ CORRAL_GUARDED_BY(mu_);
   Clock::time_point catalog_loaded_ CORRAL_GUARDED_BY(mu_);
   std::vector<supervisor::ChildInfo> children_ CORRAL_GUARDED_BY(mu_);  // last seen

@@ -16,12 +16,13 @@ std::string_view to_string(ChildState s) {
     case ChildState::kStopping: return "stopping";
     case ChildState::kStopped: return "stopped";
     case ChildState::kFailed: return "failed";
+    case ChildState::kRestartPending: return "restart_pending";
   }
   return "unknown";
 }
 
 bool IsTerminal(ChildState s) {
-  return s == ChildState::kStopped || s == ChildState::kFailed;
+  return s == ChildState::kStopped || s == ChildState::kFailed || s == ChildState::kRestartPending;
 }
 
 std::string_view to_string(FailureKind k) {
@@ -156,7 +157,25 @@ void Lifecycle::OnExit(int status, bool we_killed) {
   }
 }
 
+bool Lifecycle::OnRestartScheduled(TimePoint at) {
+  if (state_ != ChildState::kFailed) return false;
+  state_ = ChildState::kRestartPending;
+  restart_at_ = at;
+  return true;
+}
+
+bool Lifecycle::OnRestartCancelled() {
+  if (state_ != ChildState::kRestartPending) return false;
+  state_ = ChildState::kFailed;
+  restart_at_.reset();
+  return true;
+}
+
 Action Lifecycle::OnTick(TimePoint now) {
+  if (state_ == ChildState::kRestartPending && restart_at_ && now >= *restart_at_) {
+    restart_at_.reset();  // asked for once: the supervisor replaces this Lifecycle
+    return Action::kRestart;
+  }
   if (Launching(state_) && !timed_out_ && now >= health_deadline_) {
     timed_out_ = true;
     probe_at_.reset();
@@ -191,6 +210,7 @@ std::optional<TimePoint> Lifecycle::NextDeadline() const {
   auto take = [&next](TimePoint t) { next = next ? std::min(*next, t) : t; };
   if (Launching(state_) && !timed_out_) take(health_deadline_);
   if (kill_at_) take(*kill_at_);
+  if (restart_at_) take(*restart_at_);
   if (probe_at_ && !probe_in_flight_) take(*probe_at_);
   if (state_ == ChildState::kReady && !unresponsive_ && failing_since_) take(*failing_since_ + liveness_.timeout);
   return next;

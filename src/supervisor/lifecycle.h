@@ -10,14 +10,26 @@
 //                        │  exit after │ SIGTERM       │ (we SIGKILL the group) │
 //                        │  (or grace  │ → SIGKILL)    ▼                        │
 //                        └─────────────┼──────────► failed(reason) ◄────────────┘
-//                                      ▼
-//                                   stopped
+//                                      ▼               │    ▲
+//                                   stopped  restart   │    │ restart cancelled
+//                                            policy    ▼    │ (StopAll: the daemon drains)
+//                                            applies  restart_pending(reason, at)
+//                                                          │
+//                                                          │ `at` reached: kRestart, and the
+//                                                          ▼ supervisor begins a fresh Lifecycle
+//                                                       starting (same name, argv; new pid)
 //
 // failed(reason): kSpawn (exec failed), kExited (exit code), kSignaled (a signal we did not
 // send), kOomKilled (SIGKILL we did not send: the kernel's OOM killer, or a user's kill -9),
 // kHealthTimeout (not ready within the model-size-scaled timeout), kUnresponsive (ready, then
 // /health went unanswered, and the child used no CPU, for the liveness timeout: a hung or
 // SIGSTOPped child; a busy one that answers late is never killed).
+//
+// restart_pending(reason, at): failed, and the restart policy (supervisor.h) starts it again
+// at `at`; the failure is kept (it says why). No process exists meanwhile, so IsTerminal is
+// true: Stop() forgets it and a new Start() with its name replaces it, as for failed. The
+// router keeps requests for it parked; clients see it as "failed" with `restart_in_ms`
+// (control/api.cc), so the wire format predates this state.
 //
 // Liveness of a ready child: one /health probe in flight at a time, the next `interval` after
 // the last answer. The first probe of a run of failed or unanswered ones starts the clock; if
@@ -39,9 +51,10 @@ namespace corral::supervisor {
 using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 
-enum class ChildState { kStarting, kLoading, kReady, kStopping, kStopped, kFailed };
+enum class ChildState { kStarting, kLoading, kReady, kStopping, kStopped, kFailed, kRestartPending };
 std::string_view to_string(ChildState s);
-// True for stopped and failed: the process is gone and reaped.
+// True for stopped, failed and restart pending: no process (it is gone and reaped). Of these
+// only restart pending has a way on (to starting, by the restart policy).
 bool IsTerminal(ChildState s);
 
 enum class FailureKind { kNone, kSpawn, kExited, kSignaled, kOomKilled, kHealthTimeout, kUnresponsive };
@@ -55,8 +68,9 @@ struct Failure {
 };
 
 // What the caller must do after an event or a tick. kProbe: send one GET /health and report
-// its answer with OnHealth (no other probe is asked for until then).
-enum class Action { kNone, kProbe, kKillForTimeout, kKillAfterGrace, kKillUnresponsive };
+// its answer with OnHealth (no other probe is asked for until then). kRestart: a pending
+// restart is due: start the child again with a fresh Lifecycle (asked for once).
+enum class Action { kNone, kProbe, kKillForTimeout, kKillAfterGrace, kKillUnresponsive, kRestart };
 
 // Readiness probe backoff: first retry after kFirstProbeDelay, doubling to kMaxProbeDelay;
 // a log write (the child is doing something) resets it to kFirstProbeDelay.
@@ -82,6 +96,8 @@ class Lifecycle {
   const Failure& failure() const { return failure_; }
   int port() const { return port_; }
   std::optional<TimePoint> ready_at() const { return ready_at_; }
+  // When a pending restart is due; nullopt unless restart pending (or once it fired).
+  std::optional<TimePoint> restart_at() const { return restart_at_; }
 
   // The child wrote to its log. Starting → loading; with a known port, probe now.
   void OnLogOutput(TimePoint now);
@@ -107,9 +123,18 @@ class Lifecycle {
   // SIGKILL itself (grace expired, health timeout or unresponsive).
   void OnExit(int status, bool we_killed);
 
+  // The restart policy will start a failed child again at `at`: failed → restart_pending,
+  // the failure kept. False (nothing changes) unless failed.
+  bool OnRestartScheduled(TimePoint at);
+  // The pending restart will not happen (the supervisor drains): restart_pending → failed.
+  // False (nothing changes) unless restart pending.
+  bool OnRestartCancelled();
+
   // Adds the child's own words to a failure ("...: error loading model: ...").
   void AppendFailureDetail(const std::string& detail) {
-    if (state_ == ChildState::kFailed && !detail.empty()) failure_.message += ": " + detail;
+    if ((state_ == ChildState::kFailed || state_ == ChildState::kRestartPending) && !detail.empty()) {
+      failure_.message += ": " + detail;
+    }
   }
 
   // Which timer fired, if any, at `now`.
@@ -127,6 +152,7 @@ class Lifecycle {
   std::chrono::milliseconds probe_delay_ = kFirstProbeDelay;
   std::optional<TimePoint> kill_at_;
   std::optional<TimePoint> ready_at_;
+  std::optional<TimePoint> restart_at_;  // restart pending: when it is due
   bool timed_out_ = false;
   Liveness liveness_;
   bool probe_in_flight_ = false;

@@ -148,13 +148,12 @@ struct Supervisor::Child {
   std::chrono::system_clock::time_point started_wall;
   std::string last_log_lines;
   uint64_t generation = 1;
-  uint32_t restarts = 0;                // restart policy: times started again
-  Failure last_failure;                 // the failure the last restart recovered from
-  int crashes_in_a_row = 0;             // reset by a minute of being ready
-  std::optional<TimePoint> restart_at;  // a restart is pending
-  HealthProbe probe;                    // the /health probe in flight, if any (probe.fd >= 0)
-  std::string kv_dir;                   // its saved KV state lives here; "" = not kept
-  bool kv_restoring = false;            // ready, restoring: listed as loading until done
+  uint32_t restarts = 0;      // restart policy: times started again
+  Failure last_failure;       // the failure the last restart recovered from
+  int crashes_in_a_row = 0;   // reset by a minute of being ready
+  HealthProbe probe;          // the /health probe in flight, if any (probe.fd >= 0)
+  std::string kv_dir;         // its saved KV state lives here; "" = not kept
+  bool kv_restoring = false;  // ready, restoring: listed as loading until done
 
   Child(LaunchSpec s, TimePoint now, std::chrono::milliseconds timeout, Liveness liveness)
       : spec(std::move(s)), lifecycle(now, timeout, liveness) {}
@@ -243,7 +242,8 @@ Supervisor::Limits Supervisor::limits() const {
 uint64_t Supervisor::ReservedLocked() const {
   uint64_t sum = 0;
   for (const auto& [name, c] : children_) {
-    if (!IsTerminal(c->lifecycle.state()) || c->restart_at) sum += c->spec.reserved_bytes;
+    const ChildState s = c->lifecycle.state();
+    if (!IsTerminal(s) || s == ChildState::kRestartPending) sum += c->spec.reserved_bytes;
   }
   return sum;
 }
@@ -389,6 +389,7 @@ void Supervisor::StopAll() {
   {
     MutexLock lock(mu_);
     for (auto& [name, c] : children_) {
+      if (c->lifecycle.OnRestartCancelled()) BumpLocked(*c);  // draining: nothing comes back
       if (IsTerminal(c->lifecycle.state()) || c->stop_queued) continue;
       c->stop_queued = true;
       commands_.push_back({CommandKind::kStop, c->serial});
@@ -464,8 +465,8 @@ ChildInfo Supervisor::InfoLocked(const Child& c) const {
   i.generation = c.generation;
   i.restarts = c.restarts;
   i.last_failure = c.last_failure;
-  if (c.restart_at) {
-    i.restart_in_ms = std::max(0.0, std::chrono::duration<double, std::milli>(*c.restart_at - Clock::now()).count());
+  if (auto at = c.lifecycle.restart_at(); at && i.state == ChildState::kRestartPending) {
+    i.restart_in_ms = std::max(0.0, std::chrono::duration<double, std::milli>(*at - Clock::now()).count());
   }
   return i;
 }
@@ -668,7 +669,10 @@ void Supervisor::ReapLocked(Child& c) {
         auto delay = std::min<std::chrono::milliseconds>(options_.restart_delay * (1 << c.crashes_in_a_row),
                                                          options_.restart_delay * kMaxRestartDelayFactor);
         ++c.crashes_in_a_row;
-        c.restart_at = now + delay;
+        c.lifecycle.OnRestartScheduled(now + delay);
+        // The daemon logs failures it sees; this one it sees as restart pending.
+        LogError("%s failed: %s; the restart policy starts it again in %lld ms", c.spec.name.c_str(),
+                 c.lifecycle.failure().message.c_str(), static_cast<long long>(delay.count()));
       } else {
         c.lifecycle.AppendFailureDetail("gave up restarting after " + std::to_string(kMaxCrashesInARow) +
                                         " crashes in a row");
@@ -681,7 +685,6 @@ void Supervisor::ReapLocked(Child& c) {
 // The restart policy's new start: same spec, argv and name; a fresh lifecycle; the old log
 // rotated to <name>.log.1 by SpawnLocked.
 void Supervisor::RespawnLocked(Child& c) {
-  c.restart_at.reset();
   ++c.restarts;
   c.last_failure = c.lifecycle.failure();  // the fresh lifecycle below forgets it
   AbortProbeLocked(c);
@@ -826,7 +829,6 @@ void Supervisor::MonitorLoop() {
       for (auto& [name, c] : children_) {
         auto d = c->lifecycle.NextDeadline();
         auto take = [&d](TimePoint t) { d = d ? std::min(*d, t) : t; };
-        if (c->restart_at) take(*c->restart_at);
         if (c->probe.fd >= 0) take(c->probe.deadline);
         if (d) {
           auto ms = std::chrono::ceil<std::chrono::milliseconds>(*d - now).count();
@@ -885,10 +887,9 @@ void Supervisor::MonitorLoop() {
           BumpLocked(*c);
         }
       }
-      // Timers: restarts, probe deadlines, then each lifecycle's own.
+      // Timers: probe deadlines, then each lifecycle's own (a pending restart's too).
       now = Clock::now();
       for (auto& [name, c] : children_) {
-        if (c->restart_at && *c->restart_at <= now) RespawnLocked(*c);
         if (c->probe.fd >= 0 && now >= c->probe.deadline) FinishProbeLocked(*c, 0, now);
         for (;;) {
           if (c->lifecycle.LivenessClockRunning() && c->pid > 0) {
@@ -903,7 +904,9 @@ void Supervisor::MonitorLoop() {
           if (a == Action::kNone) break;
           if (a == Action::kProbe) {
             StartProbeLocked(*c, now);
-          } else {  // kKillForTimeout, kKillAfterGrace, kKillUnresponsive
+          } else if (a == Action::kRestart) {
+            RespawnLocked(*c);  // a fresh lifecycle: the loop goes on with it
+          } else {              // kKillForTimeout, kKillAfterGrace, kKillUnresponsive
             AbortProbeLocked(*c);
             if (c->pid > 0) {
               c->we_killed = true;

@@ -27,8 +27,9 @@
 // Restart policy (LaunchSpec::restart): a child that crashes after it was ready once is
 // started again after 1 s, 2 s, 4 s ... up to 30 s; five crashes in a row without a minute of
 // being ready in between give up (failed, with the reason). While a restart is pending the
-// child is listed as failed with `restart_in_ms`, keeps its memory reservation, and
-// Stop() or a new Start() with its name cancels it.
+// child is in state restart_pending (lifecycle.h) with `restart_in_ms`, keeps its memory
+// reservation, and Stop() or a new Start() with its name cancels it; StopAll cancels every
+// pending restart (restart_pending → failed).
 #pragma once
 
 #include <sys/types.h>
@@ -96,7 +97,7 @@ struct ChildInfo {
   uint64_t generation = 0;     // bumped on every change (long polls compare it)
   uint32_t restarts = 0;       // times the restart policy started it again
   Failure last_failure;        // why the restart policy last had to start it again
-  double restart_in_ms = -1;   // a restart is pending in this many ms (-1: none)
+  double restart_in_ms = -1;   // restart_pending: it is due in this many ms (-1 in any other state)
 };
 
 // What the router drives: start, stop, look. An interface so the router's rules can be

@@ -470,6 +470,84 @@ TEST_F(RouterTest, ReloadForgetsRemovedAliasesButTheModelStaysRouted) {
   EXPECT_TRUE(children_.stops().empty());  // the child keeps running
 }
 
+// Restart pending (issue 12 item 3): a request for a model whose child crashed and that the
+// supervisor's restart policy will start again waits for it (no start of its own, no
+// failure), bounded by its deadline, counts for the queue-full rule, and is answered with the
+// child's endpoint when it is back.
+TEST_F(RouterTest, ARequestForARestartPendingModelWaitsAndIsAnsweredWhenItIsBack) {
+  RouterOptions o;
+  o.max_waiters = 3;
+  ModelRouter& r = Router(o);
+  const std::string a = StartReady("alpha");
+  children_.SetState(a, ChildState::kRestartPending);
+  r.OnSupervisorChange();
+  EXPECT_EQ(routes_.Load()->routes.count(name_["alpha"]), 0u);  // no process: not routed
+
+  const auto t0 = clock_.Now();
+  r.EnsureReady(name_["alpha"], t0 + seconds(3), answers_.Sink("soon"));
+  r.EnsureReady("fav", t0 + seconds(60), answers_.Sink("w1"));  // the alias waits for the same child
+  r.EnsureReady(name_["alpha"], t0 + seconds(60), answers_.Sink("w2"));
+  EXPECT_EQ(r.waiting(), 3u);
+  r.EnsureReady(name_["beta"], Later(), answers_.Sink("full"));
+  ASSERT_TRUE(answers_.Has("full"));
+  EXPECT_EQ(ErrorCode(*answers_.Wait("full")), proxy::EnsureErrorCode::kQueueFull);
+
+  // Its deadline, not the restart, answers the first one: at t0+3 exactly.
+  clock_.Advance(seconds(2));
+  r.Poke();
+  clock_.Advance(seconds(1));
+  r.Poke();
+  auto soon = answers_.Wait("soon");
+  ASSERT_TRUE(soon);
+  EXPECT_EQ(ErrorCode(*soon), proxy::EnsureErrorCode::kTimeout);
+  EXPECT_EQ(r.waiting(), 2u);
+  Barrier();  // the starter did all it was asked: no start of alpha
+  EXPECT_EQ(children_.attempts().size(), 1u);
+  EXPECT_FALSE(answers_.Has("w1"));
+
+  children_.SetState(a, ChildState::kStarting);  // the policy's restart
+  r.OnSupervisorChange();
+  EXPECT_FALSE(answers_.Has("w1"));
+  children_.SetState(a, ChildState::kReady);
+  r.OnSupervisorChange();
+  for (const char* tag : {"w1", "w2"}) {
+    auto w = answers_.Wait(tag);
+    ASSERT_TRUE(w && std::holds_alternative<proxy::Endpoint>(*w)) << tag;
+    EXPECT_EQ(std::get<proxy::Endpoint>(*w), EndpointOf(a)) << tag;
+  }
+  EXPECT_EQ(r.waiting(), 0u);
+  EXPECT_EQ(children_.starts().size(), 1u);
+  EXPECT_EQ(routes_.Load()->routes.count("fav"), 1u);
+}
+
+// A restart-pending child has no process: it is not routed, listed as failed (the wire's
+// word for it), and never chosen for eviction although it is the least recently used.
+TEST_F(RouterTest, ARestartPendingChildIsNotRoutedNorEvicted) {
+  ModelRouter& r = Router();
+  children_.SetMaxRunning(2);  // the supervisor keeps a restart-pending child's reservation
+  const std::string a = StartReady("alpha");
+  clock_.Advance(seconds(1));
+  const std::string b = StartReady("beta");
+  clock_.Advance(seconds(1));
+  children_.SetState(a, ChildState::kRestartPending);
+  r.OnSupervisorChange();
+  auto map = routes_.Load();
+  for (const std::string& n : {a, name_["alpha"], std::string("fav")}) EXPECT_EQ(map->routes.count(n), 0u) << n;
+  EXPECT_EQ(map->routes.count(name_["beta"]), 1u);
+  bool listed = false;
+  for (const auto& m : r.ListModels()) {
+    if (m.name != name_["alpha"]) continue;
+    listed = true;
+    EXPECT_EQ(m.state, proxy::ModelState::kFailed);
+    EXPECT_EQ(m.expires_at, std::chrono::system_clock::time_point{});  // no TTL runs
+  }
+  EXPECT_TRUE(listed);
+
+  // gamma needs room: beta goes, though alpha was used longer ago.
+  StartReady("gamma");
+  EXPECT_EQ(StopNames(), std::vector<std::string>{b});
+}
+
 // Speculative decoding (issue 17): finished requests' draft counts reach the fallback rule
 // through the child that served them; a draft that does not pay marks the model file for its
 // next start, and nothing is stopped (a busy model keeps serving). A reload clears the mark.

@@ -140,6 +140,25 @@ TEST(ControlApiTest, ChildInfoJson) {
   EXPECT_EQ(j["last_log_lines"], "boom\n");
 }
 
+// Restart pending is a state of its own inside the supervisor; on the wire it stays what
+// clients read before it existed: "failed", with restart_in_ms saying when it comes back.
+TEST(ControlApiTest, RestartPendingChildIsFailedWithRestartInMsOnTheWire) {
+  supervisor::ChildInfo i;
+  i.name = "crashy";
+  i.state = supervisor::ChildState::kRestartPending;
+  i.failure = {supervisor::FailureKind::kSignaled, 0, 11, "killed by SIGSEGV while serving"};
+  i.restarts = 2;
+  i.restart_in_ms = 1500;
+  auto j = ToJson(i);
+  EXPECT_EQ(j["state"], "failed");
+  EXPECT_EQ(j["restart_in_ms"], 1500.0);
+  EXPECT_EQ(j["failure"]["kind"], "signaled");
+  EXPECT_EQ(j["restarts"], 2);
+  // Any other state carries no restart_in_ms, whatever the field holds.
+  i.state = supervisor::ChildState::kFailed;
+  EXPECT_FALSE(ToJson(i).contains("restart_in_ms"));
+}
+
 TEST(DaemonModelsTest, ChildNames) {
   EXPECT_EQ(daemon::ChildNameFor("Qwen2.5 7B/Q4"), "Qwen2.5-7B-Q4");
   EXPECT_EQ(daemon::ChildNameFor("..x"), "x");

@@ -308,6 +308,57 @@ TEST(LifecycleTest, LogOutputDuringAProbeMakesTheNextOneImmediate) {
   EXPECT_EQ(lc.OnTick(t + milliseconds(3)), Action::kProbe);
 }
 
+// Restart pending (issue 12 item 3): a crashed child the restart policy will start again is
+// a state of its own, with its due time as a deadline, not failed plus a sentinel.
+TEST(LifecycleTest, RestartPendingKeepsTheFailureAndAsksForTheRestartOnceAtItsTime) {
+  TimePoint t0{};
+  Lifecycle lc(t0, milliseconds(1000), LivenessFor(milliseconds(0)));
+  lc.OnPortLearned(5, t0);
+  ASSERT_EQ(lc.OnTick(t0), Action::kProbe);
+  lc.OnHealth(200, t0 + milliseconds(1));
+  EXPECT_FALSE(lc.OnRestartScheduled(t0 + milliseconds(2))) << "only a failed child";
+  EXPECT_EQ(lc.state(), ChildState::kReady);
+  lc.OnExit(Signaled(SIGSEGV), /*we_killed=*/false);
+  ASSERT_EQ(lc.state(), ChildState::kFailed);
+  EXPECT_FALSE(lc.NextDeadline().has_value());
+
+  const TimePoint due = t0 + milliseconds(2000);
+  ASSERT_TRUE(lc.OnRestartScheduled(due));
+  EXPECT_EQ(lc.state(), ChildState::kRestartPending);
+  EXPECT_TRUE(IsTerminal(lc.state())) << "no process while it waits";
+  EXPECT_EQ(lc.failure().kind, FailureKind::kSignaled) << "the failure says why";
+  EXPECT_EQ(lc.restart_at(), due);
+  EXPECT_EQ(lc.NextDeadline(), due);
+  lc.AppendFailureDetail("segfault in ggml");
+  EXPECT_EQ(lc.failure().message, "killed by SIGSEGV while serving: segfault in ggml");
+  // Nothing to signal: a stop is the supervisor's to forget; an exit changes nothing.
+  EXPECT_FALSE(lc.OnStopRequested(t0 + milliseconds(10), milliseconds(100)));
+  lc.OnExit(Exited(0), false);
+  EXPECT_EQ(lc.state(), ChildState::kRestartPending);
+  EXPECT_FALSE(lc.OnRestartScheduled(due + milliseconds(5))) << "scheduled once";
+
+  EXPECT_EQ(lc.OnTick(due - milliseconds(1)), Action::kNone);
+  EXPECT_EQ(lc.OnTick(due), Action::kRestart);
+  EXPECT_EQ(lc.OnTick(due + milliseconds(1)), Action::kNone) << "asked for once";
+  EXPECT_FALSE(lc.NextDeadline().has_value());
+}
+
+TEST(LifecycleTest, ACancelledRestartIsFailedAndNeverDue) {
+  TimePoint t0{};
+  Lifecycle lc(t0, milliseconds(1000));
+  lc.OnLogOutput(t0);
+  EXPECT_FALSE(lc.OnRestartCancelled()) << "nothing pending";
+  lc.OnExit(Exited(2), false);
+  ASSERT_TRUE(lc.OnRestartScheduled(t0 + milliseconds(50)));
+  ASSERT_TRUE(lc.OnRestartCancelled());
+  EXPECT_EQ(lc.state(), ChildState::kFailed);
+  EXPECT_EQ(lc.failure().message, "exited with code 2 while loading");
+  EXPECT_FALSE(lc.restart_at().has_value());
+  EXPECT_FALSE(lc.NextDeadline().has_value());
+  EXPECT_EQ(lc.OnTick(t0 + milliseconds(60)), Action::kNone);
+  EXPECT_FALSE(lc.OnRestartCancelled());
+}
+
 TEST(LifecycleTest, ToStringCoversEveryState) {
   EXPECT_EQ(to_string(ChildState::kStarting), "starting");
   EXPECT_EQ(to_string(ChildState::kLoading), "loading");
@@ -315,6 +366,7 @@ TEST(LifecycleTest, ToStringCoversEveryState) {
   EXPECT_EQ(to_string(ChildState::kStopping), "stopping");
   EXPECT_EQ(to_string(ChildState::kStopped), "stopped");
   EXPECT_EQ(to_string(ChildState::kFailed), "failed");
+  EXPECT_EQ(to_string(ChildState::kRestartPending), "restart_pending");
   EXPECT_EQ(to_string(FailureKind::kOomKilled), "oom_killed");
   EXPECT_EQ(to_string(FailureKind::kHealthTimeout), "health_timeout");
   EXPECT_EQ(to_string(FailureKind::kUnresponsive), "unresponsive");

@@ -330,7 +330,7 @@ TEST(SupervisorTest, RestartPolicySkipsAChildThatNeverGotReadyAndStopCancels) {
   for (int i = 0; i < 1000 && !pending; ++i) {
     auto now = sup2.Get("crash-once");
     ASSERT_TRUE(now.ok());
-    pending = now->state == ChildState::kFailed && now->restart_in_ms > 0;
+    pending = now->state == ChildState::kRestartPending && now->restart_in_ms > 0;
     if (!pending) std::this_thread::sleep_for(milliseconds(10));
   }
   ASSERT_TRUE(pending);
@@ -351,6 +351,50 @@ Result<ChildInfo> WaitFor(const Supervisor& sup, const std::string& name, Pred p
   }
   if (info.ok() && !pred(*info)) return Status(StatusCode::kTimeout, "condition not reached");
   return info;
+}
+
+// Restart pending is a state (issue 12 item 3): ready → (crash) restart_pending, with the
+// crash as its failure and the memory still reserved; a new Start() with its name replaces
+// it; StopAll (the daemon's drain) cancels a pending restart: restart_pending → failed.
+TEST(SupervisorTest, ACrashedChildIsRestartPendingUntilReplacedOrDrained) {
+  TempDir dir;
+  FakeHealth health(/*busy=*/0);
+  std::string crashy = Script(dir, "crash-once.sh",
+                              "echo \"main: server is listening on http://127.0.0.1:$FAKE_PORT\"\n"
+                              "sleep 0.5\nexit 3");
+  SupervisorOptions o = Options(dir, crashy);
+  o.restart_delay = std::chrono::seconds(30);  // long: it stays pending for the test
+  Supervisor sup(o);
+  LaunchSpec spec = Spec("crash-once");
+  spec.env = {"FAKE_PORT=" + std::to_string(health.port()), "PATH=/usr/bin:/bin"};
+  spec.restart = true;
+  spec.reserved_bytes = 1000;
+  ASSERT_TRUE(sup.Start(spec).ok());
+  auto pending = WaitFor(sup, "crash-once", [](const ChildInfo& i) { return IsTerminal(i.state); });
+  ASSERT_TRUE(pending.ok()) << pending.status().ToString();
+  ASSERT_EQ(pending->state, ChildState::kRestartPending) << pending->failure.message;
+  EXPECT_EQ(pending->failure.kind, FailureKind::kExited);
+  EXPECT_EQ(pending->failure.exit_code, 3);
+  EXPECT_GT(pending->restart_in_ms, 0);
+  EXPECT_LE(pending->restart_in_ms, 30000);
+  EXPECT_EQ(sup.reserved_bytes(), 1000U);
+
+  // A new Start() with its name replaces it at once (no kAlreadyExists).
+  auto again = sup.Start(spec);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->restarts, 0U);
+  pending = WaitFor(sup, "crash-once", [](const ChildInfo& i) { return i.state == ChildState::kRestartPending; });
+  ASSERT_TRUE(pending.ok()) << pending.status().ToString();
+
+  // The drain cancels it: failed with the crash as its reason, no restart due, nothing reserved.
+  sup.StopAll();
+  auto drained = sup.Get("crash-once");
+  ASSERT_TRUE(drained.ok());
+  EXPECT_EQ(drained->state, ChildState::kFailed);
+  EXPECT_LT(drained->restart_in_ms, 0);
+  EXPECT_EQ(drained->failure.exit_code, 3);
+  EXPECT_EQ(drained->restarts, 0U);
+  EXPECT_EQ(sup.reserved_bytes(), 0U);
 }
 
 // Liveness (issue 11, item 8): a ready child whose /health stops answering is killed (its
@@ -381,7 +425,7 @@ TEST(SupervisorTest, UnresponsiveReadyChildIsKilledFailedAndRestarted) {
   ASSERT_EQ(sup.Get("hangs")->state, ChildState::kReady);
 
   health.SetHung(true);
-  auto failed = WaitFor(sup, "hangs", [](const ChildInfo& i) { return i.state == ChildState::kFailed; });
+  auto failed = WaitFor(sup, "hangs", [](const ChildInfo& i) { return i.state == ChildState::kRestartPending; });
   ASSERT_TRUE(failed.ok()) << failed.status().ToString();
   EXPECT_EQ(failed->failure.kind, FailureKind::kUnresponsive) << failed->failure.message;
   EXPECT_EQ(failed->failure.message, "unresponsive: /health did not answer and it used no CPU for 0.4 s");
@@ -458,7 +502,8 @@ TEST(SupervisorTest, ChildrenKilledTogetherEachKeepTheirOwnReason) {
     for (size_t i = 0; i < names.size(); ++i) sent.push_back(signals[(i + round) % signals.size()]);
     for (size_t i = 0; i < names.size(); ++i) ASSERT_EQ(::kill(pids[i], sent[i]), 0);
     for (size_t i = 0; i < names.size(); ++i) {
-      auto info = WaitFor(sup, names[i], [](const ChildInfo& c) { return c.state == ChildState::kFailed; });
+      // Restart pending: failed with its reason, and the policy brings it back.
+      auto info = WaitFor(sup, names[i], [](const ChildInfo& c) { return c.state == ChildState::kRestartPending; });
       ASSERT_TRUE(info.ok()) << names[i];
       EXPECT_EQ(info->failure.signal, sent[i]) << names[i] << ": " << info->failure.message;
       const std::string abbrev = std::string("SIG") + ::sigabbrev_np(sent[i]);
