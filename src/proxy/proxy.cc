@@ -353,6 +353,78 @@ class Proxy::Impl {
   }
 };
 
+namespace {
+
+// ---- the exchange: everything one request and its response own ----
+// A BasicConnection's `ex_`, reset by one assignment when the next request is read
+// (ReadRequest), so nothing of one keep-alive request can leak into the next. What outlives
+// a request stays in the connection. Not a member type of the template on purpose: one
+// definition for both stream types, and its members are not dependent names.
+struct Exchange {
+  Route route;
+  std::string model;
+  bool keep_alive = true;  // the connection stays open after this answer
+  bool http10 = false;     // the request said HTTP/1.0
+  bool is_head = false;
+  Clock::time_point read_at{};  // the request was read whole
+  bool no_autoload = false;     // ?autoload=false: a model that is not loaded is not started
+  // The API key (issue 13): `key` points into `key_set`, held for the request.
+  std::shared_ptr<const auth::KeySet> key_set;
+  const auth::KeyRecord* key = nullptr;
+  KeyCounters* key_counters = nullptr;
+  std::string cors_origin;   // the request's Origin when it is in the CORS allow-list
+  std::string extra_fields;  // extra head fields for a local answer (preflight, UI, 401)
+  std::string local_body;    // a local answer's body, or a reshaped error's
+  int retry_after_s = 0;
+
+  // Upstream: where it goes, and the outcome.
+  Endpoint endpoint;
+  Endpoint in_flight_endpoint;  // where OnRequestStart was charged
+  std::string pool_key;
+  bool in_flight = false;  // OnRequestStart was charged; EndInFlight ends it
+  bool from_snapshot = false, ensured_after_connect = false;
+  bool up_reused = false, retried = false, up_reusable = false;
+  std::string up_body;  // a translated request body (owned); pass-through sends the parser's
+  std::string_view up_body_view;
+  bool added_latency_recorded = false;
+  bool response_started = false, client_gone = false, parse_error = false, counted_error = false;
+  unsigned status = 0;      // the upstream's
+  int sent_status = 0;      // the status the client got (upstream's or a local answer)
+  int64_t added_us = -1;    // proxy-added time of this request (event feed)
+  UpstreamTimings timings;  // read from the response's tail (event feed)
+  ModelMetrics* model_metrics = nullptr;
+  // The one relay buffer (the upstream read high watermark): allocated when a response
+  // body is relayed, freed with the exchange, so idle keep-alive connections cost a few
+  // hundred bytes, not relay_buffer_bytes. Reads reuse it: no allocation per chunk.
+  std::unique_ptr<char[]> relay;
+  std::string pending;  // response bytes the framing parser has not consumed yet
+  std::string tail;     // the last bytes of an inference response (for timings)
+  bool track_tail = false;
+  bool dechunk = false;  // relaying a chunked response de-chunked (HTTP/1.0 client)
+  bool reshape = false;  // buffering an upstream error body to answer it in the route's shape
+  std::string decoded;   // de-chunked upstream body bytes not yet translated or written
+  // Another API's answer (translation.h): null on the pass-through path.
+  std::unique_ptr<ResponseTranslation> translation;
+  std::string translated_out;                          // a translated or reshaped answer being written
+  std::optional<std::chrono::seconds> set_keep_alive;  // Ollama keep_alive, applied at the end
+
+  // POST /api/pull: the job, and the NDJSON written (pull_out) or waiting (pull_pending).
+  std::shared_ptr<PullJobs::Job> pull;
+  bool pull_stream = false, pull_writing = false, pull_done = false;
+  std::string pull_out, pull_pending;
+
+  // Event streams (the dashboard's, GET /models/sse): at most the head and one relayed
+  // chunk queued (the bridge reads on only after Resume()). They end the connection.
+  std::shared_ptr<UiEventBridge> ui_events;
+  std::string ui_out, ui_wbuf;
+  bool ui_writing = false, ui_resume = false, ui_end = false;
+  std::map<std::string, std::string> sse_statuses;  // model -> the status value last sent
+  int sse_quiet_ticks = 0;
+  const LlamaUiFile* llama_ui_file = nullptr;  // kLlamaUi: the file; null: the redirect
+};
+
+}  // namespace
+
 // One client connection, from accept to close, on one worker. Requests are handled one at
 // a time (HTTP/1.1 pipelining: later requests wait in the read buffer, bounded).
 // Stream: tcp::socket or TlsStream (the transport seam above).
@@ -1502,73 +1574,6 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   static constexpr size_t kIdleReadBufferBytes = 16U << 10;
   static constexpr size_t kMaxModelNameBytes = 4096;
   static constexpr size_t kMaxPullPendingBytes = 1U << 20;
-
-  // ---- the exchange: everything one request and its response own ----
-  // Reset by one assignment when the next request is read (ReadRequest), so nothing of one
-  // keep-alive request can leak into the next. What outlives a request is below it, in the
-  // connection.
-  struct Exchange {
-    Route route;
-    std::string model;
-    bool keep_alive = true;  // the connection stays open after this answer
-    bool http10 = false;     // the request said HTTP/1.0
-    bool is_head = false;
-    Clock::time_point read_at{};  // the request was read whole
-    bool no_autoload = false;     // ?autoload=false: a model that is not loaded is not started
-    // The API key (issue 13): `key` points into `key_set`, held for the request.
-    std::shared_ptr<const auth::KeySet> key_set;
-    const auth::KeyRecord* key = nullptr;
-    KeyCounters* key_counters = nullptr;
-    std::string cors_origin;   // the request's Origin when it is in the CORS allow-list
-    std::string extra_fields;  // extra head fields for a local answer (preflight, UI, 401)
-    std::string local_body;    // a local answer's body, or a reshaped error's
-    int retry_after_s = 0;
-
-    // Upstream: where it goes, and the outcome.
-    Endpoint endpoint;
-    Endpoint in_flight_endpoint;  // where OnRequestStart was charged
-    std::string pool_key;
-    bool in_flight = false;  // OnRequestStart was charged; EndInFlight ends it
-    bool from_snapshot = false, ensured_after_connect = false;
-    bool up_reused = false, retried = false, up_reusable = false;
-    std::string up_body;  // a translated request body (owned); pass-through sends the parser's
-    std::string_view up_body_view;
-    bool added_latency_recorded = false;
-    bool response_started = false, client_gone = false, parse_error = false, counted_error = false;
-    unsigned status = 0;      // the upstream's
-    int sent_status = 0;      // the status the client got (upstream's or a local answer)
-    int64_t added_us = -1;    // proxy-added time of this request (event feed)
-    UpstreamTimings timings;  // read from the response's tail (event feed)
-    ModelMetrics* model_metrics = nullptr;
-    // The one relay buffer (the upstream read high watermark): allocated when a response
-    // body is relayed, freed with the exchange, so idle keep-alive connections cost a few
-    // hundred bytes, not relay_buffer_bytes. Reads reuse it: no allocation per chunk.
-    std::unique_ptr<char[]> relay;
-    std::string pending;  // response bytes the framing parser has not consumed yet
-    std::string tail;     // the last bytes of an inference response (for timings)
-    bool track_tail = false;
-    bool dechunk = false;  // relaying a chunked response de-chunked (HTTP/1.0 client)
-    bool reshape = false;  // buffering an upstream error body to answer it in the route's shape
-    std::string decoded;   // de-chunked upstream body bytes not yet translated or written
-    // Another API's answer (translation.h): null on the pass-through path.
-    std::unique_ptr<ResponseTranslation> translation;
-    std::string translated_out;                          // a translated or reshaped answer being written
-    std::optional<std::chrono::seconds> set_keep_alive;  // Ollama keep_alive, applied at the end
-
-    // POST /api/pull: the job, and the NDJSON written (pull_out) or waiting (pull_pending).
-    std::shared_ptr<PullJobs::Job> pull;
-    bool pull_stream = false, pull_writing = false, pull_done = false;
-    std::string pull_out, pull_pending;
-
-    // Event streams (the dashboard's, GET /models/sse): at most the head and one relayed
-    // chunk queued (the bridge reads on only after Resume()). They end the connection.
-    std::shared_ptr<UiEventBridge> ui_events;
-    std::string ui_out, ui_wbuf;
-    bool ui_writing = false, ui_resume = false, ui_end = false;
-    std::map<std::string, std::string> sse_statuses;  // model -> the status value last sent
-    int sse_quiet_ticks = 0;
-    const LlamaUiFile* llama_ui_file = nullptr;  // kLlamaUi: the file; null: the redirect
-  };
 
   // ---- the connection ----
   Proxy::Impl& px_;
