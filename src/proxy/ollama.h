@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
@@ -21,6 +22,7 @@
 #include "common/status.h"
 #include "proxy/model_provider.h"
 #include "proxy/request_routing.h"
+#include "proxy/translation.h"
 
 namespace corral::proxy {
 
@@ -109,5 +111,9 @@ class OllamaResponseTranslator {
   double prompt_n_ = 0, prompt_ms_ = 0, predicted_n_ = 0, predicted_ms_ = 0;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
+
+// The Ollama answer behind the proxy's translation hook (translation.h): an
+// OllamaResponseTranslator plus the client's head and framing (translation.cc).
+std::unique_ptr<ResponseTranslation> NewOllamaTranslation(RouteKind kind, std::string model, bool stream);
 
 }  // namespace corral::proxy

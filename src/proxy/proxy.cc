@@ -38,7 +38,9 @@
 #include "proxy/ollama_pull.h"
 #include "proxy/request_guard.h"
 #include "proxy/request_routing.h"
+#include "proxy/response_head.h"
 #include "proxy/router_mode.h"
+#include "proxy/translation.h"
 #include "proxy/ui.h"
 #include "proxy/upstream_errors.h"
 #include "tls/tls.h"
@@ -107,11 +109,6 @@ bool ListedInConnection(std::string_view connection, std::string_view name) {
     if (beast::iequals(token, name)) return true;
   }
   return false;
-}
-
-const char* ReasonFor(int status) {
-  auto r = http::obsolete_reason(static_cast<http::status>(status));
-  return r.empty() ? "Unknown" : r.data();
 }
 
 // ---- the transport seam (issue 13) ----
@@ -356,6 +353,78 @@ class Proxy::Impl {
   }
 };
 
+namespace {
+
+// ---- the exchange: everything one request and its response own ----
+// A BasicConnection's `ex_`, reset by one assignment when the next request is read
+// (ReadRequest), so nothing of one keep-alive request can leak into the next. What outlives
+// a request stays in the connection. Not a member type of the template on purpose: one
+// definition for both stream types, and its members are not dependent names.
+struct Exchange {
+  Route route;
+  std::string model;
+  bool keep_alive = true;  // the connection stays open after this answer
+  bool http10 = false;     // the request said HTTP/1.0
+  bool is_head = false;
+  Clock::time_point read_at{};  // the request was read whole
+  bool no_autoload = false;     // ?autoload=false: a model that is not loaded is not started
+  // The API key (issue 13): `key` points into `key_set`, held for the request.
+  std::shared_ptr<const auth::KeySet> key_set;
+  const auth::KeyRecord* key = nullptr;
+  KeyCounters* key_counters = nullptr;
+  std::string cors_origin;   // the request's Origin when it is in the CORS allow-list
+  std::string extra_fields;  // extra head fields for a local answer (preflight, UI, 401)
+  std::string local_body;    // a local answer's body, or a reshaped error's
+  int retry_after_s = 0;
+
+  // Upstream: where it goes, and the outcome.
+  Endpoint endpoint;
+  Endpoint in_flight_endpoint;  // where OnRequestStart was charged
+  std::string pool_key;
+  bool in_flight = false;  // OnRequestStart was charged; EndInFlight ends it
+  bool from_snapshot = false, ensured_after_connect = false;
+  bool up_reused = false, retried = false, up_reusable = false;
+  std::string up_body;  // a translated request body (owned); pass-through sends the parser's
+  std::string_view up_body_view;
+  bool added_latency_recorded = false;
+  bool response_started = false, client_gone = false, parse_error = false, counted_error = false;
+  unsigned status = 0;      // the upstream's
+  int sent_status = 0;      // the status the client got (upstream's or a local answer)
+  int64_t added_us = -1;    // proxy-added time of this request (event feed)
+  UpstreamTimings timings;  // read from the response's tail (event feed)
+  ModelMetrics* model_metrics = nullptr;
+  // The one relay buffer (the upstream read high watermark): allocated when a response
+  // body is relayed, freed with the exchange, so idle keep-alive connections cost a few
+  // hundred bytes, not relay_buffer_bytes. Reads reuse it: no allocation per chunk.
+  std::unique_ptr<char[]> relay;
+  std::string pending;  // response bytes the framing parser has not consumed yet
+  std::string tail;     // the last bytes of an inference response (for timings)
+  bool track_tail = false;
+  bool dechunk = false;  // relaying a chunked response de-chunked (HTTP/1.0 client)
+  bool reshape = false;  // buffering an upstream error body to answer it in the route's shape
+  std::string decoded;   // de-chunked upstream body bytes not yet translated or written
+  // Another API's answer (translation.h): null on the pass-through path.
+  std::unique_ptr<ResponseTranslation> translation;
+  std::string translated_out;                          // a translated or reshaped answer being written
+  std::optional<std::chrono::seconds> set_keep_alive;  // Ollama keep_alive, applied at the end
+
+  // POST /api/pull: the job, and the NDJSON written (pull_out) or waiting (pull_pending).
+  std::shared_ptr<PullJobs::Job> pull;
+  bool pull_stream = false, pull_writing = false, pull_done = false;
+  std::string pull_out, pull_pending;
+
+  // Event streams (the dashboard's, GET /models/sse): at most the head and one relayed
+  // chunk queued (the bridge reads on only after Resume()). They end the connection.
+  std::shared_ptr<UiEventBridge> ui_events;
+  std::string ui_out, ui_wbuf;
+  bool ui_writing = false, ui_resume = false, ui_end = false;
+  std::map<std::string, std::string> sse_statuses;  // model -> the status value last sent
+  int sse_quiet_ticks = 0;
+  const LlamaUiFile* llama_ui_file = nullptr;  // kLlamaUi: the file; null: the redirect
+};
+
+}  // namespace
+
 // One client connection, from accept to close, on one worker. Requests are handled one at
 // a time (HTTP/1.1 pipelining: later requests wait in the read buffer, bounded).
 // Stream: tcp::socket or TlsStream (the transport seam above).
@@ -407,17 +476,17 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     closed_ = true;
     EndInFlight();
     ReleaseBody();
-    if (pull_) PullJobs::Cancel(*pull_);  // the client left: SIGINT to `corral pull` (resumable)
-    pull_.reset();
+    if (ex_.pull) PullJobs::Cancel(*ex_.pull);  // the client left: SIGINT to `corral pull` (resumable)
+    ex_.pull.reset();
     error_code ec;
     Socket(client_).shutdown(tcp::socket::shutdown_both, ec);
     Socket(client_).close(ec);
     if (up_) up_->sock.close(ec);
     up_.reset();
     timer_.cancel();
-    if (ui_events_) {
-      ui_events_->Close();  // also drops its callbacks (and their hold on this connection)
-      ui_events_.reset();
+    if (ex_.ui_events) {
+      ex_.ui_events->Close();  // also drops its callbacks (and their hold on this connection)
+      ex_.ui_events.reset();
     }
   }
 
@@ -465,10 +534,10 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   }
   void OnUpstreamTimeout() {
     up_deadline_ = Clock::time_point::max();
-    if (!response_started_) {
+    if (!ex_.response_started) {
       DropUpstream();
       CountError();
-      SendError(504, "upstream for model '" + model_ + "' did not answer in time", /*close=*/false);
+      SendError(504, "upstream for model '" + ex_.model + "' did not answer in time", /*close=*/false);
     } else {
       CountError();
       Close();  // cut: the client sees an incomplete chunked body / short Content-Length
@@ -479,8 +548,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   void ReadRequest() {
     if (closed_) return;
     state_ = State::kReadingRequest;
-    ResetExchange();
-    relay_.reset();
+    ex_ = Exchange{};  // the previous request's state, all of it, in one assignment
     if (rbuf_.capacity() > kIdleReadBufferBytes) rbuf_.shrink_to_fit();  // after a big body
     parser_.emplace();                                                   // frees the previous request's body
     ReleaseBody();
@@ -496,7 +564,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     if (closed_) return;
     if (ec) return OnReadError(ec);
     auto& req = parser_->get();
-    route_ = ClassifyRoute(req.method_string(), req.target());
+    ex_.route = ClassifyRoute(req.method_string(), req.target());
     if (px_.llama_ui != nullptr) ClassifyLlamaUiRequest();
     if (!CheckHead()) return;
     if (parser_->is_done()) return OnRequest({});  // no body
@@ -548,13 +616,13 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
                       "requests from the web origin '" + std::string(origin.substr(0, 200)) +
                           "' are not allowed (option cors_origins)");
       }
-      if (listener_.origins.InAllowList(origin) && IsSafeHeaderValue(origin)) cors_origin_.assign(origin);
+      if (listener_.origins.InAllowList(origin) && IsSafeHeaderValue(origin)) ex_.cors_origin.assign(origin);
     }
     // API keys (issue 13): before the body is read or anything is started.
     if (!CheckKey()) return false;
     // The global body budget, charged up front (Beast reserves the whole Content-Length).
     if (auto length = parser_->content_length(); length && *length > 0 && !ChargeBody(*length)) {
-      retry_after_s_ = 1;
+      ex_.retry_after_s = 1;
       return Refuse(Refusal::kBodyBudget, 503,
                     "too many request bodies in flight; try again (option max_buffered_body_bytes)");
     }
@@ -583,47 +651,47 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
 
   // Authenticates the request on a listener that asks for keys and checks the route's
   // scope. Answers 401 (missing or invalid: held back after repeated failures from this
-  // address) or 403 (scope) in the route's API shape and returns false. On success key_
-  // points into key_set_, held for this request. A CORS preflight carries no credentials
+  // address) or 403 (scope) in the route's API shape and returns false. On success ex_.key
+  // points into ex_.key_set, held for this request. A CORS preflight carries no credentials
   // by design: it passes (it only learns which methods are allowed).
   bool CheckKey() {
-    key_ = nullptr;
-    key_set_.reset();
+    ex_.key = nullptr;
+    ex_.key_set.reset();
     if (!listener_.auth_required || px_.keys == nullptr) return true;
     auto& req = parser_->get();
     if (req.method() == http::verb::options && req.find(http::field::access_control_request_method) != req.end()) {
       return true;
     }
     std::optional<auth::Scope> need =
-        route_.kind == RouteKind::kUi ? UiScope(req.method_string(), req.target()) : NeededScope(route_);
+        ex_.route.kind == RouteKind::kUi ? UiScope(req.method_string(), req.target()) : NeededScope(ex_.route);
     if (!need) return true;
-    key_set_ = px_.keys->Current();
-    if (key_set_->keys.empty() && px_.options.allow_unauthenticated_lan) return true;
+    ex_.key_set = px_.keys->Current();
+    if (ex_.key_set->keys.empty() && px_.options.allow_unauthenticated_lan) return true;
     auth::Credential cred = auth::ParseCredential(req[http::field::authorization], req["x-api-key"]);
     if (cred.source == auth::CredentialSource::kNone) {
       return FailAuth(
           "an API key is required: send it as Authorization: Bearer <key> or x-api-key: <key> "
           "(create one with `corral keys create`)");
     }
-    const auth::KeyRecord* key = cred.malformed ? nullptr : auth::Authenticate(*key_set_, cred.token);
+    const auth::KeyRecord* key = cred.malformed ? nullptr : auth::Authenticate(*ex_.key_set, cred.token);
     if (key == nullptr) return FailAuth("invalid API key (unknown, revoked or malformed)");
     px_.throttle.OnSuccess(client_key_);
-    key_ = key;
-    key_counters_ = &px_.key_metrics.For(key->name);
+    ex_.key = key;
+    ex_.key_counters = &px_.key_metrics.For(key->name);
     if (key->scope < *need) {
-      key_counters_->refused.fetch_add(1, std::memory_order_relaxed);
+      ex_.key_counters->refused.fetch_add(1, std::memory_order_relaxed);
       return Refuse(Refusal::kAuth, 403,
                     "this API key ('" + key->name + "', scope " + std::string(auth::to_string(key->scope)) +
                         ") may not use this route; it needs scope " + std::string(auth::to_string(*need)));
     }
-    key_counters_->requests.fetch_add(1, std::memory_order_relaxed);
+    ex_.key_counters->requests.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
 
   bool FailAuth(std::string message) {
     px_.key_metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
     px_.metrics.CountRefusal(Refusal::kAuth);
-    local_extra_head_ = "WWW-Authenticate: Bearer realm=\"corral\", Basic realm=\"corral\"\r\n";
+    ex_.extra_fields = "WWW-Authenticate: Bearer realm=\"corral\", Basic realm=\"corral\"\r\n";
     auto delay = px_.throttle.OnFailure(client_key_, Clock::now());
     if (delay.count() == 0) {
       SendError(401, message, /*close=*/true);
@@ -643,16 +711,16 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
 
   // A key limited to some models may use (and see) only those. False when refused (answered).
   bool CheckKeyModel(const std::string& model) {
-    if (key_ == nullptr || key_->AllowsModel(model)) return true;
-    if (key_counters_ != nullptr) key_counters_->refused.fetch_add(1, std::memory_order_relaxed);
+    if (ex_.key == nullptr || ex_.key->AllowsModel(model)) return true;
+    if (ex_.key_counters != nullptr) ex_.key_counters->refused.fetch_add(1, std::memory_order_relaxed);
     px_.metrics.CountRefusal(Refusal::kAuth);
-    SendError(403, "this API key ('" + key_->name + "') may not use model '" + model + "'", false);
+    SendError(403, "this API key ('" + ex_.key->name + "') may not use model '" + model + "'", false);
     return false;
   }
   std::vector<ModelInfo> VisibleModels() {
     std::vector<ModelInfo> models = px_.provider.ListModels();
-    if (key_ != nullptr && !key_->models.empty()) {
-      std::erase_if(models, [&](const ModelInfo& m) { return !key_->AllowsModel(m.name); });
+    if (ex_.key != nullptr && !ex_.key->models.empty()) {
+      std::erase_if(models, [&](const ModelInfo& m) { return !ex_.key->AllowsModel(m.name); });
     }
     return models;
   }
@@ -688,7 +756,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     if (!parser_->content_length()) {
       uint64_t have = parser_->get().body().size();
       if (have > body_charged_ && !ChargeBody(have - body_charged_)) {
-        retry_after_s_ = 1;
+        ex_.retry_after_s = 1;
         Refuse(Refusal::kBodyBudget, 503,
                "too many request bodies in flight; try again (option max_buffered_body_bytes)");
         return;
@@ -722,24 +790,25 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   void OnRequest(const error_code& ec) {
     if (closed_) return;
     if (ec) return OnReadError(ec);
-    request_read_at_ = Clock::now();
+    ex_.read_at = Clock::now();
     client_deadline_ = Clock::time_point::max();
     auto& req = parser_->get();
-    client_keep_alive_ = req.keep_alive();
-    client_http10_ = req.version() < 11;
-    is_head_ = req.method() == http::verb::head;
-    if (req.method() == http::verb::options && !cors_origin_.empty() &&
+    ex_.keep_alive = req.keep_alive();
+    ex_.http10 = req.version() < 11;
+    ex_.is_head = req.method() == http::verb::head;
+    if (req.method() == http::verb::options && !ex_.cors_origin.empty() &&
         req.find(http::field::access_control_request_method) != req.end()) {
       return SendPreflight();
     }
-    if (TakesJsonBody(route_.kind) && !req.body().empty() && !JsonDepthWithin(req.body(), px_.options.max_json_depth)) {
+    if (TakesJsonBody(ex_.route.kind) && !req.body().empty() &&
+        !JsonDepthWithin(req.body(), px_.options.max_json_depth)) {
       px_.metrics.CountRefusal(Refusal::kJsonDepth);
       return SendError(400,
                        "the request body nests arrays/objects deeper than " +
                            std::to_string(px_.options.max_json_depth) + " levels (option max_json_depth)",
                        false);
     }
-    switch (route_.kind) {
+    switch (ex_.route.kind) {
       case RouteKind::kForward: return RouteForward();
       case RouteKind::kHealth: return SendLocal(200, "application/json", R"({"status":"ok"})");
       case RouteKind::kMetrics:
@@ -749,7 +818,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       case RouteKind::kOllamaRoot: return SendLocal(200, "text/plain; charset=utf-8", "Ollama is running");
       case RouteKind::kModel: return ModelRoute();
       case RouteKind::kOllamaVersion:
-        local_extra_head_ = "x-corral-version: " + CorralVersionField() + "\r\n";
+        ex_.extra_fields = "x-corral-version: " + CorralVersionField() + "\r\n";
         return SendLocal(200, "application/json", OllamaVersion(std::string(kOllamaApiVersion)));
       case RouteKind::kOllamaTags: return SendLocal(200, "application/json", OllamaTags(VisibleModels()));
       case RouteKind::kOllamaPs: return SendLocal(200, "application/json", OllamaPs(VisibleModels()));
@@ -760,7 +829,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       case RouteKind::kOllamaPull: return OllamaPullRoute();
       case RouteKind::kRouterModels: return SendLocal(200, "application/json", RouterModelList(VisibleModels()));
       case RouteKind::kRouterLoad:
-      case RouteKind::kRouterUnload: return RouterLoadRoute(route_.kind == RouteKind::kRouterLoad);
+      case RouteKind::kRouterUnload: return RouterLoadRoute(ex_.route.kind == RouteKind::kRouterLoad);
       case RouteKind::kUi: return UiRoute();
       case RouteKind::kLlamaUi: return LlamaUiRoute();
       case RouteKind::kRouterSse: return RouterModelsSse();
@@ -813,8 +882,8 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   // ---- routing ----
   void RouteForward() {
     auto& req = parser_->get();
-    model_.clear();
-    if (route_.model_source != ModelSource::kQuery) {
+    ex_.model.clear();
+    if (ex_.route.model_source != ModelSource::kQuery) {
       ModelField f = ExtractModelField(req.body());
       if (f.status == ModelFieldStatus::kBadJson && !req.body().empty()) {
         return SendError(400, "the request body is not valid JSON (reading \"model\")", false);
@@ -822,53 +891,59 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       if (f.status == ModelFieldStatus::kNotString) {
         return SendError(400, "\"model\" must be a string", false);
       }
-      if (f.status == ModelFieldStatus::kFound) model_ = std::move(f.value);
+      if (f.status == ModelFieldStatus::kFound) ex_.model = std::move(f.value);
     }
-    if (model_.empty() && route_.model_source != ModelSource::kBody) model_ = QueryParam(req.target(), "model");
+    if (ex_.model.empty() && ex_.route.model_source != ModelSource::kBody)
+      ex_.model = QueryParam(req.target(), "model");
     // llama-server router mode (router_mode.h): GET /props without a model is the router's
     // own; ?autoload=false never starts a model.
-    if (model_.empty() && req.method() == http::verb::get && RequestPath() == "/props") {
+    if (ex_.model.empty() && req.method() == http::verb::get && RequestPath() == "/props") {
       return SendLocal(200, "application/json", RouterProps(CorralVersionField()));
     }
-    no_autoload_ = QueryParam(req.target(), "autoload") == "false";
-    if (model_.empty()) {
+    ex_.no_autoload = QueryParam(req.target(), "autoload") == "false";
+    if (ex_.model.empty()) {
       return SendError(400,
-                       route_.model_source == ModelSource::kQuery
+                       ex_.route.model_source == ModelSource::kQuery
                            ? "missing ?model= (this route needs to know which model to ask)"
                            : "missing \"model\" (this route needs to know which model to ask)",
                        false);
     }
-    if (!CheckModelName(model_)) return;
+    if (!CheckModelName(ex_.model)) return;
     RouteToModel();
   }
 
-  // Finds the upstream for model_ and continues with Forward(). Shared by pass-through and
-  // the Ollama translation (which sets up up_target_/up_body_ first).
+  // Finds the upstream for ex_.model and continues with Forward(). Shared by pass-through and
+  // translated requests (which set up up_head_ and ex_.up_body first).
   void RouteToModel() {
-    if (!CheckKeyModel(model_)) return;
-    track_tail_ = route_.inference || key_counters_ != nullptr;
+    if (!CheckKeyModel(ex_.model)) return;
+    ex_.track_tail = ex_.route.inference || ex_.key_counters != nullptr;
     const RouteMap& snapshot = w_.routes->Get();  // no lock unless the table changed
-    auto it = snapshot.routes.find(std::string_view(model_));
+    auto it = snapshot.routes.find(std::string_view(ex_.model));
     if (it != snapshot.routes.end()) {
-      from_snapshot_ = true;
+      ex_.from_snapshot = true;
       return Forward(it->second);
     }
-    if (no_autoload_ && !LoadedOrAnswered()) return;
+    if (ex_.no_autoload && !LoadedOrAnswered()) return;
     EnsureThenForward();
   }
 
   void EnsureThenForward() {
+    ex_.from_snapshot = false;
+    WaitForModel(&BasicConnection::Forward);
+  }
+
+  // The one wait-and-resume path: asks the provider for ex_.model (EnsureReady answers on
+  // any thread), hops back to this connection's worker and resumes with `ready` and the
+  // endpoint, or answers the error. The wait counts in queue_depth (Stop() drains it).
+  void WaitForModel(void (BasicConnection::*ready)(const Endpoint&)) {
     state_ = State::kWaitingModel;
-    from_snapshot_ = false;
     px_.metrics.queue_depth.fetch_add(1, std::memory_order_relaxed);
     auto deadline = Clock::now() + px_.options.ready_timeout;
-    auto self = this->shared_from_this();
-    px_.provider.EnsureReady(model_, deadline, [self](EnsureResult result) {
-      // Any thread: hop back to this connection's worker.
-      asio::post(self->w_.ioc, [self, result = std::move(result)]() mutable {
+    px_.provider.EnsureReady(ex_.model, deadline, [self = this->shared_from_this(), ready](EnsureResult result) {
+      asio::post(self->w_.ioc, [self, ready, result = std::move(result)]() mutable {
         self->px_.metrics.queue_depth.fetch_sub(1, std::memory_order_relaxed);
         if (self->closed_) return;
-        if (auto* ep = std::get_if<Endpoint>(&result)) return self->Forward(*ep);
+        if (auto* ep = std::get_if<Endpoint>(&result)) return ((*self).*ready)(*ep);
         self->OnEnsureError(std::get<EnsureError>(result));
       });
     });
@@ -880,7 +955,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     switch (e.code) {
       case EnsureErrorCode::kNotFound: {
         status = 404;
-        if (msg.empty()) msg = "model '" + model_ + "' not found";
+        if (msg.empty()) msg = "model '" + ex_.model + "' not found";
         if (!e.close_matches.empty()) {
           msg += "; did you mean ";
           for (size_t i = 0; i < e.close_matches.size(); ++i) {
@@ -895,7 +970,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       case EnsureErrorCode::kTimeout:
       case EnsureErrorCode::kUnavailable: status = 503; break;
     }
-    retry_after_s_ = e.retry_after_s;
+    ex_.retry_after_s = e.retry_after_s;
     SendError(status, msg, false);
   }
 
@@ -903,50 +978,50 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   void Forward(const Endpoint& ep) {
     if (closed_) return;
     state_ = State::kUpstream;
-    endpoint_ = ep;
-    pool_key_ = ep.ToString();
-    if (!in_flight_) {
-      in_flight_ = true;
-      in_flight_endpoint_ = ep;
-      px_.provider.OnRequestStart(model_, ep);
-      model_metrics_ = &px_.MetricsFor(w_, model_);
-      model_metrics_->requests.fetch_add(1, std::memory_order_relaxed);
-      model_metrics_->in_flight.fetch_add(1, std::memory_order_relaxed);
+    ex_.endpoint = ep;
+    ex_.pool_key = ep.ToString();
+    if (!ex_.in_flight) {
+      ex_.in_flight = true;
+      ex_.in_flight_endpoint = ep;
+      px_.provider.OnRequestStart(ex_.model, ep);
+      ex_.model_metrics = &px_.MetricsFor(w_, ex_.model);
+      ex_.model_metrics->requests.fetch_add(1, std::memory_order_relaxed);
+      ex_.model_metrics->in_flight.fetch_add(1, std::memory_order_relaxed);
     }
-    if (!translated_) BuildUpstreamHead();
-    if (auto c = px_.TakeIdle(w_, pool_key_)) {
+    if (!ex_.translation) BuildUpstreamHead();
+    if (auto c = px_.TakeIdle(w_, ex_.pool_key)) {
       up_ = std::move(c);
-      up_reused_ = true;
+      ex_.up_reused = true;
       return SendUpstream();
     }
     Connect();
   }
 
   void Connect() {
-    up_reused_ = false;
+    ex_.up_reused = false;
     error_code ec;
-    auto addr = asio::ip::make_address(endpoint_.host, ec);
-    if (ec) return UpstreamFailed("bad upstream address " + endpoint_.host);
+    auto addr = asio::ip::make_address(ex_.endpoint.host, ec);
+    if (ec) return UpstreamFailed("bad upstream address " + ex_.endpoint.host);
     ++up_gen_;
     up_ = std::make_unique<UpstreamConn>(w_.ioc);
     SetUpstreamDeadline(px_.options.connect_timeout);
-    up_->sock.async_connect(
-        tcp::endpoint(addr, endpoint_.port), [self = this->shared_from_this(), gen = up_gen_](const error_code& cec) {
-          if (self->closed_ || gen != self->up_gen_) return;
-          if (cec) {
-            // The snapshot may be stale (model stopped or moved): ask the provider once.
-            if (self->from_snapshot_ && !self->ensured_after_connect_) {
-              self->ensured_after_connect_ = true;
-              self->DropUpstream();
-              return self->EnsureThenForward();
-            }
-            return self->UpstreamFailed("cannot connect to the upstream of model '" + self->model_ + "' at " +
-                                        self->endpoint_.ToString() + ": " + cec.message());
-          }
-          error_code oec;
-          self->up_->sock.set_option(tcp::no_delay(true), oec);
-          self->SendUpstream();
-        });
+    up_->sock.async_connect(tcp::endpoint(addr, ex_.endpoint.port), [self = this->shared_from_this(),
+                                                                     gen = up_gen_](const error_code& cec) {
+      if (self->closed_ || gen != self->up_gen_) return;
+      if (cec) {
+        // The snapshot may be stale (model stopped or moved): ask the provider once.
+        if (self->ex_.from_snapshot && !self->ex_.ensured_after_connect) {
+          self->ex_.ensured_after_connect = true;
+          self->DropUpstream();
+          return self->EnsureThenForward();
+        }
+        return self->UpstreamFailed("cannot connect to the upstream of model '" + self->ex_.model + "' at " +
+                                    self->ex_.endpoint.ToString() + ": " + cec.message());
+      }
+      error_code oec;
+      self->up_->sock.set_option(tcp::no_delay(true), oec);
+      self->SendUpstream();
+    });
   }
 
   // The request head as sent upstream: the original request line and fields, without
@@ -971,20 +1046,20 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       up_head_.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
     }
     up_head_.append("\r\n");
-    up_body_view_ = body;
+    ex_.up_body_view = body;
   }
 
   void SendUpstream() {
     SetUpstreamDeadline(px_.upstream_timeout());
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(up_head_), asio::buffer(up_body_view_)};
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(up_head_), asio::buffer(ex_.up_body_view)};
     asio::async_write(up_->sock, bufs, [self = this->shared_from_this(), gen = up_gen_](const error_code& ec, size_t) {
       if (self->closed_ || gen != self->up_gen_) return;
       if (ec) return self->OnUpstreamEarlyFailure(ec);
-      if (!self->added_latency_recorded_) {
-        self->added_latency_recorded_ = true;
-        auto us = std::chrono::duration<double, std::micro>(Clock::now() - self->request_read_at_).count();
+      if (!self->ex_.added_latency_recorded) {
+        self->ex_.added_latency_recorded = true;
+        auto us = std::chrono::duration<double, std::micro>(Clock::now() - self->ex_.read_at).count();
         self->px_.metrics.ObserveProxyAdded(us);
-        self->added_us_ = static_cast<int64_t>(us);
+        self->ex_.added_us = static_cast<int64_t>(us);
       }
       self->ReadUpstreamHead();
     });
@@ -995,20 +1070,20 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   // been closed by the upstream while idle: replay once on a fresh connection when the
   // route is safe to replay. Anything else is a 502.
   void OnUpstreamEarlyFailure(const error_code& ec) {
-    if (client_gone_) return Close();
-    if (up_reused_ && !retried_ && route_.replay_safe && upbuf_.size() == 0) {
-      retried_ = true;
+    if (ex_.client_gone) return Close();
+    if (ex_.up_reused && !ex_.retried && ex_.route.replay_safe && upbuf_.size() == 0) {
+      ex_.retried = true;
       px_.metrics.upstream_retries.fetch_add(1, std::memory_order_relaxed);
       DropUpstream();
       return Connect();
     }
-    UpstreamFailed("upstream of model '" + model_ + "' failed: " + ec.message());
+    UpstreamFailed("upstream of model '" + ex_.model + "' failed: " + ec.message());
   }
 
   void UpstreamFailed(const std::string& msg) {
     DropUpstream();
     CountError();
-    if (client_gone_) return Close();
+    if (ex_.client_gone) return Close();
     SendError(502, msg, false);
   }
 
@@ -1016,7 +1091,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     rparser_.emplace();
     rparser_->header_limit(64U << 10);
     rparser_->body_limit(boost::none);
-    if (is_head_) rparser_->skip(true);
+    if (ex_.is_head) rparser_->skip(true);
     upbuf_.clear();
     http::async_read_header(up_->sock, upbuf_, *rparser_,
                             [self = this->shared_from_this(), gen = up_gen_](const error_code& ec, size_t) {
@@ -1025,7 +1100,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
                                 if (!self->rparser_->got_some() && ec != asio::error::operation_aborted) {
                                   return self->OnUpstreamEarlyFailure(ec);
                                 }
-                                return self->UpstreamFailed("upstream of model '" + self->model_ +
+                                return self->UpstreamFailed("upstream of model '" + self->ex_.model +
                                                             "' sent a bad response: " + ec.message());
                               }
                               self->OnUpstreamHead();
@@ -1035,86 +1110,85 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   void OnUpstreamHead() {
     SetUpstreamDeadline(px_.upstream_timeout());
     auto& res = rparser_->get();
-    status_ = res.result_int();
-    sent_status_ = static_cast<int>(status_);
+    ex_.status = res.result_int();
+    ex_.sent_status = static_cast<int>(ex_.status);
     // llama-server (cpp-httplib) closes the connection after every chunked (streamed)
     // response although it advertises keep-alive, and its FIN often arrives after we would
     // have pooled it: measured, 19 of 105 streamed requests then met a dead pooled
     // connection and needed the replay. So a connection that carried a chunked response is
     // not pooled; the next request connects (as a direct client of llama-server must too).
-    up_reusable_ = res.keep_alive() && !res.chunked();
-    if (!up_reusable_ && status_ < 500) px_.PreConnect(w_, pool_key_, endpoint_);
-    if (status_ >= 400) CountError();
-    if (translated_) return OnTranslatedHead();
-    if (!is_head_ && ReshapesUpstreamError(route_.api, RequestPath(), static_cast<int>(status_)) &&
+    ex_.up_reusable = res.keep_alive() && !res.chunked();
+    if (!ex_.up_reusable && ex_.status < 500) px_.PreConnect(w_, ex_.pool_key, ex_.endpoint);
+    if (ex_.status >= 400) CountError();
+    if (ex_.translation) return OnTranslatedHead();
+    if (!ex_.is_head && ReshapesUpstreamError(ex_.route.api, RequestPath(), static_cast<int>(ex_.status)) &&
         (!res.has_content_length() || rparser_->content_length().value_or(0) <= kMaxReshapedErrorBytes)) {
       return OnReshapeHead();
     }
-    out_head_.clear();
-    out_head_.reserve(512);
-    out_head_.append("HTTP/1.1 ").append(std::to_string(status_)).append(" ");
-    if (res.reason().empty() || !IsSafeHeaderValue(res.reason())) {
-      out_head_.append(ReasonFor(static_cast<int>(status_)));
-    } else {
-      out_head_.append(res.reason().data(), res.reason().size());
-    }
-    out_head_.append("\r\n");
-    // An HTTP/1.0 client cannot take chunked framing (RFC 9112 7.1): the body is relayed
-    // de-chunked and its end is the end of the connection.
-    dechunk_ = client_http10_ && res.chunked();
-    if (dechunk_) client_keep_alive_ = false;
-    std::string_view connection = res[http::field::connection];
-    for (const auto& f : res) {
-      if (IsHopByHop(f.name()) || ListedInConnection(connection, f.name_string())) continue;
-      if (dechunk_ && f.name() == http::field::transfer_encoding) continue;
-      // llama-server echoes any Origin in Access-Control-Allow-Origin: never passed on;
-      // the proxy answers CORS itself, for the configured origins only.
-      if (IsAccessControlField(f.name_string())) continue;
-      AppendField(out_head_, f.name_string(), f.value());
-    }
-    AppendOwnFields(out_head_);
-    // A response without framing ends at upstream EOF: the client connection must close too.
-    if (!rparser_->is_done() && !res.chunked() && !res.has_content_length() && !is_head_ && status_ != 204 &&
-        status_ != 304) {
-      client_keep_alive_ = false;
-    }
-    if (!client_keep_alive_) out_head_.append("Connection: close\r\n");
-    out_head_.append("\r\n");
+    BuildClientHead(res);
     rparser_->eager(true);
-    if (dechunk_) res.body().sink = &decoded_;
+    if (ex_.dechunk) res.body().sink = &ex_.decoded;
     // Body bytes that arrived with the head.
     size_t n = upbuf_.size();
     size_t mine = n == 0 ? 0 : Track(static_cast<const char*>(upbuf_.data().data()), n);
-    if (track_tail_) AppendTail(static_cast<const char*>(upbuf_.data().data()), mine);
-    response_started_ = true;
-    asio::const_buffer body = dechunk_ ? asio::buffer(decoded_) : asio::buffer(upbuf_.data().data(), mine);
+    if (ex_.track_tail) AppendTail(static_cast<const char*>(upbuf_.data().data()), mine);
+    ex_.response_started = true;
+    asio::const_buffer body = ex_.dechunk ? asio::buffer(ex_.decoded) : asio::buffer(upbuf_.data().data(), mine);
     WriteClient({asio::buffer(out_head_), body});
+  }
+
+  // The pass-through response head: the upstream's status line and fields, without
+  // hop-by-hop fields, plus the proxy's own.
+  void BuildClientHead(const http::response<DiscardBody>& res) {
+    out_head_.reserve(512);
+    ResponseHead head(out_head_, static_cast<int>(ex_.status),
+                      std::string_view(res.reason().data(), res.reason().size()));
+    // An HTTP/1.0 client cannot take chunked framing (RFC 9112 7.1): the body is relayed
+    // de-chunked and its end is the end of the connection.
+    ex_.dechunk = ex_.http10 && res.chunked();
+    if (ex_.dechunk) ex_.keep_alive = false;
+    std::string_view connection = res[http::field::connection];
+    for (const auto& f : res) {
+      if (IsHopByHop(f.name()) || ListedInConnection(connection, f.name_string())) continue;
+      if (ex_.dechunk && f.name() == http::field::transfer_encoding) continue;
+      // llama-server echoes any Origin in Access-Control-Allow-Origin: never passed on;
+      // the proxy answers CORS itself, for the configured origins only.
+      if (IsAccessControlField(f.name_string())) continue;
+      head.Field(f.name_string(), f.value());
+    }
+    head.Own(Own(/*with_model=*/true));
+    // A response without framing ends at upstream EOF: the client connection must close too.
+    if (!rparser_->is_done() && !res.chunked() && !res.has_content_length() && !ex_.is_head && ex_.status != 204 &&
+        ex_.status != 304) {
+      ex_.keep_alive = false;
+    }
+    head.End(ex_.keep_alive);
   }
 
   // Feeds raw response bytes to the framing parser. Returns how many of them belong to
   // this response (all of them unless the message ended inside this read).
   size_t Track(const char* data, size_t n) {
-    if (pending_.empty()) {
+    if (ex_.pending.empty()) {
       size_t used = PutAll(data, n);
-      if (rparser_->is_done() || parse_error_) {
-        if (used < n) up_reusable_ = false;
-        return parse_error_ ? n : used;
+      if (rparser_->is_done() || ex_.parse_error) {
+        if (used < n) ex_.up_reusable = false;
+        return ex_.parse_error ? n : used;
       }
-      if (used < n) pending_.assign(data + used, n - used);
+      if (used < n) ex_.pending.assign(data + used, n - used);
       return n;
     }
-    size_t before = pending_.size();
-    pending_.append(data, n);
-    size_t used = PutAll(pending_.data(), pending_.size());
-    if (rparser_->is_done() || parse_error_) {
-      if (used < pending_.size()) up_reusable_ = false;
-      pending_.clear();
-      return parse_error_ ? n : (used > before ? used - before : 0);
+    size_t before = ex_.pending.size();
+    ex_.pending.append(data, n);
+    size_t used = PutAll(ex_.pending.data(), ex_.pending.size());
+    if (rparser_->is_done() || ex_.parse_error) {
+      if (used < ex_.pending.size()) ex_.up_reusable = false;
+      ex_.pending.clear();
+      return ex_.parse_error ? n : (used > before ? used - before : 0);
     }
-    pending_.erase(0, used);
-    if (pending_.size() > kMaxPendingFraming) {  // a chunk-size line that never ends
-      parse_error_ = true;
-      pending_.clear();
+    ex_.pending.erase(0, used);
+    if (ex_.pending.size() > kMaxPendingFraming) {  // a chunk-size line that never ends
+      ex_.parse_error = true;
+      ex_.pending.clear();
     }
     return n;
   }
@@ -1127,7 +1201,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       total += used;
       if (ec == http::error::need_more) break;
       if (ec) {
-        parse_error_ = true;
+        ex_.parse_error = true;
         break;
       }
       if (used == 0) break;
@@ -1136,8 +1210,8 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   }
 
   void AppendTail(const char* d, size_t n) {
-    tail_.append(d, n);
-    if (tail_.size() > 2 * kTailBytes) tail_.erase(0, tail_.size() - kTailBytes);
+    ex_.tail.append(d, n);
+    if (ex_.tail.size() > 2 * kTailBytes) ex_.tail.erase(0, ex_.tail.size() - kTailBytes);
   }
 
   // Relays response bytes to the client. The write is tried at once on the non-blocking
@@ -1166,19 +1240,19 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   }
 
   void OnClientWriteError() {
-    client_gone_ = true;
+    ex_.client_gone = true;
     CountError();
     Close();  // the upstream socket closes with it: generation stops
   }
 
   void RelayNext() {
-    if (parse_error_) {
+    if (ex_.parse_error) {
       CountError();
       return Close();  // malformed framing from upstream: relayed what we had, now cut
     }
     if (rparser_->is_done()) return FinishExchange();
-    if (!relay_) relay_ = std::make_unique_for_overwrite<char[]>(px_.options.relay_buffer_bytes);
-    up_->sock.async_read_some(asio::buffer(relay_.get(), px_.options.relay_buffer_bytes),
+    if (!ex_.relay) ex_.relay = std::make_unique_for_overwrite<char[]>(px_.options.relay_buffer_bytes);
+    up_->sock.async_read_some(asio::buffer(ex_.relay.get(), px_.options.relay_buffer_bytes),
                               [self = this->shared_from_this(), gen = up_gen_](const error_code& ec, size_t n) {
                                 if (gen != self->up_gen_) return;
                                 self->OnRelayRead(ec, n);
@@ -1188,12 +1262,12 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   void OnRelayRead(const error_code& ec, size_t n) {
     if (closed_) return;
     if (ec) {
-      if (client_gone_) return Close();
+      if (ex_.client_gone) return Close();
       if (ec == asio::error::eof) {
         error_code eec;
         rparser_->put_eof(eec);
         if (!eec && rparser_->is_done()) {  // a close-delimited body ended
-          up_reusable_ = false;
+          ex_.up_reusable = false;
           return FinishExchange();
         }
       }
@@ -1202,34 +1276,34 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       return Close();
     }
     up_deadline_ = Clock::now() + px_.upstream_timeout();
-    if (dechunk_) decoded_.clear();  // the previous write has completed
-    size_t mine = Track(relay_.get(), n);
-    if (track_tail_) AppendTail(relay_.get(), mine);
-    if (translated_) return OnTranslatedBytes(mine);
-    if (reshape_) return ReshapeMore();
-    if (dechunk_) return WriteClient({asio::buffer(decoded_), asio::const_buffer()});
-    WriteClient({asio::buffer(relay_.get(), mine), asio::const_buffer()});
+    if (ex_.dechunk) ex_.decoded.clear();  // the previous write has completed
+    size_t mine = Track(ex_.relay.get(), n);
+    if (ex_.track_tail) AppendTail(ex_.relay.get(), mine);
+    if (ex_.translation) return Translate();
+    if (ex_.reshape) return ReshapeMore();
+    if (ex_.dechunk) return WriteClient({asio::buffer(ex_.decoded), asio::const_buffer()});
+    WriteClient({asio::buffer(ex_.relay.get(), mine), asio::const_buffer()});
   }
 
   void FinishExchange() {
     up_deadline_ = Clock::time_point::max();
-    if (track_tail_ && model_metrics_ != nullptr && status_ < 400) {
-      UpstreamTimings t = ParseTimingsTail(tail_);
-      timings_ = t;
-      if (t.prompt_ms >= 0) model_metrics_->ttft_ms.Observe(t.prompt_ms);
-      if (t.predicted_per_second > 0) model_metrics_->tokens_per_s.Observe(t.predicted_per_second);
+    if (ex_.track_tail && ex_.model_metrics != nullptr && ex_.status < 400) {
+      UpstreamTimings t = ParseTimingsTail(ex_.tail);
+      ex_.timings = t;
+      if (t.prompt_ms >= 0) ex_.model_metrics->ttft_ms.Observe(t.prompt_ms);
+      if (t.predicted_per_second > 0) ex_.model_metrics->tokens_per_s.Observe(t.predicted_per_second);
       if (t.draft_n > 0) {
-        model_metrics_->draft_tokens.fetch_add(static_cast<uint64_t>(t.draft_n), std::memory_order_relaxed);
-        model_metrics_->draft_accepted.fetch_add(static_cast<uint64_t>(t.draft_accepted), std::memory_order_relaxed);
+        ex_.model_metrics->draft_tokens.fetch_add(static_cast<uint64_t>(t.draft_n), std::memory_order_relaxed);
+        ex_.model_metrics->draft_accepted.fetch_add(static_cast<uint64_t>(t.draft_accepted), std::memory_order_relaxed);
       }
     }
-    if (key_counters_ != nullptr && status_ < 400 && !tail_.empty()) {
-      TokenCounts tc = ParseTokenCounts(tail_);
-      if (tc.prompt > 0) key_counters_->prompt_tokens.fetch_add(static_cast<uint64_t>(tc.prompt));
-      if (tc.completion > 0) key_counters_->completion_tokens.fetch_add(static_cast<uint64_t>(tc.completion));
+    if (ex_.key_counters != nullptr && ex_.status < 400 && !ex_.tail.empty()) {
+      TokenCounts tc = ParseTokenCounts(ex_.tail);
+      if (tc.prompt > 0) ex_.key_counters->prompt_tokens.fetch_add(static_cast<uint64_t>(tc.prompt));
+      if (tc.completion > 0) ex_.key_counters->completion_tokens.fetch_add(static_cast<uint64_t>(tc.completion));
     }
-    if (up_ && up_reusable_ && rparser_->is_done() && pending_.empty()) {
-      px_.GiveBack(w_, pool_key_, std::move(up_));
+    if (up_ && ex_.up_reusable && rparser_->is_done() && ex_.pending.empty()) {
+      px_.GiveBack(w_, ex_.pool_key, std::move(up_));
     }
     DropUpstream();
     EndInFlight();
@@ -1256,15 +1330,15 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
       if (self->closed_) return;
       if (!ec) self->rbuf_.commit(n);
       if (ec && ec != asio::error::operation_aborted) {
-        self->client_gone_ = true;
+        self->ex_.client_gone = true;
         if (self->state_ == State::kUpstream || self->state_ == State::kWaitingModel) {
-          if (self->model_metrics_ != nullptr) self->CountError();
+          if (self->ex_.model_metrics != nullptr) self->CountError();
           return self->Close();
         }
       }
       if (self->resume_after_watch_) {
         self->resume_after_watch_ = false;
-        if (self->client_gone_) return self->Close();
+        if (self->ex_.client_gone) return self->Close();
         return self->NextRequest();
       }
       if (!ec) self->StartWatch();
@@ -1284,7 +1358,7 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
 
   void NextRequest() {
     if (closed_) return;
-    if (!client_keep_alive_ || client_gone_) {
+    if (!ex_.keep_alive || ex_.client_gone) {
       error_code ec;
       Socket(client_).shutdown(tcp::socket::shutdown_send, ec);
       return Close();
@@ -1292,54 +1366,50 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     ReadRequest();
   }
 
-  // ---- response heads ----
-  // Appends "name: value" unless the value holds a byte that could end the field or the
-  // head (CR, LF, NUL, other controls): such a field is never emitted (response splitting).
-  static void AppendField(std::string& head, std::string_view name, std::string_view value) {
-    if (!IsSafeHeaderValue(value)) return;
-    head.append(name).append(": ").append(value).append("\r\n");
-  }
-
+  // ---- response heads (response_head.h) ----
   // The fields the proxy adds to every answer: CORS for an allowed origin (local answers
   // included); `with_model` adds x-corral-model.
-  void AppendOwnFields(std::string& head, bool with_model = true) {
-    if (with_model && px_.options.add_model_header && !model_.empty()) AppendField(head, "x-corral-model", model_);
-    if (!cors_origin_.empty()) {
-      AppendField(head, "Access-Control-Allow-Origin", cors_origin_);
-      head.append("Access-Control-Expose-Headers: x-corral-model\r\nVary: Origin\r\n");
-    }
+  OwnFields Own(bool with_model) const {
+    bool model = with_model && px_.options.add_model_header;
+    return {model ? std::string_view(ex_.model) : std::string_view(), ex_.cors_origin};
+  }
+  // The head of an event stream (server-sent events), which ends with the connection.
+  std::string EventStreamHead(std::string_view extra_fields) const {
+    std::string head;
+    ResponseHead(head, 200)
+        .ContentType("text/event-stream")
+        .Fields("Cache-Control: no-store\r\n")
+        .Fields(extra_fields)
+        .Own(Own(/*with_model=*/false))
+        .End(/*keep_alive=*/false);
+    return head;
   }
 
   // A CORS preflight from an allowed origin: 204 with what it may send.
   void SendPreflight() {
     auto& req = parser_->get();
-    local_extra_head_ = "Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\r\nAccess-Control-Max-Age: 600\r\n";
+    ex_.extra_fields = "Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\r\nAccess-Control-Max-Age: 600\r\n";
     std::string_view asked = req[http::field::access_control_request_headers];
     if (!asked.empty() && asked.size() <= 1024 && IsTokenList(asked)) {
-      local_extra_head_.append("Access-Control-Allow-Headers: ").append(asked).append("\r\n");
+      ex_.extra_fields.append("Access-Control-Allow-Headers: ").append(asked).append("\r\n");
     }
     SendLocal(204, "", "");
   }
 
   // ---- local answers ----
   void SendLocal(int status, std::string_view content_type, std::string body) {
-    sent_status_ = status;
-    local_body_ = std::move(body);
-    out_head_.clear();
-    out_head_.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(ReasonFor(status)).append("\r\n");
+    ex_.sent_status = status;
+    ex_.local_body = std::move(body);
+    ResponseHead head(out_head_, status);
     if (status != 204) {  // RFC 9110 §8.6: no Content-Length on a 204
-      out_head_.append("Content-Type: ").append(content_type);
-      out_head_.append("\r\nContent-Length: ").append(std::to_string(local_body_.size())).append("\r\n");
+      head.ContentType(content_type).ContentLength(ex_.local_body.size());
     }
-    if (retry_after_s_ > 0) out_head_.append("Retry-After: ").append(std::to_string(retry_after_s_)).append("\r\n");
-    out_head_.append(local_extra_head_);
-    AppendOwnFields(out_head_, /*with_model=*/false);
-    if (!client_keep_alive_) out_head_.append("Connection: close\r\n");
-    out_head_.append("\r\n");
-    if (is_head_) local_body_.clear();
+    if (ex_.retry_after_s > 0) head.Field("Retry-After", std::to_string(ex_.retry_after_s));
+    head.Fields(ex_.extra_fields).Own(Own(/*with_model=*/false)).End(ex_.keep_alive);
+    if (ex_.is_head) ex_.local_body.clear();
     state_ = State::kWritingLocal;
     SetClientDeadline(px_.client_timeout());
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_head_), asio::buffer(local_body_)};
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_head_), asio::buffer(ex_.local_body)};
     asio::async_write(client_, bufs, [self = this->shared_from_this()](const error_code& ec, size_t) {
       if (self->closed_) return;
       self->client_deadline_ = Clock::time_point::max();
@@ -1350,40 +1420,40 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   }
 
   void SendError(int status, const std::string& message, bool close) {
-    if (close) client_keep_alive_ = false;
-    if (model_metrics_ == nullptr) px_.metrics.requests_unrouted.fetch_add(1, std::memory_order_relaxed);
-    SendLocal(status, "application/json", ErrorBody(route_.api, status, message));
+    if (close) ex_.keep_alive = false;
+    if (ex_.model_metrics == nullptr) px_.metrics.requests_unrouted.fetch_add(1, std::memory_order_relaxed);
+    SendLocal(status, "application/json", ErrorBody(ex_.route.api, status, message));
   }
 
   void CountError() {
-    if (counted_error_) return;
-    counted_error_ = true;
-    if (model_metrics_ != nullptr) model_metrics_->errors.fetch_add(1, std::memory_order_relaxed);
+    if (ex_.counted_error) return;
+    ex_.counted_error = true;
+    if (ex_.model_metrics != nullptr) ex_.model_metrics->errors.fetch_add(1, std::memory_order_relaxed);
   }
 
   void EndInFlight() {
-    if (!in_flight_) return;
-    in_flight_ = false;
+    if (!ex_.in_flight) return;
+    ex_.in_flight = false;
     // One record per finished request for the event feed: numbers only, read once here.
     RequestRecord r;
     std::string_view target = parser_ ? std::string_view(parser_->get().target()) : std::string_view();
     r.route = target.substr(0, target.find('?'));
     // 499 (nginx's "client closed request"): cut mid-response, by the client or the upstream.
-    r.status = counted_error_ && sent_status_ < 400 ? 499 : sent_status_;
+    r.status = ex_.counted_error && ex_.sent_status < 400 ? 499 : ex_.sent_status;
     auto to_int = [](double v, double scale) { return v >= 0 ? static_cast<int64_t>(v * scale) : int64_t{-1}; };
-    r.ttft_us = to_int(timings_.prompt_ms, 1000);
-    r.tokens = to_int(timings_.predicted_n, 1);
-    r.tok_per_s_milli = to_int(timings_.predicted_per_second, 1000);
-    r.draft_tokens = timings_.draft_n;
-    r.draft_accepted = timings_.draft_accepted;
-    r.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - request_read_at_).count();
-    r.proxy_added_us = added_us_;
+    r.ttft_us = to_int(ex_.timings.prompt_ms, 1000);
+    r.tokens = to_int(ex_.timings.predicted_n, 1);
+    r.tok_per_s_milli = to_int(ex_.timings.predicted_per_second, 1000);
+    r.draft_tokens = ex_.timings.draft_n;
+    r.draft_accepted = ex_.timings.draft_accepted;
+    r.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - ex_.read_at).count();
+    r.proxy_added_us = ex_.added_us;
     r.client = client_key_;
-    px_.provider.OnRequestFinished(model_, in_flight_endpoint_, r);
-    if (model_metrics_ != nullptr) model_metrics_->in_flight.fetch_sub(1, std::memory_order_relaxed);
-    if (ollama_keep_alive_) {
-      px_.provider.SetKeepAlive(model_, *ollama_keep_alive_);
-      ollama_keep_alive_.reset();
+    px_.provider.OnRequestFinished(ex_.model, ex_.in_flight_endpoint, r);
+    if (ex_.model_metrics != nullptr) ex_.model_metrics->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    if (ex_.set_keep_alive) {
+      px_.provider.SetKeepAlive(ex_.model, *ex_.set_keep_alive);
+      ex_.set_keep_alive.reset();
     }
   }
 
@@ -1397,78 +1467,71 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     }
   }
 
-  void ResetExchange() {
-    model_.clear();
-    up_reused_ = retried_ = from_snapshot_ = ensured_after_connect_ = false;
-    response_started_ = client_gone_ = parse_error_ = counted_error_ = added_latency_recorded_ = false;
-    up_reusable_ = false;
-    translated_ = false;
-    reshape_ = false;
-    dechunk_ = false;
-    status_ = 0;
-    sent_status_ = 0;
-    added_us_ = -1;
-    timings_ = UpstreamTimings();
-    retry_after_s_ = 0;
-    model_metrics_ = nullptr;
-    pending_.clear();
-    tail_.clear();
-    track_tail_ = false;
-    ollama_.reset();
-    ollama_keep_alive_.reset();
-    decoded_.clear();
-    cors_origin_.clear();
-    no_autoload_ = false;
-    pull_.reset();
-    pull_stream_ = pull_writing_ = pull_done_ = false;
-    pull_out_.clear();
-    pull_pending_.clear();
-    local_extra_head_.clear();
-    key_ = nullptr;
-    key_counters_ = nullptr;
-    key_set_.reset();
-  }
-
   // ---- upstream errors reshaped (upstream_errors.h) ----
   std::string_view RequestPath() {
     std::string_view t = parser_->get().target();
     return t.substr(0, t.find('?'));
   }
   void OnReshapeHead() {
-    reshape_ = true;
+    ex_.reshape = true;
     rparser_->eager(true);
-    rparser_->get().body().sink = &decoded_;
+    rparser_->get().body().sink = &ex_.decoded;
     if (upbuf_.size() != 0) Track(static_cast<const char*>(upbuf_.data().data()), upbuf_.size());
     ReshapeMore();
   }
   void ReshapeMore() {
-    if (decoded_.size() > kMaxReshapedErrorBytes) {
-      return UpstreamFailed("upstream of model '" + model_ + "' sent an error body over " +
+    if (ex_.decoded.size() > kMaxReshapedErrorBytes) {
+      return UpstreamFailed("upstream of model '" + ex_.model + "' sent an error body over " +
                             std::to_string(kMaxReshapedErrorBytes) + " bytes");
     }
     if (!rparser_->is_done()) return RelayNext();
-    ReshapedError r = ReshapeUpstreamError(route_.api, RequestPath(), static_cast<int>(status_), decoded_, model_);
-    decoded_.clear();
-    local_body_ = std::move(r.body);
-    translated_out_ = "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(ReasonFor(r.status)) +
-                      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(local_body_.size()) +
-                      "\r\n";
-    AppendOwnFields(translated_out_);
-    if (!client_keep_alive_) translated_out_ += "Connection: close\r\n";
-    translated_out_ += "\r\n" + local_body_;
-    response_started_ = true;
+    ReshapedError r =
+        ReshapeUpstreamError(ex_.route.api, RequestPath(), static_cast<int>(ex_.status), ex_.decoded, ex_.model);
+    ex_.decoded.clear();
+    ResponseHead(ex_.translated_out, r.status)
+        .ContentType("application/json")
+        .ContentLength(r.body.size())
+        .Own(Own(/*with_model=*/true))
+        .End(ex_.keep_alive)
+        .append(r.body);
+    ex_.response_started = true;
+    WriteTranslatedOut();
+  }
+
+  // Writes a whole answer built in translated_out (a reshaped error, or a translation's
+  // bytes), then reads on: the next upstream bytes, or the end of the exchange.
+  void WriteTranslatedOut() {
     SetClientDeadline(px_.client_timeout());
-    asio::async_write(client_, asio::buffer(translated_out_),
+    asio::async_write(client_, asio::buffer(ex_.translated_out),
                       [self = this->shared_from_this()](const error_code& ec, size_t) {
                         if (self->closed_) return;
                         self->client_deadline_ = Clock::time_point::max();
-                        self->translated_out_.clear();
+                        self->ex_.translated_out.clear();
                         if (ec) {
-                          self->client_gone_ = true;
+                          self->ex_.client_gone = true;
                           return self->Close();
                         }
-                        self->RelayNext();  // the message is done: finishes the exchange
+                        self->RelayNext();  // a finished message ends the exchange there
                       });
+  }
+
+  // ---- translated responses (translation.h) ----
+  void OnTranslatedHead() {
+    ClientFraming framing{ex_.http10, ex_.keep_alive, Own(/*with_model=*/true)};
+    ex_.translation->Begin(static_cast<int>(ex_.status), framing);
+    if (!ex_.translation->keep_alive()) ex_.keep_alive = false;
+    rparser_->eager(true);
+    rparser_->get().body().sink = &ex_.decoded;
+    if (upbuf_.size() != 0) Track(static_cast<const char*>(upbuf_.data().data()), upbuf_.size());
+    Translate();
+  }
+  // Track() has pushed the de-chunked body bytes into `decoded` through the body sink.
+  void Translate() {
+    ex_.translation->Translate(ex_.decoded, rparser_->is_done(), ex_.translated_out);
+    ex_.decoded.clear();
+    if (ex_.translation->started()) ex_.response_started = true;
+    if (ex_.translated_out.empty()) return RelayNext();
+    WriteTranslatedOut();
   }
 
   // ---- Ollama ----
@@ -1484,8 +1547,10 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
     return v.empty() ? "unknown" : v;
   }
   void OllamaInferenceRoute();
+  void OllamaLoaded(const Endpoint& ready);
   // llama-server router mode (router_mode.h) and POST /api/pull (ollama_pull.h).
   void RouterLoadRoute(bool load);
+  void RouterLoaded(const Endpoint& ready);
   bool LoadedOrAnswered();
   void OllamaPullRoute();
   void OnPullLines(const std::string& lines);
@@ -1494,20 +1559,14 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   // ---- GET /models/sse (router_mode.h) ----
   void RouterModelsSse();
   void RouterModelsSseTick();
-  std::map<std::string, std::string> sse_statuses_;  // model -> the status value last sent
-  int sse_quiet_ticks_ = 0;
   // ---- the stock llama.cpp web UI (proxy/llama_ui.h) ----
   void ClassifyLlamaUiRequest();
   void LlamaUiRoute();
-  const LlamaUiFile* llama_ui_file_ = nullptr;  // kLlamaUi: the file; null: the redirect
   // ---- the web dashboard (proxy/ui.h) ----
   void UiRoute();
   void UiEvents(const std::string& target);
   void UiSend(std::string_view bytes, bool resume_after);
   void UiFlush();
-  void OnTranslatedHead();
-  void OnTranslatedBytes(size_t n);
-  void WriteTranslated(std::string bytes, bool last);
 
   enum class State { kIdle, kReadingRequest, kWaitingModel, kUpstream, kWritingLocal };
   static constexpr size_t kMaxPendingFraming = 64U << 10;
@@ -1516,91 +1575,43 @@ class BasicConnection : public ConnectionBase, public std::enable_shared_from_th
   static constexpr size_t kMaxModelNameBytes = 4096;
   static constexpr size_t kMaxPullPendingBytes = 1U << 20;
 
+  // ---- the connection ----
   Proxy::Impl& px_;
   Worker& w_;
   const Listener& listener_;
   Stream client_;
   asio::steady_timer timer_;
   beast::flat_buffer rbuf_;  // client bytes: the current request + pipelined ones
+  // The request parser, re-created per request (ReadRequest; Beast parsers cannot be
+  // assigned). It holds the body, charged to the global budget as body_charged_.
   std::optional<RequestParser> parser_;
+  uint64_t body_charged_ = 0;
   State state_ = State::kIdle;
   bool closed_ = false;
+  std::string client_key_;  // the client's IP address (connection caps)
 
+  // One timer, re-armed lazily (SetClientDeadline, SetUpstreamDeadline).
   Clock::time_point client_deadline_ = Clock::time_point::max();
   Clock::time_point up_deadline_ = Clock::time_point::max();
   Clock::time_point timer_expiry_{};
   bool timer_armed_ = false;
   uint64_t timer_gen_ = 0;
-
-  // The current exchange.
-  Route route_;
-  std::string model_;
-  bool client_keep_alive_ = true;
-  bool is_head_ = false;
-  Clock::time_point request_read_at_{};
-  Endpoint endpoint_;
-  Endpoint in_flight_endpoint_;  // where OnRequestStart was charged
-  std::string pool_key_;
-  std::unique_ptr<UpstreamConn> up_;
-  bool up_reused_ = false, retried_ = false, from_snapshot_ = false, ensured_after_connect_ = false;
-  bool in_flight_ = false;
-  uint64_t up_gen_ = 0;  // bumped whenever up_ is dropped or replaced; stale handlers return
-  bool response_started_ = false, client_gone_ = false, parse_error_ = false, up_reusable_ = false;
-  bool counted_error_ = false, added_latency_recorded_ = false;
+  // The read posted on the client while a response streams (StartWatch).
   bool watch_pending_ = false, resume_after_watch_ = false;
-  unsigned status_ = 0;
-  int sent_status_ = 0;      // the status the client got (upstream's or a local answer)
-  int64_t added_us_ = -1;    // proxy-added time of this request (event feed)
-  UpstreamTimings timings_;  // read from the response's tail (event feed)
-  int retry_after_s_ = 0;
-  ModelMetrics* model_metrics_ = nullptr;
-  std::string up_head_;
-  std::string_view up_body_view_;
-  std::string out_head_;
-  std::string local_body_;
+
+  // The upstream leg: the socket (given back to the worker's pool when reusable), its
+  // generation (bumped whenever up_ is dropped or replaced; stale handlers compare it, so it
+  // must never restart), the response parser (re-created per response head) and its buffer.
+  std::unique_ptr<UpstreamConn> up_;
+  uint64_t up_gen_ = 0;
   std::optional<ResponseParser> rparser_;
   beast::flat_buffer upbuf_;  // upstream response head (+ the body bytes that came with it)
-  // The one relay buffer (the upstream read high watermark): allocated when a response body
-  // is relayed, released when the connection goes idle, so idle keep-alive connections
-  // cost a few hundred bytes, not relay_buffer_bytes.
-  std::unique_ptr<char[]> relay_;
-  std::string pending_;  // response bytes the framing parser has not consumed yet
-  std::string tail_;     // the last bytes of an inference response (for timings)
-  bool track_tail_ = false;
+  // The two heads of an exchange, rewritten whole for each request: outside Exchange on
+  // purpose, so their capacity is kept and a keep-alive request builds them without allocating.
+  std::string up_head_;   // the request head sent upstream
+  std::string out_head_;  // the response head sent to the client
 
-  // Ollama translation state.
-  bool translated_ = false;
-  bool reshape_ = false;  // buffering an upstream error body to answer it in the route's shape
-  std::string up_body_;   // the translated request body (owned)
-  std::unique_ptr<OllamaResponseTranslator> ollama_;
-  std::optional<std::chrono::seconds> ollama_keep_alive_;
-  std::string translated_out_;
-  std::string decoded_;       // de-chunked upstream body bytes not yet translated or written
-  bool no_autoload_ = false;  // ?autoload=false: a model that is not loaded is not started
-
-  // POST /api/pull: the job, and the NDJSON written (pull_out_) or waiting (pull_pending_).
-  std::shared_ptr<PullJobs::Job> pull_;
-  bool pull_stream_ = false, pull_writing_ = false, pull_done_ = false;
-  std::string pull_out_, pull_pending_;
-  bool client_http10_ = false;  // the request said HTTP/1.0
-
-  // Hostile-input state.
-  std::string client_key_;        // the client's IP address (connection caps)
-  uint64_t body_charged_ = 0;     // bytes of this connection's request body charged to the budget
-  std::string cors_origin_;       // the request's Origin when it is in the CORS allow-list
-  std::string local_extra_head_;  // extra fields for the next local answer (preflight)
-  bool dechunk_ = false;          // relaying a chunked response de-chunked (HTTP/1.0 client)
-
-  // The web dashboard's event stream (proxy/ui.h): at most the head and one relayed chunk
-  // queued (the bridge reads on only after Resume()).
-  std::shared_ptr<UiEventBridge> ui_events_;
-  std::string ui_out_, ui_wbuf_;
-  bool ui_writing_ = false, ui_resume_ = false, ui_end_ = false;
-
-  // The request's API key (issue 13): key_ points into key_set_, held for the request.
-  std::shared_ptr<const auth::KeySet> key_set_;
-  const auth::KeyRecord* key_ = nullptr;
-  KeyCounters* key_counters_ = nullptr;
+  Exchange ex_;
 };
 
 // ---- GET /models/sse: llama-server router mode's status feed (router_mode.h) ----
@@ -1615,14 +1626,9 @@ inline constexpr int kSseKeepAliveTicks = 60;  // 15 s
 template <class Stream>
 void BasicConnection<Stream>::RouterModelsSse() {
   state_ = State::kWaitingModel;
-  client_keep_alive_ = false;
-  sent_status_ = 200;
-  std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n";
-  AppendOwnFields(head, /*with_model=*/false);
-  head.append("Connection: close\r\n\r\n");
-  sse_statuses_.clear();
-  sse_quiet_ticks_ = 0;
-  UiSend(head + RouterStatusEvents(sse_statuses_, VisibleModels(), "model_status"), false);
+  ex_.keep_alive = false;
+  ex_.sent_status = 200;
+  UiSend(EventStreamHead("") + RouterStatusEvents(ex_.sse_statuses, VisibleModels(), "model_status"), false);
   StartWatch();
   RouterModelsSseTick();
 }
@@ -1632,10 +1638,10 @@ void BasicConnection<Stream>::RouterModelsSseTick() {
   auto t = std::make_shared<asio::steady_timer>(w_.ioc, kSseTick);
   t->async_wait([self = this->shared_from_this(), t](const error_code&) {
     if (self->closed_) return;
-    std::string events = RouterStatusEvents(self->sse_statuses_, self->VisibleModels(), "status_change");
-    if (events.empty() && ++self->sse_quiet_ticks_ >= kSseKeepAliveTicks) events = ": keep-alive\n\n";
+    std::string events = RouterStatusEvents(self->ex_.sse_statuses, self->VisibleModels(), "status_change");
+    if (events.empty() && ++self->ex_.sse_quiet_ticks >= kSseKeepAliveTicks) events = ": keep-alive\n\n";
     if (!events.empty()) {
-      self->sse_quiet_ticks_ = 0;
+      self->ex_.sse_quiet_ticks = 0;
       self->UiSend(events, false);
     }
     self->RouterModelsSseTick();
@@ -1656,32 +1662,32 @@ void BasicConnection<Stream>::ClassifyLlamaUiRequest() {
     case LlamaUiTarget::Kind::kRedirect:
     case LlamaUiTarget::Kind::kFile: {
       const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
-      route_ = Route{};
-      route_.kind = get ? RouteKind::kLlamaUi : RouteKind::kBadMethod;
-      llama_ui_file_ = t.file;
+      ex_.route = Route{};
+      ex_.route.kind = get ? RouteKind::kLlamaUi : RouteKind::kBadMethod;
+      ex_.llama_ui_file = t.file;
       return;
     }
     case LlamaUiTarget::Kind::kApi:
       req.target(t.api_target);
-      route_ = ClassifyRoute(req.method_string(), req.target());
+      ex_.route = ClassifyRoute(req.method_string(), req.target());
       return;
   }
 }
 
 template <class Stream>
 void BasicConnection<Stream>::LlamaUiRoute() {
-  local_extra_head_.assign(px_.llama_ui->security_fields());
-  if (llama_ui_file_ == nullptr) {
-    local_extra_head_.append("Location: /llama/\r\n");
+  ex_.extra_fields.assign(px_.llama_ui->security_fields());
+  if (ex_.llama_ui_file == nullptr) {
+    ex_.extra_fields.append("Location: /llama/\r\n");
     return SendLocal(308, "text/plain; charset=utf-8", "");
   }
   auto& req = parser_->get();
   // SvelteKit's content-hashed files never change; the rest (index.html, sw.js) is checked.
   const bool immutable = req.target().starts_with("/llama/_app/immutable/");
-  local_extra_head_.append(immutable ? "Cache-Control: public, max-age=31536000, immutable\r\n"
-                                     : "Cache-Control: no-cache\r\n");
-  local_extra_head_.append("ETag: ").append(llama_ui_file_->etag).append("\r\n");
-  SendLocal(200, llama_ui_file_->content_type, llama_ui_file_->bytes);
+  ex_.extra_fields.append(immutable ? "Cache-Control: public, max-age=31536000, immutable\r\n"
+                                    : "Cache-Control: no-cache\r\n");
+  ex_.extra_fields.append("ETag: ").append(ex_.llama_ui_file->etag).append("\r\n");
+  SendLocal(200, ex_.llama_ui_file->content_type, ex_.llama_ui_file->bytes);
 }
 
 // ---- the web dashboard (issue 16, proxy/ui.h) ----
@@ -1690,7 +1696,7 @@ template <class Stream>
 void BasicConnection<Stream>::UiRoute() {
   auto& req = parser_->get();
   UiRequest ui = ClassifyUi(req.method_string(), req.target(), req[kUiActionHeader]);
-  local_extra_head_.append(UiSecurityFields());
+  ex_.extra_fields.append(UiSecurityFields());
   if (UiScope(req.method_string(), req.target())) {  // the API, not the page
     std::string why =
         UiCrossOriginRefusal(req[http::field::origin], req["sec-fetch-site"], req[http::field::host], kTls);
@@ -1701,10 +1707,10 @@ void BasicConnection<Stream>::UiRoute() {
   }
   switch (ui.kind) {
     case UiRequest::Kind::kRedirect:
-      local_extra_head_.append("Location: /ui/\r\n");
+      ex_.extra_fields.append("Location: /ui/\r\n");
       return SendLocal(308, "text/plain; charset=utf-8", "");
     case UiRequest::Kind::kAsset:
-      local_extra_head_.append("Cache-Control: no-cache\r\n");
+      ex_.extra_fields.append("Cache-Control: no-cache\r\n");
       return SendLocal(200, ui.asset->content_type, std::string(ui.asset->bytes));
     case UiRequest::Kind::kEvents: return UiEvents(ui.target);
     case UiRequest::Kind::kControl: {
@@ -1712,7 +1718,7 @@ void BasicConnection<Stream>::UiRoute() {
       CallControl(w_.ioc, px_.options.control_socket, ui,
                   [self = this->shared_from_this()](int status, std::string body) {
                     if (self->closed_) return;
-                    self->local_extra_head_.assign(UiSecurityFields()).append("Cache-Control: no-store\r\n");
+                    self->ex_.extra_fields.assign(UiSecurityFields()).append("Cache-Control: no-store\r\n");
                     self->SendLocal(status, "application/json", std::move(body));
                   });
       return;
@@ -1734,63 +1740,60 @@ void BasicConnection<Stream>::UiEvents(const std::string& target) {
     return SendError(503, "this proxy does not know the daemon's control socket (run it under `corral serve`)", false);
   }
   state_ = State::kWaitingModel;
-  client_keep_alive_ = false;
-  ui_events_ = UiEventBridge::Create(w_.ioc, px_.options.control_socket, target);
+  ex_.keep_alive = false;
+  ex_.ui_events = UiEventBridge::Create(w_.ioc, px_.options.control_socket, target);
   auto self = this->shared_from_this();
   UiEventBridge::Callbacks cb;
   cb.on_head = [self](int status, std::string body) {
     if (self->closed_) return;
     if (status != 200) {
-      self->ui_events_.reset();
-      self->local_extra_head_.assign(UiSecurityFields());
+      self->ex_.ui_events.reset();
+      self->ex_.extra_fields.assign(UiSecurityFields());
       return self->SendLocal(status, "application/json", std::move(body));
     }
-    self->sent_status_ = 200;
-    std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n";
-    head.append(UiSecurityFields());
-    self->AppendOwnFields(head, /*with_model=*/false);
-    head.append("Connection: close\r\n\r\n");
-    self->UiSend(head, false);
+    self->ex_.sent_status = 200;
+    self->UiSend(self->EventStreamHead(UiSecurityFields()), false);
   };
   cb.on_data = [self](const std::string& bytes) {
     if (!self->closed_) self->UiSend(bytes, true);
   };
   cb.on_end = [self] {
     if (self->closed_) return;
-    self->ui_end_ = true;
-    if (!self->ui_writing_) self->Close();
+    self->ex_.ui_end = true;
+    if (!self->ex_.ui_writing) self->Close();
   };
-  ui_events_->Start(std::move(cb));
+  ex_.ui_events->Start(std::move(cb));
   StartWatch();  // a browser that goes away ends the stream at once (its read fails)
 }
 
 template <class Stream>
 void BasicConnection<Stream>::UiSend(std::string_view bytes, bool resume_after) {
-  ui_out_.append(bytes);
-  ui_resume_ = ui_resume_ || resume_after;
-  if (!ui_writing_) UiFlush();
+  ex_.ui_out.append(bytes);
+  ex_.ui_resume = ex_.ui_resume || resume_after;
+  if (!ex_.ui_writing) UiFlush();
 }
 
 // One write at a time; a browser that leaves it pending for kUiStallTimeout is dropped.
 template <class Stream>
 void BasicConnection<Stream>::UiFlush() {
-  ui_writing_ = true;
-  ui_wbuf_.swap(ui_out_);
-  ui_out_.clear();
+  ex_.ui_writing = true;
+  ex_.ui_wbuf.swap(ex_.ui_out);
+  ex_.ui_out.clear();
   SetClientDeadline(kUiStallTimeout);
-  asio::async_write(client_, asio::buffer(ui_wbuf_), [self = this->shared_from_this()](const error_code& ec, size_t) {
-    if (self->closed_) return;
-    self->client_deadline_ = Clock::time_point::max();
-    self->ui_writing_ = false;
-    self->ui_wbuf_.clear();
-    if (ec) return self->Close();
-    if (!self->ui_out_.empty()) return self->UiFlush();
-    if (self->ui_end_) return self->Close();
-    if (self->ui_resume_ && self->ui_events_) {
-      self->ui_resume_ = false;
-      self->ui_events_->Resume();
-    }
-  });
+  asio::async_write(client_, asio::buffer(ex_.ui_wbuf),
+                    [self = this->shared_from_this()](const error_code& ec, size_t) {
+                      if (self->closed_) return;
+                      self->client_deadline_ = Clock::time_point::max();
+                      self->ex_.ui_writing = false;
+                      self->ex_.ui_wbuf.clear();
+                      if (ec) return self->Close();
+                      if (!self->ex_.ui_out.empty()) return self->UiFlush();
+                      if (self->ex_.ui_end) return self->Close();
+                      if (self->ex_.ui_resume && self->ex_.ui_events) {
+                        self->ex_.ui_resume = false;
+                        self->ex_.ui_events->Resume();
+                      }
+                    });
 }
 
 // ---- Ollama routes ----
@@ -1840,52 +1843,45 @@ void BasicConnection<Stream>::OllamaInferenceRoute() {
   OllamaLimits limits;
   limits.max_depth = px_.options.max_json_depth;
   limits.max_upstream_bytes = std::max<uint64_t>(px_.max_body_bytes(), req.body().size());
-  auto plan = PlanOllamaRequest(route_.kind, req.body(), limits);
+  auto plan = PlanOllamaRequest(ex_.route.kind, req.body(), limits);
   if (!plan.ok()) return SendError(400, plan.status().message(), false);
   if (!CheckModelName(plan->model)) return;
-  model_ = plan->model;
-  if (plan->keep_alive) ollama_keep_alive_ = plan->keep_alive;
+  ex_.model = plan->model;
+  if (plan->keep_alive) ex_.set_keep_alive = plan->keep_alive;
   if (plan->load_only) {
     // Empty request: load (or, with keep_alive 0, unload) and answer at once. Management:
     // a key needs the admin scope for it.
-    if (!CheckKeyModel(model_)) return;
-    if (key_ != nullptr && key_->scope < auth::Scope::kAdmin) {
-      if (key_counters_ != nullptr) key_counters_->refused.fetch_add(1, std::memory_order_relaxed);
+    if (!CheckKeyModel(ex_.model)) return;
+    if (ex_.key != nullptr && ex_.key->scope < auth::Scope::kAdmin) {
+      if (ex_.key_counters != nullptr) ex_.key_counters->refused.fetch_add(1, std::memory_order_relaxed);
       px_.metrics.CountRefusal(Refusal::kAuth);
       return SendError(403, "loading or unloading a model needs an API key with scope admin", false);
     }
-    auto self = this->shared_from_this();
     if (plan->keep_alive && plan->keep_alive->count() == 0) {
-      bool known = px_.provider.SetKeepAlive(model_, std::chrono::seconds(0));
-      ollama_keep_alive_.reset();
+      bool known = px_.provider.SetKeepAlive(ex_.model, std::chrono::seconds(0));
+      ex_.set_keep_alive.reset();
       if (!known) {
         EnsureError e;
-        e.message = "model '" + model_ + "' not found";
+        e.message = "model '" + ex_.model + "' not found";
         return OnEnsureError(e);
       }
-      return SendLocal(200, "application/json", OllamaLoadAnswer(route_.kind, model_, /*unloaded=*/true));
+      return SendLocal(200, "application/json", OllamaLoadAnswer(ex_.route.kind, ex_.model, /*unloaded=*/true));
     }
-    state_ = State::kWaitingModel;
-    px_.metrics.queue_depth.fetch_add(1, std::memory_order_relaxed);
-    px_.provider.EnsureReady(model_, Clock::now() + px_.options.ready_timeout, [self](EnsureResult result) {
-      asio::post(self->w_.ioc, [self, result = std::move(result)]() mutable {
-        self->px_.metrics.queue_depth.fetch_sub(1, std::memory_order_relaxed);
-        if (self->closed_) return;
-        if (auto* err = std::get_if<EnsureError>(&result)) return self->OnEnsureError(*err);
-        if (self->ollama_keep_alive_) self->px_.provider.SetKeepAlive(self->model_, *self->ollama_keep_alive_);
-        self->ollama_keep_alive_.reset();
-        self->SendLocal(200, "application/json", OllamaLoadAnswer(self->route_.kind, self->model_, false));
-      });
-    });
-    return;
+    return WaitForModel(&BasicConnection::OllamaLoaded);
   }
-  translated_ = true;
-  up_body_ = std::move(plan->upstream_body);
-  up_head_ = "POST " + plan->upstream_target + " HTTP/1.1\r\nHost: " + "llama-server" +
-             "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(up_body_.size()) + "\r\n\r\n";
-  up_body_view_ = up_body_;
-  ollama_ = std::make_unique<OllamaResponseTranslator>(route_.kind, model_, plan->stream);
+  ex_.up_body = std::move(plan->upstream_body);
+  up_head_ = TranslatedRequestHead(plan->upstream_target, ex_.up_body.size());
+  ex_.up_body_view = ex_.up_body;
+  ex_.translation = NewOllamaTranslation(ex_.route.kind, ex_.model, plan->stream);
   RouteToModel();
+}
+
+// A load-only Ollama request: the model is ready.
+template <class Stream>
+void BasicConnection<Stream>::OllamaLoaded(const Endpoint& /*ready*/) {
+  if (ex_.set_keep_alive) px_.provider.SetKeepAlive(ex_.model, *ex_.set_keep_alive);
+  ex_.set_keep_alive.reset();
+  SendLocal(200, "application/json", OllamaLoadAnswer(ex_.route.kind, ex_.model, false));
 }
 
 // ---- llama-server router mode (router_mode.h) ----
@@ -1907,30 +1903,25 @@ void BasicConnection<Stream>::RouterLoadRoute(bool load) {
     if (!px_.provider.Unload(m->name)) return UnknownModel(*name, models, why);
     return SendLocal(200, "application/json", R"({"success":true})");
   }
-  model_ = m->name;
-  state_ = State::kWaitingModel;
-  px_.metrics.queue_depth.fetch_add(1, std::memory_order_relaxed);
-  auto self = this->shared_from_this();
-  px_.provider.EnsureReady(model_, Clock::now() + px_.options.ready_timeout, [self](EnsureResult result) {
-    asio::post(self->w_.ioc, [self, result = std::move(result)]() mutable {
-      self->px_.metrics.queue_depth.fetch_sub(1, std::memory_order_relaxed);
-      if (self->closed_) return;
-      if (auto* err = std::get_if<EnsureError>(&result)) return self->OnEnsureError(*err);
-      self->SendLocal(200, "application/json", R"({"success":true})");
-    });
-  });
+  ex_.model = m->name;
+  WaitForModel(&BasicConnection::RouterLoaded);
 }
 
-// ?autoload=false and the routing snapshot has no entry for model_: true when the model is
+template <class Stream>
+void BasicConnection<Stream>::RouterLoaded(const Endpoint& /*ready*/) {
+  SendLocal(200, "application/json", R"({"success":true})");
+}
+
+// ?autoload=false and the routing snapshot has no entry for ex_.model: true when the model is
 // loaded after all (under another of its names); otherwise answered (404 unknown, 400 not
 // loaded, as llama-server's router says "model is not loaded").
 template <class Stream>
 bool BasicConnection<Stream>::LoadedOrAnswered() {
   auto models = VisibleModels();
   std::string why;
-  const ModelInfo* m = FindModel(model_, models, &why);
+  const ModelInfo* m = FindModel(ex_.model, models, &why);
   if (m == nullptr) {
-    UnknownModel(model_, models, why);
+    UnknownModel(ex_.model, models, why);
     return false;
   }
   if (m->state == ModelState::kReady) return true;
@@ -1947,7 +1938,7 @@ void BasicConnection<Stream>::OllamaPullRoute() {
   }
   auto req = ParseOllamaPullRequest(parser_->get().body());
   if (!req.ok()) return SendError(400, req.status().message(), false);
-  pull_stream_ = req->stream;
+  ex_.pull_stream = req->stream;
   auto self = this->shared_from_this();
   PullJobs::Callbacks cb;
   cb.on_lines = [self](std::string lines) {
@@ -1957,10 +1948,10 @@ void BasicConnection<Stream>::OllamaPullRoute() {
     asio::post(self->w_.ioc, [self, outcome] { self->OnPullDone(outcome); });
   };
   Status why;
-  pull_ = px_.pulls->Start(req->model, std::move(cb), &why);
-  if (!pull_) {
+  ex_.pull = px_.pulls->Start(req->model, std::move(cb), &why);
+  if (!ex_.pull) {
     if (why.code() != StatusCode::kResourceExhausted) return SendError(503, why.message(), false);
-    retry_after_s_ = 5;
+    ex_.retry_after_s = 5;
     return SendError(429, why.message(), false);
   }
   // While it runs, the watch notices a client that leaves: Close() then cancels the pull.
@@ -1970,149 +1961,67 @@ void BasicConnection<Stream>::OllamaPullRoute() {
 
 template <class Stream>
 void BasicConnection<Stream>::OnPullLines(const std::string& lines) {
-  if (closed_ || !pull_stream_ || lines.empty()) return;  // stream:false answers only the outcome
-  if (!response_started_) {
-    if (client_http10_) client_keep_alive_ = false;  // NDJSON unframed, ended by the close
-    std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n";
-    if (!client_http10_) head += "Transfer-Encoding: chunked\r\n";
-    AppendOwnFields(head, /*with_model=*/false);
-    if (!client_keep_alive_) head += "Connection: close\r\n";
-    pull_pending_ = head + "\r\n";
-    response_started_ = true;
-    sent_status_ = 200;
+  if (closed_ || !ex_.pull_stream || lines.empty()) return;  // stream:false answers only the outcome
+  if (!ex_.response_started) {
+    if (ex_.http10) ex_.keep_alive = false;  // NDJSON unframed, ended by the close
+    ResponseHead head(ex_.pull_pending, 200);
+    head.ContentType("application/x-ndjson");
+    if (!ex_.http10) head.Chunked();
+    head.Own(Own(/*with_model=*/false)).End(ex_.keep_alive);
+    ex_.response_started = true;
+    ex_.sent_status = 200;
   }
-  if (client_http10_) {
-    pull_pending_ += lines;
+  if (ex_.http10) {
+    ex_.pull_pending += lines;
   } else {
-    char size_line[32];
-    std::snprintf(size_line, sizeof size_line, "%zx\r\n", lines.size());
-    pull_pending_.append(size_line).append(lines).append("\r\n");
+    AppendChunk(ex_.pull_pending, lines);
   }
   // A client that stops reading: progress comes a few lines a second, so this is minutes.
-  if (pull_pending_.size() > kMaxPullPendingBytes) return Close();
+  if (ex_.pull_pending.size() > kMaxPullPendingBytes) return Close();
   WritePull();
 }
 
 template <class Stream>
 void BasicConnection<Stream>::OnPullDone(const PullOutcome& outcome) {
-  pull_.reset();
+  ex_.pull.reset();
   if (closed_) return;
-  if (!pull_stream_) {
+  if (!ex_.pull_stream) {
     if (outcome.ok) return SendLocal(200, "application/json", R"({"status":"success"})");
     return SendError(PullErrorStatus(outcome), outcome.message, false);
   }
   if (!outcome.ok) OnPullLines(ErrorBody(Api::kOllama, 500, outcome.message) + "\n");
   if (closed_) return;
-  if (!response_started_)
+  if (!ex_.response_started)
     OnPullLines(R"({"status":"success"})"
                 "\n");  // nothing was said (cannot happen)
-  if (!client_http10_) pull_pending_ += "0\r\n\r\n";
-  pull_done_ = true;
+  if (!ex_.http10) ex_.pull_pending += "0\r\n\r\n";
+  ex_.pull_done = true;
   WritePull();
 }
 
 template <class Stream>
 void BasicConnection<Stream>::WritePull() {
-  if (pull_writing_ || closed_) return;
-  if (pull_pending_.empty()) {
-    if (pull_done_) NextRequestAfterWatch();
+  if (ex_.pull_writing || closed_) return;
+  if (ex_.pull_pending.empty()) {
+    if (ex_.pull_done) NextRequestAfterWatch();
     return;
   }
-  pull_out_.swap(pull_pending_);
-  pull_pending_.clear();
-  pull_writing_ = true;
+  ex_.pull_out.swap(ex_.pull_pending);
+  ex_.pull_pending.clear();
+  ex_.pull_writing = true;
   SetClientDeadline(px_.client_timeout());
-  asio::async_write(client_, asio::buffer(pull_out_), [self = this->shared_from_this()](const error_code& ec, size_t) {
-    self->pull_writing_ = false;
-    if (self->closed_) return;
-    self->client_deadline_ = Clock::time_point::max();
-    self->pull_out_.clear();
-    if (ec) {
-      self->client_gone_ = true;
-      return self->Close();
-    }
-    self->WritePull();
-  });
-}
-
-template <class Stream>
-void BasicConnection<Stream>::OnTranslatedHead() {
-  auto& res = rparser_->get();
-  ollama_->SetUpstreamStatus(static_cast<int>(status_));
-  rparser_->eager(true);
-  res.body().sink = &decoded_;
-  size_t n = upbuf_.size();
-  if (n != 0) Track(static_cast<const char*>(upbuf_.data().data()), n);
-  std::string out = ollama_->Feed(decoded_);
-  decoded_.clear();
-  // Status line and head: chunked NDJSON when streaming; otherwise written once at the end.
-  if (ollama_->streaming() && status_ < 400) {
-    // HTTP/1.0 clients get the NDJSON unframed, ended by closing the connection.
-    if (client_http10_) client_keep_alive_ = false;
-    std::string head = client_http10_
-                           ? "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
-                           : "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n";
-    AppendOwnFields(head);
-    if (!client_keep_alive_) head += "Connection: close\r\n";
-    head += "\r\n";
-    response_started_ = true;
-    translated_out_ = std::move(head);
-  } else {
-    translated_out_.clear();
-  }
-  WriteTranslated(std::move(out), rparser_->is_done());
-}
-
-template <class Stream>
-void BasicConnection<Stream>::OnTranslatedBytes(size_t /*n*/) {
-  // Track() already pushed the de-chunked bytes into decoded_ through the body sink.
-  std::string out = ollama_->Feed(decoded_);
-  decoded_.clear();
-  WriteTranslated(std::move(out), rparser_->is_done());
-}
-
-// Writes translated bytes (chunk-framed when streaming); on the last piece, the whole
-// response (non-streaming) or the terminating chunk.
-template <class Stream>
-void BasicConnection<Stream>::WriteTranslated(std::string bytes, bool last) {
-  if (last) bytes += ollama_->Finish();
-  if (!ollama_->streaming() || status_ >= 400) {
-    if (!last) {
-      // Still accumulating a non-streaming body (the translator keeps it).
-      return RelayNext();
-    }
-    int status = ollama_->final_status();
-    local_body_ = std::move(bytes);
-    out_head_ = "HTTP/1.1 " + std::to_string(status) + " " + ReasonFor(status) +
-                "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(local_body_.size()) + "\r\n";
-    AppendOwnFields(out_head_);
-    if (!client_keep_alive_) out_head_ += "Connection: close\r\n";
-    out_head_ += "\r\n";
-    response_started_ = true;
-    translated_out_ = out_head_ + local_body_;
-  } else {
-    if (client_http10_) {
-      translated_out_.append(bytes);
-    } else if (!bytes.empty()) {
-      char size_line[32];
-      std::snprintf(size_line, sizeof size_line, "%zx\r\n", bytes.size());
-      translated_out_.append(size_line).append(bytes).append("\r\n");
-    }
-    if (last && !client_http10_) translated_out_.append("0\r\n\r\n");
-  }
-  if (translated_out_.empty()) return RelayNext();
-  auto self = this->shared_from_this();
-  SetClientDeadline(px_.client_timeout());
-  asio::async_write(client_, asio::buffer(translated_out_), [self](const error_code& ec, size_t) {
-    if (self->closed_) return;
-    self->client_deadline_ = Clock::time_point::max();
-    self->translated_out_.clear();
-    if (ec) {
-      self->client_gone_ = true;
-      return self->Close();
-    }
-    self->RelayNext();
-  });
+  asio::async_write(client_, asio::buffer(ex_.pull_out),
+                    [self = this->shared_from_this()](const error_code& ec, size_t) {
+                      self->ex_.pull_writing = false;
+                      if (self->closed_) return;
+                      self->client_deadline_ = Clock::time_point::max();
+                      self->ex_.pull_out.clear();
+                      if (ec) {
+                        self->ex_.client_gone = true;
+                        return self->Close();
+                      }
+                      self->WritePull();
+                    });
 }
 
 // ---- Proxy ----
@@ -2183,8 +2092,14 @@ void Proxy::Impl::SetUpGuards(const OpenFileLimits& fds) {
   max_connections = static_cast<size_t>(std::min<uint64_t>(options.max_connections, fd_room));
   auto canned = [](const std::string& message) {
     std::string body = ErrorBody(Api::kOpenAI, 503, message);
-    return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + body;
+    std::string answer;
+    ResponseHead(answer, 503)
+        .ContentType("application/json")
+        .ContentLength(body.size())
+        .Field("Retry-After", "1")
+        .End(/*keep_alive=*/false)
+        .append(body);
+    return answer;
   };
   refuse_total_response =
       canned("too many connections (" + std::to_string(max_connections) + ", option max_connections); try again");
