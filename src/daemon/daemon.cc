@@ -135,7 +135,7 @@ class Daemon {
     reloader_ = std::make_unique<ConfigReloader>(
         config, fixed.total_memory_bytes, budget,
         ConfigReloader::Parts{*supervisor_, *router_,
-                              [this](uint64_t body, std::chrono::seconds client, std::chrono::seconds upstream) {
+                              [this](uint64_t body, std::chrono::milliseconds client, std::chrono::milliseconds upstream) {
                                 if (proxy_) proxy_->SetLimits(body, client, upstream);
                                 if (proxy_host_) proxy_host_->SetLimits(body, client, upstream);
                               },

@@ -39,7 +39,7 @@ class ModelRouter;
 class ConfigReloader {
  public:
   // The proxy's limits a reload may change at once (max_body_bytes, client and upstream timeouts).
-  using ProxyLimits = std::function<void(uint64_t, std::chrono::seconds, std::chrono::seconds)>;
+  using ProxyLimits = std::function<void(uint64_t, std::chrono::milliseconds, std::chrono::milliseconds)>;
   struct Parts {
     supervisor::Supervisor& supervisor;
     ModelRouter& router;
