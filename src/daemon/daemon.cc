@@ -134,12 +134,13 @@ class Daemon {
 
     reloader_ = std::make_unique<ConfigReloader>(
         config, fixed.total_memory_bytes, budget,
-        ConfigReloader::Parts{*supervisor_, *router_,
-                              [this](uint64_t body, std::chrono::milliseconds client, std::chrono::milliseconds upstream) {
-                                if (proxy_) proxy_->SetLimits(body, client, upstream);
-                                if (proxy_host_) proxy_host_->SetLimits(body, client, upstream);
-                              },
-                              shutting_down_});
+        ConfigReloader::Parts{
+            *supervisor_, *router_,
+            [this](uint64_t body, std::chrono::milliseconds client, std::chrono::milliseconds upstream) {
+              if (proxy_) proxy_->SetLimits(body, client, upstream);
+              if (proxy_host_) proxy_host_->SetLimits(body, client, upstream);
+            },
+            shutting_down_});
     services_ = std::make_unique<ControlServices>(
         ControlServices::Parts{*supervisor_, *router_, *reloader_, *bench_, *activity_, proxy_host_.get(),
                                shutting_down_, [this] { RequestShutdown(); }},
