@@ -839,6 +839,9 @@ bool ModelRouter::EvictOne(const std::string& except_child) {
     if (victim.empty()) return false;
     usage_[victim].evicting = true;  // unroute first, so no new request picks it
     SettleLocked(children_, answers);
+    Log("evicting %s (least recently used, idle %llds) to make room for %s", victim.c_str(),
+        static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(Now() - oldest).count()),
+        except_child.c_str());
   }
   Deliver(answers);
   (void)supervisor_.Stop(victim);
@@ -897,6 +900,9 @@ void ModelRouter::ExpireIdle() {
       if (now - u.last_used >= *ttl) {
         u.evicting = true;
         expired.push_back(c.name);
+        Log("unloading %s: idle for %llds, its TTL is %llds", c.name.c_str(),
+            static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(now - u.last_used).count()),
+            static_cast<long long>(ttl->count()));
       }
     }
     if (!expired.empty()) SettleLocked(children_, answers);

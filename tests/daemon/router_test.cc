@@ -397,9 +397,12 @@ TEST_F(RouterTest, EvictionTakesTheLeastRecentlyUsedIdleModelNeverPinnedOrBusy) 
   const std::string e = StartReady("epsilon");
   clock_.Advance(seconds(1));
 
-  // delta needs room: one eviction, the oldest idle unpinned model.
+  // delta needs room: one eviction, the oldest idle unpinned model, and the log says so.
+  ::testing::internal::CaptureStderr();
   StartReady("delta");
+  const std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(StopNames(), std::vector<std::string>{g});
+  EXPECT_NE(log.find("evicting " + g + " (least recently used, idle 2s) to make room for "), std::string::npos) << log;
 
   // gamma again: now epsilon (t+2) is older than delta (t+3); alpha and beta stay.
   clock_.Advance(seconds(1));
@@ -449,8 +452,12 @@ TEST_F(RouterTest, IdleTtlUnloadsAtTheExactTimeAndKeepAliveOverridesIt) {
   ASSERT_TRUE(children_.WaitStops(1));
   EXPECT_EQ(StopNames(), std::vector<std::string>{b});  // alpha (ttl 10) not yet at t0+9
   clock_.Advance(seconds(2));
+  ::testing::internal::CaptureStderr();
   r.Poke();
-  ASSERT_TRUE(children_.WaitStops(2));
+  const bool stopped = children_.WaitStops(2);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(stopped);
+  EXPECT_NE(log.find("unloading " + a + ": idle for 11s, its TTL is 10s"), std::string::npos) << log;
   EXPECT_EQ(children_.stops()[1].name, a);
   EXPECT_EQ(children_.stops()[1].at, t0 + seconds(11));
 }
