@@ -94,13 +94,10 @@ class Daemon {
     supervisor::SupervisorOptions opts;
     opts.llama_server = fixed.llama_server;
     opts.log_dir = ModelLogDir();
-    opts.memory_budget_bytes = budget;
-    opts.health_timeout_base = std::chrono::seconds(config.health_timeout_s);
-    opts.health_timeout_per_gib = std::chrono::seconds(config.health_timeout_per_gib_s);
-    opts.stop_grace = std::chrono::seconds(config.stop_timeout_s);
     opts.liveness_timeout = std::chrono::seconds(config.liveness_timeout_s);
     opts.on_change = [this] { OnChange(); };
     supervisor_ = std::make_unique<supervisor::Supervisor>(opts);
+    supervisor_->SetLimits(SupervisorLimitsFor(config, budget));  // before anything can start
 
     // The data plane: the proxy reads routes_ lock-free and asks the router (over the
     // supervisor) for models that are not ready.

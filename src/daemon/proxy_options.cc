@@ -24,4 +24,13 @@ proxy::ProxyOptions ProxyOptionsFor(const config::Config& config) {
   return p;
 }
 
+supervisor::Supervisor::Limits SupervisorLimitsFor(const config::Config& config, uint64_t budget_bytes) {
+  supervisor::Supervisor::Limits l;
+  l.memory_budget_bytes = budget_bytes;
+  l.health_timeout_base = std::chrono::seconds(config.health_timeout_s);
+  l.health_timeout_per_gib = std::chrono::seconds(config.health_timeout_per_gib_s);
+  l.stop_grace = std::chrono::seconds(config.stop_timeout_s);
+  return l;
+}
+
 }  // namespace corral::daemon

@@ -87,12 +87,7 @@ control::ReloadOutcome ConfigReloader::Apply(const std::string& trigger) {
   }
 
   // Apply: limits first (later starts), then the router (catalog, aliases, settings, TTLs).
-  supervisor::Supervisor::Limits limits;
-  limits.memory_budget_bytes = *budget;
-  limits.health_timeout_base = std::chrono::seconds(next.health_timeout_s);
-  limits.health_timeout_per_gib = std::chrono::seconds(next.health_timeout_per_gib_s);
-  limits.stop_grace = std::chrono::seconds(next.stop_timeout_s);
-  parts_.supervisor.SetLimits(limits);
+  parts_.supervisor.SetLimits(SupervisorLimitsFor(next, *budget));
   if (parts_.proxy_limits) {
     const proxy::ProxyOptions live = ProxyOptionsFor(next);
     parts_.proxy_limits(live.max_body_bytes, live.client_timeout, live.upstream_timeout);

@@ -1,5 +1,6 @@
 // ProxyOptionsFor (issue 12 item 5): the one conversion from the config to the proxy's
-// options, used by the daemon at start and on reload and by `corral proxy`.
+// options, used by the daemon at start and on reload and by `corral proxy`; and
+// SupervisorLimitsFor, the one conversion to the supervisor's reloadable limits.
 #include "daemon/proxy_options.h"
 
 #include <gtest/gtest.h>
@@ -61,6 +62,26 @@ TEST(ProxyOptionsTest, EveryProxyOptionIsCarried) {
   EXPECT_EQ(p.max_buffered_body_bytes, 13U);
   EXPECT_TRUE(p.allow_unauthenticated_lan);
   EXPECT_TRUE(p.require_key_on_loopback);
+}
+
+// SupervisorLimitsFor: the daemon's start and the reload set the supervisor's limits through it.
+TEST(ProxyOptionsTest, SupervisorLimitsCarryTheBudgetAndEveryTimeout) {
+  config::Config c;
+  c.health_timeout_s = 5;
+  c.health_timeout_per_gib_s = 6;
+  c.stop_timeout_s = 7;
+  const supervisor::Supervisor::Limits l = SupervisorLimitsFor(c, 123);
+  EXPECT_EQ(l.memory_budget_bytes, 123U);
+  EXPECT_EQ(l.health_timeout_base, std::chrono::seconds(5));
+  EXPECT_EQ(l.health_timeout_per_gib, std::chrono::seconds(6));
+  EXPECT_EQ(l.stop_grace, std::chrono::seconds(7));
+  // The config's defaults are the supervisor's own (a daemon without a config file behaves
+  // like a bare Supervisor).
+  const supervisor::SupervisorOptions own;
+  const supervisor::Supervisor::Limits d = SupervisorLimitsFor(config::Config{}, 0);
+  EXPECT_EQ(d.health_timeout_base, own.health_timeout_base);
+  EXPECT_EQ(d.health_timeout_per_gib, own.health_timeout_per_gib);
+  EXPECT_EQ(d.stop_grace, own.stop_grace);
 }
 
 }  // namespace
