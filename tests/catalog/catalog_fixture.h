@@ -17,8 +17,8 @@ namespace corral::testing {
 class SyntheticModels {
  public:
   static SyntheticModels& Get() {
-    static SyntheticModels* models = new SyntheticModels();  // lives for the whole binary
-    return *models;
+    static SyntheticModels models;  // lives for the whole binary; its directory goes at exit
+    return models;
   }
   std::string alpha;  // "Alpha" F16
   std::string beta;   // "Beta" Q8_0, grouped-query attention

@@ -207,8 +207,8 @@ proxy::EnsureErrorCode ErrorCode(const proxy::EnsureResult& r) {
 class Models {
  public:
   static Models& Get() {
-    static Models* m = new Models();
-    return *m;
+    static Models m;  // destroyed at exit, which removes its directory
+    return m;
   }
   std::string dir() const { return dir_.path(); }
 

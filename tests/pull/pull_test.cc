@@ -35,8 +35,8 @@ std::string ReadAll(const std::string& path) {
 class Repos {
  public:
   static Repos& Get() {
-    static Repos* r = new Repos();
-    return *r;
+    static Repos r;  // destroyed at exit, which removes its directory
+    return r;
   }
   std::string root() const { return dir_.path() + "/repos"; }
   std::string q4;  // the Q4_K_M file's path in the repo tree
