@@ -21,7 +21,7 @@ namespace corral::bench {
 namespace {
 
 constexpr auto kProbeTimeout = std::chrono::seconds(10);
-constexpr auto kPollInterval = std::chrono::milliseconds(20);
+constexpr auto kNginxPoll = std::chrono::milliseconds(20);
 constexpr int kStartAttempts = 3;  // a free port can be taken between probing and nginx's bind
 
 // A loopback port nothing listens on right now.
@@ -196,7 +196,7 @@ Result<std::unique_ptr<NginxProxy>> NginxProxy::Start(const std::string& binary,
       }
       auto r = HttpRequest(ep, "/health", "", std::chrono::seconds(2));
       if (r.ok() && r->status == 200) return n;
-      std::this_thread::sleep_for(kPollInterval);
+      std::this_thread::sleep_for(kNginxPoll);
     }
     auto out = ReadFileBounded(out_path, 1 << 16);
     last = Unavailable(std::string(exited ? "nginx exited during start" : "nginx answered no /health 200 in time") +

@@ -22,7 +22,7 @@ namespace {
 
 constexpr auto kProbeTimeout = std::chrono::seconds(10);
 constexpr auto kStartTimeout = std::chrono::seconds(120);
-constexpr auto kPollInterval = std::chrono::milliseconds(50);
+constexpr auto kRunPoll = std::chrono::milliseconds(50);
 constexpr auto kNginxTimeout = std::chrono::seconds(15);
 constexpr size_t kNginxErrorLogTailBytes = 4000;
 constexpr uint64_t kMaxKeyFileBytes = 4096;
@@ -80,7 +80,7 @@ Status WaitRouterModelLoaded(const Endpoint& ep, const std::string& model, std::
         if (m["status"].contains("failed")) return Unavailable("router mode failed to load " + model);
       }
     }
-    std::this_thread::sleep_for(kPollInterval);
+    std::this_thread::sleep_for(kRunPoll);
   }
   return Status(StatusCode::kTimeout, "router mode did not load " + model + " in time");
 }

@@ -25,7 +25,7 @@ namespace corral::bench {
 namespace {
 
 constexpr uint64_t kMaxProcFileBytes = 4 << 20;
-constexpr auto kPollInterval = std::chrono::milliseconds(20);
+constexpr auto kSystemPoll = std::chrono::milliseconds(20);
 
 std::string FirstLineWith(const std::string& text, const std::string& key) {
   std::istringstream in(text);
@@ -295,7 +295,7 @@ Result<std::unique_ptr<LocalServer>> LocalServer::Start(const std::vector<std::s
       auto r = HttpRequest(ep, "/health", "", std::chrono::seconds(2));
       if (r.ok() && r->status == 200) return s;
     }
-    std::this_thread::sleep_for(kPollInterval);
+    std::this_thread::sleep_for(kSystemPoll);
   }
   return Status(StatusCode::kTimeout, argv_in[0] + " was not ready in time; its log ends with:\n" + s->LogTail(2000));
 }

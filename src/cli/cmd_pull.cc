@@ -54,7 +54,7 @@ std::string Stem(const std::string& path) {
 // Renders pull events: a bar on a terminal (stderr), JSON lines (stdout), or nothing.
 class Reporter {
  public:
-  Reporter(bool json, bool tty) : json_(json), tty_(tty) {}
+  Reporter(bool as_json, bool tty) : json_(as_json), tty_(tty) {}
 
   void operator()(const pull::PullEvent& e) {
     using K = pull::PullEvent::Kind;

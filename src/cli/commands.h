@@ -50,4 +50,4 @@ int Fail(ExitCode code, const std::string& message);
 
 // In a cmd_*.cc file: CORRAL_REGISTER_COMMAND(RegisterFoo);
 #define CORRAL_REGISTER_COMMAND(fn) \
-  static const ::corral::cli::CommandRegistrar CORRAL_CONCAT(corral_command_, __LINE__)(fn)
+  static const ::corral::cli::CommandRegistrar CORRAL_CONCAT(corral_command_, __COUNTER__)(fn)

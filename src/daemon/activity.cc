@@ -1,17 +1,10 @@
 #include "daemon/activity.h"
 
+#include "common/clock.h"
 #include "control/api.h"
 #include "daemon/router.h"
 
 namespace corral::daemon {
-namespace {
-
-int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 Activity::Activity(Sources sources, control::FeedOptions options)
     : sources_(std::move(sources)), feed_(options, [this] { return GaugesNow(); }) {}
@@ -26,7 +19,7 @@ void Activity::Close() {
 
 void Activity::OnRequest(const std::string& model, const std::string& child, const proxy::RequestRecord& r) {
   control::RequestEvent e;
-  e.ts_ms = NowUnixMs();
+  e.ts_ms = UnixNowMs();
   e.route = std::string(r.route);
   e.model = model;
   e.child = child;
@@ -72,7 +65,7 @@ void Activity::OnChildren(const std::vector<supervisor::ChildInfo>& children) {
 
 control::Gauges Activity::GaugesNow() {
   control::Gauges g;
-  g.ts_ms = NowUnixMs();
+  g.ts_ms = UnixNowMs();
   const auto children = sources_.children();
   std::vector<ModelRouter::UsageRow> usage;
   if (sources_.router != nullptr) {

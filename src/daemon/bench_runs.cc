@@ -10,6 +10,7 @@
 #include <map>
 #include <utility>
 
+#include "common/clock.h"
 #include "common/fs.h"
 #include "common/subprocess.h"
 #include "control/api.h"
@@ -27,11 +28,6 @@ constexpr std::chrono::seconds kStopGrace{2};
 constexpr size_t kOutputTailLines = 400;
 constexpr uint64_t kOutputTailBytes = 1ULL << 20;
 constexpr const char* kRunOutputFile = ".last-run.log";  // not an id: ids start with a letter or digit
-
-int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 bool IsIdChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
@@ -136,7 +132,7 @@ std::string NewReportId(const std::string& output, const std::vector<std::string
 }
 
 // The last few lines of a failed run's output (its error).
-std::string LastLines(const std::string& text, int lines) {
+std::string TailLines(const std::string& text, int lines) {
   std::string t = text;
   while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
   size_t cut = t.size();
@@ -304,7 +300,7 @@ Status BenchRuns::Start(const std::string& model, const std::string& direct_url,
   const std::string output = out_dir + "/" + kRunOutputFile;
   auto pid = SpawnToLog(argv, output, /*append=*/false, /*own_group=*/true);
   if (!pid.ok()) return pid.status().WithContext("starting corral bench");
-  json run = {{"state", "running"}, {"model", model}, {"runs", runs}, {"started_ms", NowUnixMs()}};
+  json run = {{"state", "running"}, {"model", model}, {"runs", runs}, {"started_ms", UnixNowMs()}};
   {
     MutexLock lock(mu_);
     running_ = true;
@@ -312,8 +308,7 @@ Status BenchRuns::Start(const std::string& model, const std::string& direct_url,
     run_ = run;
   }
   if (options_.publish) options_.publish(json{{"t", "bench"}, {"run", run}}.dump());
-  watcher_ = std::thread(
-      [this, p = *pid, output, before = std::move(before)]() mutable { Watch(p, output, std::move(before)); });
+  watcher_ = std::thread([this, p = *pid, output, before = std::move(before)] { Watch(p, output, before); });
   return Status::Ok();
 }
 
@@ -342,7 +337,7 @@ void BenchRuns::Watch(int pid, const std::string& output_path, const std::vector
   if (!why.empty()) StopProcessGroup(pid, kStopGrace);  // kills the group and reaps
   ::kill(-pid, SIGKILL);                                // anything of its group left behind
   json run = Run();
-  run["finished_ms"] = NowUnixMs();
+  run["finished_ms"] = UnixNowMs();
   auto output = TailFile(output_path, kOutputTailLines, kOutputTailBytes);
   const std::string text = output.ok() ? *output : "";
   if (why.empty()) {
@@ -357,7 +352,7 @@ void BenchRuns::Watch(int pid, const std::string& output_path, const std::vector
     why = "corral bench exited with code " + std::to_string(code) + " and wrote no report";
   }
   run["state"] = why == "cancelled" ? "cancelled" : "failed";
-  run["error"] = why + (text.empty() ? "" : ": " + LastLines(text, 3));
+  run["error"] = why + (text.empty() ? "" : ": " + TailLines(text, 3));
   Finish(std::move(run));
 }
 

@@ -27,6 +27,7 @@
 #include <memory>
 #include <optional>
 
+#include "common/clock.h"
 #include "common/url.h"
 #include "control/api.h"
 #include "control/transport.h"
@@ -39,11 +40,6 @@ namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::atomic<bool> g_resized{false};
 std::atomic<bool> g_quit{false};
@@ -465,7 +461,7 @@ class App {
       std::vector<control::FeedEvent> evs;
       Status s = feed_->Read(evs);
       for (const auto& e : evs) {
-        state_.Apply(e, NowMs());
+        state_.Apply(e, UnixNowMs());
         gauges = gauges || e.type == control::FeedEvent::Type::kGauges;
       }
       if (!s.ok()) {
@@ -473,7 +469,7 @@ class App {
         feed_.reset();
       }
     }
-    ui_.now_ms = NowMs();
+    ui_.now_ms = UnixNowMs();
     Screen scr(opts_.once_width, opts_.once_height);
     Draw(state_, ui_, scr);
     std::cout << scr.Text();
@@ -550,7 +546,7 @@ class App {
   void ReadFeed() {
     std::vector<control::FeedEvent> evs;
     Status s = feed_->Read(evs);
-    for (const auto& e : evs) state_.Apply(e, NowMs());
+    for (const auto& e : evs) state_.Apply(e, UnixNowMs());
     if (!evs.empty()) dirty_ = true;
     if (!s.ok()) {
       state_.SetDisconnected(s.code() == StatusCode::kUnavailable ? "the daemon went away" : s.message());
@@ -562,7 +558,7 @@ class App {
   void Render() {
     dirty_ = false;
     auto [w, h] = Terminal::Size();
-    ui_.now_ms = NowMs();
+    ui_.now_ms = UnixNowMs();
     rows_ = state_.Rows(ui_.now_ms, ui_.sort, ui_.filter);
     if (!rows_.empty()) ui_.selected = std::clamp(ui_.selected, 0, static_cast<int>(rows_.size()) - 1);
     Screen scr(w, h);
@@ -699,7 +695,7 @@ class App {
       return Say("bench: " + s.message(), true);
     }
     ui_.bench_running = r.name;
-    ui_.bench_started_ms = NowMs();
+    ui_.bench_started_ms = UnixNowMs();
     ui_.message.clear();
   }
 
