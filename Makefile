@@ -37,9 +37,10 @@ engine: setup
 llama-ui: engine
 	@scripts/llama-ui.sh >/dev/null
 
-# Configure once per preset (again when the engine directory changes), then build.
+# Configure once per preset (again when the engine directory or the presets change), then build.
 define configure
-	@if ! grep -qs "CORRAL_ENGINE_DIR:PATH=$(CORRAL_ENGINE_DIR)$$" build/$(1)/CMakeCache.txt; then \
+	@if ! grep -qs "CORRAL_ENGINE_DIR:PATH=$(CORRAL_ENGINE_DIR)$$" build/$(1)/CMakeCache.txt || \
+	    [ CMakePresets.json -nt build/$(1)/CMakeCache.txt ]; then \
 	  cmake --preset $(1) >build/$(1).configure.log 2>&1 || { cat build/$(1).configure.log; exit 1; }; fi
 endef
 
@@ -95,18 +96,18 @@ format:
 format-check:
 	@git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
 
-tidy: build
-	@git ls-files 'src/*.cc' | xargs clang-tidy -p build/release --quiet
+tidy: build-asan
+	@git ls-files 'src/*.cc' | xargs clang-tidy -p build/asan-ubsan --quiet
 
 # A ratchet for CI: clang-tidy on every src/*.cc changed since the commit in .ci/tidy-base
 # (a whole-tree run takes ~40 CPU-minutes here; a change's files take a few). Move the base
 # forward after a clean whole-tree `make tidy`.
 TIDY_BASE ?= $(shell cat .ci/tidy-base 2>/dev/null)
-tidy-changed: build
+tidy-changed: build-asan
 	@files=$$(git diff --name-only --diff-filter=AM $(TIDY_BASE) -- 'src/*.cc'); \
 	  if [ -z "$$files" ]; then echo "tidy: no src/*.cc changed since $(TIDY_BASE)"; exit 0; fi; \
 	  echo "tidy: $$(echo $$files | wc -w) file(s) changed since $(TIDY_BASE)"; \
-	  echo $$files | tr ' ' '\n' | xargs -P $(JOBS) -n 1 clang-tidy -p build/release --quiet
+	  echo $$files | tr ' ' '\n' | xargs -P $(JOBS) -n 1 clang-tidy -p build/asan-ubsan --quiet
 
 clean:
 	rm -rf build
