@@ -33,7 +33,8 @@ endif()
 # Unity build (the release preset): a module's sources compile as a few batches of 8 instead
 # of one compiler per file. Most of a file's compile time is the headers (Boost.Asio/Beast,
 # nlohmann/json) and the inline code they emit (CLI11 alone is ~70 % of a cmd_*.cc object),
-# so batching cuts the binary's compile CPU by ~2.5x (bench/results/20261203-unity-build).
+# so batching (and -g1 in the preset) cuts the binary's compile CPU from ~820 to ~400 s and a
+# cold `make run` by half (bench/results/20261203-cold-make-run/README.md).
 # The sanitizer and fuzz presets stay per-file, so CI still proves every file includes what
 # it uses; the release build proves the batches agree (no clashing names in anonymous
 # namespaces). GCC's -Wsubobject-linkage is meant for headers, and a batched .cc looks like one.
